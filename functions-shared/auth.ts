@@ -1,0 +1,296 @@
+// Caller auth for every Edge Function except `webhooks` (see ARCHITECTURE.md, "Caller auth").
+//
+// A caller is let in with either
+// - a Supabase secret API key (`apikey` header or `Authorization: Bearer <key>`), compared in
+//   constant time against every key in SUPABASE_SECRET_KEYS, or
+// - a JWT (`Authorization: Bearer <jwt>`) whose `role` claim is `service_role`, verified with jose
+//   against SUPABASE_JWKS, the project's JWKS endpoint, or the legacy HS256 SUPABASE_JWT_SECRET.
+//
+// Anything else throws `Unauthorized` (a 401, nothing done). A missing or malformed configuration
+// is a plain Error when the config is built, never a 401 and never an open door. No message ever
+// contains a presented credential or a configured secret.
+
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JSONWebKeySet,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+} from "jose";
+import { z } from "zod";
+
+export type CallerAuthConfig = {
+  secretKeys: string[];
+  jwks?: JSONWebKeySet;
+  jwksUrl?: URL;
+  jwtSecret?: string;
+};
+
+export type Caller = { via: "secret_key" } | { via: "jwt"; claims: JWTPayload };
+
+/** The request is rejected: 401. The message says what was wrong in general terms and is safe to show. */
+export class Unauthorized extends Error {
+  override readonly name = "Unauthorized";
+}
+
+const JWKS_ALGORITHMS = ["ES256", "RS256", "EdDSA"];
+const SECRET_ALGORITHMS = ["HS256"];
+const CLOCK_TOLERANCE_SECONDS = 5;
+const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
+
+const SecretKeys = z.union([z.record(z.string(), z.string()), z.array(z.string())]);
+const Jwks = z.object({ keys: z.array(z.looseObject({ kty: z.string() })) });
+const ASYMMETRIC_KTY = new Set(["EC", "RSA", "OKP"]);
+
+/**
+ * Reads SUPABASE_SECRET_KEYS, SUPABASE_JWKS, SUPABASE_URL and SUPABASE_JWT_SECRET. Throws an Error
+ * naming the variable when one is malformed, and when none of them allows any caller in.
+ */
+export function callerAuthConfigFromEnv(
+  get: (name: string) => string | undefined,
+): CallerAuthConfig {
+  const config: CallerAuthConfig = { secretKeys: [] };
+
+  const secretKeysText = nonEmpty(get("SUPABASE_SECRET_KEYS"));
+  if (secretKeysText !== undefined) {
+    const parsed = SecretKeys.safeParse(parseJson(secretKeysText));
+    if (!parsed.success) {
+      throw new Error(
+        "SUPABASE_SECRET_KEYS must be JSON: an object of key names to keys, or an array of keys",
+      );
+    }
+    config.secretKeys = Object.values(parsed.data).filter((key) => key.trim() !== "");
+    if (config.secretKeys.length === 0) {
+      throw new Error("SUPABASE_SECRET_KEYS has no usable keys (all are empty)");
+    }
+  }
+
+  const jwksText = nonEmpty(get("SUPABASE_JWKS"));
+  const supabaseUrl = nonEmpty(get("SUPABASE_URL"));
+  if (jwksText !== undefined) {
+    const parsed = Jwks.safeParse(parseJson(jwksText));
+    if (!parsed.success) {
+      throw new Error('SUPABASE_JWKS must be a JSON Web Key Set: {"keys":[...]}');
+    }
+    if (!parsed.data.keys.some((key) => ASYMMETRIC_KTY.has(key.kty))) {
+      throw new Error("SUPABASE_JWKS has no usable public keys (kty EC, RSA or OKP)");
+    }
+    config.jwks = parsed.data as JSONWebKeySet;
+  } else if (supabaseUrl !== undefined) {
+    config.jwksUrl = jwksUrlFor(supabaseUrl);
+  }
+
+  const jwtSecret = nonEmpty(get("SUPABASE_JWT_SECRET"));
+  if (jwtSecret !== undefined) config.jwtSecret = jwtSecret;
+
+  assertUsable(config);
+  return config;
+}
+
+/**
+ * Returns the check each function runs before doing anything: it resolves to the caller or
+ * throws `Unauthorized`. Key digests, the HMAC key and the JWKS are imported once and reused.
+ * A failure that is not the caller's fault (the JWKS endpoint is unreachable) is a plain Error.
+ */
+export function createCallerAuth(config: CallerAuthConfig): (req: Request) => Promise<Caller> {
+  assertUsable(config);
+  const keyDigests = config.secretKeys.length > 0
+    ? Promise.all(config.secretKeys.map(sha256))
+    : Promise.resolve([]);
+  const jwks: JWTVerifyGetKey | undefined = config.jwks
+    ? createLocalJWKSet(config.jwks)
+    : config.jwksUrl
+    ? createRemoteJWKSet(config.jwksUrl)
+    : undefined;
+  const hmacKey = config.jwtSecret === undefined ? undefined : importHmacKey(config.jwtSecret);
+  // An unhandled rejection here would only resurface on first use; keep it for then.
+  keyDigests.catch(() => {});
+  hmacKey?.catch(() => {});
+
+  async function isSecretKey(presented: string | undefined): Promise<boolean> {
+    const digests = await keyDigests;
+    if (presented === undefined || digests.length === 0) return false;
+    const digest = await sha256(presented);
+    let matches = 0;
+    for (const known of digests) matches |= digestsEqual(digest, known) ? 1 : 0;
+    return matches === 1;
+  }
+
+  async function verifyJwt(token: string): Promise<JWTPayload> {
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw new Unauthorized("malformed token");
+    }
+    const options: JWTVerifyOptions = {
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ["exp"],
+    };
+    let payload: JWTPayload;
+    try {
+      if (typeof alg === "string" && SECRET_ALGORITHMS.includes(alg) && hmacKey) {
+        ({ payload } = await jwtVerify(token, await hmacKey, {
+          ...options,
+          algorithms: SECRET_ALGORITHMS,
+        }));
+      } else if (typeof alg === "string" && JWKS_ALGORITHMS.includes(alg) && jwks) {
+        payload = await verifyWithKeySet(token, jwks, { ...options, algorithms: JWKS_ALGORITHMS });
+      } else {
+        throw new Unauthorized("token algorithm not accepted");
+      }
+    } catch (err) {
+      throw asUnauthorized(err);
+    }
+    if (payload.role !== "service_role") {
+      throw new Unauthorized("wrong role: a service_role token is required");
+    }
+    return payload;
+  }
+
+  return async (req) => {
+    const apikey = nonEmpty(req.headers.get("apikey"));
+    const authorization = nonEmpty(req.headers.get("authorization"));
+    const bearer = authorization?.match(/^Bearer[ \t]+(\S+)$/i)?.[1];
+    if (apikey === undefined && bearer === undefined) {
+      throw new Unauthorized(
+        authorization === undefined
+          ? "missing credentials: send a secret API key (apikey header) or a service_role JWT (Authorization: Bearer)"
+          : "malformed Authorization header: expected 'Bearer <token>'",
+      );
+    }
+    // Both candidates are always compared, so timing does not tell which one matched.
+    const [apikeyMatches, bearerMatches] = await Promise.all([
+      isSecretKey(apikey),
+      isSecretKey(bearer),
+    ]);
+    if (apikeyMatches || bearerMatches) return { via: "secret_key" };
+    if (bearer !== undefined && looksLikeJwt(bearer)) {
+      return { via: "jwt", claims: await verifyJwt(bearer) };
+    }
+    if (bearer !== undefined && !bearer.startsWith("sb_")) {
+      throw new Unauthorized("malformed token: neither a known API key nor a JWT");
+    }
+    throw new Unauthorized("unknown API key");
+  };
+}
+
+/** A 401 with `{"error":"unauthorized","message":...}`; the message is the error's, never a credential. */
+export function unauthorizedResponse(err: Unauthorized): Response {
+  return Response.json({ error: "unauthorized", message: err.message }, {
+    status: 401,
+    headers: { "cache-control": "no-store", "www-authenticate": "Bearer" },
+  });
+}
+
+function assertUsable(config: CallerAuthConfig): void {
+  if (config.jwtSecret === "") throw new Error("SUPABASE_JWT_SECRET is set but empty");
+  if (config.secretKeys.some((key) => key.trim() === "")) {
+    throw new Error("caller auth: a secret key is empty");
+  }
+  const hasJwtSource = config.jwks !== undefined || config.jwksUrl !== undefined ||
+    config.jwtSecret !== undefined;
+  if (config.secretKeys.length === 0 && !hasJwtSource) {
+    throw new Error(
+      "caller auth is not configured: set SUPABASE_SECRET_KEYS, or SUPABASE_JWKS / SUPABASE_URL / SUPABASE_JWT_SECRET for JWT callers",
+    );
+  }
+}
+
+function nonEmpty(value: string | null | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === undefined || trimmed === "" ? undefined : trimmed;
+}
+
+/** JSON.parse, but a syntax error (whose message quotes the input) becomes `undefined`. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function jwksUrlFor(supabaseUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(supabaseUrl.replace(/\/+$/, "") + JWKS_PATH);
+  } catch {
+    throw new Error("SUPABASE_URL is not a valid URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new Error("SUPABASE_URL must be an http(s) URL");
+  }
+  return url;
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+/** Compares two SHA-256 digests without an early exit. */
+function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+function importHmacKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
+}
+
+function looksLikeJwt(token: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+}
+
+/** jwtVerify against a key set, trying each candidate when several keys match the header. */
+async function verifyWithKeySet(
+  token: string,
+  jwks: JWTVerifyGetKey,
+  options: JWTVerifyOptions,
+): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, jwks, options)).payload;
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    const candidates = err as errors.JWKSMultipleMatchingKeys & AsyncIterable<CryptoKey>;
+    for await (const key of candidates) {
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (inner) {
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
+/** Maps what jose reports about the caller's token to a 401; anything else stays a plain Error. */
+function asUnauthorized(err: unknown): Error {
+  if (err instanceof Unauthorized) return err;
+  if (err instanceof errors.JWTExpired) return new Unauthorized("token expired");
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    return new Unauthorized(`invalid token claim: ${err.claim}`);
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) {
+    return new Unauthorized("token signature invalid");
+  }
+  if (err instanceof errors.JWKSNoMatchingKey) return new Unauthorized("unknown signing key");
+  if (err instanceof errors.JOSEAlgNotAllowed) {
+    return new Unauthorized("token algorithm not accepted");
+  }
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) {
+    return new Unauthorized("malformed token");
+  }
+  return new Error("caller auth: could not verify the token", { cause: err });
+}

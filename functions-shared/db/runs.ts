@@ -1,0 +1,32 @@
+// tether.runs: one row per refresh, sync run, backfill slice or webhook batch.
+import type { Sql, Tx } from "./client.ts";
+
+export interface RunRecord {
+  connection_id: string | null;
+  kind: "refresh" | "sync" | "backfill" | "webhook";
+  stream?: string | null;
+  backfill_id?: string | null;
+  status: "running" | "succeeded" | "failed" | "skipped";
+  started_at: Date;
+  finished_at?: Date | null;
+  added_count?: number;
+  updated_count?: number;
+  unchanged_count?: number;
+  error_count?: number;
+  pages_count?: number;
+  error?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export async function insertRun(sql: Sql | Tx, r: RunRecord): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    insert into tether.runs (connection_id, kind, stream, backfill_id, status, started_at,
+      finished_at, added_count, updated_count, unchanged_count, error_count, pages_count,
+      error, details)
+    values (${r.connection_id}, ${r.kind}, ${r.stream ?? null}, ${r.backfill_id ?? null},
+      ${r.status}, ${r.started_at}, ${r.finished_at ?? null}, ${r.added_count ?? 0},
+      ${r.updated_count ?? 0}, ${r.unchanged_count ?? 0}, ${r.error_count ?? 0},
+      ${r.pages_count ?? 0}, ${r.error ?? null}, ${sql.json((r.details ?? {}) as never)})
+    returning id`;
+  return row!.id;
+}

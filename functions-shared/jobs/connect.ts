@@ -1,0 +1,115 @@
+// The connect job: validates a connection's credentials and config with the
+// provider's own schema, proves they work (a first refresh, or a cheap
+// authenticated call), then stores them encrypted and the connection as
+// active. Reconnecting replaces the credentials and clears the error state.
+// Nothing is stored when any step fails; the answer never holds a token.
+import { z } from "zod";
+import { recordRefreshSuccess, upsertConnection } from "../db/connections.ts";
+import { writeCredentials } from "../db/credentials.ts";
+import { insertRun } from "../db/runs.ts";
+import { type Deps, describeZodError, type Job, JobError } from "../platform.ts";
+import { adapterFor } from "../providers/registry.ts";
+import { mergeCredentials, ProviderError, PROVIDERS } from "../providers/types.ts";
+import { adapterContext } from "./tokens.ts";
+
+export const ConnectInput = z.strictObject({
+  provider: z.enum(PROVIDERS),
+  external_id: z.string().trim().min(1).max(255),
+  name: z.string().trim().min(1).max(200),
+  owner_id: z.uuid().optional(),
+  credentials: z.record(z.string(), z.unknown()),
+  config: z.record(z.string(), z.unknown()).default({}),
+});
+export type ConnectInput = z.infer<typeof ConnectInput>;
+
+export interface ConnectResult {
+  connection_id: string;
+  provider: string;
+  name: string;
+  status: string;
+  token_expires_at: string | null;
+}
+
+function parseField<S extends z.ZodType>(schema: S, value: unknown, field: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const message = describeZodError(parsed.error).replaceAll('field "', `field "${field}.`)
+      .replace(`field "${field}.(body)"`, `field "${field}"`);
+    throw new JobError(400, "invalid_body", message);
+  }
+  return parsed.data;
+}
+
+export async function runConnect(deps: Deps, input: ConnectInput): Promise<ConnectResult> {
+  const adapter = adapterFor(input.provider);
+  const credentials = parseField(
+    adapter.credentialsSchema,
+    input.credentials,
+    "credentials",
+  ) as Record<string, string>;
+  const config = parseField(adapter.configSchema, input.config, "config") as Record<
+    string,
+    unknown
+  >;
+  const started = deps.now();
+  const ref = { id: "new", provider: input.provider, externalId: input.external_id, config };
+  let grant;
+  try {
+    grant = await adapter.refresh(adapterContext(deps), ref, credentials);
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    if (err.reauthRequired || err.code === "unauthorized") {
+      throw new JobError(422, "credentials_rejected", err.message);
+    }
+    if (err.code === "misconfigured" || err.code === "bad_request") {
+      throw new JobError(400, "invalid_connection", err.message);
+    }
+    throw new JobError(
+      502,
+      "provider_unavailable",
+      `${err.message}; nothing was stored, try again`,
+    );
+  }
+  const row = await deps.db.begin(async (tx) => {
+    const row = await upsertConnection(tx, {
+      provider: input.provider,
+      external_id: input.external_id,
+      name: input.name,
+      owner_id: input.owner_id ?? null,
+      config,
+    });
+    await tx`select 1 from tether.connections where id = ${row.id} for update`;
+    await writeCredentials(tx, deps.vault, row.id, mergeCredentials(credentials, grant), {
+      replace: true,
+    });
+    await recordRefreshSuccess(tx, row.id, "connect", {
+      now: deps.now(),
+      tokenExpiresAt: grant.accessTokenExpiresAt,
+      refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
+      refreshTokenRotated: true,
+    });
+    await insertRun(tx, {
+      connection_id: row.id,
+      kind: "refresh",
+      status: "succeeded",
+      started_at: started,
+      finished_at: deps.now(),
+      details: { connect: true, rotated: grant.refreshTokenRotated },
+    });
+    return row;
+  });
+  deps.log.info("connected", { connection_id: row.id, provider: row.provider });
+  return {
+    connection_id: row.id,
+    provider: row.provider,
+    name: row.name,
+    status: "active",
+    token_expires_at: grant.accessTokenExpiresAt?.toISOString() ?? null,
+  };
+}
+
+export const connect: Job<ConnectInput, ConnectResult> = {
+  name: "connect",
+  input: ConnectInput,
+  run: runConnect,
+};

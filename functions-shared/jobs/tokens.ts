@@ -1,0 +1,222 @@
+// One token refresh, done right (ARCHITECTURE rules 1-3, 8), and
+// getAccessToken for every job that calls a provider. The caller has claimed
+// the connection (a lease); the credentials are read after claiming; a rotated
+// refresh token is written in the same transaction that records the refresh;
+// an invalid_grant after another worker rotated the token is not a failure.
+import {
+  claimConnection,
+  type ConnectionRow,
+  getConnection,
+  recordRefreshFailure,
+  recordRefreshSuccess,
+  type RefreshPolicy,
+  releaseLease,
+} from "../db/connections.ts";
+import { readCredentials, writeCredentials } from "../db/credentials.ts";
+import { insertRun } from "../db/runs.ts";
+import type { Deps } from "../platform.ts";
+import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
+import {
+  type AdapterContext,
+  type ConnectionRef,
+  type Credentials,
+  ProviderError,
+  type ProviderName,
+} from "../providers/types.ts";
+
+/** Long enough for a slow provider call with retries; a crashed worker's claim lapses after it. */
+export const LEASE_SECONDS = 120;
+const DAY = 86_400;
+
+/** When each provider's connections fall due, derived from the adapters' facts. */
+export const refreshPolicies: RefreshPolicy[] = PROVIDERS.map((provider) => {
+  const facts = providerFacts[provider];
+  const idle = "refreshTokenIdleSeconds" in facts ? facts.refreshTokenIdleSeconds : undefined;
+  return {
+    provider,
+    access_margin_s: facts.refreshMarginSeconds,
+    // Renew a refresh token a week before it dies (sooner for short idle windows).
+    refresh_margin_s: Math.min(7 * DAY, idle ? Math.floor(idle / 4) : 7 * DAY),
+    check_interval_s: DAY,
+  };
+});
+
+export function adapterContext(deps: Deps, signal?: AbortSignal): AdapterContext {
+  return {
+    fetch: deps.fetch,
+    now: deps.now,
+    app: (provider) => deps.env.apps[provider],
+    signal,
+  };
+}
+
+export function connectionRef(row: ConnectionRow): ConnectionRef {
+  return {
+    id: row.id,
+    provider: row.provider as ProviderName,
+    externalId: row.external_id,
+    config: row.config,
+  };
+}
+
+export type RefreshOutcome = "refreshed" | "failed" | "reauth_required" | "skipped";
+
+/** Refreshes one claimed connection and records everything; never throws for provider failures. */
+export async function refreshClaimed(
+  deps: Deps,
+  row: ConnectionRow,
+  owner: string,
+): Promise<RefreshOutcome> {
+  const started = deps.now();
+  const adapter = adapterFor(row.provider);
+  const stored = await readCredentials(deps.db, deps.vault, row.id);
+  const run = (
+    status: "succeeded" | "failed" | "skipped",
+    extra: Record<string, unknown> = {},
+  ) => ({
+    connection_id: row.id,
+    kind: "refresh" as const,
+    status,
+    started_at: started,
+    finished_at: deps.now(),
+    ...extra,
+  });
+  try {
+    const grant = await adapter.refresh(adapterContext(deps), connectionRef(row), stored.values);
+    const written = await deps.db.begin(async (tx) => {
+      await tx`select 1 from tether.connections where id = ${row.id} for update`;
+      const current = await readCredentials(tx, deps.vault, row.id);
+      if (current.version !== stored.version) return false; // reconnected meanwhile: theirs wins
+      await writeCredentials(tx, deps.vault, row.id, grant.credentials);
+      await recordRefreshSuccess(tx, row.id, owner, {
+        now: deps.now(),
+        tokenExpiresAt: grant.accessTokenExpiresAt,
+        refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
+        refreshTokenRotated: grant.refreshTokenRotated,
+      });
+      await insertRun(tx, run("succeeded", { details: { rotated: grant.refreshTokenRotated } }));
+      return true;
+    });
+    if (written) return "refreshed";
+    await releaseLease(deps.db, row.id, owner);
+    await insertRun(
+      deps.db,
+      run("skipped", { error: "credentials were replaced during the refresh; kept the new ones" }),
+    );
+    return "skipped";
+  } catch (err) {
+    if (!(err instanceof ProviderError)) {
+      await recordRefreshFailure(deps.db, row.id, owner, {
+        now: deps.now(),
+        status: "error",
+        error: `internal error: ${(err as Error).message}`,
+      });
+      await insertRun(deps.db, run("failed", { error: (err as Error).message }));
+      deps.log.error("refresh failed unexpectedly", { connection_id: row.id, error: String(err) });
+      return "failed";
+    }
+    if (err.reauthRequired) {
+      // Rule 1: another worker (or a reconnect) may already have rotated the token.
+      const current = await readCredentials(deps.db, deps.vault, row.id);
+      if (current.version !== stored.version) {
+        await releaseLease(deps.db, row.id, owner);
+        await insertRun(deps.db, run("skipped", { error: "token already rotated elsewhere" }));
+        return "skipped";
+      }
+    }
+    const status = err.reauthRequired ? "reauth_required" : "error";
+    await recordRefreshFailure(deps.db, row.id, owner, {
+      now: deps.now(),
+      status,
+      error: err.message,
+      retryAfterMs: err.retryAfterMs,
+    });
+    await insertRun(deps.db, run("failed", { error: err.message, details: { code: err.code } }));
+    deps.log.warn("refresh failed", {
+      connection_id: row.id,
+      provider: row.provider,
+      code: err.code,
+      error: err.message,
+    });
+    return status === "reauth_required" ? "reauth_required" : "failed";
+  }
+}
+
+export class ConnectionUnavailable extends Error {
+  override readonly name = "ConnectionUnavailable";
+}
+
+/**
+ * A valid access token for a connection, refreshed on demand when it is within
+ * the provider's margin (or `force`), single-flight with the background sweep:
+ * if another worker holds the connection, wait for it and use its result.
+ */
+export async function getAccessToken(
+  deps: Deps,
+  connectionId: string,
+  opts: { force?: boolean; waitMs?: number } = {},
+): Promise<{ token: string; credentials: Credentials; connection: ConnectionRow }> {
+  const deadline = Date.now() + (opts.waitMs ?? 30_000);
+  let force = opts.force ?? false;
+  while (true) {
+    const row = await getConnection(deps.db, connectionId);
+    if (!row) throw new ConnectionUnavailable(`connection ${connectionId} does not exist`);
+    if (row.status === "reauth_required" || row.status === "disabled") {
+      throw new ConnectionUnavailable(
+        `connection ${row.name} (${row.provider}) is ${row.status}: ${
+          row.last_error ?? "reconnect it"
+        }`,
+      );
+    }
+    const adapter = adapterFor(row.provider);
+    const margin = adapter.facts.refreshMarginSeconds * 1000;
+    const fresh = row.token_expires_at === null ||
+      row.token_expires_at.getTime() - margin > deps.now().getTime();
+    if (fresh && !force && row.status === "active") {
+      const { values } = await readCredentials(deps.db, deps.vault, row.id);
+      return { token: adapter.accessToken(values), credentials: values, connection: row };
+    }
+    const owner = `on-demand:${crypto.randomUUID()}`;
+    const claimed = await claimConnection(deps.db, row.id, {
+      owner,
+      now: deps.now(),
+      leaseSeconds: LEASE_SECONDS,
+    });
+    if (claimed) {
+      const outcome = await refreshClaimed(deps, claimed, owner);
+      if (outcome === "refreshed" || outcome === "skipped") {
+        force = false;
+        continue;
+      }
+      const after = await getConnection(deps.db, row.id);
+      throw new ConnectionUnavailable(
+        `could not refresh the ${row.provider} token of ${row.name}: ${after?.last_error}`,
+      );
+    }
+    // Another worker is refreshing this connection: wait for its result.
+    if (Date.now() > deadline) {
+      throw new ConnectionUnavailable(`timed out waiting for another refresh of ${row.name}`);
+    }
+    force = false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Calls the provider with a valid token; after a 401 refreshes once and
+ * retries once (the on-demand half of the refresh strategy).
+ */
+export async function withAccessToken<T>(
+  deps: Deps,
+  connectionId: string,
+  call: (credentials: Credentials, connection: ConnectionRow) => Promise<T>,
+): Promise<T> {
+  const first = await getAccessToken(deps, connectionId);
+  try {
+    return await call(first.credentials, first.connection);
+  } catch (err) {
+    if (!(err instanceof ProviderError) || err.code !== "unauthorized") throw err;
+    const second = await getAccessToken(deps, connectionId, { force: true });
+    return await call(second.credentials, second.connection);
+  }
+}

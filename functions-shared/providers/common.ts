@@ -1,0 +1,80 @@
+// Schemas and input checks every adapter shares: the base-URL overrides of a connection's config,
+// token fields, and the parsing of a connection's config and stored credentials into values the
+// adapter can trust (or a "misconfigured" ProviderError naming the field).
+
+import { z } from "zod";
+import { parseWith } from "./http.ts";
+import {
+  type ConnectionRef,
+  type Credentials,
+  ProviderError,
+  type ProviderFacts,
+  type ProviderName,
+} from "./types.ts";
+
+/** An absolute http(s) URL with no query or fragment: the scheme + host (+ path prefix) to use. */
+export const baseUrl = z
+  .url({ protocol: /^https?$/, error: "expected an absolute http(s) URL" })
+  .refine((value) => {
+    const url = new URL(value);
+    return url.search === "" && url.hash === "" && url.username === "" && url.password === "";
+  }, "expected a URL without query, fragment or user info");
+
+/** Fields every provider's config may hold: they replace the documented scheme + host. */
+export const baseConfigShape = {
+  auth_base_url: baseUrl.optional(),
+  api_base_url: baseUrl.optional(),
+};
+
+/** A token as stored or received: a non-empty string. */
+export const token = z.string().min(1, "expected a non-empty string");
+
+/** A lifetime in seconds as providers send it: a non-negative number. */
+export const seconds = z.number().nonnegative();
+
+/**
+ * Checks that the connection belongs to this adapter and parses its config. A mismatch is
+ * "misconfigured" (the connection row is wrong; retrying will not help).
+ */
+export function parseConfig<C extends z.ZodType>(
+  provider: ProviderName,
+  conn: ConnectionRef,
+  schema: C,
+): z.output<C> {
+  if (conn.provider !== provider) {
+    throw new Error(`${provider} adapter was given a ${conn.provider} connection (${conn.id})`);
+  }
+  return parseWith(provider, "misconfigured", "connection config", schema, conn.config);
+}
+
+/** Parses stored credentials; a missing or empty field is "misconfigured" naming the field. */
+export function parseCredentials<K extends z.ZodType>(
+  provider: ProviderName,
+  creds: Credentials,
+  schema: K,
+): z.output<K> {
+  return parseWith(provider, "misconfigured", "stored credentials", schema, creds, {
+    secrets: Object.values(creds),
+  });
+}
+
+/** The credential that authenticates API calls, or "misconfigured" when it is not stored (yet). */
+export function requireCredential(
+  provider: ProviderName,
+  creds: Credentials,
+  field: string,
+  hint = "",
+): string {
+  const value = creds[field];
+  if (value !== undefined && value !== "") return value;
+  throw new ProviderError(
+    provider,
+    "misconfigured",
+    `${provider} credentials hold no ${field}${hint === "" ? "" : `: ${hint}`}`,
+  );
+}
+
+/** Declares a provider's facts: checked against ProviderFacts, extra provider-specific facts kept typed. */
+export function defineFacts<const F extends ProviderFacts>(facts: F): F {
+  return facts;
+}

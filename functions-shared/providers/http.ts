@@ -1,0 +1,470 @@
+// What every adapter does the same way when it talks to a provider: fetch with a timeout, parse
+// JSON, validate it with zod into errors that name the field, turn HTTP failures into
+// `ProviderError` codes, and read `Retry-After`. Messages never carry tokens, secrets or raw bodies.
+
+import { z } from "zod";
+import {
+  type AdapterContext,
+  type AppCredentials,
+  type ProviderConfig,
+  type ProviderEndpoint,
+  ProviderError,
+  type ProviderErrorCode,
+  type ProviderFacts,
+  type ProviderName,
+} from "./types.ts";
+
+export const DEFAULT_TIMEOUT_MS = 15_000;
+/** Provider-supplied text (error_description, GraphQL messages) is cut to this many characters. */
+const MAX_DETAIL_CHARS = 200;
+/** Values shorter than this are not redacted (they would mangle ordinary words). */
+const MIN_SECRET_CHARS = 6;
+
+// ---------------------------------------------------------------------------------------------
+// URLs
+
+/** Appends a documented path to a base URL (`https://host` or `http://127.0.0.1:9/shopify`). */
+export function joinUrl(base: string, path: string): string {
+  return base.replace(/\/+$/, "") + (path.startsWith("/") ? path : `/${path}`);
+}
+
+/** The connection's `auth_base_url` / `api_base_url` when set, else the documented hosts. */
+export function baseUrls(
+  facts: ProviderFacts,
+  config: ProviderConfig,
+): { auth: string; api: string } {
+  return {
+    auth: config.auth_base_url ?? facts.defaultAuthBaseUrl(config),
+    api: config.api_base_url ?? facts.defaultApiBaseUrl(config),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe messages
+
+/** Replaces every occurrence of each secret with `[redacted]`. */
+export function redact(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret === undefined || secret.length < MIN_SECRET_CHARS) continue;
+    out = out.split(secret).join("[redacted]");
+  }
+  return out;
+}
+
+function truncate(text: string, max = MAX_DETAIL_CHARS): string {
+  const oneLine = text.replace(/\s+/g, " ").trim();
+  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+/** `a.b[0].c` for a zod issue path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out;
+}
+
+/** `field "access_token": expected string, received undefined; field "expires_in": …` */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], max = 3): string {
+  const parts = issues.slice(0, max).map((issue) => {
+    const message = issue.message.replace(/^Invalid input: /, "");
+    return issue.path.length === 0 ? message : `field "${formatPath(issue.path)}": ${message}`;
+  });
+  if (issues.length > max) parts.push(`and ${issues.length - max} more`);
+  return parts.join("; ");
+}
+
+/**
+ * Parses `value` with `schema`, or throws a ProviderError with `code` whose message names the
+ * provider, what was parsed and each failing field: `shiphero refresh response: field
+ * "access_token": expected string, received undefined`.
+ */
+export function parseWith<S extends z.ZodType>(
+  provider: ProviderName,
+  code: ProviderErrorCode,
+  what: string,
+  schema: S,
+  value: unknown,
+  options: {
+    secrets?: readonly (string | undefined)[];
+    status?: number;
+    endpoint?: ProviderEndpoint;
+  } = {},
+): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const message = redact(
+    `${provider} ${what}: ${formatIssues(result.error.issues)}`,
+    options.secrets ?? [],
+  );
+  throw new ProviderError(provider, code, message, {
+    status: options.status,
+    endpoint: options.endpoint,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// App credentials
+
+/** The app's OAuth client, or "misconfigured" naming the env vars to set. */
+export function requireApp(
+  ctx: AdapterContext,
+  provider: ProviderName,
+  facts: ProviderFacts,
+): AppCredentials {
+  const app = ctx.app(provider);
+  if (app !== undefined && app.clientId !== "" && app.clientSecret !== "") return app;
+  throw new ProviderError(
+    provider,
+    "misconfigured",
+    `${provider} app credentials are not set: set ${envNames(facts)}`,
+  );
+}
+
+function envNames(facts: ProviderFacts): string {
+  return facts.appEnv === null
+    ? "the app's client id and secret"
+    : `${facts.appEnv.clientId} and ${facts.appEnv.clientSecret}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry-After
+
+/** Milliseconds to wait from a `Retry-After` value (delta seconds or HTTP date); undefined if unusable. */
+export function parseRetryAfter(value: string | null | undefined, now: Date): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = value.trim();
+  if (text === "") return undefined;
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.ceil(Number(text) * 1000);
+  // An HTTP date always names a weekday or a month; a bare or negative number is not a date.
+  if (!/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now.getTime());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+export interface JsonRequest {
+  provider: ProviderName;
+  facts: ProviderFacts;
+  endpoint: ProviderEndpoint;
+  /** Names the parsed body in messages: "refresh response", "verify response". */
+  what: string;
+  method: "GET" | "POST";
+  url: string;
+  headers?: Record<string, string>;
+  body?: string | URLSearchParams;
+  /** Values that must never appear in a message (tokens, client secret, Basic header). */
+  secrets: readonly (string | undefined)[];
+}
+
+export interface JsonResponse<T> {
+  data: T;
+  status: number;
+  headers: Headers;
+}
+
+function endpointLabel(provider: ProviderName, endpoint: ProviderEndpoint): string {
+  return endpoint === "token" ? `${provider} token endpoint` : `${provider} API`;
+}
+
+/**
+ * Sends one request and returns its JSON body validated by `schema`. Every failure is a
+ * ProviderError: HTTP status classes, timeout, network, a body that is not JSON, or a body that
+ * does not match the schema (the message names the field).
+ */
+export async function requestJson<S extends z.ZodType>(
+  ctx: AdapterContext,
+  req: JsonRequest,
+  schema: S,
+): Promise<JsonResponse<z.output<S>>> {
+  const { status, headers, text } = await send(ctx, req);
+  const label = endpointLabel(req.provider, req.endpoint);
+  if (status < 200 || status > 299) {
+    throw classifyHttpError(req, status, headers, text, ctx.now());
+  }
+  const json = parseJson(text);
+  if (json === NOT_JSON) {
+    const type = headers.get("content-type");
+    throw new ProviderError(
+      req.provider,
+      "bad_response",
+      `${label} returned a body that is not JSON (HTTP ${status}${
+        type ? `, ${truncate(type, 60)}` : ""
+      })`,
+      { status, endpoint: req.endpoint },
+    );
+  }
+  const data = parseWith(req.provider, "bad_response", req.what, schema, json, {
+    secrets: req.secrets,
+    status,
+    endpoint: req.endpoint,
+  });
+  return { data, status, headers };
+}
+
+async function send(
+  ctx: AdapterContext,
+  req: JsonRequest,
+): Promise<{ status: number; headers: Headers; text: string }> {
+  const timeoutMs = ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const label = endpointLabel(req.provider, req.endpoint);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new TimeoutMarker()), timeoutMs);
+  const onCallerAbort = () => controller.abort(ctx.signal?.reason);
+  if (ctx.signal?.aborted) onCallerAbort();
+  ctx.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  try {
+    const response = await ctx.fetch(req.url, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+      signal: controller.signal,
+      redirect: "manual",
+    });
+    // The timeout covers the body too: a server that sends headers and then stalls is a timeout.
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text };
+  } catch (error) {
+    if (controller.signal.aborted) {
+      const byTimer = controller.signal.reason instanceof TimeoutMarker;
+      throw new ProviderError(
+        req.provider,
+        "timeout",
+        byTimer
+          ? `${label} did not answer within ${timeoutMs} ms`
+          : `${label} request was aborted by the caller`,
+        { endpoint: req.endpoint },
+      );
+    }
+    if (error instanceof TypeError) {
+      throw new ProviderError(
+        req.provider,
+        "network",
+        redact(`${label} could not be reached: ${truncate(error.message)}`, req.secrets),
+        { endpoint: req.endpoint },
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    ctx.signal?.removeEventListener("abort", onCallerAbort);
+  }
+}
+
+class TimeoutMarker extends Error {
+  override readonly name = "TimeoutError";
+}
+
+const NOT_JSON = Symbol("not json");
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+/**
+ * The parts of an error body worth showing: the OAuth `error` code and the first human-readable
+ * description (`error_description`, `message`, `detail`, `errors`, Intuit's `fault.error[]`).
+ * Never the raw body.
+ */
+function errorDetail(json: unknown): { error?: string; text?: string } {
+  if (!isRecord(json)) return {};
+  const error = typeof json.error === "string" ? json.error : undefined;
+  const fault = json.fault ?? json.Fault;
+  const faultErrors = isRecord(fault) ? fault.error ?? fault.Error : undefined;
+  const description = [
+    json.error_description,
+    json.message,
+    json.detail,
+    json.errors,
+    faultErrors,
+  ].map(describe).find((text) => text !== undefined);
+  const text = [error, description].filter((part) => part !== undefined).join(": ");
+  return { error, text: text === "" ? undefined : text };
+}
+
+function describe(value: unknown): string | undefined {
+  if (typeof value === "string") return value === "" ? undefined : value;
+  if (!Array.isArray(value)) return undefined;
+  const texts = value
+    .map((item) => {
+      if (typeof item === "string") return item;
+      if (!isRecord(item)) return undefined;
+      const text = item.message ?? item.Message ?? item.detail ?? item.Detail;
+      return typeof text === "string" ? text : undefined;
+    })
+    .filter((text): text is string => text !== undefined && text !== "");
+  return texts.length === 0 ? undefined : texts.join("; ");
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Turns a non-2xx response into a ProviderError (see PROVIDERS.md and the task's table). */
+export function classifyHttpError(
+  req: Pick<JsonRequest, "provider" | "facts" | "endpoint" | "secrets">,
+  status: number,
+  headers: Headers,
+  bodyText: string,
+  now: Date,
+): ProviderError {
+  const { provider, facts, endpoint } = req;
+  const label = endpointLabel(provider, endpoint);
+  const json = parseJson(bodyText);
+  const detail = json === NOT_JSON ? {} : errorDetail(json);
+  const shown = detail.text === undefined ? "" : `: ${truncate(detail.text)}`;
+  const make = (code: ProviderErrorCode, message: string, retryAfterMs?: number) =>
+    new ProviderError(provider, code, redact(message, req.secrets), {
+      status,
+      endpoint,
+      retryAfterMs,
+    });
+
+  if ((status === 400 || status === 401 || status === 403) && detail.error === "invalid_grant") {
+    return make(
+      "invalid_grant",
+      `${provider} rejected the refresh token (HTTP ${status}${shown}); reconnect the ${facts.displayName} account`,
+    );
+  }
+  if (
+    (status === 400 || status === 401 || status === 403) &&
+    (detail.error === "invalid_client" || detail.error === "unauthorized_client")
+  ) {
+    return make(
+      "misconfigured",
+      `${provider} rejected the app credentials (HTTP ${status}${shown}); check ${envNames(facts)}`,
+    );
+  }
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(headers.get("retry-after"), now) ??
+      facts.defaultRetryAfterSeconds * 1000;
+    return make(
+      "rate_limited",
+      `${label} is rate limiting (HTTP 429${shown}); retry after ${
+        Math.ceil(retryAfterMs / 1000)
+      } s`,
+      retryAfterMs,
+    );
+  }
+  if (status >= 500) return make("server_error", `${label} failed with HTTP ${status}${shown}`);
+  if (status === 408) return make("timeout", `${label} timed out (HTTP 408${shown})`);
+  if (status === 401 || status === 403) {
+    return make(
+      "unauthorized",
+      endpoint === "api"
+        ? `${provider} rejected the access token (HTTP ${status}${shown}); it was revoked, expired or lacks a scope`
+        : `${label} refused the request (HTTP ${status}${shown})`,
+    );
+  }
+  if (status >= 300 && status < 400) {
+    return make(
+      "bad_response",
+      `${label} answered with a redirect (HTTP ${status}); check the base URL`,
+    );
+  }
+  return make("bad_request", `${label} rejected the request (HTTP ${status}${shown})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GraphQL
+
+export interface GraphqlError {
+  message?: string | undefined;
+  extensions?: { code?: unknown } | undefined;
+  code?: unknown;
+}
+
+/**
+ * GraphQL answers HTTP 200 with `errors` for throttling (Shopify `THROTTLED`, ShipHero "not enough
+ * credits … try again in N seconds") and for failed queries; both become ProviderErrors.
+ */
+export function throwOnGraphqlErrors(
+  req: Pick<JsonRequest, "provider" | "facts" | "secrets">,
+  errors: readonly GraphqlError[] | undefined,
+): void {
+  if (errors === undefined || errors.length === 0) return;
+  const messages = errors.map((e) => e.message ?? "").filter((m) => m !== "");
+  const joined = truncate(messages.join("; ") || "unnamed error");
+  const throttled = errors.some((e) =>
+    e.extensions?.code === "THROTTLED" || /throttl|not enough credits/i.test(e.message ?? "")
+  );
+  if (throttled) {
+    const seconds = /try again in (\d+(?:\.\d+)?) ?s/i.exec(messages.join(" "))?.[1];
+    const retryAfterMs = seconds !== undefined
+      ? Math.ceil(Number(seconds) * 1000)
+      : req.facts.defaultRetryAfterSeconds * 1000;
+    throw new ProviderError(
+      req.provider,
+      "rate_limited",
+      redact(`${req.provider} API is throttling (${joined})`, req.secrets),
+      { status: 200, endpoint: "api", retryAfterMs },
+    );
+  }
+  throw new ProviderError(
+    req.provider,
+    "bad_response",
+    redact(`${req.provider} API returned GraphQL errors: ${joined}`, req.secrets),
+    { status: 200, endpoint: "api" },
+  );
+}
+
+const graphqlEnvelope = z.object({
+  data: z.unknown().optional(),
+  errors: z
+    .array(
+      z.looseObject({
+        message: z.string().optional(),
+        extensions: z.looseObject({ code: z.unknown().optional() }).optional(),
+      }),
+    )
+    .optional(),
+});
+
+/**
+ * A GraphQL call: HTTP handled as `requestJson`, then `errors` thrown (`throwOnGraphqlErrors`),
+ * then `data` validated by `dataSchema` (messages name the field as `data.…`).
+ */
+export async function requestGraphql<S extends z.ZodType>(
+  ctx: AdapterContext,
+  req: JsonRequest,
+  dataSchema: S,
+): Promise<JsonResponse<z.output<S>>> {
+  const response = await requestJson(ctx, req, graphqlEnvelope);
+  throwOnGraphqlErrors(req, response.data.errors);
+  // `data` is wrapped so that messages name the field from the top: `field "data.shop.name"`.
+  const wrapped = z.object({ data: dataSchema }) as unknown as z.ZodType<{ data: z.output<S> }>;
+  const parsed = parseWith(
+    req.provider,
+    "bad_response",
+    req.what,
+    wrapped,
+    { data: response.data.data },
+    { secrets: req.secrets, status: response.status, endpoint: req.endpoint },
+  );
+  return { ...response, data: parsed.data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by adapters
+
+/** `now + seconds`. */
+export function after(now: Date, seconds: number): Date {
+  return new Date(now.getTime() + seconds * 1000);
+}
+
+/** Base64 of a UTF-8 string (HTTP Basic credentials). */
+export function base64Utf8(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}

@@ -1,0 +1,187 @@
+// The one interface every provider adapter implements, and the one error type it throws.
+//
+// Adapters know nothing of Postgres or HTTP serving: everything they need (fetch, the clock, the
+// app credentials) comes in through `AdapterContext`, and everything they learn goes back as a
+// value (`TokenGrant`) or a `ProviderError`. The interface grows with the data-sync half
+// (`listOrders`, `listCustomers`, `verifyWebhook`, `parseWebhook`); the auth half is below.
+
+import type { z } from "zod";
+
+export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
+export type ProviderName = typeof PROVIDERS[number];
+
+export function isProviderName(value: unknown): value is ProviderName {
+  return typeof value === "string" && (PROVIDERS as readonly string[]).includes(value);
+}
+
+/** Stored secrets of one connection, under the providers' own field names (`refresh_token`, `api_token`, …). */
+export type Credentials = Record<string, string>;
+
+export interface ConnectionRef {
+  id: string;
+  provider: ProviderName;
+  externalId: string;
+  config: Record<string, unknown>;
+}
+
+export interface AppCredentials {
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface AdapterContext {
+  fetch: typeof fetch;
+  now: () => Date;
+  /** The app's OAuth client for a provider (SHOPIFY_CLIENT_ID/SECRET, …), resolved by the caller. */
+  app: (provider: ProviderName) => AppCredentials | undefined;
+  /** Per request, headers and body included. Default 15000. */
+  timeoutMs?: number;
+  /** Aborts every request of the caller (e.g. when its time budget is spent); reported as "timeout". */
+  signal?: AbortSignal;
+}
+
+export interface TokenGrant {
+  /** Fields to store: always the (new) access token; `refresh_token` only when the provider sent one. */
+  credentials: Credentials;
+  /** null = never expires (Shopify legacy offline tokens, Maystro). */
+  accessTokenExpiresAt: Date | null;
+  /** Rolling / idle / absolute expiry of the refresh token, as stated or implied; null = none known. */
+  refreshTokenExpiresAt: Date | null;
+  /** The provider issued a refresh token different from the one presented; store it before anything else. */
+  refreshTokenRotated: boolean;
+  /** QuickBooks: the hard maximum lifetime of the refresh token, when the provider sent it. */
+  refreshTokenHardExpiresAt?: Date | null;
+}
+
+/** Applies a grant to the stored credentials: what the provider sent wins, the rest is kept. */
+export function mergeCredentials(stored: Credentials, grant: TokenGrant): Credentials {
+  return { ...stored, ...grant.credentials };
+}
+
+export type ProviderErrorCode =
+  | "invalid_grant"
+  | "unauthorized"
+  | "rate_limited"
+  | "server_error"
+  | "timeout"
+  | "network"
+  | "bad_response"
+  | "bad_request"
+  | "misconfigured";
+
+const RETRYABLE: ReadonlySet<ProviderErrorCode> = new Set([
+  "rate_limited",
+  "server_error",
+  "timeout",
+  "network",
+  "bad_response",
+]);
+
+export type ProviderEndpoint = "token" | "api";
+
+export interface ProviderErrorOptions {
+  status?: number;
+  retryAfterMs?: number;
+  endpoint?: ProviderEndpoint;
+  cause?: unknown;
+}
+
+/**
+ * An expected failure talking to a provider. The message is safe to store and show: it never holds
+ * a token, a secret or a raw response body (provider `error_description`s appear truncated).
+ */
+export class ProviderError extends Error {
+  override readonly name = "ProviderError";
+  readonly provider: ProviderName;
+  readonly code: ProviderErrorCode;
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+  readonly endpoint?: ProviderEndpoint;
+
+  constructor(
+    provider: ProviderName,
+    code: ProviderErrorCode,
+    message: string,
+    options: ProviderErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.provider = provider;
+    this.code = code;
+    if (options.status !== undefined) this.status = options.status;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.endpoint !== undefined) this.endpoint = options.endpoint;
+  }
+
+  /** The provider rejected the credentials: a person must reconnect the account. */
+  get reauthRequired(): boolean {
+    return this.code === "invalid_grant";
+  }
+
+  /** Transient: try again later (after `retryAfterMs` when set). */
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      provider: this.provider,
+      code: this.code,
+      message: this.message,
+      status: this.status,
+      retryAfterMs: this.retryAfterMs,
+      endpoint: this.endpoint,
+    };
+  }
+}
+
+/** Static data about a provider: what the code reads instead of hard-coding per provider. */
+export interface ProviderFacts {
+  /** Human name used in messages ("Reconnect the Shopify account"). */
+  readonly displayName: string;
+  /** oauth2: access token renewed with a refresh token; api_token: one static key. */
+  readonly authMode: "oauth2" | "api_token";
+  /** The provider can renew an access token (Shopify: only for expiring offline tokens). */
+  readonly supportsRefresh: boolean;
+  /** Every refresh issues a new refresh token and revokes (or soon revokes) the old one. */
+  readonly rotatesRefreshToken: boolean;
+  /** Refresh this long before the access token expires. */
+  readonly refreshMarginSeconds: number;
+  /** The refresh token dies after this much inactivity, when the provider says so or practice shows it. */
+  readonly refreshTokenIdleSeconds?: number;
+  /** Env vars holding the app's OAuth client; null when refreshing needs no app credentials. */
+  readonly appEnv: { readonly clientId: string; readonly clientSecret: string } | null;
+  /** Wait this long after a 429 that carries no usable Retry-After. */
+  readonly defaultRetryAfterSeconds: number;
+  /** Documented path of the token endpoint, under the auth base URL; null without refresh. */
+  readonly tokenPath: string | null;
+  /** Scheme + host of the documented token endpoint for a connection's (validated) config. */
+  defaultAuthBaseUrl(config: ProviderConfig): string;
+  /** Scheme + host of the documented API for a connection's (validated) config. */
+  defaultApiBaseUrl(config: ProviderConfig): string;
+}
+
+/** What every provider's config may hold; each adapter's `configSchema` adds its own fields. */
+export interface ProviderConfig {
+  auth_base_url?: string | undefined;
+  api_base_url?: string | undefined;
+  [field: string]: unknown;
+}
+
+export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
+  readonly provider: ProviderName;
+  readonly facts: Facts;
+  /** What `connect` must be given, under the provider's own field names. */
+  readonly credentialsSchema: z.ZodType;
+  /** The connection's config: provider fields plus optional `auth_base_url` / `api_base_url`. */
+  readonly configSchema: z.ZodType;
+  /**
+   * Renews the access token. Providers without refresh (Maystro, Shopify legacy tokens) verify the
+   * token instead and return it unchanged with a null expiry.
+   */
+  refresh(ctx: AdapterContext, conn: ConnectionRef, creds: Credentials): Promise<TokenGrant>;
+  /** One cheap authenticated call; a rejected token is ProviderError "unauthorized". */
+  verify(ctx: AdapterContext, conn: ConnectionRef, creds: Credentials): Promise<void>;
+  /** The credential that authenticates API calls. */
+  accessToken(creds: Credentials): string;
+}

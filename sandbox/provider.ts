@@ -1,0 +1,88 @@
+/**
+ * The one interface every provider sandbox implements. The server owns the
+ * cross-cutting parts (latency, faults, stats, routing); a provider module
+ * owns its accounts, tokens and wire formats.
+ */
+
+export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
+export type ProviderName = typeof PROVIDERS[number];
+
+/** Providers whose token endpoint authenticates the app (client id + secret). */
+export type AppProvider = "shopify" | "lightspeed" | "quickbooks";
+
+export interface AppCredentials {
+  clientId: string;
+  clientSecret: string;
+}
+
+export type ShopifyTokenKind = "legacy" | "expiring";
+
+export interface AccountInput {
+  externalId?: string;
+  /** Shopify only. */
+  kind?: ShopifyTokenKind;
+}
+
+export interface CreatedAccount {
+  external_id: string;
+  /** In the provider's own field names. */
+  credentials: Record<string, string>;
+  /** Where the provider's account id lives (shop, domain_prefix, realm_id). */
+  config: Record<string, string>;
+}
+
+/** An account's newest tokens and their expiries (epoch ms; null = never / none). */
+export interface AccountSnapshot {
+  refreshToken: string | null;
+  accessToken: string | null;
+  refreshExpiresAt: number | null;
+  accessExpiresAt: number | null;
+  revoked: boolean;
+}
+
+/** A token request that has been read but not yet acted on. */
+export interface TokenAttempt {
+  /** The refresh token presented, if any (for stats). */
+  readonly refreshToken: string | undefined;
+  /**
+   * Checks credentials and rotates tokens. Synchronous on purpose: two
+   * concurrent refreshes with the same token cannot interleave, so exactly one
+   * of them wins a rotation.
+   */
+  complete(now: number): Response;
+}
+
+export interface TokenEndpoint {
+  /** Path below the provider prefix, e.g. "/auth/refresh". */
+  readonly path: string;
+  /** Reads the request; a Response means it was malformed and is answered as is. */
+  read(req: Request): Promise<TokenAttempt | Response>;
+}
+
+export interface ApiEndpoint {
+  readonly method: "GET" | "POST";
+  /** Matched against the path below the provider prefix. */
+  readonly pattern: URLPattern;
+  handle(
+    req: Request,
+    params: Record<string, string | undefined>,
+    now: number,
+  ): Response | Promise<Response>;
+}
+
+export interface ProviderSandbox {
+  readonly name: ProviderName;
+  readonly token: TokenEndpoint | undefined;
+  readonly api: readonly ApiEndpoint[];
+  /** undefined when the requested external id is taken. */
+  createAccount(input: AccountInput, now: number): CreatedAccount | undefined;
+  /** false when there is no such account. */
+  revoke(externalId: string): boolean;
+  inspect(externalId: string): AccountSnapshot | undefined;
+  /** External id of the account any token (live or dead) was issued to. */
+  ownerOf(token: string): string | undefined;
+  /** The token endpoint's invalid_grant answer (also served by the invalid_grant fault). */
+  invalidGrant(): Response;
+  /** The API's bad-token answer (served by the invalid_grant fault on "api"). */
+  unauthorized(): Response;
+}

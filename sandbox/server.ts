@@ -1,0 +1,427 @@
+/**
+ * The provider sandbox server: one loopback HTTP server playing every provider
+ * under `<url>/<provider>` (so a connection's base URL is `<url>/<provider>`),
+ * plus a control API under `<url>/_sandbox`. Each startSandbox() has its own
+ * state, so tests can run several in one process.
+ *
+ * The sandbox never imports project code, and project code never imports it.
+ */
+import { z } from "zod";
+import { isoOrNull, SandboxClock } from "./clock.ts";
+import {
+  type Endpoint,
+  ENDPOINTS,
+  FAULT_KINDS,
+  FaultQueue,
+  hang,
+  isErrorFault,
+  serviceUnavailable,
+  tooManyRequests,
+  truncated,
+  withoutField,
+} from "./faults.ts";
+import type { Fault } from "./faults.ts";
+import { json, sleep } from "./http.ts";
+import {
+  type AppCredentials,
+  type AppProvider,
+  PROVIDERS,
+  type ProviderSandbox,
+} from "./provider.ts";
+import {
+  createLightspeed,
+  DEFAULT_LIGHTSPEED_CONFIG,
+  type LightspeedConfig,
+} from "./providers/lightspeed.ts";
+import { createMaystro } from "./providers/maystro.ts";
+import { createQuickBooks } from "./providers/quickbooks.ts";
+import { createShipHero } from "./providers/shiphero.ts";
+import { createShopify } from "./providers/shopify.ts";
+import { RefreshStats } from "./stats.ts";
+import { fingerprint } from "./tokens.ts";
+
+export interface SandboxOptions {
+  /** 0 (the default) = any free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  hostname?: string;
+  /** App credentials the token endpoints accept; defaults `sandbox-<provider>-client` / `-secret`. */
+  apps?: Partial<Record<AppProvider, AppCredentials>>;
+  /** Delay before every provider response (not the control API). */
+  latencyMs?: number;
+  /** Lightspeed's UNCONFIRMED lifetimes; also settable with POST /_sandbox/config. */
+  lightspeed?: Partial<LightspeedConfig>;
+}
+
+export interface RunningSandbox {
+  url: string;
+  /** Ends held (hanging) requests and stops the server. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_APPS: Readonly<Record<AppProvider, AppCredentials>> = {
+  shopify: { clientId: "sandbox-shopify-client", clientSecret: "sandbox-shopify-secret" },
+  lightspeed: { clientId: "sandbox-lightspeed-client", clientSecret: "sandbox-lightspeed-secret" },
+  quickbooks: { clientId: "sandbox-quickbooks-client", clientSecret: "sandbox-quickbooks-secret" },
+};
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<RunningSandbox> {
+  const closing = new AbortController();
+  const handler = createSandboxHandler(opts, closing.signal);
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({ port: opts.port ?? 0, hostname, onListen: resolve }, handler);
+  const addr = await listening;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${addr.port}`,
+    close() {
+      closed ??= (async () => {
+        closing.abort();
+        await server.shutdown();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** The whole sandbox as a fetch handler; `closing` releases held requests. */
+export function createSandboxHandler(
+  opts: SandboxOptions,
+  closing: AbortSignal,
+): (req: Request) => Promise<Response> {
+  const clock = new SandboxClock();
+  const faults = new FaultQueue();
+  const stats = new RefreshStats();
+  const settings = {
+    latencyMs: opts.latencyMs ?? 0,
+    lightspeed: { ...DEFAULT_LIGHTSPEED_CONFIG, ...opts.lightspeed },
+  };
+  const app = (p: AppProvider) => opts.apps?.[p] ?? DEFAULT_APPS[p];
+  const providers = new Map<string, ProviderSandbox>(
+    [
+      createShipHero(),
+      createShopify(app("shopify")),
+      createLightspeed(app("lightspeed"), () => settings.lightspeed),
+      createQuickBooks(app("quickbooks")),
+      createMaystro(),
+    ].map((p) => [p.name, p]),
+  );
+
+  /** The fault's own answer, or undefined when the provider must answer (200 faults). */
+  function errorAnswer(fault: Fault, provider: ProviderSandbox, req: Request) {
+    switch (fault.kind) {
+      case "5xx":
+        return serviceUnavailable();
+      case "429":
+        return tooManyRequests(fault.retryAfterSeconds);
+      case "hang":
+        return hang([req.signal, closing]);
+      case "invalid_grant":
+        return fault.endpoint === "token" ? provider.invalidGrant() : provider.unauthorized();
+      default:
+        return undefined;
+    }
+  }
+
+  async function corrupt(fault: Fault | undefined, res: Response): Promise<Response> {
+    if (!fault || isErrorFault(fault.kind) || !res.ok) return res;
+    return fault.kind === "malformed_json"
+      ? await truncated(res)
+      : await withoutField(res, fault.endpoint, fault.field);
+  }
+
+  async function serveProvider(
+    provider: ProviderSandbox,
+    req: Request,
+    path: string,
+  ): Promise<Response> {
+    await sleep(settings.latencyMs, closing);
+
+    const token = provider.token;
+    if (token && req.method === "POST" && path === token.path) {
+      const attempt = await token.read(req);
+      if (attempt instanceof Response) return attempt;
+      if (attempt.refreshToken !== undefined) {
+        const owner = provider.ownerOf(attempt.refreshToken);
+        stats.record(
+          owner === undefined ? undefined : `${provider.name}/${owner}`,
+          await fingerprint(attempt.refreshToken),
+        );
+      }
+      const fault = faults.take(provider.name, "token");
+      const early = fault && errorAnswer(fault, provider, req);
+      if (early) return await early;
+      return await corrupt(fault, attempt.complete(clock.now()));
+    }
+
+    for (const api of provider.api) {
+      if (req.method !== api.method) continue;
+      const match = api.pattern.exec({ pathname: path });
+      if (!match) continue;
+      const fault = faults.take(provider.name, "api");
+      const early = fault && errorAnswer(fault, provider, req);
+      if (early) return await early;
+      return await corrupt(fault, await api.handle(req, match.pathname.groups, clock.now()));
+    }
+    return notFound(req);
+  }
+
+  const control = controlRoutes({
+    clock,
+    faults,
+    stats,
+    settings,
+    providers,
+  });
+
+  return async (req) => {
+    try {
+      const { pathname } = new URL(req.url);
+      const slash = pathname.indexOf("/", 1);
+      const head = slash < 0 ? pathname.slice(1) : pathname.slice(1, slash);
+      const rest = slash < 0 ? "/" : pathname.slice(slash);
+      if (head === "_sandbox") {
+        for (const route of control) {
+          if (req.method !== route.method) continue;
+          const match = route.pattern.exec({ pathname: rest });
+          if (match) return await route.handle(req, match.pathname.groups);
+        }
+        return notFound(req);
+      }
+      const provider = providers.get(head);
+      return provider ? await serveProvider(provider, req, rest) : notFound(req);
+    } catch (err) {
+      // A bug in the sandbox, not a provider behaviour: say so loudly.
+      console.error("sandbox: unhandled error", err);
+      return json({ error: "sandbox_bug", message: String(err) }, 500);
+    }
+  };
+}
+
+function notFound(req: Request): Response {
+  return json({
+    error: "not_found",
+    message: `No route for ${req.method} ${new URL(req.url).pathname}`,
+  }, 404);
+}
+
+// ---------------------------------------------------------------------------
+// Control API (`/_sandbox/...`), JSON in and out.
+
+interface ControlState {
+  clock: SandboxClock;
+  faults: FaultQueue;
+  stats: RefreshStats;
+  settings: { latencyMs: number; lightspeed: LightspeedConfig };
+  providers: Map<string, ProviderSandbox>;
+}
+
+interface ControlRoute {
+  method: "GET" | "POST" | "DELETE";
+  pattern: URLPattern;
+  handle(
+    req: Request,
+    params: Record<string, string | undefined>,
+  ): Response | Promise<Response>;
+}
+
+const providerName = z.enum(PROVIDERS);
+/** External ids travel in URL paths and keys: keep them path-safe. */
+const externalId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "must be path-safe");
+
+const createAccountBody = z.object({
+  provider: providerName,
+  external_id: externalId.optional(),
+  kind: z.enum(["legacy", "expiring"]).optional(),
+}).refine((b) => b.kind === undefined || b.provider === "shopify", {
+  message: "kind is for shopify accounts only",
+  path: ["kind"],
+});
+
+const clockBody = z.union([
+  z.object({ advance_seconds: z.number().finite() }).strict(),
+  z.object({ set: z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO date") })
+    .strict(),
+]);
+
+const faultBody = z.object({
+  provider: providerName,
+  endpoint: z.enum(ENDPOINTS).default("token"),
+  kind: z.enum(FAULT_KINDS),
+  count: z.number().int().default(1),
+  retry_after: z.number().nonnegative().default(2),
+  field: z.string().min(1).optional(),
+});
+
+const latencyBody = z.object({ ms: z.number().int().min(0).max(60_000) });
+
+const configBody = z.object({
+  lightspeed: z.object({
+    access_token_seconds: z.number().int().positive().optional(),
+    refresh_idle_seconds: z.number().int().positive().optional(),
+  }).optional(),
+});
+
+async function parseBody<T>(req: Request, schema: z.ZodType<T>): Promise<T | Response> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await req.text());
+  } catch {
+    return json({ error: "invalid_request", message: "Body must be JSON." }, 400);
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  return json({ error: "invalid_request", message: z.prettifyError(parsed.error) }, 400);
+}
+
+function route(
+  method: ControlRoute["method"],
+  pathname: string,
+  handle: ControlRoute["handle"],
+): ControlRoute {
+  return { method, pattern: new URLPattern({ pathname }), handle };
+}
+
+function decodeSegment(segment: string | undefined): string {
+  try {
+    return decodeURIComponent(segment ?? "");
+  } catch {
+    return "";
+  }
+}
+
+function describeFault(f: Fault) {
+  return {
+    provider: f.provider,
+    endpoint: f.endpoint,
+    kind: f.kind,
+    remaining: Number.isFinite(f.remaining) ? f.remaining : null,
+    retry_after: f.retryAfterSeconds,
+    field: f.field ?? null,
+  };
+}
+
+function controlRoutes(s: ControlState): ControlRoute[] {
+  const now = () => ({ now: isoOrNull(s.clock.now()) });
+  const configView = () => ({
+    latency_ms: s.settings.latencyMs,
+    lightspeed: {
+      access_token_seconds: s.settings.lightspeed.accessTokenSeconds,
+      refresh_idle_seconds: s.settings.lightspeed.refreshIdleSeconds,
+    },
+  });
+  const account = (params: Record<string, string | undefined>) => {
+    const provider = s.providers.get(decodeSegment(params.provider));
+    const id = decodeSegment(params.id);
+    return provider && { provider, id };
+  };
+  const noAccount = (params: Record<string, string | undefined>) =>
+    json({
+      error: "not_found",
+      message: `No account ${decodeSegment(params.provider)}/${decodeSegment(params.id)}`,
+    }, 404);
+
+  return [
+    route("GET", "/health", () => json({ ok: true })),
+
+    route("POST", "/accounts", async (req) => {
+      const body = await parseBody(req, createAccountBody);
+      if (body instanceof Response) return body;
+      const provider = s.providers.get(body.provider)!;
+      const created = provider.createAccount(
+        { externalId: body.external_id, kind: body.kind },
+        s.clock.now(),
+      );
+      if (!created) {
+        return json({
+          error: "conflict",
+          message: `${body.provider}/${body.external_id} already exists`,
+        }, 409);
+      }
+      if (provider.token) s.stats.register(`${provider.name}/${created.external_id}`);
+      return json({ provider: provider.name, ...created }, 201);
+    }),
+
+    route("GET", "/accounts/:provider/:id", async (_req, params) => {
+      const found = account(params);
+      const snap = found?.provider.inspect(found.id);
+      if (!snap) return noAccount(params);
+      return json({
+        live_refresh_token_fingerprint: snap.refreshToken && await fingerprint(snap.refreshToken),
+        live_access_token_fingerprint: snap.accessToken && await fingerprint(snap.accessToken),
+        refresh_token_expires_at: isoOrNull(snap.refreshExpiresAt),
+        access_token_expires_at: isoOrNull(snap.accessExpiresAt),
+        revoked: snap.revoked,
+      });
+    }),
+
+    // All tokens of the account die: invalid_grant / 401 from then on.
+    route("POST", "/accounts/:provider/:id/revoke", (_req, params) => {
+      const found = account(params);
+      if (!found?.provider.revoke(found.id)) return noAccount(params);
+      return json({ provider: found.provider.name, external_id: found.id, revoked: true });
+    }),
+
+    route("GET", "/clock", () => json(now())),
+    route("POST", "/clock", async (req) => {
+      const body = await parseBody(req, clockBody);
+      if (body instanceof Response) return body;
+      if ("advance_seconds" in body) s.clock.advance(body.advance_seconds);
+      else s.clock.set(Date.parse(body.set));
+      return json(now());
+    }),
+
+    route("GET", "/faults", () => json({ faults: s.faults.list().map(describeFault) })),
+    route("POST", "/faults", async (req) => {
+      const body = await parseBody(req, faultBody);
+      if (body instanceof Response) return body;
+      if (body.endpoint === "token" && !s.providers.get(body.provider)!.token) {
+        return json({
+          error: "invalid_request",
+          message: `${body.provider} has no token endpoint; use endpoint "api"`,
+        }, 400);
+      }
+      const fault: Fault = {
+        provider: body.provider,
+        endpoint: body.endpoint as Endpoint,
+        kind: body.kind,
+        remaining: body.count > 0 ? body.count : Number.POSITIVE_INFINITY,
+        retryAfterSeconds: body.retry_after,
+        field: body.field,
+      };
+      s.faults.add(fault);
+      return json({ queued: describeFault(fault) }, 201);
+    }),
+    route("DELETE", "/faults", () => json({ cleared: s.faults.clear() })),
+
+    route("GET", "/latency", () => json({ ms: s.settings.latencyMs })),
+    route("POST", "/latency", async (req) => {
+      const body = await parseBody(req, latencyBody);
+      if (body instanceof Response) return body;
+      s.settings.latencyMs = body.ms;
+      return json({ ms: body.ms });
+    }),
+
+    route("GET", "/stats", () => json(s.stats.snapshot())),
+    route("DELETE", "/stats", () => {
+      s.stats.reset();
+      return json(s.stats.snapshot());
+    }),
+
+    route("GET", "/config", () => json(configView())),
+    route("POST", "/config", async (req) => {
+      const body = await parseBody(req, configBody);
+      if (body instanceof Response) return body;
+      const ls = body.lightspeed;
+      if (ls?.access_token_seconds !== undefined) {
+        s.settings.lightspeed.accessTokenSeconds = ls.access_token_seconds;
+      }
+      if (ls?.refresh_idle_seconds !== undefined) {
+        s.settings.lightspeed.refreshIdleSeconds = ls.refresh_idle_seconds;
+      }
+      return json(configView());
+    }),
+  ];
+}

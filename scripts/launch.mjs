@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Entry point of every npm script. A fresh clone has Node and npm and nothing
+// else of ours, so this installs the npm dependencies (Deno and the Supabase
+// CLI among them) when they are missing or stale, then hands over to the Deno
+// script that does the real work. Plain Node, no dependencies.
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const scripts = {
+  start: "scripts/start.ts",
+  test: "scripts/test.ts",
+  stack: "scripts/stack.ts",
+  bench: "scripts/bench.ts",
+  cli: "scripts/cli.ts",
+};
+
+const [command, ...args] = process.argv.slice(2);
+const script = scripts[command];
+if (!script) {
+  console.error(
+    `launch.mjs: unknown command "${command}" (one of ${Object.keys(scripts).join(", ")})`,
+  );
+  process.exit(2);
+}
+
+ensureNpmDependencies();
+const deno = join(root, "node_modules", ".bin", "deno");
+const result = spawnSync(deno, ["run", "-A", join(root, script), ...args], {
+  cwd: root,
+  stdio: "inherit",
+});
+if (result.error) {
+  console.error(`launch.mjs: could not run deno: ${result.error.message}`);
+  process.exit(1);
+}
+process.exit(result.status ?? 1);
+
+function ensureNpmDependencies() {
+  const stamp = join(root, "node_modules", ".tether-installed");
+  const manifest = existsSync(join(root, "package-lock.json"))
+    ? "package-lock.json"
+    : "package.json";
+  const wanted = readFileSync(join(root, manifest), "utf8");
+  const installed = existsSync(stamp) ? readFileSync(stamp, "utf8") : "";
+  if (installed === wanted && existsSync(join(root, "node_modules", ".bin", "deno"))) return;
+  console.error("Installing npm dependencies (Deno, the Supabase CLI, libraries)...");
+  // `npm install` rather than `npm ci`: the lock pins versions, and npm's lock
+  // omits other platforms' optional binaries, which `npm ci` would reject.
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+  const run = spawnSync(npm, ["install", "--no-audit", "--no-fund"], {
+    cwd: root,
+    stdio: "inherit",
+  });
+  if (run.status !== 0) {
+    console.error("launch.mjs: npm install failed; see the output above.");
+    process.exit(run.status ?? 1);
+  }
+  writeFileSync(stamp, wanted);
+}

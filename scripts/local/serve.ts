@@ -1,0 +1,56 @@
+// The long-running half of the local stack: the provider sandboxes, the Edge
+// Functions behind their gateway, and the pg_net worker for the main
+// database. Run in the background by `npm run stack:up` (scripts/local/stack.ts),
+// or inside `npm start`. SIGTERM or SIGINT stops everything it started.
+import { join } from "node:path";
+import { startFunctions } from "./functions.ts";
+import { startNetWorker } from "./net_worker.ts";
+import { loadOrCreateSecrets, type LocalSecrets } from "./secrets.ts";
+import { functionEnv, type StackConfig, stackConfig, stackInfo } from "./stack.ts";
+import { paths } from "./util.ts";
+
+export async function serveStack(
+  cfg: StackConfig,
+  secrets: LocalSecrets,
+  log: (line: string) => void = (l) => console.log(`${new Date().toISOString()} ${l}`),
+): Promise<{ stop: () => Promise<void> }> {
+  const info = stackInfo(cfg, secrets);
+  const sandbox = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(paths.root, "sandbox", "main.ts"), "--port", String(cfg.sandboxPort)],
+    cwd: paths.root,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const functions = await startFunctions({
+    port: cfg.functionsPort,
+    env: functionEnv(secrets, { databaseUrl: info.DATABASE_URL, supabaseUrl: info.SUPABASE_URL }),
+    jwks: secrets.jwks,
+    log,
+  });
+  const net = await startNetWorker({ databaseUrl: info.DATABASE_URL, log });
+  log(`functions at ${functions.functionsUrl}, sandboxes at ${info.SANDBOX_URL}`);
+  return {
+    async stop() {
+      await net.stop();
+      await functions.stop();
+      try {
+        sandbox.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await sandbox.status;
+    },
+  };
+}
+
+if (import.meta.main) {
+  const { stop } = await serveStack(stackConfig(), await loadOrCreateSecrets());
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    await stop();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", shutdown);
+  Deno.addSignalListener("SIGINT", shutdown);
+}

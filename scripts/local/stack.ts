@@ -1,0 +1,268 @@
+// The embedded local stack: PostgreSQL 15 + pg_cron, the Supabase stand-ins,
+// migrations applied by the real Supabase CLI, the Edge Functions served by
+// Deno, the pg_net worker and the provider sandboxes. `up` is idempotent and
+// leaves the servers running in the background; `down` stops exactly what
+// `up` started.
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import postgres from "postgres";
+import {
+  databaseUrl,
+  ensurePackages,
+  initCluster,
+  installStandInExtensions,
+  psql,
+  startCluster,
+  stopCluster,
+} from "./postgres.ts";
+import { loadOrCreateSecrets, type LocalSecrets } from "./secrets.ts";
+import { envInt, fail, isPortFree, paths, run, waitFor } from "./util.ts";
+
+export const TEMPLATE_DATABASE = "tether_template";
+
+export interface StackConfig {
+  pgPort: number;
+  functionsPort: number;
+  sandboxPort: number;
+}
+
+export function stackConfig(): StackConfig {
+  return {
+    pgPort: envInt("TETHER_PG_PORT", 54322),
+    functionsPort: envInt("TETHER_FUNCTIONS_PORT", 54321),
+    sandboxPort: envInt("TETHER_SANDBOX_PORT", 54329),
+  };
+}
+
+export interface StackInfo {
+  DATABASE_URL: string;
+  SUPABASE_URL: string;
+  FUNCTIONS_URL: string;
+  SERVICE_KEY: string;
+  SANDBOX_URL: string;
+  TOKEN_ENCRYPTION_KEYS: string;
+  TETHER_TEMPLATE_DATABASE: string;
+}
+
+export function stackInfo(cfg: StackConfig, secrets: LocalSecrets): StackInfo {
+  const supabaseUrl = `http://127.0.0.1:${cfg.functionsPort}`;
+  return {
+    DATABASE_URL: databaseUrl(cfg.pgPort, secrets.dbPassword),
+    SUPABASE_URL: supabaseUrl,
+    FUNCTIONS_URL: `${supabaseUrl}/functions/v1`,
+    SERVICE_KEY: secrets.secretKey,
+    SANDBOX_URL: `http://127.0.0.1:${cfg.sandboxPort}`,
+    TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
+    TETHER_TEMPLATE_DATABASE: TEMPLATE_DATABASE,
+  };
+}
+
+/** App credentials the sandboxes accept by default (sandbox/server.ts). */
+export const SANDBOX_APPS = {
+  SHOPIFY_CLIENT_ID: "sandbox-shopify-client",
+  SHOPIFY_CLIENT_SECRET: "sandbox-shopify-secret",
+  LIGHTSPEED_CLIENT_ID: "sandbox-lightspeed-client",
+  LIGHTSPEED_CLIENT_SECRET: "sandbox-lightspeed-secret",
+  QUICKBOOKS_CLIENT_ID: "sandbox-quickbooks-client",
+  QUICKBOOKS_CLIENT_SECRET: "sandbox-quickbooks-secret",
+};
+
+/** The environment a deployed function gets, pointed at one local database. */
+export function functionEnv(
+  secrets: LocalSecrets,
+  opts: { databaseUrl: string; supabaseUrl: string },
+): Record<string, string> {
+  return {
+    SUPABASE_URL: opts.supabaseUrl,
+    SUPABASE_DB_URL: opts.databaseUrl,
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: secrets.secretKey }),
+    SUPABASE_JWKS: JSON.stringify(secrets.jwks),
+    SUPABASE_JWT_SECRET: secrets.jwtSecret,
+    TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
+    ...SANDBOX_APPS,
+  };
+}
+
+export async function readStackEnv(): Promise<StackInfo> {
+  if (!existsSync(paths.stackEnv)) {
+    fail("The local stack is not up: run `npm run stack:up` first.");
+  }
+  const text = await readFile(paths.stackEnv, "utf8");
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = line.match(/^([A-Z_]+)=(.*)$/);
+    if (m) env[m[1]!] = m[2]!;
+  }
+  return env as unknown as StackInfo;
+}
+
+/** Applies the Supabase bootstrap stand-ins, then the migrations with the Supabase CLI. */
+export async function prepareDatabase(cfg: StackConfig, secrets: LocalSecrets, database: string) {
+  await psql(database, { file: join(paths.root, "sql", "local", "supabase.sql") });
+  const url = databaseUrl(cfg.pgPort, secrets.dbPassword, database);
+  await run(paths.supabaseBin, ["db", "push", `--remote=${url}`, "--yes", "--skip-vault"], {
+    quiet: true,
+    hint: "the Supabase CLI could not apply supabase/migrations",
+    env: { SUPABASE_AGENT: "no", DO_NOT_TRACK: "1" },
+  });
+}
+
+/** Rebuilds the template that every test database is cloned from. */
+async function rebuildTemplate(cfg: StackConfig, secrets: LocalSecrets): Promise<void> {
+  const sql = postgres(databaseUrl(cfg.pgPort, secrets.dbPassword), { max: 1, onnotice: () => {} });
+  try {
+    const exists = await sql`select 1 from pg_database where datname = ${TEMPLATE_DATABASE}`;
+    if (exists.length > 0) {
+      await sql.unsafe(`alter database ${TEMPLATE_DATABASE} is_template false`);
+      await sql.unsafe(`drop database ${TEMPLATE_DATABASE} with (force)`);
+    }
+    await sql.unsafe(`create database ${TEMPLATE_DATABASE}`);
+  } finally {
+    await sql.end();
+  }
+  await prepareDatabase(cfg, secrets, TEMPLATE_DATABASE);
+  await psql("postgres", {
+    command: `alter database ${TEMPLATE_DATABASE} is_template true`,
+  });
+}
+
+/** Stores the functions URL and key where the SQL API reads them (Vault). */
+export async function storeFunctionSecrets(
+  databaseUrl: string,
+  functionsUrl: string,
+  serviceKey: string,
+): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    for (
+      const [name, value] of [["tether_functions_url", functionsUrl], [
+        "tether_service_key",
+        serviceKey,
+      ]] as const
+    ) {
+      const [row] = await sql`select id from vault.secrets where name = ${name}`;
+      if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
+      else await sql`select vault.create_secret(${value}, ${name}, 'Tether: set by stack:up')`;
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function servePid(): Promise<number | null> {
+  if (!existsSync(paths.servePid)) return null;
+  const pid = Number((await readFile(paths.servePid, "utf8")).trim());
+  return pid > 0 && pidAlive(pid) ? pid : null;
+}
+
+async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<void> {
+  await ensurePackages();
+  await installStandInExtensions();
+  await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
+  await startCluster(cfg.pgPort);
+  await psql("postgres", { file: join(paths.root, "sql", "local", "supabase.sql") });
+  await psql("postgres", { command: "create extension if not exists pg_cron" });
+  await prepareDatabase(cfg, secrets, "postgres");
+  await rebuildTemplate(cfg, secrets);
+}
+
+export interface UpOptions {
+  /** Run the servers in this process (npm start) instead of in the background. */
+  foreground?: boolean;
+  log?: (line: string) => void;
+}
+
+/** Brings the whole stack up; returns where everything is. */
+export async function stackUp(
+  opts: UpOptions = {},
+): Promise<{ info: StackInfo; stop?: () => Promise<void> }> {
+  await Deno.mkdir(paths.state, { recursive: true });
+  const cfg = stackConfig();
+  const secrets = await loadOrCreateSecrets();
+  const info = stackInfo(cfg, secrets);
+  const say = opts.log ?? console.log;
+
+  say("PostgreSQL 15 + pg_cron, stand-ins and migrations...");
+  await startDatabase(cfg, secrets);
+
+  let stop: (() => Promise<void>) | undefined;
+  const running = await servePid();
+  if (running) {
+    say(`Functions, sandboxes and the pg_net worker already running (pid ${running}).`);
+  } else {
+    for (const port of [cfg.functionsPort, cfg.sandboxPort]) {
+      if (!(isPortFree(port))) {
+        fail(
+          `Port ${port} is already taken. Stop whatever uses it, or choose other ports with ` +
+            `TETHER_FUNCTIONS_PORT / TETHER_SANDBOX_PORT.`,
+        );
+      }
+    }
+    say("Functions, sandboxes and the pg_net worker...");
+    if (opts.foreground) {
+      const { serveStack } = await import("./serve.ts");
+      stop = (await serveStack(cfg, secrets, opts.log)).stop;
+    } else {
+      await startBackgroundServer();
+    }
+  }
+  await waitFor("the functions gateway", () => ok(`${info.SUPABASE_URL}/health`), 60_000);
+  await waitFor("the sandboxes", () => ok(`${info.SANDBOX_URL}/_sandbox/health`), 30_000);
+  await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, info.SERVICE_KEY);
+  const envText = Object.entries(info).map(([k, v]) => `${k}=${v}`).join("\n") + "\n";
+  await writeFile(paths.stackEnv, envText, { mode: 0o600 });
+  return { info, stop };
+}
+
+async function ok(url: string): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await res.body?.cancel();
+  return res.ok;
+}
+
+async function startBackgroundServer(): Promise<void> {
+  // `exec` keeps the pid: the shell becomes the server, with its output in the log.
+  const serve = join(paths.root, "scripts", "local", "serve.ts");
+  const child = new Deno.Command("sh", {
+    args: ["-c", `exec "$0" run -A "$1" >>"$2" 2>&1`, Deno.execPath(), serve, paths.serveLog],
+    cwd: paths.root,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
+  child.unref();
+  await writeFile(paths.servePid, String(child.pid));
+  const info = stackInfo(stackConfig(), await loadOrCreateSecrets());
+  await waitFor("the background server", async () => {
+    if (exited) {
+      const tail = (await readFile(paths.serveLog, "utf8")).split("\n").slice(-20).join("\n");
+      fail(`the background server exited; last lines of ${paths.serveLog}:\n${tail}`);
+    }
+    return await ok(`${info.SUPABASE_URL}/health`);
+  }, 90_000);
+}
+
+/** Stops what stackUp started: the background server, then PostgreSQL. */
+export async function stackDown(): Promise<void> {
+  const pid = await servePid();
+  if (pid) {
+    Deno.kill(pid, "SIGTERM");
+    await waitFor("the background server to stop", () => Promise.resolve(!pidAlive(pid)), 30_000);
+  }
+  if (existsSync(paths.servePid)) await Deno.remove(paths.servePid);
+  await stopCluster();
+  if (existsSync(paths.stackEnv)) await Deno.remove(paths.stackEnv);
+}

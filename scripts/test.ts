@@ -1,0 +1,75 @@
+// npm test: brings the local stack up (installing what is missing), runs the
+// static checks (deno fmt --check, deno lint, deno check on every entry
+// point), then every test against the stack, and ends with the plain line
+// `N passed, M failed`. Arguments narrow the test run: npm test -- tests/vault_test.ts
+import { existsSync } from "node:fs";
+import { stackDown, stackUp } from "./local/stack.ts";
+import { paths, StackError } from "./local/util.ts";
+
+const deno = Deno.execPath();
+let passed = 0;
+let failed = 0;
+
+async function step(name: string, args: string[]): Promise<{ ok: boolean; output: string }> {
+  const out = await new Deno.Command(deno, {
+    args,
+    cwd: paths.root,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const output = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const ok = out.code === 0;
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}`);
+  if (!ok) console.log(output.trimEnd());
+  ok ? passed++ : failed++;
+  return { ok, output };
+}
+
+const stackWasUp = existsSync(paths.servePid) && existsSync(paths.stackEnv);
+try {
+  console.log("Bringing up the local stack...");
+  await stackUp({ log: (l) => console.log(`  ${l}`) });
+
+  await step("deno fmt --check", ["fmt", "--check"]);
+  await step("deno lint", ["lint"]);
+  await step("deno check (entry points, shared code, scripts, sandbox, tests)", [
+    "check",
+    "supabase/functions/",
+    "functions-shared/",
+    "scripts/",
+    "sandbox/",
+    "tests/",
+  ]);
+
+  const targets = Deno.args.length > 0 ? Deno.args : ["tests/"];
+  console.log(`\ndeno test ${targets.join(" ")}`);
+  const test = new Deno.Command(deno, {
+    args: ["test", "-A", "--parallel", ...targets],
+    cwd: paths.root,
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let tail = "";
+  for await (const chunk of test.stdout.pipeThrough(new TextDecoderStream())) {
+    Deno.stdout.writeSync(new TextEncoder().encode(chunk));
+    tail = (tail + chunk).slice(-4000);
+  }
+  const status = await test.status;
+  const summary = tail.match(/\| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/);
+  if (summary) {
+    passed += Number(summary[1]);
+    failed += Number(summary[2]);
+  }
+  if (!status.success && (!summary || Number(summary[2]) === 0)) failed++; // crashed runner
+} catch (err) {
+  if (!(err instanceof StackError)) throw err;
+  console.error(`The local stack could not start: ${err.message}`);
+  failed++;
+} finally {
+  if (!stackWasUp) await stackDown().catch((err) => console.error(`stack down: ${err.message}`));
+}
+
+console.log(`\n${passed} passed, ${failed} failed`);
+Deno.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,102 @@
+-- LOCAL STAND-IN FOR THE SUPABASE pg_net EXTENSION, NEVER DEPLOYED.
+-- Installed into the local PostgreSQL as an extension named `pg_net` by
+-- `npm run stack:up`, with pg_net's exact signatures and tables. Requests are
+-- queued in `net.http_request_queue` and announced with NOTIFY, which
+-- PostgreSQL delivers only when the calling transaction commits, so, as with
+-- pg_net, nothing is sent for a transaction that rolls back. A worker outside
+-- the database (scripts/local/net_worker.ts) sends them and records each
+-- outcome in `net._http_response`, timeouts and errors included.
+
+create schema net;
+
+create type net.http_method as enum ('GET', 'POST', 'DELETE');
+
+create unlogged table net.http_request_queue (
+  id bigserial primary key,
+  method net.http_method not null,
+  url text not null,
+  headers jsonb not null,
+  body bytea,
+  timeout_milliseconds integer not null
+);
+
+create unlogged table net._http_response (
+  id bigint,
+  status_code integer,
+  content_type text,
+  headers jsonb,
+  content text,
+  timed_out boolean,
+  error_msg text,
+  created timestamptz not null default now()
+);
+create index _http_response_created_idx on net._http_response (created);
+
+create function net._urlencode_params(url text, params jsonb) returns text
+language sql immutable
+as $$
+  select case
+    when params is null or params = '{}'::jsonb then url
+    else url || case when position('?' in url) > 0 then '&' else '?' end || (
+      select string_agg(key || '=' || replace(replace(value, ' ', '%20'), '&', '%26'), '&')
+        from jsonb_each_text(params)
+    )
+  end
+$$;
+
+create function net._enqueue(
+  method net.http_method, url text, headers jsonb, body bytea, timeout_milliseconds integer
+) returns bigint
+language plpgsql
+as $$
+declare
+  request_id bigint;
+begin
+  if url is null or url !~* '^https?://' then
+    raise exception 'net: url must start with http:// or https://, got %', coalesce(url, 'null');
+  end if;
+  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+  values (method, url, coalesce(headers, '{}'::jsonb), body, timeout_milliseconds)
+  returning id into request_id;
+  perform pg_notify('net_http_request_queue', request_id::text);
+  return request_id;
+end
+$$;
+
+create function net.http_post(
+  url text,
+  body jsonb default '{}'::jsonb,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+  timeout_milliseconds integer default 5000
+) returns bigint
+language sql
+as $$
+  select net._enqueue('POST', net._urlencode_params(url, params), headers,
+                      convert_to(body::text, 'UTF8'), timeout_milliseconds)
+$$;
+
+create function net.http_get(
+  url text,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{}'::jsonb,
+  timeout_milliseconds integer default 5000
+) returns bigint
+language sql
+as $$
+  select net._enqueue('GET', net._urlencode_params(url, params), headers, null, timeout_milliseconds)
+$$;
+
+create function net.http_delete(
+  url text,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{}'::jsonb,
+  timeout_milliseconds integer default 5000
+) returns bigint
+language sql
+as $$
+  select net._enqueue('DELETE', net._urlencode_params(url, params), headers, null, timeout_milliseconds)
+$$;
+
+revoke all on schema net from public;
+revoke all on all functions in schema net from public;
