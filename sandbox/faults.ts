@@ -96,11 +96,11 @@ export function tooManyRequests(retryAfterSeconds: number): Response {
 }
 
 /**
- * Holds a request without answering until the client goes away, the sandbox
- * closes, or HANG_MAX_MS passes (then a 504).
+ * Holds a request without answering until the sandbox closes or HANG_MAX_MS
+ * passes (then a 504). It does not watch `request.signal`: in Deno.serve's
+ * legacy mode that signal also fires on every successful response (and warns).
  */
-export function hang(signals: AbortSignal[], maxMs = HANG_MAX_MS): Promise<Response> {
-  const signal = AbortSignal.any(signals);
+export function hang(signal: AbortSignal, maxMs = HANG_MAX_MS): Promise<Response> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);

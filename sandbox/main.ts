@@ -40,6 +40,9 @@ const sandbox = await startSandbox({
   port: intFlag(flags, "port"),
   hostname: flags.hostname,
   latencyMs: intFlag(flags, "latency-ms"),
+}).catch((err) => {
+  if (err instanceof Deno.errors.AddrInUse) fail(`port ${flags.port} is already in use`);
+  throw err;
 });
 console.log(`sandbox listening on ${sandbox.url}`);
 

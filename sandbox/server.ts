@@ -110,14 +110,14 @@ export function createSandboxHandler(
   );
 
   /** The fault's own answer, or undefined when the provider must answer (200 faults). */
-  function errorAnswer(fault: Fault, provider: ProviderSandbox, req: Request) {
+  function errorAnswer(fault: Fault, provider: ProviderSandbox) {
     switch (fault.kind) {
       case "5xx":
         return serviceUnavailable();
       case "429":
         return tooManyRequests(fault.retryAfterSeconds);
       case "hang":
-        return hang([req.signal, closing]);
+        return hang(closing);
       case "invalid_grant":
         return fault.endpoint === "token" ? provider.invalidGrant() : provider.unauthorized();
       default:
@@ -151,7 +151,7 @@ export function createSandboxHandler(
         );
       }
       const fault = faults.take(provider.name, "token");
-      const early = fault && errorAnswer(fault, provider, req);
+      const early = fault && errorAnswer(fault, provider);
       if (early) return await early;
       return await corrupt(fault, attempt.complete(clock.now()));
     }
@@ -161,7 +161,7 @@ export function createSandboxHandler(
       const match = api.pattern.exec({ pathname: path });
       if (!match) continue;
       const fault = faults.take(provider.name, "api");
-      const early = fault && errorAnswer(fault, provider, req);
+      const early = fault && errorAnswer(fault, provider);
       if (early) return await early;
       return await corrupt(fault, await api.handle(req, match.pathname.groups, clock.now()));
     }

@@ -1,0 +1,17 @@
+-- Tether's pg_cron schedules. Idempotent: each job is unscheduled, then
+-- scheduled again, so rerunning this file after an upgrade is always safe.
+-- Run it in the database where pg_cron lives (on Supabase: postgres), after
+-- the migrations and the two Vault secrets (see README, "Deploy").
+
+select cron.unschedule(jobid)
+  from cron.job
+ where jobname in ('tether-refresh-tokens', 'tether-cleanup');
+
+-- The refresh sweep: connections whose access token is within its provider's
+-- margin of expiry, whose refresh token nears its idle or rolling expiry, or
+-- whose retry time has come. The shortest margin is 10 minutes (Lightspeed),
+-- so every 5 minutes catches every connection in time.
+select cron.schedule('tether-refresh-tokens', '*/5 * * * *', $$select public.refresh_tokens()$$);
+
+-- Housekeeping: run records, pg_net responses and pg_cron run details older than 14 days.
+select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$);
