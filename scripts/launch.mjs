@@ -3,7 +3,7 @@
 // else of ours, so this installs the npm dependencies (Deno and the Supabase
 // CLI among them) when they are missing or stale, then hands over to the Deno
 // script that does the real work. Plain Node, no dependencies.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,15 +28,18 @@ if (!script) {
 
 ensureNpmDependencies();
 const deno = join(root, "node_modules", ".bin", "deno");
-const result = spawnSync(deno, ["run", "-A", join(root, script), ...args], {
+const child = spawn(deno, ["run", "-A", join(root, script), ...args], {
   cwd: root,
   stdio: "inherit",
 });
-if (result.error) {
-  console.error(`launch.mjs: could not run deno: ${result.error.message}`);
+// Ctrl-C reaches the child from the terminal; wait for it to clean up.
+process.on("SIGINT", () => {});
+process.on("SIGTERM", () => child.kill("SIGTERM"));
+child.on("error", (err) => {
+  console.error(`launch.mjs: could not run deno: ${err.message}`);
   process.exit(1);
-}
-process.exit(result.status ?? 1);
+});
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 
 function ensureNpmDependencies() {
   const stamp = join(root, "node_modules", ".tether-installed");

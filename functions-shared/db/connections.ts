@@ -75,6 +75,8 @@ export interface ClaimOptions {
   provider?: string;
   connectionId?: string;
   force?: boolean;
+  /** Already handled by this invocation: not claimed again even if still due. */
+  exclude?: string[];
 }
 
 /**
@@ -97,6 +99,7 @@ export async function claimDueForRefresh(sql: Sql, o: ClaimOptions): Promise<Con
          and (c.lease_expires_at is null or c.lease_expires_at < ${o.now})
          and (${o.provider ?? null}::text is null or c.provider = ${o.provider ?? null})
          and (${o.connectionId ?? null}::uuid is null or c.id = ${o.connectionId ?? null})
+         and c.id <> all(${o.exclude ?? []}::uuid[])
          and (
            ${o.force ?? false}
            or (c.status = 'error' and coalesce(c.next_attempt_at, ${o.now}) <= ${o.now})

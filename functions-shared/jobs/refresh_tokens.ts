@@ -31,33 +31,28 @@ export async function runRefreshTokens(
     skipped: 0,
     duration_ms: 0,
   };
+  // Each connection at most once per invocation: one whose lifetime is shorter
+  // than its margin waits for the next invocation instead of looping here.
   const seen = new Set<string>();
-  while (Date.now() < deadline) {
-    const batch = await claimDueForRefresh(deps.db, {
-      owner,
-      now: deps.now(),
-      leaseSeconds: LEASE_SECONDS,
-      limit: concurrency,
-      policies: refreshPolicies,
-      provider: input.provider,
-      connectionId: input.connection_id,
-      force: input.force,
-    });
-    // A connection refreshed in this invocation and due again at once (a lifetime shorter
-    // than its margin) waits for the next invocation rather than looping here.
-    const fresh = batch.filter((row) => !seen.has(row.id));
-    for (const row of batch) seen.add(row.id);
-    if (fresh.length === 0) {
-      for (const row of batch) {
-        await deps.db`update tether.connections set lease_owner = null, lease_expires_at = null
-                       where id = ${row.id} and lease_owner = ${owner}`;
-      }
-      break;
+  const worker = async () => {
+    while (Date.now() < deadline) {
+      const [row] = await claimDueForRefresh(deps.db, {
+        owner,
+        now: deps.now(),
+        leaseSeconds: LEASE_SECONDS,
+        limit: 1,
+        policies: refreshPolicies,
+        provider: input.provider,
+        connectionId: input.connection_id,
+        force: input.force,
+        exclude: [...seen],
+      });
+      if (!row) return;
+      seen.add(row.id);
+      result[await refreshClaimed(deps, row, owner)]++;
     }
-    const outcomes = await Promise.all(fresh.map((row) => refreshClaimed(deps, row, owner)));
-    for (const outcome of outcomes) result[outcome]++;
-    if (input.force) break; // force covers each matching connection once
-  }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
   result.duration_ms = Date.now() - startedMs;
   deps.log.info("refresh-tokens done", result);
   return result;

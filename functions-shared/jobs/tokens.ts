@@ -12,7 +12,7 @@ import {
   type RefreshPolicy,
   releaseLease,
 } from "../db/connections.ts";
-import { readCredentials, writeCredentials } from "../db/credentials.ts";
+import { readCredentials, type StoredCredentials, writeCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
 import type { Deps } from "../platform.ts";
 import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
@@ -69,7 +69,7 @@ export async function refreshClaimed(
 ): Promise<RefreshOutcome> {
   const started = deps.now();
   const adapter = adapterFor(row.provider);
-  const stored = await readCredentials(deps.db, deps.vault, row.id);
+  let stored: StoredCredentials | undefined;
   const run = (
     status: "succeeded" | "failed" | "skipped",
     extra: Record<string, unknown> = {},
@@ -82,11 +82,14 @@ export async function refreshClaimed(
     ...extra,
   });
   try {
+    // Read after claiming (rule 1); a value the key ring cannot decrypt fails this connection only.
+    stored = await readCredentials(deps.db, deps.vault, row.id);
+    const version = stored.version;
     const grant = await adapter.refresh(adapterContext(deps), connectionRef(row), stored.values);
     const written = await deps.db.begin(async (tx) => {
       await tx`select 1 from tether.connections where id = ${row.id} for update`;
       const current = await readCredentials(tx, deps.vault, row.id);
-      if (current.version !== stored.version) return false; // reconnected meanwhile: theirs wins
+      if (current.version !== version) return false; // reconnected meanwhile: theirs wins
       await writeCredentials(tx, deps.vault, row.id, grant.credentials);
       await recordRefreshSuccess(tx, row.id, owner, {
         now: deps.now(),
@@ -118,7 +121,7 @@ export async function refreshClaimed(
     if (err.reauthRequired) {
       // Rule 1: another worker (or a reconnect) may already have rotated the token.
       const current = await readCredentials(deps.db, deps.vault, row.id);
-      if (current.version !== stored.version) {
+      if (current.version !== stored?.version) {
         await releaseLease(deps.db, row.id, owner);
         await insertRun(deps.db, run("skipped", { error: "token already rotated elsewhere" }));
         return "skipped";
