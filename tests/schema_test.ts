@@ -158,11 +158,19 @@ Deno.test("an authenticated user sees only their own connection, its health and 
 
 Deno.test("auth.uid() returns the claim's sub, and null without claims", () =>
   withDatabase(async (db) => {
-    const withClaims = await as(db.sql, "authenticated", USER_A, (tx) =>
-      tx`select auth.uid()::text as uid, auth.role() as role`);
+    const withClaims = await as(
+      db.sql,
+      "authenticated",
+      USER_A,
+      (tx) => tx`select auth.uid()::text as uid, auth.role() as role`,
+    );
     assert.deepEqual({ ...withClaims[0] }, { uid: USER_A, role: "authenticated" });
-    const without = await as(db.sql, "authenticated", null, (tx) =>
-      tx`select auth.uid() as uid, auth.jwt() as jwt`);
+    const without = await as(
+      db.sql,
+      "authenticated",
+      null,
+      (tx) => tx`select auth.uid() as uid, auth.jwt() as jwt`,
+    );
     assert.deepEqual({ ...without[0] }, { uid: null, jwt: null });
   }));
 
@@ -184,8 +192,12 @@ Deno.test("credentials are denied to authenticated and service_role, webhook eve
       assert.deepEqual({ ...row }, { s: false, i: false, u: false, c: false }, role);
     }
     // The service role still reads the status of every connection (it bypasses RLS).
-    const rows = await as(db.sql, "service_role", null, (tx) =>
-      tx`select count(*)::int as n from tether.connections`);
+    const rows = await as(
+      db.sql,
+      "service_role",
+      null,
+      (tx) => tx`select count(*)::int as n from tether.connections`,
+    );
     assert.equal(rows[0]!.n, 2);
   }));
 
@@ -310,7 +322,10 @@ Deno.test("statuses are checked by named constraints", () =>
     assert.equal(err.table_name, "connections");
     for (
       const [table, statement] of [
-        ["runs", `insert into tether.runs (connection_id, kind, status) values ('${a}', 'sync', 'bogus')`],
+        [
+          "runs",
+          `insert into tether.runs (connection_id, kind, status) values ('${a}', 'sync', 'bogus')`,
+        ],
         ["backfills", `update tether.backfills set status = 'bogus' where connection_id = '${a}'`],
         ["customers", `update tether.customers set status = 'bogus' where connection_id = '${a}'`],
         [
@@ -320,7 +335,11 @@ Deno.test("statuses are checked by named constraints", () =>
       ] as const
     ) {
       const e = await pgError(() => db.sql.unsafe(statement));
-      assert.deepEqual([e.code, e.constraint_name, e.table_name], ["23514", "status_is_valid", table]);
+      assert.deepEqual([e.code, e.constraint_name, e.table_name], [
+        "23514",
+        "status_is_valid",
+        table,
+      ]);
     }
     const provider = await pgError(() =>
       db.sql`insert into tether.connections (provider, external_id, name)

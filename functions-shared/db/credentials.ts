@@ -38,9 +38,10 @@ export async function writeCredentials(
   opts: { replace?: boolean } = {},
 ): Promise<void> {
   if (opts.replace) {
+    // Field names as text, not a JS array: see claimDueForRefresh (postgres.js array binding).
     await tx`delete from tether.credentials
               where connection_id = ${connectionId}
-                and field <> all(${Object.keys(values)}::text[])`;
+                and field <> all(string_to_array(${Object.keys(values).join(",")}, ','))`;
   }
   for (const [field, value] of Object.entries(values)) {
     const ciphertext = await vault.encrypt(value, aad(connectionId, field));

@@ -32,13 +32,28 @@ create unlogged table net._http_response (
 );
 create index _http_response_created_idx on net._http_response (created);
 
+-- Percent-encodes every byte but the unreserved ones (A-Z a-z 0-9 - . _ ~), as pg_net's
+-- curl_easy_escape does: a '+' in a timestamp must not arrive as a space.
+create function net._urlencode(value text) returns text
+language sql immutable strict
+as $$
+  select coalesce(string_agg(
+    case when b between 48 and 57 or b between 65 and 90 or b between 97 and 122
+              or b in (45, 46, 95, 126)
+         then chr(b)
+         else '%' || upper(lpad(to_hex(b), 2, '0'))
+    end, '' order by i), '')
+    from (select i, get_byte(convert_to(value, 'UTF8'), i) as b
+            from generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) as i) bytes
+$$;
+
 create function net._urlencode_params(url text, params jsonb) returns text
 language sql immutable
 as $$
   select case
     when params is null or params = '{}'::jsonb then url
     else url || case when position('?' in url) > 0 then '&' else '?' end || (
-      select string_agg(key || '=' || replace(replace(value, ' ', '%20'), '&', '%26'), '&')
+      select string_agg(net._urlencode(key) || '=' || coalesce(net._urlencode(value), ''), '&')
         from jsonb_each_text(params)
     )
   end

@@ -1,0 +1,168 @@
+// The local stack's own promises: `stack up` fails clearly when PostgreSQL's
+// port is taken, and the running stack publishes what ARCHITECTURE.md says it
+// does. Nothing here prints a secret: keys are checked with booleans.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { TokenVault } from "../functions-shared/vault.ts";
+import { paths } from "../scripts/local/util.ts";
+import { readStackEnv } from "../scripts/local/stack.ts";
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+
+function listen(): { port: number; close: () => void } {
+  const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
+}
+
+function freePort(): number {
+  const l = listen();
+  l.close();
+  return l.port;
+}
+
+/** Stops a throwaway cluster, if one was started in `dataDir` after all. */
+async function stopCluster(dataDir: string): Promise<void> {
+  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
+  const args = ["stop", "-D", dataDir, "-m", "immediate", "-w"];
+  const [cmd, argv] = Deno.uid() === 0
+    ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), ...args]]
+    : [join(PG_BIN, "pg_ctl"), args];
+  await new Deno.Command(cmd as string, { args: argv as string[], stdout: "null", stderr: "null" })
+    .output();
+}
+
+Deno.test("stack up fails with a clear message and exit code 1 when the PostgreSQL port is taken", async () => {
+  // A state directory that does not exist yet: `stack up` creates it, as on a fresh clone.
+  const state = join(paths.state, `stack-test-${crypto.randomUUID().slice(0, 8)}`);
+  const taken = listen();
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/stack.ts", "up"],
+      cwd: paths.root,
+      env: {
+        TETHER_STATE_DIR: state,
+        TETHER_PG_PORT: String(taken.port),
+        TETHER_FUNCTIONS_PORT: String(freePort()),
+        TETHER_SANDBOX_PORT: String(freePort()),
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, `exit code; stderr:\n${stderr}`);
+    const lines = stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `one line, no stack trace:\n${stderr}`);
+    assert.ok(
+      lines[0]!.startsWith(`stack up: Port ${taken.port} is already taken`),
+      `names the port:\n${stderr}`,
+    );
+    assert.match(lines[0]!, /TETHER_PG_PORT=\d+ npm run stack:up/);
+    assert.equal(existsSync(join(state, "stack.env")), false, "no stack.env for a failed start");
+    assert.equal(
+      existsSync(join(state, "pg", "data", "postmaster.pid")),
+      false,
+      "its PostgreSQL never started",
+    );
+  } finally {
+    taken.close();
+    await stopCluster(join(state, "pg", "data"));
+    await Deno.remove(state, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+});
+
+Deno.test("the running stack's stack.env has every published variable, well formed", async () => {
+  const text = await Deno.readTextFile(paths.stackEnv);
+  const names = [...text.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]);
+  for (
+    const name of [
+      "DATABASE_URL",
+      "FUNCTIONS_URL",
+      "SERVICE_KEY",
+      "SANDBOX_URL",
+      "TOKEN_ENCRYPTION_KEYS",
+    ]
+  ) {
+    assert.ok(names.includes(name), `${name} is in .tether/stack.env`);
+  }
+  const env = await readStackEnv();
+  assert.ok(/^postgres:\/\/postgres:[^@]*@127\.0\.0\.1:\d+\/postgres$/.test(env.DATABASE_URL));
+  assert.equal(env.FUNCTIONS_URL, `${env.SUPABASE_URL}/functions/v1`);
+  assert.match(env.SUPABASE_URL, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(env.SANDBOX_URL, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.ok(/^sb_secret_[A-Za-z0-9_-]{20,}$/.test(env.SERVICE_KEY), "SERVICE_KEY is a secret key");
+  const vault = await TokenVault.fromKeyRing(env.TOKEN_ENCRYPTION_KEYS);
+  assert.equal(vault.activeKeyId, "k1");
+  const mode = (await Deno.stat(paths.stackEnv)).mode! & 0o777;
+  assert.equal(mode, 0o600, "stack.env is readable by its owner only");
+});
+
+Deno.test("the gateway serves the project's JWKS with a public ES256 key", async () => {
+  const env = await readStackEnv();
+  const res = await fetch(`${env.SUPABASE_URL}/auth/v1/.well-known/jwks.json`);
+  assert.equal(res.status, 200);
+  const jwks = await res.json() as { keys: Record<string, unknown>[] };
+  assert.equal(jwks.keys.length, 1);
+  const key = jwks.keys[0]!;
+  assert.deepEqual([key.kty, key.crv, key.alg, key.use], ["EC", "P-256", "ES256", "sig"]);
+  assert.equal(typeof key.kid, "string");
+  assert.equal("d" in key, false, "no private key material");
+});
+
+Deno.test("the served connect function answers 401 without a key", async () => {
+  const env = await readStackEnv();
+  const res = await fetch(`${env.FUNCTIONS_URL}/connect`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(res.status, 401);
+  const body = await res.json();
+  assert.equal(body.error, "unauthorized");
+  const health = await fetch(`${env.SANDBOX_URL}/_sandbox/health`);
+  await health.body?.cancel();
+  assert.equal(health.status, 200);
+});
+
+Deno.test("the main database holds the Vault secrets the SQL API reads", async () => {
+  const env = await readStackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`
+      select name,
+             decrypted_secret = ${env.FUNCTIONS_URL} as is_functions_url,
+             decrypted_secret = ${env.SERVICE_KEY} as is_service_key
+        from vault.decrypted_secrets
+       where name in ('tether_functions_url', 'tether_service_key')
+       order by name`;
+    assert.deepEqual(rows.map((r) => ({ ...r })), [
+      { name: "tether_functions_url", is_functions_url: true, is_service_key: false },
+      { name: "tether_service_key", is_functions_url: false, is_service_key: true },
+    ]);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test(".tether/ is ignored by git", async () => {
+  for (const path of [".tether/", ".tether/stack.env", ".tether/secrets.json", ".tether/pg/data"]) {
+    const out = await new Deno.Command("git", {
+      args: ["check-ignore", "-q", path],
+      cwd: paths.root,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, `${path} is ignored`);
+  }
+  const tracked = await new Deno.Command("git", {
+    args: ["ls-files", "--", ".tether"],
+    cwd: paths.root,
+    stdout: "piped",
+  }).output();
+  assert.equal(new TextDecoder().decode(tracked.stdout), "");
+});
