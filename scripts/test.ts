@@ -2,8 +2,7 @@
 // static checks (deno fmt --check, deno lint, deno check on every entry
 // point), then every test against the stack, and ends with the plain line
 // `N passed, M failed`. Arguments narrow the test run: npm test -- tests/vault_test.ts
-import { existsSync } from "node:fs";
-import { stackDown, stackUp } from "./local/stack.ts";
+import { withStack } from "./local/stack.ts";
 import { paths, StackError } from "./local/util.ts";
 
 const deno = Deno.execPath();
@@ -26,11 +25,7 @@ async function step(name: string, args: string[]): Promise<{ ok: boolean; output
   return { ok, output };
 }
 
-const stackWasUp = existsSync(paths.servePid) && existsSync(paths.stackEnv);
-try {
-  console.log("Bringing up the local stack...");
-  await stackUp({ log: (l) => console.log(`  ${l}`) });
-
+async function checksAndTests(): Promise<void> {
   await step("deno fmt --check", ["fmt", "--check"]);
   await step("deno lint", ["lint"]);
   await step("deno check (entry points, shared code, scripts, sandbox, tests)", [
@@ -63,12 +58,15 @@ try {
     failed += Number(summary[2]);
   }
   if (!status.success && (!summary || Number(summary[2]) === 0)) failed++; // crashed runner
+}
+
+try {
+  console.log("Bringing up the local stack...");
+  await withStack(checksAndTests);
 } catch (err) {
   if (!(err instanceof StackError)) throw err;
   console.error(`The local stack could not start: ${err.message}`);
   failed++;
-} finally {
-  if (!stackWasUp) await stackDown().catch((err) => console.error(`stack down: ${err.message}`));
 }
 
 console.log(`\n${passed} passed, ${failed} failed`);

@@ -99,7 +99,9 @@ export async function claimDueForRefresh(sql: Sql, o: ClaimOptions): Promise<Con
          and (c.lease_expires_at is null or c.lease_expires_at < ${o.now})
          and (${o.provider ?? null}::text is null or c.provider = ${o.provider ?? null})
          and (${o.connectionId ?? null}::uuid is null or c.id = ${o.connectionId ?? null})
-         and c.id <> all(${o.exclude ?? []}::uuid[])
+         -- As text, not a JS array: on a fresh pooled connection postgres.js can bind an array
+         -- before its array serializers are loaded, sending '' ("malformed array literal").
+         and c.id <> all(string_to_array(${(o.exclude ?? []).join(",")}, ',')::uuid[])
          and (
            ${o.force ?? false}
            or (c.status = 'error' and coalesce(c.next_attempt_at, ${o.now}) <= ${o.now})

@@ -1,7 +1,7 @@
 // The refresh-tokens job: claims due connections (SKIP LOCKED + lease) and
 // refreshes them with bounded concurrency until its time budget is spent.
 import { z } from "zod";
-import { claimDueForRefresh } from "../db/connections.ts";
+import { claimDueForRefresh, releaseLease } from "../db/connections.ts";
 import type { Deps, Job } from "../platform.ts";
 import { PROVIDERS } from "../providers/types.ts";
 import { LEASE_SECONDS, refreshClaimed, type RefreshOutcome, refreshPolicies } from "./tokens.ts";
@@ -48,6 +48,12 @@ export async function runRefreshTokens(
         exclude: [...seen],
       });
       if (!row) return;
+      if (seen.has(row.id)) {
+        // This claim was sent with an older `exclude`, and a worker of this invocation has
+        // handled the row (and released it) since: give it back rather than refresh it twice.
+        await releaseLease(deps.db, row.id, owner);
+        continue;
+      }
       seen.add(row.id);
       result[await refreshClaimed(deps, row, owner)]++;
     }

@@ -266,3 +266,21 @@ export async function stackDown(): Promise<void> {
   await stopCluster();
   if (existsSync(paths.stackEnv)) await Deno.remove(paths.stackEnv);
 }
+
+/**
+ * Runs `work` with the stack up: brings it up (idempotent) and, if it was not
+ * running before, stops it again afterwards, so a one-shot command leaves the
+ * machine as it found it.
+ */
+export async function withStack<T>(
+  work: (info: StackInfo) => Promise<T>,
+  log: (line: string) => void = (l) => console.log(`  ${l}`),
+): Promise<T> {
+  const wasUp = (await servePid()) !== null && existsSync(paths.stackEnv);
+  try {
+    const { info } = await stackUp({ log });
+    return await work(info);
+  } finally {
+    if (!wasUp) await stackDown().catch((err) => console.error(`stack down: ${err.message}`));
+  }
+}
