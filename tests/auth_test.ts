@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from "jose";
 import {
   type Caller,
@@ -7,39 +8,6 @@ import {
   Unauthorized,
   unauthorizedResponse,
 } from "../functions-shared/auth.ts";
-
-// Small assertion helpers (no jsr:@std here, and node:assert needs @types/node).
-class AssertionError extends Error {
-  override readonly name = "AssertionError";
-}
-
-function ok(condition: unknown, message = "expected a truthy value"): asserts condition {
-  if (!condition) throw new AssertionError(message);
-}
-
-function equal(actual: unknown, expected: unknown, message?: string): void {
-  if (!deepEqual(actual, expected)) {
-    throw new AssertionError(
-      `${message ?? "values differ"}: ${JSON.stringify(actual)} !== ${JSON.stringify(expected)}`,
-    );
-  }
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const aKeys = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const bKeys = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  return aKeys.length === bKeys.length &&
-    aKeys.every((k) =>
-      deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    );
-}
-
-function match(actual: string, pattern: RegExp): void {
-  if (!pattern.test(actual)) throw new AssertionError(`${JSON.stringify(actual)} !~ ${pattern}`);
-}
 
 const SECRET_KEY = "sb_secret_tEsTkEy0123456789abcdefGHIJKLMNOPqrstuv";
 const OTHER_SECRET_KEY = "sb_secret_rotatedKey9876543210zyxwvuTSRQPONMLKJ";
@@ -113,26 +81,28 @@ async function assertRejected(
   message: RegExp,
   presented: string[],
 ): Promise<void> {
-  const auth = createCallerAuth(config);
   let thrown: unknown;
-  try {
-    await auth(req);
-  } catch (err) {
-    thrown = err;
-  }
-  ok(thrown instanceof Unauthorized, `expected Unauthorized, got ${String(thrown)}`);
-  match(thrown.message, message);
+  await assert.rejects(
+    createCallerAuth(config)(req),
+    (err) => {
+      thrown = err;
+      return true;
+    },
+    "expected Unauthorized",
+  );
+  assert.ok(thrown instanceof Unauthorized, `expected Unauthorized, got ${String(thrown)}`);
+  assert.match(thrown.message, message);
   const response = unauthorizedResponse(thrown);
-  equal(response.status, 401);
-  match(response.headers.get("content-type") ?? "", /^application\/json/);
+  assert.equal(response.status, 401);
+  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
   const text = await response.text();
-  equal(JSON.parse(text), { error: "unauthorized", message: thrown.message });
+  assert.deepEqual(JSON.parse(text), { error: "unauthorized", message: thrown.message });
   for (const credential of presented) {
-    ok(!text.includes(credential), "the 401 body must not contain the presented credential");
-    ok(!thrown.message.includes(credential));
+    assert.ok(!text.includes(credential), "the 401 body must not contain the presented credential");
+    assert.ok(!thrown.message.includes(credential));
   }
   for (const configured of [SECRET_KEY, OTHER_SECRET_KEY, JWT_SECRET]) {
-    ok(!text.includes(configured), "the 401 body must not contain a configured secret");
+    assert.ok(!text.includes(configured), "the 401 body must not contain a configured secret");
   }
 }
 
@@ -143,19 +113,19 @@ async function assertAccepted(config: CallerAuthConfig, req: Request): Promise<C
 // --- secret API keys ---
 
 Deno.test("a secret key in the apikey header is accepted", async () => {
-  equal(await assertAccepted(everything, request({ apikey: SECRET_KEY })), {
+  assert.deepEqual(await assertAccepted(everything, request({ apikey: SECRET_KEY })), {
     via: "secret_key",
   });
 });
 
 Deno.test("a secret key as Authorization: Bearer is accepted", async () => {
-  equal(await assertAccepted(everything, request(bearer(SECRET_KEY))), {
+  assert.deepEqual(await assertAccepted(everything, request(bearer(SECRET_KEY))), {
     via: "secret_key",
   });
 });
 
 Deno.test("every key in SUPABASE_SECRET_KEYS is accepted, not only the first", async () => {
-  equal(await assertAccepted(everything, request({ apikey: OTHER_SECRET_KEY })), {
+  assert.deepEqual(await assertAccepted(everything, request({ apikey: OTHER_SECRET_KEY })), {
     via: "secret_key",
   });
 });
@@ -197,13 +167,13 @@ Deno.test("a secret key is rejected when only JWT callers are configured", async
 
 Deno.test("an ES256 service_role JWT is accepted against a local JWKS", async () => {
   const caller = await assertAccepted(jwksOnly, request(bearer(await serviceToken())));
-  equal(caller.via, "jwt");
-  equal(caller.via === "jwt" ? caller.claims.role : undefined, "service_role");
+  assert.equal(caller.via, "jwt");
+  assert.equal(caller.via === "jwt" ? caller.claims.role : undefined, "service_role");
 });
 
 Deno.test("a service_role JWT is accepted beside a non-matching apikey (publishable key)", async () => {
   const req = request({ apikey: "sb_publishable_abc", ...bearer(await serviceToken()) });
-  equal((await assertAccepted(everything, req)).via, "jwt");
+  assert.equal((await assertAccepted(everything, req)).via, "jwt");
 });
 
 Deno.test("an expired JWT is rejected", async () => {
@@ -260,7 +230,7 @@ Deno.test("a garbage three-part bearer is rejected as malformed", async () => {
 
 Deno.test("an HS256 service_role JWT signed with the legacy secret is accepted", async () => {
   const caller = await assertAccepted(secretOnly, request(bearer(await legacyToken(JWT_SECRET))));
-  equal(caller.via, "jwt");
+  assert.equal(caller.via, "jwt");
 });
 
 Deno.test("an HS256 JWT signed with a wrong secret is rejected", async () => {
@@ -289,16 +259,16 @@ Deno.test("a JWT is verified against the project's JWKS endpoint from SUPABASE_U
       SUPABASE_URL: `http://127.0.0.1:${server.addr.port}/`,
     };
     const config = callerAuthConfigFromEnv((name) => env[name]);
-    equal(
+    assert.equal(
       config.jwksUrl?.href,
       `http://127.0.0.1:${server.addr.port}/auth/v1/.well-known/jwks.json`,
     );
     const auth = createCallerAuth(config);
     const first = await auth(request(bearer(await serviceToken())));
     const second = await auth(request(bearer(await serviceToken())));
-    equal(first.via, "jwt");
-    equal(second.via, "jwt");
-    equal(fetches, 1, "the JWKS is fetched once and cached");
+    assert.equal(first.via, "jwt");
+    assert.equal(second.via, "jwt");
+    assert.equal(fetches, 1, "the JWKS is fetched once and cached");
 
     const forged = await serviceToken({ key: strangerPair.privateKey });
     await assertRejected(config, request(bearer(forged)), /signature invalid/, [forged]);
@@ -315,11 +285,11 @@ Deno.test("config reads SUPABASE_SECRET_KEYS as an object or an array", () => {
       ? JSON.stringify({ default: SECRET_KEY, rotated: OTHER_SECRET_KEY })
       : undefined
   );
-  equal(fromObject, { secretKeys: [SECRET_KEY, OTHER_SECRET_KEY] });
+  assert.deepEqual(fromObject, { secretKeys: [SECRET_KEY, OTHER_SECRET_KEY] });
   const fromArray = callerAuthConfigFromEnv((name) =>
     name === "SUPABASE_SECRET_KEYS" ? JSON.stringify([SECRET_KEY]) : undefined
   );
-  equal(fromArray, { secretKeys: [SECRET_KEY] });
+  assert.deepEqual(fromArray, { secretKeys: [SECRET_KEY] });
 });
 
 Deno.test("config prefers SUPABASE_JWKS over the endpoint and keeps the legacy secret", () => {
@@ -329,56 +299,58 @@ Deno.test("config prefers SUPABASE_JWKS over the endpoint and keeps the legacy s
     SUPABASE_JWT_SECRET: JWT_SECRET,
   };
   const config = callerAuthConfigFromEnv((name) => env[name]);
-  equal(config.jwks, JWKS);
-  equal(config.jwksUrl, undefined);
-  equal(config.jwtSecret, JWT_SECRET);
+  assert.deepEqual(config.jwks, JWKS);
+  assert.equal(config.jwksUrl, undefined);
+  assert.equal(config.jwtSecret, JWT_SECRET);
 });
 
 function configError(env: Record<string, string>): Error {
-  try {
-    callerAuthConfigFromEnv((name) => env[name]);
-  } catch (err) {
-    ok(err instanceof Error);
-    ok(!(err instanceof Unauthorized), "misconfiguration is not a 401");
-    return err;
-  }
-  throw new AssertionError("expected a configuration error");
+  let thrown: unknown;
+  assert.throws(
+    () => callerAuthConfigFromEnv((name) => env[name]),
+    (err) => {
+      thrown = err;
+      return true;
+    },
+    "expected a configuration error",
+  );
+  assert.ok(thrown instanceof Error);
+  assert.ok(!(thrown instanceof Unauthorized), "misconfiguration is not a 401");
+  return thrown;
 }
 
 Deno.test("malformed SUPABASE_SECRET_KEYS JSON is a config error that hides the value", () => {
   const value = `{"default":"${SECRET_KEY}"`;
   const err = configError({ SUPABASE_SECRET_KEYS: value });
-  match(err.message, /SUPABASE_SECRET_KEYS/);
-  ok(!err.message.includes(SECRET_KEY));
-  ok(!String(err.cause ?? "").includes(SECRET_KEY));
+  assert.match(err.message, /SUPABASE_SECRET_KEYS/);
+  assert.ok(!err.message.includes(SECRET_KEY));
+  assert.ok(!String(err.cause ?? "").includes(SECRET_KEY));
 });
 
 Deno.test("SUPABASE_SECRET_KEYS with no usable keys is a config error", () => {
   for (const value of ["{}", "[]", '{"default":""}', '{"default":42}', '"sb_secret_x"']) {
     const err = configError({ SUPABASE_SECRET_KEYS: value });
-    match(err.message, /SUPABASE_SECRET_KEYS/);
-    ok(!err.message.includes("sb_secret_x"));
+    assert.match(err.message, /SUPABASE_SECRET_KEYS/);
+    assert.ok(!err.message.includes("sb_secret_x"));
   }
 });
 
 Deno.test("malformed SUPABASE_JWKS is a config error naming the variable", () => {
   for (const value of ["{not json", '{"keys":[]}', '{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}']) {
     const err = configError({ SUPABASE_JWKS: value });
-    match(err.message, /SUPABASE_JWKS/);
-    ok(!err.message.includes("c2VjcmV0"));
+    assert.match(err.message, /SUPABASE_JWKS/);
+    assert.ok(!err.message.includes("c2VjcmV0"));
   }
 });
 
 Deno.test("no secret keys and no JWT source is a config error, not a 401", () => {
   const err = configError({});
-  match(err.message, /not configured/);
-  let thrown: unknown;
-  try {
-    createCallerAuth({ secretKeys: [] });
-  } catch (err) {
-    thrown = err;
-  }
-  ok(thrown instanceof Error && !(thrown instanceof Unauthorized), "createCallerAuth throws");
+  assert.match(err.message, /not configured/);
+  assert.throws(
+    () => createCallerAuth({ secretKeys: [] }),
+    (thrown) => thrown instanceof Error && !(thrown instanceof Unauthorized),
+    "createCallerAuth throws",
+  );
 });
 
 Deno.test("a secret-keys-only config rejects JWTs", async () => {

@@ -2,6 +2,7 @@
 // sandbox on a free port, creates accounts and faults through its control API, and drives the
 // adapters through the registry exactly as the refresh job will.
 
+import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import {
   classifyHttpError,
@@ -23,44 +24,28 @@ import {
 import { z } from "zod";
 
 // ---------------------------------------------------------------------------------------------
-// Assertions (no jsr:@std here)
+// Assertions for provider errors
 
-class AssertionError extends Error {
-  override readonly name = "AssertionError";
-}
-
-function ok(condition: unknown, message = "expected a truthy value"): asserts condition {
-  if (!condition) throw new AssertionError(message);
-}
-
-function equal(actual: unknown, expected: unknown, message = "values differ"): void {
-  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-    throw new AssertionError(
-      `${message}: ${JSON.stringify(actual)} !== ${JSON.stringify(expected)}`,
-    );
-  }
-}
-
-function includes(text: string, part: string): void {
-  if (!text.includes(part)) {
-    throw new AssertionError(`${JSON.stringify(text)} does not include ${JSON.stringify(part)}`);
-  }
-}
-
+/** Asserts `promise` rejects with a ProviderError of `code` that shows none of `secrets`. */
 async function rejectsWith(
   promise: Promise<unknown>,
   code: ProviderErrorCode,
   secrets: readonly string[],
 ): Promise<ProviderError> {
   let error: unknown;
-  try {
-    await promise;
-  } catch (caught) {
-    error = caught;
-  }
-  ok(error !== undefined, `expected a ProviderError "${code}", but nothing was thrown`);
-  ok(error instanceof ProviderError, `expected a ProviderError "${code}", got ${String(error)}`);
-  equal(error.code, code, `code of "${error.message}"`);
+  await assert.rejects(
+    promise,
+    (caught) => {
+      error = caught;
+      return true;
+    },
+    `expected a ProviderError "${code}", but nothing was thrown`,
+  );
+  assert.ok(
+    error instanceof ProviderError,
+    `expected a ProviderError "${code}", got ${String(error)}`,
+  );
+  assert.equal(error.code, code, `code of "${error.message}"`);
   assertNoSecrets(error, secrets);
   return error;
 }
@@ -75,7 +60,7 @@ function assertNoSecrets(error: ProviderError, secrets: readonly string[]): void
   ]
     .join("\n");
   for (const secret of secrets) {
-    ok(!shown.includes(secret), `error text contains a secret: ${error.message}`);
+    assert.ok(!shown.includes(secret), `error text contains a secret: ${error.message}`);
   }
 }
 
@@ -116,7 +101,7 @@ async function control(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  ok(response.ok, `${method} ${path} → ${response.status} ${text}`);
+  assert.ok(response.ok, `${method} ${path} → ${response.status} ${text}`);
   return text === "" ? undefined : JSON.parse(text);
 }
 
@@ -210,38 +195,32 @@ const seconds = (s: number) => new Date(NOW.getTime() + s * 1000).toISOString();
 // Registry and schemas
 
 Deno.test("the registry has one adapter per provider, each under its own name", () => {
-  equal(Object.keys(adapters).sort(), [...PROVIDERS].sort());
+  assert.deepEqual(Object.keys(adapters).sort(), [...PROVIDERS].sort());
   for (const provider of PROVIDERS) {
-    equal(adapterFor(provider).provider, provider);
-    ok(adapterFor(provider).facts.refreshMarginSeconds >= 0);
+    assert.equal(adapterFor(provider).provider, provider);
+    assert.ok(adapterFor(provider).facts.refreshMarginSeconds >= 0);
   }
-  equal(adapters.shopify.facts.apiVersion, "2025-10");
-  equal(adapters.quickbooks.facts.defaultRetryAfterSeconds, 60);
-  equal(adapters.lightspeed.facts.refreshTokenIdleSeconds, 30 * 24 * 3600);
-  let threw = false;
-  try {
-    adapterFor("etsy");
-  } catch {
-    threw = true;
-  }
-  ok(threw, "an unknown provider name throws");
+  assert.equal(adapters.shopify.facts.apiVersion, "2025-10");
+  assert.equal(adapters.quickbooks.facts.defaultRetryAfterSeconds, 60);
+  assert.equal(adapters.lightspeed.facts.refreshTokenIdleSeconds, 30 * 24 * 3600);
+  assert.throws(() => adapterFor("etsy"), "an unknown provider name throws");
 });
 
 Deno.test("connect schemas accept what the sandbox hands out and reject wrong field names", async () => {
   await withSandbox(async (sb) => {
     for (const provider of PROVIDERS) {
       const { account, conn, adapter } = await setup(sb, provider);
-      ok(
+      assert.ok(
         adapter.credentialsSchema.safeParse(account.credentials).success,
         `${provider} credentials`,
       );
-      ok(adapter.configSchema.safeParse(conn.config).success, `${provider} config`);
+      assert.ok(adapter.configSchema.safeParse(conn.config).success, `${provider} config`);
     }
   });
-  equal(adapters.shopify.credentialsSchema.safeParse({ accessToken: "x" }).success, false);
-  equal(adapters.maystro.credentialsSchema.safeParse({ api_token: "" }).success, false);
-  equal(adapters.shopify.configSchema.safeParse({ shop: "example.com" }).success, false);
-  equal(
+  assert.equal(adapters.shopify.credentialsSchema.safeParse({ accessToken: "x" }).success, false);
+  assert.equal(adapters.maystro.credentialsSchema.safeParse({ api_token: "" }).success, false);
+  assert.equal(adapters.shopify.configSchema.safeParse({ shop: "example.com" }).success, false);
+  assert.equal(
     adapters.quickbooks.configSchema.safeParse({ realm_id: "123", api_base_url: "ftp://x" })
       .success,
     false,
@@ -255,7 +234,7 @@ Deno.test("a config that misses a field is misconfigured and names the field", a
     "misconfigured",
     ["shpat_secret_value"],
   );
-  includes(error.message, 'shopify connection config: field "shop"');
+  assert.ok(error.message.includes('shopify connection config: field "shop"'), error.message);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -265,18 +244,24 @@ Deno.test("shiphero refresh keeps the stored refresh token and returns a 28-day 
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "shiphero");
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(Object.keys(grant.credentials), ["access_token"]);
-    ok(grant.credentials.access_token !== account.credentials.access_token, "a new access token");
-    equal(grant.refreshTokenRotated, false);
-    equal(grant.accessTokenExpiresAt?.toISOString(), seconds(2_419_200));
-    equal(grant.refreshTokenExpiresAt, null);
+    assert.deepEqual(Object.keys(grant.credentials), ["access_token"]);
+    assert.ok(
+      grant.credentials.access_token !== account.credentials.access_token,
+      "a new access token",
+    );
+    assert.equal(grant.refreshTokenRotated, false);
+    assert.equal(grant.accessTokenExpiresAt?.toISOString(), seconds(2_419_200));
+    assert.equal(grant.refreshTokenExpiresAt, null);
     const merged = mergeCredentials(account.credentials, grant);
-    equal(merged.refresh_token, account.credentials.refresh_token);
-    equal(await liveRefreshFingerprint(sb, account), await fingerprint(merged.refresh_token!));
+    assert.equal(merged.refresh_token, account.credentials.refresh_token);
+    assert.equal(
+      await liveRefreshFingerprint(sb, account),
+      await fingerprint(merged.refresh_token!),
+    );
     await adapter.verify(context(), conn, merged);
     // The static refresh token keeps working.
     await adapter.refresh(context(), conn, merged);
-    equal(await refreshCalls(sb, account), 2);
+    assert.equal(await refreshCalls(sb, account), 2);
   });
 });
 
@@ -284,14 +269,14 @@ Deno.test("shopify refresh rotates both tokens and the new refresh token is the 
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "shopify", "expiring");
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(grant.refreshTokenRotated, true);
-    ok(grant.credentials.refresh_token !== account.credentials.refresh_token);
-    equal(
+    assert.equal(grant.refreshTokenRotated, true);
+    assert.ok(grant.credentials.refresh_token !== account.credentials.refresh_token);
+    assert.equal(
       await liveRefreshFingerprint(sb, account),
       await fingerprint(grant.credentials.refresh_token!),
     );
-    equal(grant.accessTokenExpiresAt?.toISOString(), seconds(3600));
-    equal(grant.refreshTokenExpiresAt?.toISOString(), seconds(7_776_000));
+    assert.equal(grant.accessTokenExpiresAt?.toISOString(), seconds(3600));
+    assert.equal(grant.refreshTokenExpiresAt?.toISOString(), seconds(7_776_000));
     const merged = mergeCredentials(account.credentials, grant);
     await adapter.verify(context(), conn, merged);
     // The rotated-away token is dead. The adapter reports what the provider says; deciding that a
@@ -301,22 +286,22 @@ Deno.test("shopify refresh rotates both tokens and the new refresh token is the 
       "invalid_grant",
       secretsOf(account, grant.credentials),
     );
-    ok(error.reauthRequired);
+    assert.ok(error.reauthRequired);
   });
 });
 
 Deno.test("shopify legacy token: refresh only verifies it and reports no expiry", async () => {
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "shopify", "legacy");
-    equal(account.credentials.refresh_token, undefined);
+    assert.equal(account.credentials.refresh_token, undefined);
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(grant, {
+    assert.deepEqual(grant, {
       credentials: { access_token: account.credentials.access_token },
       accessTokenExpiresAt: null,
       refreshTokenExpiresAt: null,
       refreshTokenRotated: false,
     });
-    equal(await refreshCalls(sb, account), 0);
+    assert.equal(await refreshCalls(sb, account), 0);
   });
 });
 
@@ -326,13 +311,13 @@ Deno.test("lightspeed refresh rotates, takes the lifetime from expires_in and se
     await control(sb, "POST", "/_sandbox/config", { lightspeed: { access_token_seconds: 1800 } });
     const { account, conn, adapter } = await setup(sb, "lightspeed");
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(grant.refreshTokenRotated, true);
-    equal(
+    assert.equal(grant.refreshTokenRotated, true);
+    assert.equal(
       await liveRefreshFingerprint(sb, account),
       await fingerprint(grant.credentials.refresh_token!),
     );
-    equal(grant.accessTokenExpiresAt?.toISOString(), seconds(1800));
-    equal(grant.refreshTokenExpiresAt?.toISOString(), seconds(30 * 86_400));
+    assert.equal(grant.accessTokenExpiresAt?.toISOString(), seconds(1800));
+    assert.equal(grant.refreshTokenExpiresAt?.toISOString(), seconds(30 * 86_400));
     await adapter.verify(context(), conn, mergeCredentials(account.credentials, grant));
     // "the old one is revoked as soon as a new one is issued"
     await rejectsWith(
@@ -356,7 +341,7 @@ Deno.test("lightspeed without expires_in falls back to the unix time in expires"
     const grant = await adapter.refresh(context(), conn, account.credentials);
     // `expires` is on the sandbox's (real-time) clock, in whole seconds.
     const expiresAt = grant.accessTokenExpiresAt?.getTime() ?? 0;
-    ok(Math.abs(expiresAt - (before + 86_400_000)) < 5000, `expires at ${expiresAt}`);
+    assert.ok(Math.abs(expiresAt - (before + 86_400_000)) < 5000, `expires at ${expiresAt}`);
   });
 });
 
@@ -364,17 +349,20 @@ Deno.test("quickbooks refresh keeps the newest refresh token and parses the hard
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "quickbooks");
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(grant.refreshTokenRotated, true);
-    ok(grant.credentials.refresh_token !== undefined);
-    equal(
+    assert.equal(grant.refreshTokenRotated, true);
+    assert.ok(grant.credentials.refresh_token !== undefined);
+    assert.equal(
       await liveRefreshFingerprint(sb, account),
       await fingerprint(grant.credentials.refresh_token),
     );
-    equal(grant.accessTokenExpiresAt?.toISOString(), seconds(3600));
-    ok(grant.refreshTokenExpiresAt !== null, "rolling expiry");
-    ok(grant.refreshTokenExpiresAt.getTime() > NOW.getTime() + 90 * 86_400_000, "about 101 days");
-    ok(grant.refreshTokenHardExpiresAt instanceof Date, "hard expiry sent on request");
-    ok(
+    assert.equal(grant.accessTokenExpiresAt?.toISOString(), seconds(3600));
+    assert.ok(grant.refreshTokenExpiresAt !== null, "rolling expiry");
+    assert.ok(
+      grant.refreshTokenExpiresAt.getTime() > NOW.getTime() + 90 * 86_400_000,
+      "about 101 days",
+    );
+    assert.ok(grant.refreshTokenHardExpiresAt instanceof Date, "hard expiry sent on request");
+    assert.ok(
       grant.refreshTokenHardExpiresAt.getTime() >= grant.refreshTokenExpiresAt.getTime(),
       "hard expiry is not before the rolling one",
     );
@@ -386,9 +374,9 @@ Deno.test("maystro verify accepts the api token and refresh returns it unchanged
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "maystro");
     await adapter.verify(context(), conn, account.credentials);
-    equal(adapter.accessToken(account.credentials), account.credentials.api_token);
+    assert.equal(adapter.accessToken(account.credentials), account.credentials.api_token);
     const grant = await adapter.refresh(context(), conn, account.credentials);
-    equal(grant, {
+    assert.deepEqual(grant, {
       credentials: { api_token: account.credentials.api_token },
       accessTokenExpiresAt: null,
       refreshTokenExpiresAt: null,
@@ -411,8 +399,8 @@ Deno.test("a rejected access token is unauthorized, for every provider", async (
         "unauthorized",
         [...secretsOf(account), ...Object.values(bogus)],
       );
-      equal(error.status, 401, provider);
-      equal(error.retryable || error.reauthRequired, false, provider);
+      assert.equal(error.status, 401, provider);
+      assert.equal(error.retryable || error.reauthRequired, false, provider);
     }
   });
 });
@@ -427,9 +415,12 @@ Deno.test("invalid_grant from the token endpoint requires reauth and says to rec
         "invalid_grant",
         secretsOf(account),
       );
-      ok(error.reauthRequired, provider);
-      equal(error.retryable, false, provider);
-      includes(error.message, `reconnect the ${adapter.facts.displayName} account`);
+      assert.ok(error.reauthRequired, provider);
+      assert.equal(error.retryable, false, provider);
+      assert.ok(
+        error.message.includes(`reconnect the ${adapter.facts.displayName} account`),
+        error.message,
+      );
     }
   });
 });
@@ -443,7 +434,7 @@ Deno.test("an unknown refresh token is invalid_grant without any fault (shiphero
       "invalid_grant",
       [...secretsOf(account), creds.refresh_token],
     );
-    equal(error.status, 403);
+    assert.equal(error.status, 403);
   });
 });
 
@@ -457,8 +448,8 @@ Deno.test("a 5xx from the token endpoint is a retryable server_error", async () 
         "server_error",
         secretsOf(account),
       );
-      ok(error.retryable && !error.reauthRequired, provider);
-      ok(error.status !== undefined && error.status >= 500, provider);
+      assert.ok(error.retryable && !error.reauthRequired, provider);
+      assert.ok(error.status !== undefined && error.status >= 500, provider);
       // The fault is spent; the next attempt succeeds.
       await adapter.refresh(context(), conn, account.credentials);
     }
@@ -475,8 +466,8 @@ Deno.test("a 429 is rate_limited with the wait from Retry-After", async () => {
         "rate_limited",
         secretsOf(account),
       );
-      ok(error.retryable, provider);
-      equal(error.retryAfterMs, 7000, provider);
+      assert.ok(error.retryable, provider);
+      assert.equal(error.retryAfterMs, 7000, provider);
     }
   });
 });
@@ -491,8 +482,8 @@ Deno.test("a 429 on an API call is rate_limited too, for every provider", async 
         "rate_limited",
         secretsOf(account),
       );
-      equal(error.retryAfterMs, 3000, provider);
-      equal(error.endpoint, "api", provider);
+      assert.equal(error.retryAfterMs, 3000, provider);
+      assert.equal(error.endpoint, "api", provider);
     }
   });
 });
@@ -509,9 +500,9 @@ Deno.test("a token endpoint that hangs is a retryable timeout after timeoutMs", 
         secretsOf(account),
       );
       const elapsed = performance.now() - started;
-      ok(elapsed >= 250 && elapsed < 5000, `${provider} timed out after ${elapsed} ms`);
-      ok(error.retryable, provider);
-      includes(error.message, "300 ms");
+      assert.ok(elapsed >= 250 && elapsed < 5000, `${provider} timed out after ${elapsed} ms`);
+      assert.ok(error.retryable, provider);
+      assert.ok(error.message.includes("300 ms"), error.message);
     }
   });
 });
@@ -538,8 +529,11 @@ Deno.test("a token response that is not JSON is bad_response and says so", async
         "bad_response",
         secretsOf(account),
       );
-      ok(error.retryable, provider);
-      includes(error.message, `${provider} token endpoint returned a body that is not JSON`);
+      assert.ok(error.retryable, provider);
+      assert.ok(
+        error.message.includes(`${provider} token endpoint returned a body that is not JSON`),
+        error.message,
+      );
     }
   });
 });
@@ -559,9 +553,11 @@ Deno.test("a token response missing a field is bad_response naming the field", a
         "bad_response",
         secretsOf(account),
       );
-      includes(
+      assert.ok(
+        error.message.includes(
+          `${provider} refresh response: field "access_token": expected string, received undefined`,
+        ),
         error.message,
-        `${provider} refresh response: field "access_token": expected string, received undefined`,
       );
     }
     // A field only some providers send: QuickBooks' rolling refresh-token expiry.
@@ -577,9 +573,11 @@ Deno.test("a token response missing a field is bad_response naming the field", a
       "bad_response",
       secretsOf(account),
     );
-    includes(
+    assert.ok(
+      error.message.includes(
+        'field "x_refresh_token_expires_in": expected number, received undefined',
+      ),
       error.message,
-      'field "x_refresh_token_expires_in": expected number, received undefined',
     );
   });
 });
@@ -598,7 +596,10 @@ Deno.test("a verify response missing a field is bad_response naming the GraphQL 
       "bad_response",
       secretsOf(account),
     );
-    includes(error.message, 'shopify verify response: field "data.shop": expected object');
+    assert.ok(
+      error.message.includes('shopify verify response: field "data.shop": expected object'),
+      error.message,
+    );
   });
 });
 
@@ -613,8 +614,11 @@ Deno.test("wrong app credentials are misconfigured and name the env vars", async
         [...secretsOf(account), wrong.clientSecret],
       );
       const upper = provider.toUpperCase();
-      includes(error.message, `${upper}_CLIENT_ID and ${upper}_CLIENT_SECRET`);
-      equal(error.retryable || error.reauthRequired, false, provider);
+      assert.ok(
+        error.message.includes(`${upper}_CLIENT_ID and ${upper}_CLIENT_SECRET`),
+        error.message,
+      );
+      assert.equal(error.retryable || error.reauthRequired, false, provider);
     }
   });
 });
@@ -628,8 +632,8 @@ Deno.test("missing app credentials are misconfigured before any request is sent"
         "misconfigured",
         secretsOf(account),
       );
-      includes(error.message, `${provider.toUpperCase()}_CLIENT_SECRET`);
-      equal(await refreshCalls(sb, account), 0, provider);
+      assert.ok(error.message.includes(`${provider.toUpperCase()}_CLIENT_SECRET`), error.message);
+      assert.equal(await refreshCalls(sb, account), 0, provider);
     }
   });
 });
@@ -650,7 +654,7 @@ Deno.test("a provider that cannot be reached is a retryable network error", asyn
     "network",
     ["sb_sh_rt_secret_value"],
   );
-  ok(error.retryable);
+  assert.ok(error.retryable);
 });
 
 Deno.test("the caller's abort signal stops a request as a timeout", async () => {
@@ -664,7 +668,7 @@ Deno.test("the caller's abort signal stops a request as a timeout", async () => 
       "timeout",
       secretsOf(account),
     );
-    includes(error.message, "aborted by the caller");
+    assert.ok(error.message.includes("aborted by the caller"), error.message);
   });
 });
 
@@ -672,26 +676,26 @@ Deno.test("the caller's abort signal stops a request as a timeout", async () => 
 // Pure helpers
 
 Deno.test("Retry-After is read as seconds or as an HTTP date, else undefined", () => {
-  equal(parseRetryAfter("2.0", NOW), 2000);
-  equal(parseRetryAfter(" 120 ", NOW), 120_000);
-  equal(parseRetryAfter(new Date(NOW.getTime() + 30_000).toUTCString(), NOW), 30_000);
-  equal(parseRetryAfter(new Date(NOW.getTime() - 30_000).toUTCString(), NOW), 0);
-  equal(parseRetryAfter("-5", NOW), undefined);
-  equal(parseRetryAfter("soon", NOW), undefined);
-  equal(parseRetryAfter(null, NOW), undefined);
+  assert.equal(parseRetryAfter("2.0", NOW), 2000);
+  assert.equal(parseRetryAfter(" 120 ", NOW), 120_000);
+  assert.equal(parseRetryAfter(new Date(NOW.getTime() + 30_000).toUTCString(), NOW), 30_000);
+  assert.equal(parseRetryAfter(new Date(NOW.getTime() - 30_000).toUTCString(), NOW), 0);
+  assert.equal(parseRetryAfter("-5", NOW), undefined);
+  assert.equal(parseRetryAfter("soon", NOW), undefined);
+  assert.equal(parseRetryAfter(null, NOW), undefined);
 });
 
 Deno.test("zod issues become messages that name the field path and never the value", () => {
   const schema = z.object({ data: z.object({ items: z.array(z.object({ id: z.string() })) }) });
   const result = schema.safeParse({ data: { items: [{ id: "ok" }, { id: 42 }] } });
-  ok(!result.success);
-  equal(
+  assert.ok(!result.success);
+  assert.equal(
     formatIssues(result.error.issues),
     'field "data.items[1].id": expected string, received number',
   );
   const secret = z.object({ a: z.number() }).safeParse({ a: "tok_very_secret" });
-  ok(!secret.success);
-  ok(!formatIssues(secret.error.issues).includes("tok_very_secret"));
+  assert.ok(!secret.success);
+  assert.ok(!formatIssues(secret.error.issues).includes("tok_very_secret"));
 });
 
 Deno.test("a 429 without Retry-After waits 60 s for QuickBooks and 2 s for the others", () => {
@@ -704,8 +708,8 @@ Deno.test("a 429 without Retry-After waits 60 s for QuickBooks and 2 s for the o
       "",
       now,
     );
-    equal(error.code, "rate_limited");
-    equal(error.retryAfterMs, provider === "quickbooks" ? 60_000 : 2000, provider);
+    assert.equal(error.code, "rate_limited");
+    assert.equal(error.retryAfterMs, provider === "quickbooks" ? 60_000 : 2000, provider);
   }
 });
 
@@ -721,21 +725,22 @@ Deno.test("error descriptions are shown truncated, with known secrets redacted",
     }),
     NOW,
   );
-  equal(error.code, "invalid_grant");
-  ok(!error.message.includes(secret), error.message);
-  includes(error.message, "invalid_grant: bad [redacted]");
-  ok(error.message.length < 400, `message of ${error.message.length} chars`);
+  assert.equal(error.code, "invalid_grant");
+  assert.ok(!error.message.includes(secret), error.message);
+  assert.ok(error.message.includes("invalid_grant: bad [redacted]"), error.message);
+  assert.ok(error.message.length < 400, `message of ${error.message.length} chars`);
 });
 
 Deno.test("a GraphQL THROTTLED answer (HTTP 200) is rate_limited", () => {
-  let caught: unknown;
-  try {
-    throwOnGraphqlErrors({ provider: "shopify", facts: adapters.shopify.facts, secrets: [] }, [
-      { message: "Throttled", extensions: { code: "THROTTLED" } },
-    ]);
-  } catch (error) {
-    caught = error;
-  }
-  ok(caught instanceof ProviderError);
-  equal([caught.code, caught.retryAfterMs], ["rate_limited", 2000]);
+  assert.throws(
+    () =>
+      throwOnGraphqlErrors({ provider: "shopify", facts: adapters.shopify.facts, secrets: [] }, [
+        { message: "Throttled", extensions: { code: "THROTTLED" } },
+      ]),
+    (caught) => {
+      assert.ok(caught instanceof ProviderError);
+      assert.deepEqual([caught.code, caught.retryAfterMs], ["rate_limited", 2000]);
+      return true;
+    },
+  );
 });

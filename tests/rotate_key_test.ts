@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readCredentials, writeCredentials } from "../functions-shared/db/credentials.ts";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
 import { generateKeyRingEntry, TokenVault, VaultDecryptError } from "../functions-shared/vault.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/stack.ts";
+import { type TestDatabase, withTestDatabase } from "./helpers/stack.ts";
 
 const FIELDS = ["access_token", "refresh_token", "api_token", "client_secret"];
 const CONNECTIONS = 300;
@@ -64,17 +64,8 @@ async function snapshot(db: TestDatabase): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.k, r.ciphertext]));
 }
 
-async function withDatabase(fn: (db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase();
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
-
 Deno.test("rotation moves 1,200 values to the new key in batches of 500, and each decrypts to its original", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const v = await rings();
     const plain = await seed(db, v.k1);
     assert.deepEqual(await keyIds(db), { k1: 1200 });
@@ -107,7 +98,7 @@ Deno.test("rotation moves 1,200 values to the new key in batches of 500, and eac
   }));
 
 Deno.test("a second rotation run rotates nothing and rewrites nothing", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const v = await rings();
     await seed(db, v.k1);
     await runRotateKey({ db: db.sql, vault: v.rotating });
@@ -122,7 +113,7 @@ Deno.test("a second rotation run rotates nothing and rewrites nothing", () =>
   }));
 
 Deno.test("an interrupted rotation resumes where it stopped", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const v = await rings();
     const plain = await seed(db, v.k1);
     await assert.rejects(
@@ -143,7 +134,7 @@ Deno.test("an interrupted rotation resumes where it stopped", () =>
   }));
 
 Deno.test("values written by a k1-only vault while rotation runs stay readable and win", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const v = await rings();
     const plain = await seed(db, v.k1);
     const ids = [...plain.keys()];

@@ -1,58 +1,7 @@
 // Black-box tests of the provider sandboxes' auth side, over real HTTP on loopback.
 // Each test starts its own sandbox (independent state) and closes it.
+import assert from "node:assert/strict";
 import { type SandboxOptions, startSandbox } from "../sandbox/server.ts";
-
-// Small assertion helpers: node:assert/strict needs @types/node, which this project does not
-// install (deno check fails on any node: import), so the same helpers as tests/auth_test.ts.
-class AssertionError extends Error {
-  override readonly name = "AssertionError";
-}
-
-function ok(condition: unknown, message = "expected a truthy value"): asserts condition {
-  if (!condition) throw new AssertionError(message);
-}
-
-function equal(actual: unknown, expected: unknown, message?: string): void {
-  if (!deepEqual(actual, expected)) {
-    throw new AssertionError(
-      `${message ?? "values differ"}: ${JSON.stringify(actual)} !== ${JSON.stringify(expected)}`,
-    );
-  }
-}
-
-function notEqual(actual: unknown, expected: unknown, message?: string): void {
-  if (deepEqual(actual, expected)) {
-    throw new AssertionError(`${message ?? "values are equal"}: ${JSON.stringify(actual)}`);
-  }
-}
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const aKeys = Object.keys(a);
-  const bKeys = Object.keys(b);
-  return aKeys.length === bKeys.length &&
-    aKeys.every((k) =>
-      deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])
-    );
-}
-
-function match(actual: unknown, pattern: RegExp): void {
-  if (typeof actual !== "string" || !pattern.test(actual)) {
-    throw new AssertionError(`${JSON.stringify(actual)} !~ ${pattern}`);
-  }
-}
-
-async function rejects(fn: () => Promise<unknown>, name: string): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    equal((err as Error).name, name, "rejection");
-    return;
-  }
-  throw new AssertionError(`expected a ${name} rejection`);
-}
 
 // ---------------------------------------------------------------------------
 // HTTP helpers
@@ -109,7 +58,7 @@ class Client {
 
   async account(provider: string, extra: Record<string, unknown> = {}) {
     const res = await this.post("/_sandbox/accounts", { json: { provider, ...extra } });
-    equal(res.status, 201, `create ${provider} account: ${res.text}`);
+    assert.equal(res.status, 201, `create ${provider} account: ${res.text}`);
     return res.body as {
       provider: string;
       external_id: string;
@@ -120,18 +69,18 @@ class Client {
 
   async advance(seconds: number): Promise<string> {
     const res = await this.post("/_sandbox/clock", { json: { advance_seconds: seconds } });
-    equal(res.status, 200);
+    assert.equal(res.status, 200);
     return res.body.now;
   }
 
   async fault(spec: Record<string, unknown>): Promise<void> {
     const res = await this.post("/_sandbox/faults", { json: spec });
-    equal(res.status, 201, `queue fault: ${res.text}`);
+    assert.equal(res.status, 201, `queue fault: ${res.text}`);
   }
 
   async inspect(provider: string, externalId: string) {
     const res = await this.get(`/_sandbox/accounts/${provider}/${externalId}`);
-    equal(res.status, 200);
+    assert.equal(res.status, 200);
     return res.body as {
       live_refresh_token_fingerprint: string | null;
       live_access_token_fingerprint: string | null;
@@ -243,47 +192,52 @@ async function sha256Prefix(token: string): Promise<string> {
 Deno.test("shiphero refresh returns only a new access token and the static refresh token works twice", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shiphero");
-    equal(acct.config, {});
-    match(acct.credentials.refresh_token, /^sb_sh_rt_[0-9a-f]{48}$/);
+    assert.deepEqual(acct.config, {});
+    assert.match(acct.credentials.refresh_token!, /^sb_sh_rt_[0-9a-f]{48}$/);
 
     const first = await c.shipheroRefresh(acct.credentials.refresh_token!);
-    equal(first.status, 200);
-    equal(Object.keys(first.body).sort(), ["access_token", "expires_in", "scope", "token_type"]);
-    equal(first.body.expires_in, 2_419_200);
-    equal(first.body.token_type, "Bearer");
+    assert.equal(first.status, 200);
+    assert.deepEqual(Object.keys(first.body).sort(), [
+      "access_token",
+      "expires_in",
+      "scope",
+      "token_type",
+    ]);
+    assert.equal(first.body.expires_in, 2_419_200);
+    assert.equal(first.body.token_type, "Bearer");
 
     const second = await c.shipheroRefresh(acct.credentials.refresh_token!);
-    equal(second.status, 200);
-    notEqual(second.body.access_token, first.body.access_token);
+    assert.equal(second.status, 200);
+    assert.notEqual(second.body.access_token, first.body.access_token);
 
     for (const token of [first.body.access_token, second.body.access_token]) {
       const api = await c.shipheroApi(token);
-      equal(api.status, 200);
-      equal(api.body.data.account.complexity, 1);
-      ok(typeof api.body.data.account.request_id === "string");
-      ok(typeof api.body.data.account.data.email === "string");
+      assert.equal(api.status, 200);
+      assert.equal(api.body.data.account.complexity, 1);
+      assert.ok(typeof api.body.data.account.request_id === "string");
+      assert.ok(typeof api.body.data.account.data.email === "string");
     }
   }));
 
 Deno.test("shiphero answers an unknown or revoked refresh token with 403 invalid_grant and a bad access token with 401", () =>
   withSandbox(async (c) => {
     const unknown = await c.shipheroRefresh("sb_sh_rt_not-a-token");
-    equal(unknown.status, 403);
-    equal(unknown.body, {
+    assert.equal(unknown.status, 403);
+    assert.deepEqual(unknown.body, {
       error: "invalid_grant",
       error_description: "Unknown or invalid refresh token.",
     });
 
     const acct = await c.account("shiphero");
     const revoke = await c.post(`/_sandbox/accounts/shiphero/${acct.external_id}/revoke`);
-    equal(revoke.status, 200);
-    equal((await c.shipheroRefresh(acct.credentials.refresh_token!)).status, 403);
+    assert.equal(revoke.status, 200);
+    assert.equal((await c.shipheroRefresh(acct.credentials.refresh_token!)).status, 403);
 
     const api = await c.shipheroApi(acct.credentials.access_token!);
-    equal(api.status, 401);
-    equal(api.body.code, 401);
-    equal(api.body.Status, "Unauthorized");
-    equal((await c.inspect("shiphero", acct.external_id)).revoked, true);
+    assert.equal(api.status, 401);
+    assert.equal(api.body.code, 401);
+    assert.equal(api.body.Status, "Unauthorized");
+    assert.equal((await c.inspect("shiphero", acct.external_id)).revoked, true);
   }));
 
 // ---------------------------------------------------------------------------
@@ -292,66 +246,66 @@ Deno.test("shiphero answers an unknown or revoked refresh token with 403 invalid
 Deno.test("shopify refresh rotates and kills the old refresh token and the old access token at once", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shopify");
-    match(acct.config.shop, /^[a-z0-9-]+\.myshopify\.com$/);
+    assert.match(acct.config.shop!, /^[a-z0-9-]+\.myshopify\.com$/);
     const { access_token: oldAccess, refresh_token: oldRefresh } = acct.credentials;
-    equal((await c.shopifyApi(oldAccess!)).status, 200);
+    assert.equal((await c.shopifyApi(oldAccess!)).status, 200);
 
     const res = await c.shopifyRefresh(oldRefresh!);
-    equal(res.status, 200);
-    equal(res.body.expires_in, 3600);
-    equal(res.body.refresh_token_expires_in, 7_776_000);
-    ok(typeof res.body.scope === "string");
-    notEqual(res.body.refresh_token, oldRefresh);
-    match(res.body.access_token, /^shpat_/);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.expires_in, 3600);
+    assert.equal(res.body.refresh_token_expires_in, 7_776_000);
+    assert.ok(typeof res.body.scope === "string");
+    assert.notEqual(res.body.refresh_token, oldRefresh);
+    assert.match(res.body.access_token, /^shpat_/);
 
     const deadAccess = await c.shopifyApi(oldAccess!);
-    equal(deadAccess.status, 401);
-    equal(deadAccess.body, {
+    assert.equal(deadAccess.status, 401);
+    assert.deepEqual(deadAccess.body, {
       errors: "[API] Invalid API key or access token (unrecognized login or wrong password)",
     });
     const reused = await c.shopifyRefresh(oldRefresh!);
-    equal(reused.status, 400);
-    equal(reused.body.error, "invalid_grant");
+    assert.equal(reused.status, 400);
+    assert.equal(reused.body.error, "invalid_grant");
 
     const api = await c.shopifyApi(res.body.access_token);
-    equal(api.status, 200);
-    ok(typeof api.body.data.shop.name === "string");
-    ok(api.body.extensions.cost.throttleStatus.restoreRate > 0);
+    assert.equal(api.status, 200);
+    assert.ok(typeof api.body.data.shop.name === "string");
+    assert.ok(api.body.extensions.cost.throttleStatus.restoreRate > 0);
   }));
 
 Deno.test("shopify legacy offline token never expires and cannot be refreshed", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shopify", { kind: "legacy", external_id: "old-store" });
-    equal(acct.config, { shop: "old-store.myshopify.com" });
-    equal(Object.keys(acct.credentials), ["access_token"]);
+    assert.deepEqual(acct.config, { shop: "old-store.myshopify.com" });
+    assert.deepEqual(Object.keys(acct.credentials), ["access_token"]);
     await c.advance(5 * 365 * DAY);
-    equal((await c.shopifyApi(acct.credentials.access_token!)).status, 200);
+    assert.equal((await c.shopifyApi(acct.credentials.access_token!)).status, 200);
     const refresh = await c.shopifyRefresh(acct.credentials.access_token!);
-    equal(refresh.status, 400);
-    equal(refresh.body.error, "invalid_grant");
+    assert.equal(refresh.status, 400);
+    assert.equal(refresh.body.error, "invalid_grant");
     const view = await c.inspect("shopify", "old-store");
-    equal(view.access_token_expires_at, null);
-    equal(view.live_refresh_token_fingerprint, null);
+    assert.equal(view.access_token_expires_at, null);
+    assert.equal(view.live_refresh_token_fingerprint, null);
   }));
 
 Deno.test("shopify rejects a wrong client with 401 invalid_client and leaves the refresh token usable", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shopify");
     const wrong = await c.shopifyRefresh(acct.credentials.refresh_token!, "not-the-secret");
-    equal(wrong.status, 401);
-    equal(wrong.body.error, "invalid_client");
-    equal((await c.shopifyRefresh(acct.credentials.refresh_token!)).status, 200);
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.body.error, "invalid_client");
+    assert.equal((await c.shopifyRefresh(acct.credentials.refresh_token!)).status, 200);
   }));
 
 Deno.test("shopify expiring access token dies after an hour and its refresh token after 90 days", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shopify");
     await c.advance(3601);
-    equal((await c.shopifyApi(acct.credentials.access_token!)).status, 401);
+    assert.equal((await c.shopifyApi(acct.credentials.access_token!)).status, 401);
     const res = await c.shopifyRefresh(acct.credentials.refresh_token!);
-    equal(res.status, 200);
+    assert.equal(res.status, 200);
     await c.advance(90 * DAY + 1);
-    equal((await c.shopifyRefresh(res.body.refresh_token)).status, 400);
+    assert.equal((await c.shopifyRefresh(res.body.refresh_token)).status, 400);
   }));
 
 Deno.test("shopify: two concurrent refreshes with the same token rotate once, the loser gets invalid_grant", () =>
@@ -361,10 +315,13 @@ Deno.test("shopify: two concurrent refreshes with the same token rotate once, th
       c.shopifyRefresh(acct.credentials.refresh_token!),
       c.shopifyRefresh(acct.credentials.refresh_token!),
     ]);
-    equal(replies.map((r) => r.status).sort(), [200, 400]);
+    assert.deepEqual(replies.map((r) => r.status).sort(), [200, 400]);
     const winner = replies.find((r) => r.status === 200)!;
     const view = await c.inspect("shopify", acct.external_id);
-    equal(view.live_refresh_token_fingerprint, await sha256Prefix(winner.body.refresh_token));
+    assert.equal(
+      view.live_refresh_token_fingerprint,
+      await sha256Prefix(winner.body.refresh_token),
+    );
   }));
 
 // ---------------------------------------------------------------------------
@@ -380,37 +337,40 @@ Deno.test("lightspeed token endpoint takes form-encoded credentials only, not JS
       grant_type: "refresh_token",
     };
     const asJson = await c.post("/lightspeed/api/1.0/token", { json: creds });
-    equal(asJson.status, 400);
-    equal(asJson.body.error, "invalid_request");
+    assert.equal(asJson.status, 400);
+    assert.equal(asJson.body.error, "invalid_request");
     const inQuery = await c.post(`/lightspeed/api/1.0/token?${new URLSearchParams(creds)}`, {
       form: { grant_type: "refresh_token" },
     });
-    equal(inQuery.status, 400);
+    assert.equal(inQuery.status, 400);
 
     const now = Date.parse((await c.get("/_sandbox/clock")).body.now);
     const res = await c.lightspeedRefresh(acct.credentials.refresh_token!);
-    equal(res.status, 200);
-    equal(res.body.token_type, "Bearer");
-    equal(res.body.expires_in, 86_400);
-    ok(Math.abs(res.body.expires - (Math.floor(now / 1000) + 86_400)) <= 2, "expires is unix time");
-    equal(res.body.domain_prefix, acct.config.domain_prefix);
-    ok(typeof res.body.scope === "string");
+    assert.equal(res.status, 200);
+    assert.equal(res.body.token_type, "Bearer");
+    assert.equal(res.body.expires_in, 86_400);
+    assert.ok(
+      Math.abs(res.body.expires - (Math.floor(now / 1000) + 86_400)) <= 2,
+      "expires is unix time",
+    );
+    assert.equal(res.body.domain_prefix, acct.config.domain_prefix);
+    assert.ok(typeof res.body.scope === "string");
   }));
 
 Deno.test("lightspeed rotation revokes the previous refresh token as soon as the new one is issued", () =>
   withSandbox(async (c) => {
     const acct = await c.account("lightspeed");
     const first = await c.lightspeedRefresh(acct.credentials.refresh_token!);
-    equal(first.status, 200);
+    assert.equal(first.status, 200);
     const old = await c.lightspeedRefresh(acct.credentials.refresh_token!);
-    equal(old.status, 400);
-    equal(old.body.error, "invalid_grant");
-    equal((await c.lightspeedRefresh(first.body.refresh_token)).status, 200);
+    assert.equal(old.status, 400);
+    assert.equal(old.body.error, "invalid_grant");
+    assert.equal((await c.lightspeedRefresh(first.body.refresh_token)).status, 200);
 
     const outlets = await c.lightspeedApi(first.body.access_token);
-    equal(outlets.status, 200);
-    ok(Array.isArray(outlets.body.data) && outlets.body.data.length > 0);
-    equal((await c.lightspeedApi("sb_ls_at_bogus")).status, 401);
+    assert.equal(outlets.status, 200);
+    assert.ok(Array.isArray(outlets.body.data) && outlets.body.data.length > 0);
+    assert.equal((await c.lightspeedApi("sb_ls_at_bogus")).status, 401);
   }));
 
 Deno.test("lightspeed refresh token dies after 31 idle days but a refresh before then keeps the account alive", () =>
@@ -419,26 +379,29 @@ Deno.test("lightspeed refresh token dies after 31 idle days but a refresh before
     const busy = await c.account("lightspeed");
     await c.advance(29 * DAY);
     const kept = await c.lightspeedRefresh(busy.credentials.refresh_token!);
-    equal(kept.status, 200);
+    assert.equal(kept.status, 200);
     await c.advance(2 * DAY);
     const dead = await c.lightspeedRefresh(idle.credentials.refresh_token!);
-    equal(dead.status, 400);
-    equal(dead.body.error, "invalid_grant");
-    equal((await c.lightspeedRefresh(kept.body.refresh_token)).status, 200);
+    assert.equal(dead.status, 400);
+    assert.equal(dead.body.error, "invalid_grant");
+    assert.equal((await c.lightspeedRefresh(kept.body.refresh_token)).status, 200);
   }));
 
 Deno.test("lightspeed idle period and access-token lifetime are configurable per sandbox", () =>
   withSandbox(async (c) => {
     const acct = await c.account("lightspeed");
     const res = await c.lightspeedRefresh(acct.credentials.refresh_token!);
-    equal(res.body.expires_in, 1800);
+    assert.equal(res.body.expires_in, 1800);
     await c.advance(3601);
-    equal((await c.lightspeedRefresh(res.body.refresh_token)).status, 400);
+    assert.equal((await c.lightspeedRefresh(res.body.refresh_token)).status, 400);
 
     const config = await c.post("/_sandbox/config", {
       json: { lightspeed: { refresh_idle_seconds: 7200 } },
     });
-    equal(config.body.lightspeed, { access_token_seconds: 1800, refresh_idle_seconds: 7200 });
+    assert.deepEqual(config.body.lightspeed, {
+      access_token_seconds: 1800,
+      refresh_idle_seconds: 7200,
+    });
   }, { lightspeed: { accessTokenSeconds: 1800, refreshIdleSeconds: 3600 } }));
 
 // ---------------------------------------------------------------------------
@@ -447,12 +410,12 @@ Deno.test("lightspeed idle period and access-token lifetime are configurable per
 Deno.test("quickbooks token endpoint requires Basic client auth and a form body", () =>
   withSandbox(async (c) => {
     const acct = await c.account("quickbooks");
-    match(acct.config.realm_id, /^\d+$/);
+    assert.match(acct.config.realm_id!, /^\d+$/);
     const rt = acct.credentials.refresh_token!;
     for (const basic of [null, btoa("sandbox-quickbooks-client:wrong")]) {
       const res = await c.quickbooksRefresh(rt, { basic });
-      equal(res.status, 401);
-      equal(res.body, { error: "invalid_client" });
+      assert.equal(res.status, 401);
+      assert.deepEqual(res.body, { error: "invalid_client" });
     }
     const asJson = await c.post("/quickbooks/oauth2/v1/tokens/bearer", {
       json: { grant_type: "refresh_token", refresh_token: rt },
@@ -460,21 +423,21 @@ Deno.test("quickbooks token endpoint requires Basic client auth and a form body"
         authorization: `Basic ${btoa("sandbox-quickbooks-client:sandbox-quickbooks-secret")}`,
       },
     });
-    equal(asJson.status, 400);
+    assert.equal(asJson.status, 400);
 
     const res = await c.quickbooksRefresh(rt);
-    equal(res.status, 200);
-    equal(Object.keys(res.body), [
+    assert.equal(res.status, 200);
+    assert.deepEqual(Object.keys(res.body), [
       "token_type",
       "expires_in",
       "refresh_token",
       "x_refresh_token_expires_in",
       "access_token",
     ]);
-    equal(res.body.token_type, "bearer");
-    equal(res.body.expires_in, 3600);
-    equal(res.body.x_refresh_token_expires_in, 8_726_400);
-    notEqual(res.body.refresh_token, rt);
+    assert.equal(res.body.token_type, "bearer");
+    assert.equal(res.body.expires_in, 3600);
+    assert.equal(res.body.x_refresh_token_expires_in, 8_726_400);
+    assert.notEqual(res.body.refresh_token, rt);
   }));
 
 Deno.test("quickbooks previous refresh token still works 23 h after rotation (returning the newest) and fails after 25 h", () =>
@@ -485,16 +448,23 @@ Deno.test("quickbooks previous refresh token still works 23 h after rotation (re
     const r1 = first.body.refresh_token;
     await c.advance(23 * 3600);
     const grace = await c.quickbooksRefresh(r0);
-    equal(grace.status, 200);
-    equal(grace.body.refresh_token, r1, "the predecessor hands back the current newest token");
-    notEqual(grace.body.access_token, first.body.access_token);
-    equal((await c.quickbooksApi(grace.body.access_token, acct.config.realm_id!)).status, 200);
+    assert.equal(grace.status, 200);
+    assert.equal(
+      grace.body.refresh_token,
+      r1,
+      "the predecessor hands back the current newest token",
+    );
+    assert.notEqual(grace.body.access_token, first.body.access_token);
+    assert.equal(
+      (await c.quickbooksApi(grace.body.access_token, acct.config.realm_id!)).status,
+      200,
+    );
 
     await c.advance(2 * 3600);
     const late = await c.quickbooksRefresh(r0);
-    equal(late.status, 400);
-    equal(late.body, { error: "invalid_grant", error_description: "Token invalid" });
-    equal((await c.quickbooksRefresh(r1)).status, 200);
+    assert.equal(late.status, 400);
+    assert.deepEqual(late.body, { error: "invalid_grant", error_description: "Token invalid" });
+    assert.equal((await c.quickbooksRefresh(r1)).status, 200);
   }));
 
 Deno.test("quickbooks refresh token expiry rolls 8726400 s from each issue", () =>
@@ -502,25 +472,25 @@ Deno.test("quickbooks refresh token expiry rolls 8726400 s from each issue", () 
     const acct = await c.account("quickbooks");
     await c.advance(100 * DAY);
     const first = await c.quickbooksRefresh(acct.credentials.refresh_token!);
-    equal(first.status, 200);
-    equal(first.body.x_refresh_token_expires_in, 8_726_400);
+    assert.equal(first.status, 200);
+    assert.equal(first.body.x_refresh_token_expires_in, 8_726_400);
     await c.advance(100 * DAY); // 200 days after the grant: alive because it rolled
     const second = await c.quickbooksRefresh(first.body.refresh_token);
-    equal(second.status, 200);
+    assert.equal(second.status, 200);
     await c.advance(8_726_400 + 1);
     const expired = await c.quickbooksRefresh(second.body.refresh_token);
-    equal(expired.status, 400);
-    equal(expired.body.error_description, "Token invalid");
+    assert.equal(expired.status, 400);
+    assert.equal(expired.body.error_description, "Token invalid");
   }));
 
 Deno.test("quickbooks hard expiry is reported only with the header and ends refreshes after 5 years", () =>
   withSandbox(async (c) => {
     const acct = await c.account("quickbooks");
     const plain = await c.quickbooksRefresh(acct.credentials.refresh_token!);
-    equal(plain.body.x_refresh_token_hard_expires_in, undefined);
+    assert.equal(plain.body.x_refresh_token_hard_expires_in, undefined);
     const withHeader = await c.quickbooksRefresh(plain.body.refresh_token, { hardExpiry: true });
     const fiveYears = (Date.UTC(2031, 0, 1) - Date.UTC(2026, 0, 1)) / 1000;
-    ok(
+    assert.ok(
       Math.abs(withHeader.body.x_refresh_token_hard_expires_in - fiveYears) <= DAY + 5,
       `hard expiry ≈ 5 years, got ${withHeader.body.x_refresh_token_hard_expires_in}`,
     );
@@ -531,15 +501,18 @@ Deno.test("quickbooks hard expiry is reported only with the header and ends refr
     for (let day = 100; day < 5 * 365; day += 100) {
       await c.advance(100 * DAY);
       last = await c.quickbooksRefresh(rt, { hardExpiry: true });
-      equal(last.status, 200, `refresh on day ${day}`);
+      assert.equal(last.status, 200, `refresh on day ${day}`);
       rt = last.body.refresh_token;
     }
-    ok(last.body.x_refresh_token_expires_in < 8_726_400, "rolling expiry capped by the hard one");
-    equal(last.body.x_refresh_token_expires_in, last.body.x_refresh_token_hard_expires_in);
+    assert.ok(
+      last.body.x_refresh_token_expires_in < 8_726_400,
+      "rolling expiry capped by the hard one",
+    );
+    assert.equal(last.body.x_refresh_token_expires_in, last.body.x_refresh_token_hard_expires_in);
     await c.advance(last.body.x_refresh_token_hard_expires_in + 1);
     const dead = await c.quickbooksRefresh(rt);
-    equal(dead.status, 400);
-    equal(dead.body.error, "invalid_grant");
+    assert.equal(dead.status, 400);
+    assert.equal(dead.body.error, "invalid_grant");
   }));
 
 Deno.test("quickbooks companyinfo needs a live bearer token for that realm", () =>
@@ -547,19 +520,19 @@ Deno.test("quickbooks companyinfo needs a live bearer token for that realm", () 
     const acct = await c.account("quickbooks");
     const realm = acct.config.realm_id!;
     const info = await c.quickbooksApi(acct.credentials.access_token!, realm);
-    equal(info.status, 200);
-    ok(typeof info.body.CompanyInfo.CompanyName === "string");
+    assert.equal(info.status, 200);
+    assert.ok(typeof info.body.CompanyInfo.CompanyName === "string");
 
     const bad = await c.quickbooksApi("sb_qb_at_bogus", realm);
-    equal(bad.status, 401);
-    equal(bad.body.fault.type, "AUTHENTICATION");
+    assert.equal(bad.status, 401);
+    assert.equal(bad.body.fault.type, "AUTHENTICATION");
     const other = await c.account("quickbooks");
-    equal(
+    assert.equal(
       (await c.quickbooksApi(acct.credentials.access_token!, other.config.realm_id!)).status,
       403,
     );
     await c.advance(3601);
-    equal((await c.quickbooksApi(acct.credentials.access_token!, realm)).status, 401);
+    assert.equal((await c.quickbooksApi(acct.credentials.access_token!, realm)).status, 401);
   }));
 
 // ---------------------------------------------------------------------------
@@ -568,18 +541,18 @@ Deno.test("quickbooks companyinfo needs a live bearer token for that realm", () 
 Deno.test("maystro accepts its static api token and answers others with 401 Invalid token", () =>
   withSandbox(async (c) => {
     const acct = await c.account("maystro");
-    equal(Object.keys(acct.credentials), ["api_token"]);
+    assert.deepEqual(Object.keys(acct.credentials), ["api_token"]);
     const orders = await c.maystroApi(acct.credentials.api_token!);
-    equal(orders.status, 200);
-    equal(orders.body, { list: { count: 0, next: null, results: [] } });
+    assert.equal(orders.status, 200);
+    assert.deepEqual(orders.body, { list: { count: 0, next: null, results: [] } });
 
     const bad = await c.maystroApi("sb_maystro_bogus");
-    equal(bad.status, 401);
-    equal(bad.body, { detail: "Invalid token." });
-    equal((await c.maystroApi(null)).status, 401);
+    assert.equal(bad.status, 401);
+    assert.deepEqual(bad.body, { detail: "Invalid token." });
+    assert.equal((await c.maystroApi(null)).status, 401);
 
     await c.post(`/_sandbox/accounts/maystro/${acct.external_id}/revoke`);
-    equal((await c.maystroApi(acct.credentials.api_token!)).status, 401);
+    assert.equal((await c.maystroApi(acct.credentials.api_token!)).status, 401);
   }));
 
 // ---------------------------------------------------------------------------
@@ -590,9 +563,9 @@ Deno.test("5xx fault answers 503 with a non-JSON body and does not consume the t
     const acct = await c.account("shopify");
     await c.fault({ provider: "shopify", kind: "5xx" });
     const failed = await c.shopifyRefresh(acct.credentials.refresh_token!);
-    equal(failed.status, 503);
-    equal(failed.body, undefined, "body is not JSON");
-    equal((await c.shopifyRefresh(acct.credentials.refresh_token!)).status, 200);
+    assert.equal(failed.status, 503);
+    assert.equal(failed.body, undefined, "body is not JSON");
+    assert.equal((await c.shopifyRefresh(acct.credentials.refresh_token!)).status, 200);
   }));
 
 Deno.test("hang fault holds the request until the client gives up, and the token survives", () =>
@@ -600,7 +573,7 @@ Deno.test("hang fault holds the request until the client gives up, and the token
     const acct = await c.account("lightspeed");
     await c.fault({ provider: "lightspeed", kind: "hang" });
     const started = performance.now();
-    await rejects(
+    await assert.rejects(
       () =>
         c.post("/lightspeed/api/1.0/token", {
           form: {
@@ -611,10 +584,10 @@ Deno.test("hang fault holds the request until the client gives up, and the token
           },
           signal: AbortSignal.timeout(200),
         }),
-      "TimeoutError",
+      { name: "TimeoutError" },
     );
-    ok(performance.now() - started >= 190, "held until the client timed out");
-    equal((await c.lightspeedRefresh(acct.credentials.refresh_token!)).status, 200);
+    assert.ok(performance.now() - started >= 190, "held until the client timed out");
+    assert.equal((await c.lightspeedRefresh(acct.credentials.refresh_token!)).status, 200);
   }));
 
 Deno.test("close() ends requests held by a hang fault", async () => {
@@ -630,7 +603,7 @@ Deno.test("close() ends requests held by a hang fault", async () => {
   const started = performance.now();
   await sandbox.close();
   await held;
-  ok(performance.now() - started < 5000, "close did not wait for the 60 s hold");
+  assert.ok(performance.now() - started < 5000, "close did not wait for the 60 s hold");
 });
 
 Deno.test("429 fault carries Retry-After (default 2 s) and leaves the token alone", () =>
@@ -639,12 +612,15 @@ Deno.test("429 fault carries Retry-After (default 2 s) and leaves the token alon
     await c.fault({ provider: "quickbooks", kind: "429", retry_after: 7 });
     await c.fault({ provider: "quickbooks", kind: "429" });
     const first = await c.quickbooksRefresh(acct.credentials.refresh_token!);
-    equal(first.status, 429);
-    equal(first.headers.get("retry-after"), "7");
+    assert.equal(first.status, 429);
+    assert.equal(first.headers.get("retry-after"), "7");
     const second = await c.quickbooksRefresh(acct.credentials.refresh_token!);
-    equal(second.headers.get("retry-after"), "2");
+    assert.equal(second.headers.get("retry-after"), "2");
     const view = await c.inspect("quickbooks", acct.external_id);
-    equal(view.live_refresh_token_fingerprint, await sha256Prefix(acct.credentials.refresh_token!));
+    assert.equal(
+      view.live_refresh_token_fingerprint,
+      await sha256Prefix(acct.credentials.refresh_token!),
+    );
   }));
 
 Deno.test("malformed_json fault returns 200 with a truncated body after the refresh really happened", () =>
@@ -652,12 +628,12 @@ Deno.test("malformed_json fault returns 200 with a truncated body after the refr
     const acct = await c.account("shopify");
     await c.fault({ provider: "shopify", kind: "malformed_json" });
     const res = await c.shopifyRefresh(acct.credentials.refresh_token!);
-    equal(res.status, 200);
-    equal(res.body, undefined, "body does not parse");
-    ok(res.text.startsWith("{"), "looks like the start of JSON");
+    assert.equal(res.status, 200);
+    assert.equal(res.body, undefined, "body does not parse");
+    assert.ok(res.text.startsWith("{"), "looks like the start of JSON");
     // The response was garbled on the way back: the rotation did happen.
     const view = await c.inspect("shopify", acct.external_id);
-    notEqual(
+    assert.notEqual(
       view.live_refresh_token_fingerprint,
       await sha256Prefix(acct.credentials.refresh_token!),
     );
@@ -668,14 +644,14 @@ Deno.test("missing_field fault drops access_token by default, or the named field
     const acct = await c.account("lightspeed");
     await c.fault({ provider: "lightspeed", kind: "missing_field" });
     const noAccess = await c.lightspeedRefresh(acct.credentials.refresh_token!);
-    equal(noAccess.status, 200);
-    equal(noAccess.body.access_token, undefined);
-    ok(typeof noAccess.body.refresh_token === "string");
+    assert.equal(noAccess.status, 200);
+    assert.equal(noAccess.body.access_token, undefined);
+    assert.ok(typeof noAccess.body.refresh_token === "string");
 
     await c.fault({ provider: "lightspeed", kind: "missing_field", field: "refresh_token" });
     const noRefresh = await c.lightspeedRefresh(noAccess.body.refresh_token);
-    equal(noRefresh.body.refresh_token, undefined);
-    ok(typeof noRefresh.body.access_token === "string");
+    assert.equal(noRefresh.body.refresh_token, undefined);
+    assert.ok(typeof noRefresh.body.access_token === "string");
   }));
 
 Deno.test("invalid_grant fault answers with the provider's invalid_grant and keeps the token alive", () =>
@@ -683,41 +659,41 @@ Deno.test("invalid_grant fault answers with the provider's invalid_grant and kee
     const acct = await c.account("quickbooks");
     await c.fault({ provider: "quickbooks", kind: "invalid_grant" });
     const res = await c.quickbooksRefresh(acct.credentials.refresh_token!);
-    equal(res.status, 400);
-    equal(res.body, { error: "invalid_grant", error_description: "Token invalid" });
-    equal((await c.quickbooksRefresh(acct.credentials.refresh_token!)).status, 200);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body, { error: "invalid_grant", error_description: "Token invalid" });
+    assert.equal((await c.quickbooksRefresh(acct.credentials.refresh_token!)).status, 200);
 
     const sh = await c.account("shiphero");
     await c.fault({ provider: "shiphero", kind: "invalid_grant" });
-    equal((await c.shipheroRefresh(sh.credentials.refresh_token!)).status, 403);
+    assert.equal((await c.shipheroRefresh(sh.credentials.refresh_token!)).status, 403);
   }));
 
 Deno.test("faults count down, count 0 persists until cleared, and api faults hit only the api", () =>
   withSandbox(async (c) => {
     const acct = await c.account("maystro");
     await c.fault({ provider: "maystro", endpoint: "api", kind: "5xx", count: 2 });
-    equal((await c.maystroApi(acct.credentials.api_token!)).status, 503);
-    equal((await c.maystroApi(acct.credentials.api_token!)).status, 503);
-    equal((await c.maystroApi(acct.credentials.api_token!)).status, 200);
+    assert.equal((await c.maystroApi(acct.credentials.api_token!)).status, 503);
+    assert.equal((await c.maystroApi(acct.credentials.api_token!)).status, 503);
+    assert.equal((await c.maystroApi(acct.credentials.api_token!)).status, 200);
 
     const sh = await c.account("shiphero");
     await c.fault({ provider: "shiphero", endpoint: "api", kind: "5xx", count: 0 });
     for (let i = 0; i < 3; i++) {
-      equal((await c.shipheroApi(sh.credentials.access_token!)).status, 503);
+      assert.equal((await c.shipheroApi(sh.credentials.access_token!)).status, 503);
     }
-    equal(
+    assert.equal(
       (await c.shipheroRefresh(sh.credentials.refresh_token!)).status,
       200,
       "token endpoint unaffected",
     );
     const cleared = await c.request("DELETE", "/_sandbox/faults");
-    equal(cleared.body, { cleared: 1 });
-    equal((await c.shipheroApi(sh.credentials.access_token!)).status, 200);
+    assert.deepEqual(cleared.body, { cleared: 1 });
+    assert.equal((await c.shipheroApi(sh.credentials.access_token!)).status, 200);
 
     const noTokenEndpoint = await c.post("/_sandbox/faults", {
       json: { provider: "maystro", kind: "5xx" },
     });
-    equal(noTokenEndpoint.status, 400);
+    assert.equal(noTokenEndpoint.status, 400);
   }));
 
 // ---------------------------------------------------------------------------
@@ -729,27 +705,35 @@ Deno.test("stats count refresh attempts per account and per token fingerprint, n
     const other = await c.account("shopify");
     const t0 = acct.credentials.refresh_token!;
     const rotated = await c.shopifyRefresh(t0);
-    equal((await c.shopifyRefresh(t0)).status, 400, "reusing the rotated token fails but counts");
+    assert.equal(
+      (await c.shopifyRefresh(t0)).status,
+      400,
+      "reusing the rotated token fails but counts",
+    );
     await c.fault({ provider: "shopify", kind: "5xx" });
-    equal(
+    assert.equal(
       (await c.shopifyRefresh(rotated.body.refresh_token)).status,
       503,
       "faulted, still counts",
     );
-    equal((await c.shopifyRefresh("shprt_unknown")).status, 400, "unknown token: not an account's");
+    assert.equal(
+      (await c.shopifyRefresh("shprt_unknown")).status,
+      400,
+      "unknown token: not an account's",
+    );
 
     const stats = await c.get("/_sandbox/stats");
-    equal(stats.body.refresh_calls, 3);
-    equal(stats.body.by_account[`shopify/${acct.external_id}`], {
+    assert.equal(stats.body.refresh_calls, 3);
+    assert.deepEqual(stats.body.by_account[`shopify/${acct.external_id}`], {
       refresh_calls: 3,
       by_refresh_token: {
         [await sha256Prefix(t0)]: 2,
         [await sha256Prefix(rotated.body.refresh_token)]: 1,
       },
     });
-    equal(stats.body.by_account[`shopify/${other.external_id}`].refresh_calls, 0);
+    assert.equal(stats.body.by_account[`shopify/${other.external_id}`].refresh_calls, 0);
     for (const raw of [t0, rotated.body.refresh_token, acct.credentials.access_token!]) {
-      ok(!stats.text.includes(raw), "no raw token in stats");
+      assert.ok(!stats.text.includes(raw), "no raw token in stats");
     }
   }));
 
@@ -758,58 +742,58 @@ Deno.test("account inspection shows the newest tokens' fingerprints and expiries
     const acct = await c.account("quickbooks");
     const res = await c.quickbooksRefresh(acct.credentials.refresh_token!);
     const view = await c.inspect("quickbooks", acct.external_id);
-    equal(view.live_refresh_token_fingerprint, await sha256Prefix(res.body.refresh_token));
-    equal(view.live_access_token_fingerprint, await sha256Prefix(res.body.access_token));
+    assert.equal(view.live_refresh_token_fingerprint, await sha256Prefix(res.body.refresh_token));
+    assert.equal(view.live_access_token_fingerprint, await sha256Prefix(res.body.access_token));
     const now = Date.parse((await c.get("/_sandbox/clock")).body.now);
-    ok(Math.abs(Date.parse(view.access_token_expires_at!) - (now + 3600_000)) < 5000);
-    ok(Math.abs(Date.parse(view.refresh_token_expires_at!) - (now + 8_726_400_000)) < 5000);
-    equal(view.revoked, false);
+    assert.ok(Math.abs(Date.parse(view.access_token_expires_at!) - (now + 3600_000)) < 5000);
+    assert.ok(Math.abs(Date.parse(view.refresh_token_expires_at!) - (now + 8_726_400_000)) < 5000);
+    assert.equal(view.revoked, false);
     for (const raw of [res.body.refresh_token, res.body.access_token]) {
-      ok(!JSON.stringify(view).includes(raw));
+      assert.ok(!JSON.stringify(view).includes(raw));
     }
-    equal((await c.get("/_sandbox/accounts/quickbooks/nope")).status, 404);
+    assert.equal((await c.get("/_sandbox/accounts/quickbooks/nope")).status, 404);
   }));
 
 Deno.test("the sandbox clock moves expiry: advancing past 28 days kills a shiphero access token, set moves lightspeed expires", () =>
   withSandbox(async (c) => {
     const acct = await c.account("shiphero");
     const before = Date.parse((await c.get("/_sandbox/clock")).body.now);
-    ok(Math.abs(before - Date.now()) < 5000, "defaults to real time");
+    assert.ok(Math.abs(before - Date.now()) < 5000, "defaults to real time");
     const after = Date.parse(await c.advance(2_419_200 + 1));
-    ok(after - before >= 2_419_201_000);
-    equal((await c.shipheroApi(acct.credentials.access_token!)).status, 401);
+    assert.ok(after - before >= 2_419_201_000);
+    assert.equal((await c.shipheroApi(acct.credentials.access_token!)).status, 401);
 
     const set = await c.post("/_sandbox/clock", { json: { set: "2030-01-01T00:00:00Z" } });
-    ok(Date.parse(set.body.now) - Date.UTC(2030, 0, 1) < 5000);
+    assert.ok(Date.parse(set.body.now) - Date.UTC(2030, 0, 1) < 5000);
     const ls = await c.account("lightspeed");
     const res = await c.lightspeedRefresh(ls.credentials.refresh_token!);
-    ok(Math.abs(res.body.expires - (Date.UTC(2030, 0, 1) / 1000 + 86_400)) < 5);
+    assert.ok(Math.abs(res.body.expires - (Date.UTC(2030, 0, 1) / 1000 + 86_400)) < 5);
 
-    equal((await c.post("/_sandbox/clock", { json: { set: "not a date" } })).status, 400);
+    assert.equal((await c.post("/_sandbox/clock", { json: { set: "not a date" } })).status, 400);
   }));
 
 Deno.test("control API: generated ids are unique, duplicates conflict, unknown routes are 404 JSON", () =>
   withSandbox(async (c) => {
-    equal((await c.get("/_sandbox/health")).body, { ok: true });
+    assert.deepEqual((await c.get("/_sandbox/health")).body, { ok: true });
     const ids = new Set<string>();
     for (let i = 0; i < 5; i++) ids.add((await c.account("lightspeed")).external_id);
-    equal(ids.size, 5);
+    assert.equal(ids.size, 5);
     const fixed = await c.account("quickbooks", { external_id: "123145" });
-    equal(fixed.config, { realm_id: "123145" });
+    assert.deepEqual(fixed.config, { realm_id: "123145" });
     const dup = await c.post("/_sandbox/accounts", {
       json: { provider: "quickbooks", external_id: "123145" },
     });
-    equal(dup.status, 409);
-    equal((await c.post("/_sandbox/accounts", { json: { provider: "nope" } })).status, 400);
-    equal(
+    assert.equal(dup.status, 409);
+    assert.equal((await c.post("/_sandbox/accounts", { json: { provider: "nope" } })).status, 400);
+    assert.equal(
       (await c.post("/_sandbox/accounts", { json: { provider: "maystro", kind: "legacy" } }))
         .status,
       400,
     );
     for (const path of ["/nowhere", "/shopify/admin/unknown", "/_sandbox/unknown"]) {
       const res = await c.get(path);
-      equal(res.status, 404);
-      equal(res.body.error, "not_found");
+      assert.equal(res.status, 404);
+      assert.equal(res.body.error, "not_found");
     }
   }));
 
@@ -823,9 +807,13 @@ Deno.test("each sandbox has its own state and its own app credentials", async ()
     const ca = new Client(a.url);
     const cb = new Client(b.url);
     const acct = await ca.account("shopify");
-    equal((await cb.shopifyApi(acct.credentials.access_token!)).status, 401);
+    assert.equal((await cb.shopifyApi(acct.credentials.access_token!)).status, 401);
     const other = await cb.account("shopify");
-    equal((await cb.shopifyRefresh(other.credentials.refresh_token!)).status, 401, "default app");
+    assert.equal(
+      (await cb.shopifyRefresh(other.credentials.refresh_token!)).status,
+      401,
+      "default app",
+    );
     const res = await cb.post("/shopify/admin/oauth/access_token", {
       json: {
         client_id: "custom-client",
@@ -834,7 +822,7 @@ Deno.test("each sandbox has its own state and its own app credentials", async ()
         grant_type: "refresh_token",
       },
     });
-    equal(res.status, 200);
+    assert.equal(res.status, 200);
   } finally {
     await a.close();
     await b.close();
@@ -844,13 +832,13 @@ Deno.test("each sandbox has its own state and its own app credentials", async ()
 Deno.test("latency delays provider responses but not the control API", () =>
   withSandbox(async (c) => {
     const acct = await c.account("maystro");
-    equal((await c.post("/_sandbox/latency", { json: { ms: 100 } })).body, { ms: 100 });
+    assert.deepEqual((await c.post("/_sandbox/latency", { json: { ms: 100 } })).body, { ms: 100 });
     let started = performance.now();
-    equal((await c.maystroApi(acct.credentials.api_token!)).status, 200);
-    ok(performance.now() - started >= 95, "provider call delayed");
+    assert.equal((await c.maystroApi(acct.credentials.api_token!)).status, 200);
+    assert.ok(performance.now() - started >= 95, "provider call delayed");
     started = performance.now();
     await c.get("/_sandbox/health");
-    ok(performance.now() - started < 95, "control API not delayed");
+    assert.ok(performance.now() - started < 95, "control API not delayed");
   }));
 
 Deno.test("two thousand accounts refresh concurrently, each exactly once", () =>
@@ -865,11 +853,11 @@ Deno.test("two thousand accounts refresh concurrently, each exactly once", () =>
       const replies = await Promise.all(
         accounts.slice(i, i + 250).map((a) => c.lightspeedRefresh(a.credentials.refresh_token!)),
       );
-      ok(replies.every((r) => r.status === 200));
+      assert.ok(replies.every((r) => r.status === 200));
     }
     const stats = await c.get("/_sandbox/stats");
-    equal(stats.body.refresh_calls, 2000);
-    equal(Object.keys(stats.body.by_account).length, 2000);
+    assert.equal(stats.body.refresh_calls, 2000);
+    assert.equal(Object.keys(stats.body.by_account).length, 2000);
   }));
 
 Deno.test("the CLI prints its URL, serves, and exits cleanly on SIGTERM", async () => {
@@ -887,10 +875,10 @@ Deno.test("the CLI prints its URL, serves, and exits cleanly on SIGTERM", async 
     out += value;
   }
   const url = /sandbox listening on (http:\/\/\S+)/.exec(out)?.[1];
-  ok(url, `printed its URL: ${out}`);
-  equal((await new Client(url).get("/_sandbox/health")).body, { ok: true });
+  assert.ok(url, `printed its URL: ${out}`);
+  assert.deepEqual((await new Client(url).get("/_sandbox/health")).body, { ok: true });
   child.kill("SIGTERM");
   while (!(await reader.read()).done) { /* drain */ }
   const status = await child.status;
-  equal(status.code, 0);
+  assert.equal(status.code, 0);
 });

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { Sql, Tx } from "../functions-shared/db/client.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/stack.ts";
+import { withTestDatabase } from "./helpers/stack.ts";
 
 const USER_A = "0a0a0a0a-0000-4000-8000-00000000000a";
 const USER_B = "0b0b0b0b-0000-4000-8000-00000000000b";
@@ -99,17 +99,8 @@ async function seed(sql: Sql): Promise<Fixture> {
   return { a: ids[0]!, b: ids[1]! };
 }
 
-async function withDatabase(fn: (db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase();
-  try {
-    await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
-
 Deno.test("an authenticated user sees only their own connection, its health and what hangs off it", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const { a, b } = await seed(db.sql);
     for (const [user, own] of [[USER_A, a], [USER_B, b]] as const) {
       await as(db.sql, "authenticated", user, async (tx) => {
@@ -157,7 +148,7 @@ Deno.test("an authenticated user sees only their own connection, its health and 
   }));
 
 Deno.test("auth.uid() returns the claim's sub, and null without claims", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const withClaims = await as(
       db.sql,
       "authenticated",
@@ -175,7 +166,7 @@ Deno.test("auth.uid() returns the claim's sub, and null without claims", () =>
   }));
 
 Deno.test("credentials are denied to authenticated and service_role, webhook events to authenticated", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     await seed(db.sql);
     const err = await deniedAs(db.sql, "authenticated", USER_A, "select * from tether.credentials");
     assert.equal(err.message, "permission denied for table credentials");
@@ -202,7 +193,7 @@ Deno.test("credentials are denied to authenticated and service_role, webhook eve
   }));
 
 Deno.test("anon cannot use schema tether at all", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     await seed(db.sql);
     const [usage] = await db.sql`
       select has_schema_privilege('anon', 'tether', 'usage') as anon,
@@ -218,7 +209,7 @@ Deno.test("anon cannot use schema tether at all", () =>
   }));
 
 Deno.test("authenticated cannot read connections.config nor insert, update or delete anything", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const { a } = await seed(db.sql);
     for (const column of ["config", "lease_owner", "lease_expires_at"]) {
       const err = await deniedAs(
@@ -264,7 +255,7 @@ Deno.test("authenticated cannot read connections.config nor insert, update or de
   }));
 
 Deno.test("Vault and pg_net are out of reach of anon and authenticated", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     for (const role of ["anon", "authenticated"] as const) {
       for (
         const query of [
@@ -281,7 +272,7 @@ Deno.test("Vault and pg_net are out of reach of anon and authenticated", () =>
   }));
 
 Deno.test("every table and view in schema tether has a comment; tables have RLS, views run as the caller", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const rows = await db.sql<
       { relname: string; relkind: string; commented: boolean; rls: boolean; options: string[] }[]
     >`
@@ -311,7 +302,7 @@ Deno.test("every table and view in schema tether has a comment; tables have RLS,
   }));
 
 Deno.test("statuses are checked by named constraints", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const { a } = await seed(db.sql);
     const err = await pgError(() =>
       db.sql`insert into tether.connections (provider, external_id, name, status)
@@ -349,7 +340,7 @@ Deno.test("statuses are checked by named constraints", () =>
   }));
 
 Deno.test("the SQL API is not executable by public, anon or authenticated", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const rows = await db.sql<{ fn: string; role: string; allowed: boolean }[]>`
       select f.fn, r.role, has_function_privilege(r.role, f.fn, 'execute') as allowed
         from unnest(${SQL_API}::text[]) as f(fn)
@@ -364,7 +355,7 @@ Deno.test("the SQL API is not executable by public, anon or authenticated", () =
   }));
 
 Deno.test("refresh_tokens('nope') raises an error naming the provider", () =>
-  withDatabase(async (db) => {
+  withTestDatabase(async (db) => {
     const err = await pgError(() => db.sql`select public.refresh_tokens('nope')`);
     assert.equal(err.code, "P0001");
     assert.equal(err.message, 'unknown provider "nope"');

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import {
   generateKeyRingEntry,
   parseKeyRing,
@@ -15,59 +16,6 @@ const RING = `ka:${KEY_A},kb:${KEY_B}`;
 const AAD = "6f1c2a7e-3b7d-4e0a-9d7c-1f2e3d4c5b6a:access_token";
 const TOKEN = "shpat_0123456789abcdef-ünïcødé-🔑";
 const FORMAT = /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+$/;
-
-// Small assert helpers: node:assert would need @types/node, which this project does not install.
-function fail(message: string): never {
-  throw new Error(message);
-}
-
-function assertOk(condition: unknown, message = "expected a truthy value"): asserts condition {
-  if (!condition) fail(message);
-}
-
-function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  if (!Object.is(actual, expected)) {
-    fail(message ?? `expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-  }
-}
-
-function assertNotEquals(actual: unknown, unexpected: unknown): void {
-  if (Object.is(actual, unexpected)) fail(`expected a value other than ${JSON.stringify(actual)}`);
-}
-
-/** Deep equality through JSON: enough for the arrays, byte arrays and records compared here. */
-function assertDeepEquals(actual: unknown, expected: unknown): void {
-  assertEquals(JSON.stringify(actual), JSON.stringify(expected));
-}
-
-function assertMatch(text: string, pattern: RegExp): void {
-  if (!pattern.test(text)) fail(`expected ${JSON.stringify(text)} to match ${pattern}`);
-}
-
-async function assertRejects(promise: Promise<unknown>, check: (error: unknown) => void) {
-  try {
-    await promise;
-  } catch (error) {
-    check(error);
-    return;
-  }
-  fail("expected a rejection");
-}
-
-/** A check for assertRejects / assertThrows that the error is an instance of `type`. */
-function instanceOf(type: abstract new (...args: never[]) => Error) {
-  return (error: unknown) => assertOk(error instanceof type, `expected ${type.name}, got ${error}`);
-}
-
-function assertThrows(fn: () => unknown, check: (error: unknown) => void): void {
-  try {
-    fn();
-  } catch (error) {
-    check(error);
-    return;
-  }
-  fail("expected a throw");
-}
 
 function bytesOf(length: number, fill = 7): string {
   return btoa(String.fromCharCode(...new Uint8Array(length).fill(fill)));
@@ -96,10 +44,11 @@ function tamper(ciphertext: string, part: 2 | 3, index: number): string {
 }
 
 async function assertConfigError(spec: string, code: VaultConfigErrorCode, message: RegExp) {
-  await assertRejects(TokenVault.fromKeyRing(spec), (error: unknown) => {
-    assertOk(error instanceof VaultConfigError, `expected VaultConfigError, got ${error}`);
-    assertEquals(error.code, code);
-    assertMatch(error.message, message);
+  await assert.rejects(TokenVault.fromKeyRing(spec), (error) => {
+    assert.ok(error instanceof VaultConfigError, `expected VaultConfigError, got ${error}`);
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
+    return true;
   });
 }
 
@@ -110,10 +59,11 @@ async function assertDecryptError(
   code: VaultDecryptErrorCode,
   message: RegExp,
 ) {
-  await assertRejects(vault.decrypt(ciphertext, aad), (error: unknown) => {
-    assertOk(error instanceof VaultDecryptError, `expected VaultDecryptError, got ${error}`);
-    assertEquals(error.code, code);
-    assertMatch(error.message, message);
+  await assert.rejects(vault.decrypt(ciphertext, aad), (error) => {
+    assert.ok(error instanceof VaultDecryptError, `expected VaultDecryptError, got ${error}`);
+    assert.equal(error.code, code);
+    assert.match(error.message, message);
+    return true;
   });
 }
 
@@ -127,78 +77,78 @@ async function runNode(script: string, env: Record<string, string>): Promise<str
     stderr: "piped",
   }).output();
   const stderr = new TextDecoder().decode(output.stderr);
-  assertEquals(output.code, 0, `node failed: ${stderr}`);
+  assert.equal(output.code, 0, `node failed: ${stderr}`);
   return new TextDecoder().decode(output.stdout);
 }
 
 Deno.test("a value round-trips through encrypt and decrypt", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
-  assertEquals(await vault.decrypt(await vault.encrypt(TOKEN, AAD), AAD), TOKEN);
-  assertEquals(await vault.decrypt(await vault.encrypt("", AAD), AAD), "");
+  assert.equal(await vault.decrypt(await vault.encrypt(TOKEN, AAD), AAD), TOKEN);
+  assert.equal(await vault.decrypt(await vault.encrypt("", AAD), AAD), "");
 });
 
 Deno.test("ciphertext is v1.<keyId>.<12-byte iv>.<data with 16-byte tag> in base64url", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
   const ciphertext = await vault.encrypt(TOKEN, AAD);
-  assertMatch(ciphertext, FORMAT);
+  assert.match(ciphertext, FORMAT);
   const [version, keyId, iv, sealed] = ciphertext.split(".");
-  assertEquals(version, "v1");
-  assertEquals(keyId, "ka");
-  assertEquals(b64urlDecode(iv!).length, 12);
-  assertEquals(b64urlDecode(sealed!).length, new TextEncoder().encode(TOKEN).length + 16);
+  assert.equal(version, "v1");
+  assert.equal(keyId, "ka");
+  assert.equal(b64urlDecode(iv!).length, 12);
+  assert.equal(b64urlDecode(sealed!).length, new TextEncoder().encode(TOKEN).length + 16);
 });
 
 Deno.test("the same plaintext encrypts to a different ciphertext with a fresh IV each time", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
   const values = await Promise.all(Array.from({ length: 20 }, () => vault.encrypt(TOKEN, AAD)));
-  assertEquals(new Set(values).size, 20);
-  assertEquals(new Set(values.map((value) => value.split(".")[2])).size, 20);
+  assert.equal(new Set(values).size, 20);
+  assert.equal(new Set(values.map((value) => value.split(".")[2])).size, 20);
 });
 
 Deno.test("a multi-key ring encrypts with the first key and decrypts values of the others", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
-  assertEquals(vault.activeKeyId, "ka");
+  assert.equal(vault.activeKeyId, "ka");
   const old = await (await TokenVault.fromKeyRing(`kb:${KEY_B}`)).encrypt(TOKEN, AAD);
-  assertEquals(TokenVault.keyIdOf(old), "kb");
-  assertEquals(await vault.decrypt(old, AAD), TOKEN);
+  assert.equal(TokenVault.keyIdOf(old), "kb");
+  assert.equal(await vault.decrypt(old, AAD), TOKEN);
   const fresh = await vault.encrypt(TOKEN, AAD);
-  assertEquals(TokenVault.keyIdOf(fresh), "ka");
+  assert.equal(TokenVault.keyIdOf(fresh), "ka");
 });
 
 Deno.test("rotation: values under a non-active key re-encrypt to the active key", async () => {
   const before = await TokenVault.fromKeyRing(`kb:${KEY_B}`);
   const after = await TokenVault.fromKeyRing(RING);
   const stored = await before.encrypt(TOKEN, AAD);
-  assertNotEquals(TokenVault.keyIdOf(stored), after.activeKeyId);
+  assert.notEqual(TokenVault.keyIdOf(stored), after.activeKeyId);
   const rotated = await after.encrypt(await after.decrypt(stored, AAD), AAD);
-  assertEquals(TokenVault.keyIdOf(rotated), "ka");
-  assertEquals(await (await TokenVault.fromKeyRing(`ka:${KEY_A}`)).decrypt(rotated, AAD), TOKEN);
+  assert.equal(TokenVault.keyIdOf(rotated), "ka");
+  assert.equal(await (await TokenVault.fromKeyRing(`ka:${KEY_A}`)).decrypt(rotated, AAD), TOKEN);
 });
 
 Deno.test("a bare base64 key is a one-key ring with id k0", async () => {
   const vault = await TokenVault.fromKeyRing(`  ${KEY_A}  `);
-  assertEquals(vault.activeKeyId, "k0");
+  assert.equal(vault.activeKeyId, "k0");
   const ciphertext = await vault.encrypt(TOKEN, AAD);
-  assertEquals(TokenVault.keyIdOf(ciphertext), "k0");
-  assertEquals(await (await TokenVault.fromKeyRing(`k0:${KEY_A}`)).decrypt(ciphertext, AAD), TOKEN);
+  assert.equal(TokenVault.keyIdOf(ciphertext), "k0");
+  assert.equal(await (await TokenVault.fromKeyRing(`k0:${KEY_A}`)).decrypt(ciphertext, AAD), TOKEN);
 });
 
 Deno.test("key ring entries are trimmed and keys may be base64url without padding", () => {
   const urlKey = KEY_B.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  assertNotEquals(urlKey, KEY_B);
+  assert.notEqual(urlKey, KEY_B);
   const ring = parseKeyRing(` ka : ${KEY_A} ,\n kb:${urlKey} `);
-  assertDeepEquals(ring.map((entry) => entry.id), ["ka", "kb"]);
-  assertDeepEquals(ring[1]!.key, parseKeyRing(`kb:${KEY_B}`)[0]!.key);
+  assert.deepEqual(ring.map((entry) => entry.id), ["ka", "kb"]);
+  assert.deepEqual(ring[1]!.key, parseKeyRing(`kb:${KEY_B}`)[0]!.key);
 });
 
 Deno.test("generateKeyRingEntry makes a usable id:base64key entry", async () => {
   const entry = generateKeyRingEntry("local-1");
-  assertMatch(entry, /^local-1:[A-Za-z0-9+/]{43}=$/);
-  assertNotEquals(entry, generateKeyRingEntry("local-1"));
+  assert.match(entry, /^local-1:[A-Za-z0-9+/]{43}=$/);
+  assert.notEqual(entry, generateKeyRingEntry("local-1"));
   const vault = await TokenVault.fromKeyRing(entry);
-  assertEquals(vault.activeKeyId, "local-1");
-  assertEquals(await vault.decrypt(await vault.encrypt(TOKEN, AAD), AAD), TOKEN);
-  assertThrows(() => generateKeyRingEntry("bad id"), instanceOf(VaultConfigError));
+  assert.equal(vault.activeKeyId, "local-1");
+  assert.equal(await vault.decrypt(await vault.encrypt(TOKEN, AAD), AAD), TOKEN);
+  assert.throws(() => generateKeyRingEntry("bad id"), VaultConfigError);
 });
 
 Deno.test("a 16-byte key is rejected as the wrong length", async () => {
@@ -236,13 +186,15 @@ Deno.test("key ids outside [A-Za-z0-9_-] are rejected", async () => {
 
 Deno.test("config errors never contain key material", async () => {
   const short = bytesOf(16, 42);
-  await assertRejects(TokenVault.fromKeyRing(`ka:${short}`), (error: unknown) => {
-    assertOk(error instanceof VaultConfigError);
-    assertOk(!error.message.includes(short), error.message);
+  await assert.rejects(TokenVault.fromKeyRing(`ka:${short}`), (error) => {
+    assert.ok(error instanceof VaultConfigError);
+    assert.ok(!error.message.includes(short), error.message);
+    return true;
   });
-  await assertRejects(TokenVault.fromKeyRing(`ka:${KEY_A},${KEY_B}`), (error: unknown) => {
-    assertOk(error instanceof VaultConfigError);
-    assertOk(!error.message.includes(KEY_A) && !error.message.includes(KEY_B), error.message);
+  await assert.rejects(TokenVault.fromKeyRing(`ka:${KEY_A},${KEY_B}`), (error) => {
+    assert.ok(error instanceof VaultConfigError);
+    assert.ok(!error.message.includes(KEY_A) && !error.message.includes(KEY_B), error.message);
+    return true;
   });
 });
 
@@ -299,10 +251,11 @@ Deno.test("a ciphertext copied to another connection does not decrypt", async ()
 Deno.test("authentication failures keep the WebCrypto error as cause and hide the plaintext", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
   const ciphertext = await vault.encrypt(TOKEN, AAD);
-  await assertRejects(vault.decrypt(ciphertext, "x:y"), (error: unknown) => {
-    assertOk(error instanceof VaultDecryptError);
-    assertOk(error.cause instanceof Error);
-    assertOk(!error.message.includes(TOKEN));
+  await assert.rejects(vault.decrypt(ciphertext, "x:y"), (error) => {
+    assert.ok(error instanceof VaultDecryptError);
+    assert.ok(error.cause instanceof Error);
+    assert.ok(!error.message.includes(TOKEN));
+    return true;
   });
 });
 
@@ -311,7 +264,7 @@ Deno.test("a wrong version prefix is malformed", async () => {
   const ciphertext = await vault.encrypt(TOKEN, AAD);
   const v2 = ciphertext.replace(/^v1\./, "v2.");
   await assertDecryptError(vault, v2, AAD, "malformed_ciphertext", /unsupported version.*"v1"/);
-  assertThrows(() => TokenVault.keyIdOf(v2), instanceOf(VaultDecryptError));
+  assert.throws(() => TokenVault.keyIdOf(v2), VaultDecryptError);
 });
 
 Deno.test("a value without 4 dot-separated parts is malformed, not returned as plaintext", async () => {
@@ -322,10 +275,9 @@ Deno.test("a value without 4 dot-separated parts is malformed, not returned as p
   await assertDecryptError(vault, threeParts, AAD, "malformed_ciphertext", /got 3/);
   await assertDecryptError(vault, `${ciphertext}.x`, AAD, "malformed_ciphertext", /got 5/);
   await assertDecryptError(vault, `${ciphertext}=`, AAD, "malformed_ciphertext", /base64url/);
-  assertThrows(
+  assert.throws(
     () => TokenVault.keyIdOf(TOKEN),
-    (error) =>
-      assertOk(error instanceof VaultDecryptError && error.code === "malformed_ciphertext"),
+    (error) => error instanceof VaultDecryptError && error.code === "malformed_ciphertext",
   );
 });
 
@@ -356,7 +308,7 @@ Deno.test("Node's aes-256-gcm decipher decrypts a vault ciphertext", async () =>
     `,
     { VAULT_KEY: KEY_A, VAULT_AAD: AAD, VAULT_CIPHERTEXT: ciphertext },
   );
-  assertDeepEquals(JSON.parse(stdout), { version: "v1", keyId: "ka", plaintext: TOKEN });
+  assert.deepEqual(JSON.parse(stdout), { version: "v1", keyId: "ka", plaintext: TOKEN });
 });
 
 Deno.test("the vault decrypts a value Node's aes-256-gcm cipher encrypted", async () => {
@@ -371,14 +323,14 @@ Deno.test("the vault decrypts a value Node's aes-256-gcm cipher encrypted", asyn
     `,
     { VAULT_KEY: KEY_B, VAULT_AAD: AAD, VAULT_PLAINTEXT: TOKEN },
   );
-  assertMatch(ciphertext, FORMAT);
+  assert.match(ciphertext, FORMAT);
   const vault = await TokenVault.fromKeyRing(RING);
-  assertEquals(await vault.decrypt(ciphertext, AAD), TOKEN);
+  assert.equal(await vault.decrypt(ciphertext, AAD), TOKEN);
   await assertDecryptError(vault, ciphertext, `${AAD}x`, "authentication_failed", /^auth/);
 });
 
 Deno.test("an empty aad is refused, since it would drop the connection/field binding", async () => {
   const vault = await TokenVault.fromKeyRing(RING);
-  await assertRejects(vault.encrypt(TOKEN, ""), instanceOf(TypeError));
-  await assertRejects(vault.decrypt(await vault.encrypt(TOKEN, AAD), ""), instanceOf(TypeError));
+  await assert.rejects(vault.encrypt(TOKEN, ""), TypeError);
+  await assert.rejects(vault.decrypt(await vault.encrypt(TOKEN, AAD), ""), TypeError);
 });

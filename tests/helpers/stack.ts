@@ -55,6 +55,16 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/** Runs `fn` with a fresh test database, dropped afterwards whatever happens. */
+export async function withTestDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
+  const db = await createTestDatabase();
+  try {
+    return await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
+
 /** A settable clock for jobs: starts at `start`, moves only when told. */
 export function fixedClock(start = new Date()) {
   let now = start.getTime();
