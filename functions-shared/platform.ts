@@ -8,6 +8,7 @@ import { createCallerAuth, Unauthorized, unauthorizedResponse } from "./auth.ts"
 import { connect, type Sql } from "./db/client.ts";
 import { readEnv, type TetherEnv } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { formatIssues } from "./validation.ts";
 import { TokenVault } from "./vault.ts";
 
 /** Everything a job needs from the outside world, passed in so tests control it. */
@@ -49,14 +50,6 @@ export function coerceError(value: unknown): Error {
 
 export function jsonError(status: number, error: string, message: string): Response {
   return Response.json({ error, message }, { status, headers: { "cache-control": "no-store" } });
-}
-
-/** zod's first issue, as "field \"a.b\": message". */
-export function describeZodError(err: z.ZodError): string {
-  return err.issues.slice(0, 3).map((issue) => {
-    const path = issue.path.length ? issue.path.join(".") : "(body)";
-    return `field "${path}": ${issue.message}`;
-  }).join("; ");
 }
 
 export async function readJsonBody(req: Request): Promise<unknown> {
@@ -107,7 +100,7 @@ export function createJobHandler<I, O>(
     try {
       const parsed = job.input.safeParse(await readJsonBody(req));
       if (!parsed.success) {
-        return jsonError(400, "invalid_body", describeZodError(parsed.error));
+        return jsonError(400, "invalid_body", formatIssues(parsed.error.issues));
       }
       input = parsed.data;
     } catch (err) {

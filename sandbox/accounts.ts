@@ -84,6 +84,18 @@ export class AccountBook<A extends BaseAccount> {
     return token && account ? { token, account } : undefined;
   }
 
+  /** Kills every token of the account from now on; false when there is no such account. */
+  revoke(externalId: string): boolean {
+    const account = this.#accounts.get(externalId);
+    if (account) account.revoked = true;
+    return account !== undefined;
+  }
+
+  /** External id of the account any token (live or dead) was issued to. */
+  ownerOf(value: string): string | undefined {
+    return this.find(value)?.account.externalId;
+  }
+
   /** The token if it is of `kind`, unexpired, not rotated away and its account not revoked. */
   live(value: string | undefined, kind: TokenKind, now: number): TokenHit<A> | undefined {
     const hit = this.find(value);

@@ -3,6 +3,7 @@
  * cross-cutting parts (latency, faults, stats, routing); a provider module
  * owns its accounts, tokens and wire formats.
  */
+import type { AccountBook, BaseAccount } from "./accounts.ts";
 
 export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
 export type ProviderName = typeof PROVIDERS[number];
@@ -76,11 +77,9 @@ export interface ProviderSandbox {
   readonly api: readonly ApiEndpoint[];
   /** undefined when the requested external id is taken. */
   createAccount(input: AccountInput, now: number): CreatedAccount | undefined;
-  /** false when there is no such account. */
-  revoke(externalId: string): boolean;
+  /** Revocation and token ownership, the same for every provider (sandbox/accounts.ts). */
+  readonly accounts: Pick<AccountBook<BaseAccount>, "revoke" | "ownerOf">;
   inspect(externalId: string): AccountSnapshot | undefined;
-  /** External id of the account any token (live or dead) was issued to. */
-  ownerOf(token: string): string | undefined;
   /** The token endpoint's invalid_grant answer (also served by the invalid_grant fault). */
   invalidGrant(): Response;
   /** The API's bad-token answer (served by the invalid_grant fault on "api"). */

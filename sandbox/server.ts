@@ -144,7 +144,7 @@ export function createSandboxHandler(
       const attempt = await token.read(req);
       if (attempt instanceof Response) return attempt;
       if (attempt.refreshToken !== undefined) {
-        const owner = provider.ownerOf(attempt.refreshToken);
+        const owner = provider.accounts.ownerOf(attempt.refreshToken);
         stats.record(
           owner === undefined ? undefined : `${provider.name}/${owner}`,
           await fingerprint(attempt.refreshToken),
@@ -360,7 +360,7 @@ function controlRoutes(s: ControlState): ControlRoute[] {
     // All tokens of the account die: invalid_grant / 401 from then on.
     route("POST", "/accounts/:provider/:id/revoke", (_req, params) => {
       const found = account(params);
-      if (!found?.provider.revoke(found.id)) return noAccount(params);
+      if (!found?.provider.accounts.revoke(found.id)) return noAccount(params);
       return json({ provider: found.provider.name, external_id: found.id, revoked: true });
     }),
 

@@ -19,6 +19,7 @@ import {
   runRefreshTokens,
 } from "../functions-shared/jobs/refresh_tokens.ts";
 import { createTestDatabase, testDeps } from "../tests/helpers/stack.ts";
+import { SandboxControl } from "../tests/helpers/sandbox.ts";
 import { withStack } from "./local/stack.ts";
 
 const ROOT = join(import.meta.dirname ?? ".", "..");
@@ -47,22 +48,6 @@ const REFRESH = {
   providers: ["shiphero", "shopify", "lightspeed", "quickbooks"] as const,
 };
 
-async function control<T>(
-  url: string,
-  method: "GET" | "POST" | "DELETE",
-  path: string,
-  body?: unknown,
-): Promise<T> {
-  const res = await fetch(`${url}/_sandbox${path}`, {
-    method,
-    headers: body === undefined ? undefined : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`sandbox ${method} ${path}: HTTP ${res.status}`);
-  return JSON.parse(text) as T;
-}
-
 /** Runs `fn` over `items`, `width` at a time. */
 async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>) {
   let next = 0;
@@ -74,10 +59,11 @@ async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise
 
 async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> {
   const db = await createTestDatabase();
-  const sandbox = await startSandbox({ port: 0 });
+  const server = await startSandbox({ port: 0 });
+  const sandbox = new SandboxControl(server.url);
   const pools: ReturnType<typeof connect>[] = [];
   try {
-    await control(sandbox.url, "POST", "/latency", { ms: REFRESH.latencyMs });
+    await sandbox.call("POST", "/latency", { ms: REFRESH.latencyMs });
     const deps = await testDeps(db);
 
     log(`creating ${REFRESH.connections} sandbox accounts and due connections…`);
@@ -88,20 +74,15 @@ async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> 
       const credentials: Record<string, string>[] = [];
       for (const i of part) {
         const provider = REFRESH.providers[i % REFRESH.providers.length]!;
-        const account = await control<{
-          external_id: string;
-          credentials: Record<string, string>;
-          config: Record<string, string>;
-        }>(sandbox.url, "POST", "/accounts", {
+        const account = await sandbox.account(
           provider,
-          ...(provider === "shopify" ? { kind: "expiring" } : {}),
-        });
-        const base = `${sandbox.url}/${provider}`;
+          provider === "shopify" ? "expiring" : undefined,
+        );
         rows.push({
           provider,
           external_id: account.external_id,
           name: `bench ${provider} ${i}`,
-          config: { ...account.config, auth_base_url: base, api_base_url: base },
+          config: sandbox.configFor(account),
         });
         credentials.push(account.credentials);
       }
@@ -119,7 +100,7 @@ async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> 
         }
       });
     });
-    await control(sandbox.url, "DELETE", "/stats");
+    await sandbox.call("DELETE", "/stats");
 
     log(
       `refreshing: ${REFRESH.invocations} invocations × ${REFRESH.concurrency} workers, ` +
@@ -150,11 +131,7 @@ async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> 
     }
     const wallS = (performance.now() - started) / 1000;
 
-    const stats = await control<{ refresh_calls: number; unknown_token_refresh_calls: number }>(
-      sandbox.url,
-      "GET",
-      "/stats",
-    );
+    const stats = await sandbox.stats();
     const [state] = await db.sql<{ active: number; total: number }[]>`
       select count(*) filter (where status = 'active')::int as active, count(*)::int as total
         from tether.connections`;
@@ -182,7 +159,7 @@ async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> 
     };
   } finally {
     await Promise.all(pools.map((p) => p.end({ timeout: 5 })));
-    await sandbox.close();
+    await server.close();
     await db.drop();
   }
 }

@@ -9,7 +9,8 @@ const deno = Deno.execPath();
 let passed = 0;
 let failed = 0;
 
-async function step(name: string, args: string[]): Promise<{ ok: boolean; output: string }> {
+/** One static check: counted as one pass or one failure, its output shown only on failure. */
+async function step(name: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(deno, {
     args,
     cwd: paths.root,
@@ -22,7 +23,6 @@ async function step(name: string, args: string[]): Promise<{ ok: boolean; output
   console.log(`${ok ? "ok  " : "FAIL"} ${name}`);
   if (!ok) console.log(output.trimEnd());
   ok ? passed++ : failed++;
-  return { ok, output };
 }
 
 async function checksAndTests(): Promise<void> {

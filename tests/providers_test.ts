@@ -4,12 +4,13 @@
 
 import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
+import { fingerprint, type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import {
   classifyHttpError,
-  formatIssues,
   parseRetryAfter,
   throwOnGraphqlErrors,
 } from "../functions-shared/providers/http.ts";
+import { formatIssues } from "../functions-shared/validation.ts";
 import { adapterFor, adapters, getAdapter } from "../functions-shared/providers/registry.ts";
 import {
   type AdapterContext,
@@ -71,99 +72,28 @@ const OAUTH: readonly ProviderName[] = ["shiphero", "shopify", "lightspeed", "qu
 const WITH_APP: readonly ProviderName[] = ["shopify", "lightspeed", "quickbooks"];
 const NOW = new Date("2026-03-01T12:00:00Z");
 
-type Sandbox = { url: string; close: () => Promise<void> | void };
+type Account = SandboxAccount;
 
-interface Account {
-  provider: ProviderName;
-  external_id: string;
-  credentials: Credentials;
-  config: Record<string, unknown>;
-}
-
-async function withSandbox(fn: (sb: Sandbox) => Promise<void> | void): Promise<void> {
-  const sb = await startSandbox({ port: 0 });
+async function withSandbox(fn: (sb: SandboxControl) => Promise<void> | void): Promise<void> {
+  const server = await startSandbox({ port: 0 });
   try {
-    await fn(sb);
+    await fn(new SandboxControl(server.url));
   } finally {
-    await sb.close();
+    await server.close();
   }
 }
 
-async function control(
-  sb: Sandbox,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<unknown> {
-  const response = await fetch(`${sb.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} → ${response.status} ${text}`);
-  return text === "" ? undefined : JSON.parse(text);
-}
-
-const accountSchema = z.object({
-  provider: z.enum(PROVIDERS),
-  external_id: z.string(),
-  credentials: z.record(z.string(), z.string()),
-  config: z.record(z.string(), z.unknown()),
-});
-
-async function createAccount(
-  sb: Sandbox,
-  provider: ProviderName,
-  kind?: "legacy" | "expiring",
-): Promise<Account> {
-  return accountSchema.parse(await control(sb, "POST", "/_sandbox/accounts", { provider, kind }));
-}
-
-function connectionOf(sb: Sandbox, account: Account): ConnectionRef {
-  const base = `${sb.url}/${account.provider}`;
+function connectionOf(sb: SandboxControl, account: Account): ConnectionRef {
   return {
     id: crypto.randomUUID(),
     provider: account.provider,
     externalId: account.external_id,
-    config: { ...account.config, auth_base_url: base, api_base_url: base },
+    config: sb.configFor(account),
   };
 }
 
-interface Fault {
-  provider: ProviderName;
-  endpoint?: "token" | "api";
-  kind: "5xx" | "hang" | "429" | "malformed_json" | "missing_field" | "invalid_grant";
-  count?: number;
-  retry_after?: number;
-  field?: string;
-}
-
-async function fault(sb: Sandbox, spec: Fault): Promise<void> {
-  await control(sb, "POST", "/_sandbox/faults", { count: 1, ...spec });
-}
-
-const statsSchema = z.object({
-  refresh_calls: z.number(),
-  by_account: z.record(z.string(), z.looseObject({ refresh_calls: z.number() })),
-});
-
-async function refreshCalls(sb: Sandbox, account: Account): Promise<number> {
-  const stats = statsSchema.parse(await control(sb, "GET", "/_sandbox/stats"));
-  return stats.by_account[`${account.provider}/${account.external_id}`]?.refresh_calls ?? 0;
-}
-
-async function liveRefreshFingerprint(sb: Sandbox, account: Account): Promise<string | null> {
-  const body = z.looseObject({ live_refresh_token_fingerprint: z.string().nullable() }).parse(
-    await control(sb, "GET", `/_sandbox/accounts/${account.provider}/${account.external_id}`),
-  );
-  return body.live_refresh_token_fingerprint;
-}
-
-async function fingerprint(token: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
-    .slice(0, 12);
+async function liveRefreshFingerprint(sb: SandboxControl, account: Account) {
+  return (await sb.inspect(account.provider, account.external_id)).live_refresh_token_fingerprint;
 }
 
 function appOf(provider: ProviderName) {
@@ -184,8 +114,8 @@ function secretsOf(account: Account, ...more: Credentials[]): string[] {
 }
 
 /** A fresh account and its connection, for one provider. */
-async function setup(sb: Sandbox, provider: ProviderName, kind?: "legacy" | "expiring") {
-  const account = await createAccount(sb, provider, kind);
+async function setup(sb: SandboxControl, provider: ProviderName, kind?: "legacy" | "expiring") {
+  const account = await sb.account(provider, kind);
   return { account, conn: connectionOf(sb, account), adapter: getAdapter(provider) };
 }
 
@@ -261,7 +191,7 @@ Deno.test("shiphero refresh keeps the stored refresh token and returns a 28-day 
     await adapter.verify(context(), conn, merged);
     // The static refresh token keeps working.
     await adapter.refresh(context(), conn, merged);
-    assert.equal(await refreshCalls(sb, account), 2);
+    assert.equal(await sb.refreshCalls(account.provider, account.external_id), 2);
   });
 });
 
@@ -301,14 +231,14 @@ Deno.test("shopify legacy token: refresh only verifies it and reports no expiry"
       refreshTokenExpiresAt: null,
       refreshTokenRotated: false,
     });
-    assert.equal(await refreshCalls(sb, account), 0);
+    assert.equal(await sb.refreshCalls(account.provider, account.external_id), 0);
   });
 });
 
 Deno.test("lightspeed refresh rotates, takes the lifetime from expires_in and sets 30 idle days", async () => {
   await withSandbox(async (sb) => {
     // The lifetime is UNCONFIRMED (30 min to 7 days): whatever the response says wins.
-    await control(sb, "POST", "/_sandbox/config", { lightspeed: { access_token_seconds: 1800 } });
+    await sb.call("POST", "/config", { lightspeed: { access_token_seconds: 1800 } });
     const { account, conn, adapter } = await setup(sb, "lightspeed");
     const grant = await adapter.refresh(context(), conn, account.credentials);
     assert.equal(grant.refreshTokenRotated, true);
@@ -331,7 +261,7 @@ Deno.test("lightspeed refresh rotates, takes the lifetime from expires_in and se
 Deno.test("lightspeed without expires_in falls back to the unix time in expires", async () => {
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "lightspeed");
-    await fault(sb, {
+    await sb.fault({
       provider: "lightspeed",
       endpoint: "token",
       kind: "missing_field",
@@ -409,7 +339,7 @@ Deno.test("invalid_grant from the token endpoint requires reauth and says to rec
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "token", kind: "invalid_grant" });
+      await sb.fault({ provider, endpoint: "token", kind: "invalid_grant" });
       const error = await rejectsWith(
         adapter.refresh(context(), conn, account.credentials),
         "invalid_grant",
@@ -442,7 +372,7 @@ Deno.test("a 5xx from the token endpoint is a retryable server_error", async () 
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "token", kind: "5xx" });
+      await sb.fault({ provider, endpoint: "token", kind: "5xx" });
       const error = await rejectsWith(
         adapter.refresh(context(), conn, account.credentials),
         "server_error",
@@ -460,7 +390,7 @@ Deno.test("a 429 is rate_limited with the wait from Retry-After", async () => {
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "token", kind: "429", retry_after: 7 });
+      await sb.fault({ provider, endpoint: "token", kind: "429", retry_after: 7 });
       const error = await rejectsWith(
         adapter.refresh(context(), conn, account.credentials),
         "rate_limited",
@@ -476,7 +406,7 @@ Deno.test("a 429 on an API call is rate_limited too, for every provider", async 
   await withSandbox(async (sb) => {
     for (const provider of PROVIDERS) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "api", kind: "429", retry_after: 3 });
+      await sb.fault({ provider, endpoint: "api", kind: "429", retry_after: 3 });
       const error = await rejectsWith(
         adapter.verify(context(), conn, account.credentials),
         "rate_limited",
@@ -492,7 +422,7 @@ Deno.test("a token endpoint that hangs is a retryable timeout after timeoutMs", 
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "token", kind: "hang" });
+      await sb.fault({ provider, endpoint: "token", kind: "hang" });
       const started = performance.now();
       const error = await rejectsWith(
         adapter.refresh(context({ timeoutMs: 300 }), conn, account.credentials),
@@ -510,7 +440,7 @@ Deno.test("a token endpoint that hangs is a retryable timeout after timeoutMs", 
 Deno.test("an API call that hangs is a timeout too (maystro)", async () => {
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "maystro");
-    await fault(sb, { provider: "maystro", endpoint: "api", kind: "hang" });
+    await sb.fault({ provider: "maystro", endpoint: "api", kind: "hang" });
     await rejectsWith(
       adapter.verify(context({ timeoutMs: 300 }), conn, account.credentials),
       "timeout",
@@ -523,7 +453,7 @@ Deno.test("a token response that is not JSON is bad_response and says so", async
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, { provider, endpoint: "token", kind: "malformed_json" });
+      await sb.fault({ provider, endpoint: "token", kind: "malformed_json" });
       const error = await rejectsWith(
         adapter.refresh(context(), conn, account.credentials),
         "bad_response",
@@ -542,7 +472,7 @@ Deno.test("a token response missing a field is bad_response naming the field", a
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {
       const { account, conn, adapter } = await setup(sb, provider);
-      await fault(sb, {
+      await sb.fault({
         provider,
         endpoint: "token",
         kind: "missing_field",
@@ -562,7 +492,7 @@ Deno.test("a token response missing a field is bad_response naming the field", a
     }
     // A field only some providers send: QuickBooks' rolling refresh-token expiry.
     const { account, conn, adapter } = await setup(sb, "quickbooks");
-    await fault(sb, {
+    await sb.fault({
       provider: "quickbooks",
       endpoint: "token",
       kind: "missing_field",
@@ -585,7 +515,7 @@ Deno.test("a token response missing a field is bad_response naming the field", a
 Deno.test("a verify response missing a field is bad_response naming the GraphQL path", async () => {
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "shopify");
-    await fault(sb, {
+    await sb.fault({
       provider: "shopify",
       endpoint: "api",
       kind: "missing_field",
@@ -633,7 +563,7 @@ Deno.test("missing app credentials are misconfigured before any request is sent"
         secretsOf(account),
       );
       assert.ok(error.message.includes(`${provider.toUpperCase()}_CLIENT_SECRET`), error.message);
-      assert.equal(await refreshCalls(sb, account), 0, provider);
+      assert.equal(await sb.refreshCalls(account.provider, account.external_id), 0, provider);
     }
   });
 });
@@ -660,7 +590,7 @@ Deno.test("a provider that cannot be reached is a retryable network error", asyn
 Deno.test("the caller's abort signal stops a request as a timeout", async () => {
   await withSandbox(async (sb) => {
     const { account, conn, adapter } = await setup(sb, "shopify");
-    await fault(sb, { provider: "shopify", endpoint: "token", kind: "hang" });
+    await sb.fault({ provider: "shopify", endpoint: "token", kind: "hang" });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const error = await rejectsWith(

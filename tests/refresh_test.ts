@@ -41,90 +41,10 @@ import {
   type TestDatabase,
   testDeps,
 } from "./helpers/stack.ts";
+import { fingerprint, type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 
 const HOUR = 3600;
 const DAY = 86_400;
-
-// ---------------------------------------------------------------------------------------------
-// The sandbox's control API
-
-interface SandboxAccount {
-  provider: ProviderName;
-  external_id: string;
-  credentials: Record<string, string>;
-  config: Record<string, string>;
-}
-
-interface SandboxStats {
-  refresh_calls: number;
-  unknown_token_refresh_calls: number;
-  by_account: Record<string, { refresh_calls: number; by_refresh_token: Record<string, number> }>;
-}
-
-interface AccountFingerprints {
-  live_refresh_token_fingerprint: string | null;
-  live_access_token_fingerprint: string | null;
-  refresh_token_expires_at: string | null;
-  access_token_expires_at: string | null;
-  revoked: boolean;
-}
-
-class SandboxControl {
-  constructor(readonly url: string) {}
-
-  async call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.url}/_sandbox${path}`, {
-      method,
-      headers: body === undefined ? undefined : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`sandbox ${method} ${path}: HTTP ${res.status} ${text}`);
-    return JSON.parse(text) as T;
-  }
-
-  account(provider: ProviderName, kind?: "legacy" | "expiring"): Promise<SandboxAccount> {
-    return this.call("POST", "/accounts", { provider, ...(kind ? { kind } : {}) });
-  }
-
-  inspect(provider: ProviderName, externalId: string): Promise<AccountFingerprints> {
-    return this.call(
-      "GET",
-      `/accounts/${provider}/${encodeURIComponent(externalId)}`,
-    );
-  }
-
-  revoke(provider: ProviderName, externalId: string): Promise<unknown> {
-    return this.call("POST", `/accounts/${provider}/${encodeURIComponent(externalId)}/revoke`, {});
-  }
-
-  fault(fault: {
-    provider: ProviderName;
-    endpoint?: "token" | "api";
-    kind: "5xx" | "hang" | "429" | "malformed_json" | "missing_field" | "invalid_grant";
-    count?: number;
-    retry_after?: number;
-    field?: string;
-  }): Promise<unknown> {
-    return this.call("POST", "/faults", fault);
-  }
-
-  stats(): Promise<SandboxStats> {
-    return this.call("GET", "/stats");
-  }
-
-  async refreshCalls(provider: ProviderName, externalId: string): Promise<number> {
-    return (await this.stats()).by_account[`${provider}/${externalId}`]?.refresh_calls ?? 0;
-  }
-}
-
-/** The sandbox's fingerprint of a token: the first 12 hex digits of its sha256. */
-async function fingerprint(token: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)),
-  );
-  return [...digest.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 // ---------------------------------------------------------------------------------------------
 // One test's world: its own database, its own sandbox, a job clock that moves with the sandbox's
@@ -166,11 +86,6 @@ async function advance(w: World, seconds: number): Promise<void> {
   await w.sandbox.call("POST", "/clock", { advance_seconds: seconds });
 }
 
-function sandboxConfig(w: World, account: SandboxAccount): Record<string, string> {
-  const base = `${w.sandbox.url}/${account.provider}`;
-  return { ...account.config, auth_base_url: base, api_base_url: base };
-}
-
 /** A new sandbox account; its tokens are remembered for the plaintext search and for hideTokens. */
 async function newAccount(
   w: World,
@@ -194,7 +109,7 @@ async function connectNew(
     external_id: account.external_id,
     name: `${provider} ${account.external_id}`,
     credentials: account.credentials,
-    config: sandboxConfig(w, account),
+    config: w.sandbox.configFor(account),
   });
   const conn = { id: result.connection_id, provider, externalId: account.external_id };
   await storedCredentials(w, conn);
@@ -852,7 +767,7 @@ Deno.test("connect rejects a bad body with 400 naming the field, and stores noth
         external_id: lightspeed.external_id,
         name: "no refresh token",
         credentials: { access_token: lightspeed.credentials.access_token },
-        config: sandboxConfig(w, lightspeed),
+        config: w.sandbox.configFor(lightspeed),
       }),
       400,
       "invalid_body",
@@ -874,7 +789,7 @@ Deno.test("connect rejects revoked credentials with 422 and stores nothing", asy
         external_id: account.external_id,
         name: "revoked",
         credentials: account.credentials,
-        config: sandboxConfig(w, account),
+        config: w.sandbox.configFor(account),
       }),
       422,
       "credentials_rejected",
@@ -895,7 +810,7 @@ Deno.test("reconnecting a reauth_required connection replaces its credentials an
       external_id: "acme",
       name: "Acme",
       credentials: first.credentials,
-      config: sandboxConfig(w, first),
+      config: w.sandbox.configFor(first),
     };
     const connected = await runConnect(w.deps, input);
     const conn: Conn = { id: connected.connection_id, provider: "lightspeed", externalId: "acme" };
@@ -913,7 +828,7 @@ Deno.test("reconnecting a reauth_required connection replaces its credentials an
     const again = await runConnect(w.deps, {
       ...input,
       credentials: second.credentials,
-      config: sandboxConfig(w, second),
+      config: w.sandbox.configFor(second),
     });
     assert.equal(again.connection_id, conn.id, "the same connection");
     assert.equal(again.status, "active");
@@ -957,7 +872,7 @@ Deno.test("no token appears in plaintext in a pg_dump of the database, in run re
             external_id: account.external_id,
             name: `${provider} via HTTP`,
             credentials: account.credentials,
-            config: sandboxConfig(w, account),
+            config: w.sandbox.configFor(account),
           }),
         });
         const text = await res.text();
@@ -983,7 +898,7 @@ Deno.test("no token appears in plaintext in a pg_dump of the database, in run re
           external_id: revoked.external_id,
           name: "revoked",
           credentials: revoked.credentials,
-          config: sandboxConfig(w, revoked),
+          config: w.sandbox.configFor(revoked),
         }),
       });
       const rejectedText = await rejected.text();

@@ -2,6 +2,7 @@
 // Each test starts its own sandbox (independent state) and closes it.
 import assert from "node:assert/strict";
 import { type SandboxOptions, startSandbox } from "../sandbox/server.ts";
+import { fingerprint } from "./helpers/sandbox.ts";
 
 // ---------------------------------------------------------------------------
 // HTTP helpers
@@ -179,13 +180,6 @@ async function withSandbox(
   }
 }
 
-async function sha256Prefix(token: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)),
-  );
-  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 // ---------------------------------------------------------------------------
 // ShipHero
 
@@ -320,7 +314,7 @@ Deno.test("shopify: two concurrent refreshes with the same token rotate once, th
     const view = await c.inspect("shopify", acct.external_id);
     assert.equal(
       view.live_refresh_token_fingerprint,
-      await sha256Prefix(winner.body.refresh_token),
+      await fingerprint(winner.body.refresh_token),
     );
   }));
 
@@ -619,7 +613,7 @@ Deno.test("429 fault carries Retry-After (default 2 s) and leaves the token alon
     const view = await c.inspect("quickbooks", acct.external_id);
     assert.equal(
       view.live_refresh_token_fingerprint,
-      await sha256Prefix(acct.credentials.refresh_token!),
+      await fingerprint(acct.credentials.refresh_token!),
     );
   }));
 
@@ -635,7 +629,7 @@ Deno.test("malformed_json fault returns 200 with a truncated body after the refr
     const view = await c.inspect("shopify", acct.external_id);
     assert.notEqual(
       view.live_refresh_token_fingerprint,
-      await sha256Prefix(acct.credentials.refresh_token!),
+      await fingerprint(acct.credentials.refresh_token!),
     );
   }));
 
@@ -727,8 +721,8 @@ Deno.test("stats count refresh attempts per account and per token fingerprint, n
     assert.deepEqual(stats.body.by_account[`shopify/${acct.external_id}`], {
       refresh_calls: 3,
       by_refresh_token: {
-        [await sha256Prefix(t0)]: 2,
-        [await sha256Prefix(rotated.body.refresh_token)]: 1,
+        [await fingerprint(t0)]: 2,
+        [await fingerprint(rotated.body.refresh_token)]: 1,
       },
     });
     assert.equal(stats.body.by_account[`shopify/${other.external_id}`].refresh_calls, 0);
@@ -742,8 +736,8 @@ Deno.test("account inspection shows the newest tokens' fingerprints and expiries
     const acct = await c.account("quickbooks");
     const res = await c.quickbooksRefresh(acct.credentials.refresh_token!);
     const view = await c.inspect("quickbooks", acct.external_id);
-    assert.equal(view.live_refresh_token_fingerprint, await sha256Prefix(res.body.refresh_token));
-    assert.equal(view.live_access_token_fingerprint, await sha256Prefix(res.body.access_token));
+    assert.equal(view.live_refresh_token_fingerprint, await fingerprint(res.body.refresh_token));
+    assert.equal(view.live_access_token_fingerprint, await fingerprint(res.body.access_token));
     const now = Date.parse((await c.get("/_sandbox/clock")).body.now);
     assert.ok(Math.abs(Date.parse(view.access_token_expires_at!) - (now + 3600_000)) < 5000);
     assert.ok(Math.abs(Date.parse(view.refresh_token_expires_at!) - (now + 8_726_400_000)) < 5000);

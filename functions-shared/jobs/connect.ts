@@ -7,9 +7,10 @@ import { z } from "zod";
 import { recordRefreshSuccess, upsertConnection } from "../db/connections.ts";
 import { writeCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
-import { type Deps, describeZodError, type Job, JobError } from "../platform.ts";
+import { type Deps, type Job, JobError } from "../platform.ts";
 import { adapterFor } from "../providers/registry.ts";
 import { mergeCredentials, ProviderError, PROVIDERS } from "../providers/types.ts";
+import { formatIssues } from "../validation.ts";
 import { adapterContext } from "./tokens.ts";
 
 export const ConnectInput = z.strictObject({
@@ -30,24 +31,23 @@ export interface ConnectResult {
   token_expires_at: string | null;
 }
 
-function parseField<S extends z.ZodType>(schema: S, value: unknown, field: string): z.output<S> {
+/** Validates one part of the body with the provider's schema; 400 naming `<part>.<field>`. */
+function parsePart<S extends z.ZodType>(schema: S, value: unknown, part: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const message = describeZodError(parsed.error).replaceAll('field "', `field "${field}.`)
-      .replace(`field "${field}.(body)"`, `field "${field}"`);
-    throw new JobError(400, "invalid_body", message);
+    throw new JobError(400, "invalid_body", formatIssues(parsed.error.issues, { prefix: part }));
   }
   return parsed.data;
 }
 
 export async function runConnect(deps: Deps, input: ConnectInput): Promise<ConnectResult> {
   const adapter = adapterFor(input.provider);
-  const credentials = parseField(
+  const credentials = parsePart(
     adapter.credentialsSchema,
     input.credentials,
     "credentials",
   ) as Record<string, string>;
-  const config = parseField(adapter.configSchema, input.config, "config") as Record<
+  const config = parsePart(adapter.configSchema, input.config, "config") as Record<
     string,
     unknown
   >;

@@ -13,7 +13,7 @@ import {
   releaseLease,
 } from "../db/connections.ts";
 import { readCredentials, type StoredCredentials, writeCredentials } from "../db/credentials.ts";
-import { insertRun } from "../db/runs.ts";
+import { insertRun, type RunRecord } from "../db/runs.ts";
 import type { Deps } from "../platform.ts";
 import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
 import {
@@ -21,6 +21,7 @@ import {
   type ConnectionRef,
   type Credentials,
   ProviderError,
+  type ProviderFacts,
   type ProviderName,
 } from "../providers/types.ts";
 
@@ -30,8 +31,8 @@ const DAY = 86_400;
 
 /** When each provider's connections fall due, derived from the adapters' facts. */
 export const refreshPolicies: RefreshPolicy[] = PROVIDERS.map((provider) => {
-  const facts = providerFacts[provider];
-  const idle = "refreshTokenIdleSeconds" in facts ? facts.refreshTokenIdleSeconds : undefined;
+  const facts: ProviderFacts = providerFacts[provider];
+  const idle = facts.refreshTokenIdleSeconds;
   return {
     provider,
     access_margin_s: facts.refreshMarginSeconds,
@@ -41,13 +42,8 @@ export const refreshPolicies: RefreshPolicy[] = PROVIDERS.map((provider) => {
   };
 });
 
-export function adapterContext(deps: Deps, signal?: AbortSignal): AdapterContext {
-  return {
-    fetch: deps.fetch,
-    now: deps.now,
-    app: (provider) => deps.env.apps[provider],
-    signal,
-  };
+export function adapterContext(deps: Deps): AdapterContext {
+  return { fetch: deps.fetch, now: deps.now, app: (provider) => deps.env.apps[provider] };
 }
 
 export function connectionRef(row: ConnectionRow): ConnectionRef {
@@ -68,28 +64,36 @@ export async function refreshClaimed(
   owner: string,
 ): Promise<RefreshOutcome> {
   const started = deps.now();
-  const adapter = adapterFor(row.provider);
+  const run = (status: "succeeded" | "failed" | "skipped", extra: Partial<RunRecord> = {}) =>
+    insertRun(deps.db, {
+      connection_id: row.id,
+      kind: "refresh",
+      status,
+      started_at: started,
+      finished_at: deps.now(),
+      ...extra,
+    });
+  // Someone else's newer credentials stand: not a failure.
+  const skip = async (reason: string): Promise<RefreshOutcome> => {
+    await releaseLease(deps.db, row.id, owner);
+    await run("skipped", { error: reason });
+    return "skipped";
+  };
+
   let stored: StoredCredentials | undefined;
-  const run = (
-    status: "succeeded" | "failed" | "skipped",
-    extra: Record<string, unknown> = {},
-  ) => ({
-    connection_id: row.id,
-    kind: "refresh" as const,
-    status,
-    started_at: started,
-    finished_at: deps.now(),
-    ...extra,
-  });
   try {
     // Read after claiming (rule 1); a value the key ring cannot decrypt fails this connection only.
     stored = await readCredentials(deps.db, deps.vault, row.id);
     const version = stored.version;
-    const grant = await adapter.refresh(adapterContext(deps), connectionRef(row), stored.values);
+    const grant = await adapterFor(row.provider).refresh(
+      adapterContext(deps),
+      connectionRef(row),
+      stored.values,
+    );
     const written = await deps.db.begin(async (tx) => {
       await tx`select 1 from tether.connections where id = ${row.id} for update`;
       const current = await readCredentials(tx, deps.vault, row.id);
-      if (current.version !== version) return false; // reconnected meanwhile: theirs wins
+      if (current.version !== version) return false;
       await writeCredentials(tx, deps.vault, row.id, grant.credentials);
       await recordRefreshSuccess(tx, row.id, owner, {
         now: deps.now(),
@@ -97,49 +101,37 @@ export async function refreshClaimed(
         refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
         refreshTokenRotated: grant.refreshTokenRotated,
       });
-      await insertRun(tx, run("succeeded", { details: { rotated: grant.refreshTokenRotated } }));
+      await insertRun(tx, {
+        connection_id: row.id,
+        kind: "refresh",
+        status: "succeeded",
+        started_at: started,
+        finished_at: deps.now(),
+        details: { rotated: grant.refreshTokenRotated },
+      });
       return true;
     });
-    if (written) return "refreshed";
-    await releaseLease(deps.db, row.id, owner);
-    await insertRun(
-      deps.db,
-      run("skipped", { error: "credentials were replaced during the refresh; kept the new ones" }),
-    );
-    return "skipped";
+    return written ? "refreshed" : await skip("credentials were replaced during the refresh");
   } catch (err) {
-    if (!(err instanceof ProviderError)) {
-      await recordRefreshFailure(deps.db, row.id, owner, {
-        now: deps.now(),
-        status: "error",
-        error: `internal error: ${(err as Error).message}`,
-      });
-      await insertRun(deps.db, run("failed", { error: (err as Error).message }));
-      deps.log.error("refresh failed unexpectedly", { connection_id: row.id, error: String(err) });
-      return "failed";
-    }
-    if (err.reauthRequired) {
+    if (err instanceof ProviderError && err.reauthRequired && stored) {
       // Rule 1: another worker (or a reconnect) may already have rotated the token.
       const current = await readCredentials(deps.db, deps.vault, row.id);
-      if (current.version !== stored?.version) {
-        await releaseLease(deps.db, row.id, owner);
-        await insertRun(deps.db, run("skipped", { error: "token already rotated elsewhere" }));
-        return "skipped";
-      }
+      if (current.version !== stored.version) return await skip("token already rotated elsewhere");
     }
-    const status = err.reauthRequired ? "reauth_required" : "error";
+    const known = err instanceof ProviderError;
+    const status = known && err.reauthRequired ? "reauth_required" : "error";
+    const message = known ? err.message : `internal error: ${(err as Error).message}`;
     await recordRefreshFailure(deps.db, row.id, owner, {
       now: deps.now(),
       status,
-      error: err.message,
-      retryAfterMs: err.retryAfterMs,
+      error: message,
+      retryAfterMs: known ? err.retryAfterMs : undefined,
     });
-    await insertRun(deps.db, run("failed", { error: err.message, details: { code: err.code } }));
-    deps.log.warn("refresh failed", {
+    await run("failed", { error: message, details: { code: known ? err.code : "internal" } });
+    deps.log[known ? "warn" : "error"]("refresh failed", {
       connection_id: row.id,
       provider: row.provider,
-      code: err.code,
-      error: err.message,
+      error: message,
     });
     return status === "reauth_required" ? "reauth_required" : "failed";
   }

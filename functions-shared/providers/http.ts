@@ -3,6 +3,7 @@
 // `ProviderError` codes, and read `Retry-After`. Messages never carry tokens, secrets or raw bodies.
 
 import { z } from "zod";
+import { formatIssues } from "../validation.ts";
 import {
   type AdapterContext,
   type AppCredentials,
@@ -55,26 +56,6 @@ export function redact(text: string, secrets: readonly (string | undefined)[]): 
 function truncate(text: string, max = MAX_DETAIL_CHARS): string {
   const oneLine = text.replace(/\s+/g, " ").trim();
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
-}
-
-/** `a.b[0].c` for a zod issue path. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const key of path) {
-    if (typeof key === "number") out += `[${key}]`;
-    else out += out === "" ? String(key) : `.${String(key)}`;
-  }
-  return out;
-}
-
-/** `field "access_token": expected string, received undefined; field "expires_in": …` */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], max = 3): string {
-  const parts = issues.slice(0, max).map((issue) => {
-    const message = issue.message.replace(/^Invalid input: /, "");
-    return issue.path.length === 0 ? message : `field "${formatPath(issue.path)}": ${message}`;
-  });
-  if (issues.length > max) parts.push(`and ${issues.length - max} more`);
-  return parts.join("; ");
 }
 
 /**

@@ -91,6 +91,7 @@ export function createLightspeed(
 
   return {
     name: "lightspeed",
+    accounts: book,
     invalidGrant,
     unauthorized,
 
@@ -149,18 +150,10 @@ export function createLightspeed(
       };
     },
 
-    revoke(externalId) {
-      const account = book.get(externalId);
-      if (account) account.revoked = true;
-      return account !== undefined;
-    },
-
     inspect(externalId) {
       const a = book.get(externalId);
       if (!a) return undefined;
       return describeAccount(a, a.refresh, a.access, idleDeadline(a.refresh));
     },
-
-    ownerOf: (token) => book.find(token)?.account.externalId,
   };
 }

@@ -20,6 +20,7 @@ export function createMaystro(): ProviderSandbox {
 
   return {
     name: "maystro",
+    accounts: book,
     token: undefined,
     // No token endpoint: an invalid_grant fault can only hit the API, as a 401.
     invalidGrant: () => unauthorized(),
@@ -54,17 +55,9 @@ export function createMaystro(): ProviderSandbox {
       };
     },
 
-    revoke(externalId) {
-      const account = book.get(externalId);
-      if (account) account.revoked = true;
-      return account !== undefined;
-    },
-
     inspect(externalId) {
       const a = book.get(externalId);
       return a && describeAccount(a, null, a.apiToken);
     },
-
-    ownerOf: (token) => book.find(token)?.account.externalId,
   };
 }

@@ -100,6 +100,7 @@ export function createQuickBooks(app: AppCredentials): ProviderSandbox {
 
   return {
     name: "quickbooks",
+    accounts: book,
     invalidGrant,
     unauthorized,
 
@@ -177,17 +178,9 @@ export function createQuickBooks(app: AppCredentials): ProviderSandbox {
       };
     },
 
-    revoke(externalId) {
-      const account = book.get(externalId);
-      if (account) account.revoked = true;
-      return account !== undefined;
-    },
-
     inspect(externalId) {
       const a = book.get(externalId);
       return a && describeAccount(a, a.refresh, a.access);
     },
-
-    ownerOf: (token) => book.find(token)?.account.externalId,
   };
 }

@@ -44,6 +44,7 @@ export function createShipHero(): ProviderSandbox {
 
   return {
     name: "shiphero",
+    accounts: book,
     invalidGrant,
     unauthorized,
 
@@ -105,17 +106,9 @@ export function createShipHero(): ProviderSandbox {
       };
     },
 
-    revoke(externalId) {
-      const account = book.get(externalId);
-      if (account) account.revoked = true;
-      return account !== undefined;
-    },
-
     inspect(externalId) {
       const a = book.get(externalId);
       return a && describeAccount(a, a.refresh, a.access);
     },
-
-    ownerOf: (token) => book.find(token)?.account.externalId,
   };
 }

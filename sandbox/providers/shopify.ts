@@ -78,6 +78,7 @@ export function createShopify(app: AppCredentials): ProviderSandbox {
 
   return {
     name: "shopify",
+    accounts: book,
     invalidGrant,
     unauthorized,
 
@@ -171,17 +172,9 @@ export function createShopify(app: AppCredentials): ProviderSandbox {
       return { external_id: externalId, credentials, config: { shop } };
     },
 
-    revoke(externalId) {
-      const account = book.get(externalId);
-      if (account) account.revoked = true;
-      return account !== undefined;
-    },
-
     inspect(externalId) {
       const a = book.get(externalId);
       return a && describeAccount(a, a.refresh, a.access);
     },
-
-    ownerOf: (token) => book.find(token)?.account.externalId,
   };
 }

@@ -139,11 +139,15 @@ async function writeConfig(opts: ClusterOptions): Promise<void> {
   await giveToPostgres(join(paths.pgData, "tether.conf"));
 }
 
+let postgresIds: Promise<[number, number]> | undefined;
+
 /** When running as root, the server's files must belong to the `postgres` user. */
 async function giveToPostgres(path: string): Promise<void> {
   if (Deno.uid() !== 0) return;
-  const uid = Number((await runQuiet("id", ["-u", "postgres"])).trim());
-  const gid = Number((await runQuiet("id", ["-g", "postgres"])).trim());
+  postgresIds ??= Promise.all(
+    ["-u", "-g"].map(async (flag) => Number((await runQuiet("id", [flag, "postgres"])).trim())),
+  ) as Promise<[number, number]>;
+  const [uid, gid] = await postgresIds;
   await Deno.chown(path, uid, gid);
 }
 

@@ -133,14 +133,10 @@ export async function storeFunctionSecrets(
   functionsUrl: string,
   serviceKey: string,
 ): Promise<void> {
+  const secrets = { tether_functions_url: functionsUrl, tether_service_key: serviceKey };
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
-    for (
-      const [name, value] of [["tether_functions_url", functionsUrl], [
-        "tether_service_key",
-        serviceKey,
-      ]] as const
-    ) {
+    for (const [name, value] of Object.entries(secrets)) {
       const [row] = await sql`select id from vault.secrets where name = ${name}`;
       if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
       else await sql`select vault.create_secret(${value}, ${name}, 'Tether: set by stack:up')`;
@@ -170,9 +166,8 @@ async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<v
   await installStandInExtensions();
   await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
   await startCluster(cfg.pgPort);
-  await psql("postgres", { file: join(paths.root, "sql", "local", "supabase.sql") });
-  await psql("postgres", { command: "create extension if not exists pg_cron" });
   await prepareDatabase(cfg, secrets, "postgres");
+  await psql("postgres", { command: "create extension if not exists pg_cron" });
   await rebuildTemplate(cfg, secrets);
 }
 
@@ -213,7 +208,7 @@ export async function stackUp(
       const { serveStack } = await import("./serve.ts");
       stop = (await serveStack(cfg, secrets, opts.log)).stop;
     } else {
-      await startBackgroundServer();
+      await startBackgroundServer(info);
     }
   }
   await waitFor("the functions gateway", () => ok(`${info.SUPABASE_URL}/health`), 60_000);
@@ -230,7 +225,7 @@ async function ok(url: string): Promise<boolean> {
   return res.ok;
 }
 
-async function startBackgroundServer(): Promise<void> {
+async function startBackgroundServer(info: StackInfo): Promise<void> {
   // `exec` keeps the pid: the shell becomes the server, with its output in the log.
   const serve = join(paths.root, "scripts", "local", "serve.ts");
   const child = new Deno.Command("sh", {
@@ -245,7 +240,6 @@ async function startBackgroundServer(): Promise<void> {
   child.status.then(() => exited = true);
   child.unref();
   await writeFile(paths.servePid, String(child.pid));
-  const info = stackInfo(stackConfig(), await loadOrCreateSecrets());
   await waitFor("the background server", async () => {
     if (exited) {
       const tail = (await readFile(paths.serveLog, "utf8")).split("\n").slice(-20).join("\n");
