@@ -6,20 +6,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { TokenVault } from "../functions-shared/vault.ts";
-import { paths } from "../scripts/local/util.ts";
-import { readStackEnv } from "../scripts/local/stack.ts";
+import { freePort, paths } from "../scripts/local/util.ts";
+import { functionEnv, readStackEnv } from "../scripts/local/stack.ts";
+import { startFunctions } from "../scripts/local/functions.ts";
+import { loadOrCreateSecrets } from "../scripts/local/secrets.ts";
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 
 function listen(): { port: number; close: () => void } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
-}
-
-function freePort(): number {
-  const l = listen();
-  l.close();
-  return l.port;
 }
 
 /** Stops a throwaway cluster, if one was started in `dataDir` after all. */
@@ -165,4 +161,31 @@ Deno.test(".tether/ is ignored by git", async () => {
     stdout: "piped",
   }).output();
   assert.equal(new TextDecoder().decode(tracked.stdout), "");
+});
+
+Deno.test("the gateway reports healthy only once every function can be called", async () => {
+  const secrets = await loadOrCreateSecrets();
+  const port = freePort();
+  const starting = startFunctions({
+    port,
+    names: ["refresh-tokens"],
+    env: functionEnv(secrets, { databaseUrl: "postgres://127.0.0.1:1/none", supabaseUrl: "" }),
+    log: () => {},
+  });
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    // Poll from the moment the gateway may listen; the first 200 must mean "callable".
+    while (true) {
+      const health = await fetch(`${url}/health`).catch(() => undefined);
+      await health?.body?.cancel();
+      if (health?.status === 200) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const res = await fetch(`${url}/functions/v1/refresh-tokens`, { method: "POST" });
+    const body = await res.json();
+    assert.equal(res.status, 401, JSON.stringify(body)); // the function itself answered
+    assert.equal(body.error, "unauthorized");
+  } finally {
+    await (await starting).stop();
+  }
 });

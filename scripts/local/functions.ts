@@ -37,6 +37,7 @@ interface Child {
   name: string;
   port: number;
   process: Deno.ChildProcess;
+  exitCode: number | null;
 }
 
 export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsServer> {
@@ -72,12 +73,16 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     }).spawn();
     pipeLines(process.stdout, (l) => log(`[${name}] ${l}`));
     pipeLines(process.stderr, (l) => log(`[${name}] ${l}`));
-    children.set(name, { name, port, process });
+    const child: Child = { name, port, process, exitCode: null };
+    process.status.then((status) => child.exitCode = status.code);
+    children.set(name, child);
   }
 
+  // /health answers 503 until every function listens: "up" means callable.
+  let ready = false;
   const server = Deno.serve(
     { port: opts.port, hostname: "127.0.0.1", onListen: () => {} },
-    (req) => route(req, children, opts.jwks),
+    (req) => route(req, children, opts.jwks, ready),
   );
   const url = `http://127.0.0.1:${server.addr.port}`;
 
@@ -94,11 +99,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   try {
     for (const child of children.values()) {
       await waitFor(`the ${child.name} function to listen`, async () => {
-        const status = await Promise.race([
-          child.process.status.then((s) => s),
-          new Promise<null>((r) => setTimeout(() => r(null), 0)),
-        ]);
-        if (status) fail(`the ${child.name} function exited with code ${status.code}`);
+        if (child.exitCode !== null) {
+          fail(`the ${child.name} function exited with code ${child.exitCode}`);
+        }
         const conn = await Deno.connect({ hostname: "127.0.0.1", port: child.port });
         conn.close();
         return true;
@@ -108,15 +111,23 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     await stop();
     throw err;
   }
+  ready = true;
   return { url, functionsUrl: `${url}/functions/v1`, stop };
 }
 
-async function route(req: Request, children: Map<string, Child>, jwks: unknown) {
+async function route(
+  req: Request,
+  children: Map<string, Child>,
+  jwks: unknown,
+  ready: boolean,
+) {
   const url = new URL(req.url);
   if (url.pathname === "/auth/v1/.well-known/jwks.json" && jwks) {
     return Response.json(jwks);
   }
-  if (url.pathname === "/health") return Response.json({ ok: true });
+  if (url.pathname === "/health") {
+    return Response.json({ ok: ready }, { status: ready ? 200 : 503 });
+  }
   const match = url.pathname.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
   const child = match ? children.get(match[1]!) : undefined;
   if (!match || !child) {
