@@ -4,6 +4,8 @@
  * owns its accounts, tokens and wire formats.
  */
 import type { AccountBook, BaseAccount } from "./accounts.ts";
+import type { DataRegistry, StreamName, TruthRecord } from "./data.ts";
+import type { RateLimits } from "./limits.ts";
 
 export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
 export type ProviderName = typeof PROVIDERS[number];
@@ -71,6 +73,21 @@ export interface ApiEndpoint {
   ): Response | Promise<Response>;
 }
 
+/** What every provider module shares: the accounts' datasets and their rate limits. */
+export interface SandboxWorld {
+  readonly data: DataRegistry;
+  readonly limits: RateLimits;
+}
+
+/** A provider's data half: which streams it serves and what an adapter must store from them. */
+export interface ProviderData {
+  readonly streams: readonly StreamName[];
+  /** Shopify only: a deleted customer (stored by Tether as inactive). */
+  readonly customersCanBeDeleted: boolean;
+  /** Every record of an account's stream, as the adapter must store it. */
+  truth(externalId: string, stream: StreamName): TruthRecord[];
+}
+
 export interface ProviderSandbox {
   readonly name: ProviderName;
   readonly token: TokenEndpoint | undefined;
@@ -84,4 +101,5 @@ export interface ProviderSandbox {
   invalidGrant(): Response;
   /** The API's bad-token answer (served by the invalid_grant fault on "api"). */
   unauthorized(): Response;
+  readonly data: ProviderData;
 }

@@ -38,6 +38,8 @@ import { createQuickBooks } from "./providers/quickbooks.ts";
 import { createShipHero } from "./providers/shiphero.ts";
 import { createShopify } from "./providers/shopify.ts";
 import { RefreshStats } from "./stats.ts";
+import { DataRegistry } from "./data.ts";
+import { type BucketSize, RateLimits } from "./limits.ts";
 import { fingerprint } from "./tokens.ts";
 
 export interface SandboxOptions {
@@ -99,13 +101,14 @@ export function createSandboxHandler(
     lightspeed: { ...DEFAULT_LIGHTSPEED_CONFIG, ...opts.lightspeed },
   };
   const app = (p: AppProvider) => opts.apps?.[p] ?? DEFAULT_APPS[p];
+  const world = { data: new DataRegistry(), limits: new RateLimits() };
   const providers = new Map<string, ProviderSandbox>(
     [
-      createShipHero(),
-      createShopify(app("shopify")),
-      createLightspeed(app("lightspeed"), () => settings.lightspeed),
-      createQuickBooks(app("quickbooks")),
-      createMaystro(),
+      createShipHero(world),
+      createShopify(app("shopify"), world),
+      createLightspeed(app("lightspeed"), () => settings.lightspeed, world),
+      createQuickBooks(app("quickbooks"), world),
+      createMaystro(world),
     ].map((p) => [p.name, p]),
   );
 
@@ -168,13 +171,7 @@ export function createSandboxHandler(
     return notFound(req);
   }
 
-  const control = controlRoutes({
-    clock,
-    faults,
-    stats,
-    settings,
-    providers,
-  });
+  const control = controlRoutes({ clock, faults, stats, settings, providers, world });
 
   return async (req) => {
     try {
@@ -216,6 +213,7 @@ interface ControlState {
   stats: RefreshStats;
   settings: { latencyMs: number; lightspeed: LightspeedConfig };
   providers: Map<string, ProviderSandbox>;
+  world: { data: DataRegistry; limits: RateLimits };
 }
 
 interface ControlRoute {
@@ -257,12 +255,28 @@ const faultBody = z.object({
 
 const latencyBody = z.object({ ms: z.number().int().min(0).max(60_000) });
 
+const bucketBody = z.object({
+  capacity: z.number().positive().optional(),
+  restore_per_second: z.number().positive().optional(),
+}).strict();
+
 const configBody = z.object({
   lightspeed: z.object({
     access_token_seconds: z.number().int().positive().optional(),
     refresh_idle_seconds: z.number().int().positive().optional(),
   }).optional(),
+  limits: z.partialRecord(providerName, bucketBody).optional(),
 });
+
+const seedBody = z.object({
+  seed: z.number().int().nonnegative().default(1),
+  orders: z.number().int().min(0).max(1_000_000).default(0),
+  customers: z.number().int().min(0).max(1_000_000).default(0),
+  spread_days: z.number().positive().max(3650).default(30),
+  tracked_share: z.number().min(0).max(1).default(0.5),
+}).strict();
+
+const mutateBody = z.object({ changes: z.number().int().min(1).max(100_000) }).strict();
 
 async function parseBody<T>(req: Request, schema: z.ZodType<T>): Promise<T | Response> {
   let raw: unknown;
@@ -311,7 +325,12 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       access_token_seconds: s.settings.lightspeed.accessTokenSeconds,
       refresh_idle_seconds: s.settings.lightspeed.refreshIdleSeconds,
     },
+    limits: Object.fromEntries(PROVIDERS.map((p) => {
+      const size: BucketSize = s.world.limits.size(p);
+      return [p, { capacity: size.capacity, restore_per_second: size.restorePerSecond }];
+    })),
   });
+  const statsView = () => ({ ...s.stats.snapshot(), api: s.world.limits.stats() });
   const account = (params: Record<string, string | undefined>) => {
     const provider = s.providers.get(decodeSegment(params.provider));
     const id = decodeSegment(params.id);
@@ -404,16 +423,67 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       return json({ ms: body.ms });
     }),
 
-    route("GET", "/stats", () => json(s.stats.snapshot())),
+    route("GET", "/stats", () => json(statsView())),
     route("DELETE", "/stats", () => {
       s.stats.reset();
-      return json(s.stats.snapshot());
+      s.world.limits.resetStats();
+      return json(statsView());
+    }),
+
+    // Datasets: seed an account's orders and customers, change them, read the truth.
+    route("POST", "/data/:provider/:id/seed", async (req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const body = await parseBody(req, seedBody);
+      if (body instanceof Response) return body;
+      const set = s.world.data.reset(found.provider.name, found.id, body.seed);
+      set.seed({
+        orders: found.provider.data.streams.includes("orders") ? body.orders : 0,
+        customers: body.customers,
+        spreadDays: body.spread_days,
+        trackedShare: body.tracked_share,
+      }, s.clock.now());
+      return json({ orders: set.orders.size, customers: set.customers.size, version: set.version });
+    }),
+    route("POST", "/data/:provider/:id/mutate", async (req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const body = await parseBody(req, mutateBody);
+      if (body instanceof Response) return body;
+      const set = s.world.data.get(found.provider.name, found.id);
+      const summary = set.mutate({
+        changes: body.changes,
+        customersCanBeDeleted: found.provider.data.customersCanBeDeleted,
+      }, s.clock.now());
+      return json({ ...summary, version: set.version });
+    }),
+    route("GET", "/data/:provider/:id/:stream", (_req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const stream = params.stream === "orders" || params.stream === "customers"
+        ? params.stream
+        : undefined;
+      if (!stream || !found.provider.data.streams.includes(stream)) {
+        return json({
+          error: "not_found",
+          message: `${found.provider.name} has no ${params.stream} stream; it has ${
+            found.provider.data.streams.join(", ") || "none"
+          }`,
+        }, 404);
+      }
+      return json({ records: found.provider.data.truth(found.id, stream) });
     }),
 
     route("GET", "/config", () => json(configView())),
     route("POST", "/config", async (req) => {
       const body = await parseBody(req, configBody);
       if (body instanceof Response) return body;
+      for (const [provider, size] of Object.entries(body.limits ?? {})) {
+        s.world.limits.configure(provider, {
+          capacity: size.capacity,
+          restorePerSecond: size.restore_per_second,
+        });
+      }
       const ls = body.lightspeed;
       if (ls?.access_token_seconds !== undefined) {
         s.settings.lightspeed.accessTokenSeconds = ls.access_token_seconds;

@@ -5,13 +5,21 @@
 
 select cron.unschedule(jobid)
   from cron.job
- where jobname in ('tether-refresh-tokens', 'tether-cleanup');
+ where jobname in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
+                   'tether-cleanup');
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
 -- whose retry time has come. The shortest margin is 10 minutes (Lightspeed),
 -- so every 5 minutes catches every connection in time.
 select cron.schedule('tether-refresh-tokens', '*/5 * * * *', $$select public.refresh_tokens()$$);
+
+-- Incremental sync: each call syncs the (connection, stream) pairs not synced
+-- within their connection's sync_interval (default 10 minutes), so a 5-minute
+-- tick keeps every stream at most 15 minutes behind. Customers run 2 minutes
+-- after orders to spread the load.
+select cron.schedule('tether-sync-orders', '*/5 * * * *', $$select public.sync_orders()$$);
+select cron.schedule('tether-sync-customers', '2-59/5 * * * *', $$select public.sync_customers()$$);
 
 -- Housekeeping: run records, pg_net responses and pg_cron run details older than 14 days.
 select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$);

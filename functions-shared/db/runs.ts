@@ -30,3 +30,46 @@ export async function insertRun(sql: Sql | Tx, r: RunRecord): Promise<string> {
     returning id`;
   return row!.id;
 }
+
+export interface RunOutcome {
+  status: "succeeded" | "failed";
+  finished_at: Date;
+  added_count: number;
+  updated_count: number;
+  unchanged_count: number;
+  error_count: number;
+  pages_count: number;
+  error: string | null;
+  details: Record<string, unknown>;
+}
+
+/** Closes a run opened with status "running". */
+export async function finishRun(sql: Sql | Tx, id: string, o: RunOutcome): Promise<void> {
+  await sql`
+    update tether.runs
+       set status = ${o.status}, finished_at = greatest(${o.finished_at}, started_at),
+           added_count = ${o.added_count}, updated_count = ${o.updated_count},
+           unchanged_count = ${o.unchanged_count}, error_count = ${o.error_count},
+           pages_count = ${o.pages_count}, error = ${o.error},
+           details = details || ${sql.json(o.details as never)}
+     where id = ${id}`;
+}
+
+/**
+ * Runs of this (connection, kind, stream) still marked running belong to a worker that died
+ * (the caller holds the lease now): they failed.
+ */
+export async function failInterruptedRuns(
+  sql: Sql,
+  key: { connectionId: string; kind: RunRecord["kind"]; stream: string },
+  now: Date,
+): Promise<number> {
+  const rows = await sql`
+    update tether.runs
+       set status = 'failed', finished_at = greatest(${now}, started_at),
+           error = 'interrupted: the worker stopped before finishing (its lease expired); the next run resumed from the last checkpoint'
+     where connection_id = ${key.connectionId} and kind = ${key.kind} and stream = ${key.stream}
+       and status = 'running'
+    returning 1`;
+  return rows.length;
+}

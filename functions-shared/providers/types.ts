@@ -2,10 +2,11 @@
 //
 // Adapters know nothing of Postgres or HTTP serving: everything they need (fetch, the clock, the
 // app credentials) comes in through `AdapterContext`, and everything they learn goes back as a
-// value (`TokenGrant`) or a `ProviderError`. The interface grows with the data-sync half
-// (`listOrders`, `listCustomers`, `verifyWebhook`, `parseWebhook`); the auth half is below.
+// value (`TokenGrant`, `StreamPage`) or a `ProviderError`. The auth half (`refresh`, `verify`)
+// and the data half (`streams`: one reader per stream the provider has) are below.
 
 import type { z } from "zod";
+import type { Pacer } from "./pacing.ts";
 
 export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
 export type ProviderName = typeof PROVIDERS[number];
@@ -38,6 +39,8 @@ export interface AdapterContext {
   timeoutMs?: number;
   /** Aborts every request of the caller (e.g. when its time budget is spent); reported as "timeout". */
   signal?: AbortSignal;
+  /** The connection's rate budget: readers wait on it before a request and correct it after. */
+  pacer?: Pacer;
 }
 
 export interface TokenGrant {
@@ -155,6 +158,8 @@ export interface ProviderFacts {
   readonly defaultRetryAfterSeconds: number;
   /** Documented path of the token endpoint, under the auth base URL; null without refresh. */
   readonly tokenPath: string | null;
+  /** The provider's rate-limit bucket per account, in its own unit (query cost, credits, requests). */
+  readonly rateLimit: { readonly capacity: number; readonly restorePerSecond: number };
   /** Scheme + host of the documented token endpoint for a connection's (validated) config. */
   defaultAuthBaseUrl(config: ProviderConfig): string;
   /** Scheme + host of the documented API for a connection's (validated) config. */
@@ -184,4 +189,83 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   verify(ctx: AdapterContext, conn: ConnectionRef, creds: Credentials): Promise<void>;
   /** The credential that authenticates API calls. */
   accessToken(creds: Credentials): string;
+  /** One reader per stream the provider has (ShipHero and Maystro have no customers). */
+  readonly streams: StreamReaders;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The data half: streams of orders and customers, read page by page from a cursor.
+
+export const STREAMS = ["orders", "customers"] as const;
+export type StreamName = typeof STREAMS[number];
+
+/** One order as Tether stores it (tether.orders); `raw` is the provider's record as received. */
+export interface OrderRecord {
+  external_id: string;
+  order_number: string | null;
+  /** The provider's own status word (ShipHero fulfillment status, Maystro status name, …). */
+  status: string | null;
+  fulfillment_status: string | null;
+  tracking_number: string | null;
+  /** Decimal text, exact ("12.50"). */
+  total_price: string | null;
+  currency: string | null;
+  customer_external_id: string | null;
+  /** ISO 8601 with offset. */
+  ordered_at: string | null;
+  /** ISO 8601 with offset: the provider's last change. An older one never overwrites a newer one. */
+  remote_updated_at: string;
+  raw: unknown;
+}
+
+/** One customer as Tether stores it (tether.customers). Deleted at the provider = inactive. */
+export interface CustomerRecord {
+  external_id: string;
+  email: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  phone: string | null;
+  status: "active" | "inactive";
+  remote_updated_at: string;
+  raw: unknown;
+}
+
+export interface StreamRecords {
+  orders: OrderRecord;
+  customers: CustomerRecord;
+}
+
+export interface ReadRequest {
+  /**
+   * Where the previous page (or run) stopped: adapter-defined JSON text, stored by the job with
+   * that page's records. null = start at `from`.
+   */
+  cursor: string | null;
+  /** With no cursor: changes at or after this instant; null = the whole history. */
+  from: Date | null;
+  /** Changes up to this instant: the run's start, or a backfill window's end. */
+  until: Date;
+  /** Records per page; the adapter clamps it to what the provider allows. */
+  pageSize?: number;
+}
+
+export interface StreamPage<R> {
+  records: R[];
+  /**
+   * Where the next read continues; the job stores it in the same transaction as `records`. When
+   * `hasMore` is false it is where the next run starts, never later than `until` minus
+   * SYNC_OVERLAP_SECONDS (ARCHITECTURE rule 4).
+   */
+  cursor: string;
+  /** false once the read has caught up with `until`. */
+  hasMore: boolean;
+}
+
+export type StreamReader<R> = (
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  req: ReadRequest,
+) => Promise<StreamPage<R>>;
+
+export type StreamReaders = { readonly [S in StreamName]?: StreamReader<StreamRecords[S]> };

@@ -30,6 +30,8 @@ export interface FunctionsServer {
   url: string;
   /** e.g. http://127.0.0.1:54321/functions/v1 (FUNCTIONS_URL) */
   functionsUrl: string;
+  /** Process id of each function (benchmarks read their memory and CPU time from /proc). */
+  pids: Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -112,7 +114,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     throw err;
   }
   ready = true;
-  return { url, functionsUrl: `${url}/functions/v1`, stop };
+  const pids = Object.fromEntries([...children.values()].map((c) => [c.name, c.process.pid]));
+  return { url, functionsUrl: `${url}/functions/v1`, pids, stop };
 }
 
 async function route(

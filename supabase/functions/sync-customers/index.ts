@@ -1,4 +1,4 @@
 import { serveJob } from "../../../functions-shared/platform.ts";
-import { notYetBuilt } from "../../../functions-shared/jobs/not_yet.ts";
+import { syncCustomers } from "../../../functions-shared/jobs/sync.ts";
 
-serveJob(notYetBuilt("sync-customers", 4));
+serveJob(syncCustomers);

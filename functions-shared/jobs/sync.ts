@@ -1,0 +1,343 @@
+// The incremental sync of one stream (orders or customers) for every due connection: the jobs of
+// the sync-orders and sync-customers functions (ARCHITECTURE rules 4, 5 and 8).
+//
+// Each worker claims a due (connection, stream) pair with SKIP LOCKED and a lease, then reads
+// pages from the stored cursor up to the run's start. Every page is upserted (newer wins) together
+// with its cursor in one transaction, so a run that dies anywhere resumes from its last page with
+// no gap and no duplicate. Requests are paced by the provider's rate budget; a throttle that
+// happens anyway waits as asked and retries. When the time budget is spent the run stops taking
+// pages; the next call continues from the checkpoint.
+import { z } from "zod";
+import { getConnection } from "../db/connections.ts";
+import { type UpsertCounts, upsertRecords } from "../db/records.ts";
+import { failInterruptedRuns, finishRun, insertRun } from "../db/runs.ts";
+import {
+  checkpoint,
+  claimDueStream,
+  type ClaimedStream,
+  ensureStreams,
+  failStream,
+  finishStream,
+  type SkippedStream,
+  unsyncableConnections,
+} from "../db/sync_cursors.ts";
+import { coerceError, type Deps, type Job, JobError } from "../platform.ts";
+import { Pacer } from "../providers/pacing.ts";
+import { adapterFor } from "../providers/registry.ts";
+import {
+  type ProviderName,
+  PROVIDERS,
+  type StreamName,
+  type StreamPage,
+  type StreamReader,
+  type StreamRecords,
+} from "../providers/types.ts";
+import { ProviderError } from "../providers/types.ts";
+import { adapterContext, connectionRef, getAccessToken, LEASE_SECONDS } from "./tokens.ts";
+
+export const SyncInput = z.strictObject({
+  provider: z.enum(PROVIDERS).optional(),
+  connection_id: z.uuid().optional(),
+  /** Sync now even if synced within the connection's interval or backing off after a failure. */
+  force: z.boolean().default(false),
+});
+export type SyncInput = z.infer<typeof SyncInput>;
+
+export interface StreamRunResult {
+  connection_id: string;
+  provider: string;
+  stream: StreamName;
+  run_id: string;
+  status: "succeeded" | "failed";
+  /** Read every change up to the run's start; false = stopped for the time budget, resumes next call. */
+  caught_up: boolean;
+  pages: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  error?: string;
+}
+
+export interface SyncResult {
+  stream: StreamName;
+  runs: StreamRunResult[];
+  /** Connections that were not synced, and why (reauth_required, disabled, failing refresh). */
+  skipped: SkippedStream[];
+  duration_ms: number;
+}
+
+export interface SyncOptions {
+  /** Pairs synced at once by one invocation. Default 4. */
+  concurrency?: number;
+  /** Records per page asked of the provider (each adapter clamps it). */
+  pageSize?: number;
+}
+
+/** Provider failures worth another try within the run; the rest fail the run at once. */
+const RETRY_IN_RUN = new Set(["rate_limited", "server_error", "timeout", "network"]);
+const MAX_ATTEMPTS_PER_PAGE = 5;
+
+/** Providers whose adapter reads this stream. */
+export function providersWith(stream: StreamName): ProviderName[] {
+  return PROVIDERS.filter((p) => adapterFor(p).streams[stream] !== undefined);
+}
+
+export async function runSync(
+  deps: Deps,
+  stream: StreamName,
+  input: SyncInput,
+  opts: SyncOptions = {},
+): Promise<SyncResult> {
+  const startedMs = Date.now();
+  const deadline = startedMs + deps.env.timeBudgetMs;
+  const providers = providersWith(stream);
+  await checkTarget(deps, stream, input, providers);
+  const owner = `sync-${stream}:${crypto.randomUUID()}`;
+  await ensureStreams(deps.db, { stream, providers });
+  const result: SyncResult = {
+    stream,
+    runs: [],
+    skipped: await unsyncableConnections(deps.db, {
+      providers,
+      provider: input.provider,
+      connectionId: input.connection_id,
+    }),
+    duration_ms: 0,
+  };
+  const taken: string[] = [];
+  const worker = async () => {
+    while (Date.now() < deadline) {
+      const claimed = await claimDueStream(deps.db, {
+        stream,
+        owner,
+        now: deps.now(),
+        leaseSeconds: LEASE_SECONDS,
+        providers,
+        provider: input.provider,
+        connectionId: input.connection_id,
+        force: input.force,
+        exclude: taken,
+      });
+      if (!claimed) return;
+      taken.push(claimed.connection_id);
+      result.runs.push(await syncClaimed(deps, stream, claimed, owner, { deadline, ...opts }));
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+  result.duration_ms = Date.now() - startedMs;
+  deps.log.info(`sync-${stream} done`, {
+    runs: result.runs.length,
+    failed: result.runs.filter((r) => r.status === "failed").length,
+    skipped: result.skipped.length,
+    duration_ms: result.duration_ms,
+  });
+  return result;
+}
+
+/** A named connection must exist and have the stream: a clear 404 / 400 otherwise. */
+async function checkTarget(
+  deps: Deps,
+  stream: StreamName,
+  input: SyncInput,
+  providers: ProviderName[],
+): Promise<void> {
+  if (input.connection_id === undefined) return;
+  const row = await getConnection(deps.db, input.connection_id);
+  if (!row) {
+    throw new JobError(404, "unknown_connection", `no connection ${input.connection_id}`);
+  }
+  if (!(providers as string[]).includes(row.provider)) {
+    throw new JobError(
+      400,
+      "no_such_stream",
+      `${row.provider} has no ${stream} stream; streams with ${stream}: ${providers.join(", ")}`,
+    );
+  }
+}
+
+/** Syncs one claimed pair and records everything; never throws for provider or data failures. */
+export async function syncClaimed(
+  deps: Deps,
+  stream: StreamName,
+  claimed: ClaimedStream,
+  owner: string,
+  opts: SyncOptions & { deadline: number },
+): Promise<StreamRunResult> {
+  const key = { connectionId: claimed.connection_id, stream, owner };
+  const started = deps.now();
+  await failInterruptedRuns(deps.db, { ...key, kind: "sync" }, started);
+  const runId = await insertRun(deps.db, {
+    connection_id: claimed.connection_id,
+    kind: "sync",
+    stream,
+    status: "running",
+    started_at: started,
+  });
+  const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0 };
+  let pages = 0;
+  let caughtUp = false;
+  let provider = "unknown";
+  let pacer: Pacer | undefined;
+  try {
+    const { connection, credentials } = await getAccessToken(deps, claimed.connection_id);
+    provider = connection.provider;
+    const adapter = adapterFor(provider);
+    pacer = new Pacer(adapter.facts.rateLimit);
+    const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]>;
+    let creds = credentials;
+    let cursor = claimed.cursor;
+    let refreshed = false;
+    const ctx = { ...adapterContext(deps), pacer };
+    while (Date.now() < opts.deadline) {
+      const readPage = () =>
+        read(ctx, connectionRef(connection), creds, {
+          cursor,
+          from: null,
+          until: started,
+          pageSize: opts.pageSize,
+        });
+      let page: StreamPage<StreamRecords[typeof stream]>;
+      try {
+        page = await withRetries(pacer, opts.deadline, readPage);
+      } catch (err) {
+        // An access token revoked or expired early: refresh once and read the page again.
+        if (!(err instanceof ProviderError) || err.code !== "unauthorized" || refreshed) throw err;
+        refreshed = true;
+        creds = (await getAccessToken(deps, claimed.connection_id, { force: true })).credentials;
+        page = await withRetries(pacer, opts.deadline, readPage);
+      }
+      const pageCounts = await deps.db.begin(async (tx) => {
+        const written = await upsertRecords(tx, stream, claimed.connection_id, page.records);
+        const held = await checkpoint(tx, key, page.cursor, {
+          now: deps.now(),
+          leaseSeconds: LEASE_SECONDS,
+        });
+        // Another worker took the pair over (our lease lapsed): roll this page back.
+        if (!held) throw new Error("lost the lease on this stream to another worker");
+        return written;
+      });
+      counts.added += pageCounts.added;
+      counts.updated += pageCounts.updated;
+      counts.unchanged += pageCounts.unchanged;
+      pages++;
+      cursor = page.cursor;
+      if (!page.hasMore) {
+        caughtUp = true;
+        break;
+      }
+    }
+    await finishStream(deps.db, key, { caughtUpAt: caughtUp ? started : null });
+    await finishRun(deps.db, runId, {
+      status: "succeeded",
+      finished_at: deps.now(),
+      ...runCounts(counts, pages),
+      error: null,
+      details: { provider, caught_up: caughtUp, paced_ms: Math.round(pacer.waitedMs) },
+    });
+    return { ...result("succeeded"), caught_up: caughtUp };
+  } catch (err) {
+    const known = err instanceof ProviderError;
+    const message = known ? err.message : coerceError(err).message;
+    deps.log[known ? "warn" : "error"](`sync of ${stream} failed`, {
+      connection_id: claimed.connection_id,
+      provider,
+      error: message,
+    });
+    await recordFailure(deps, async () => {
+      await failStream(deps.db, key, {
+        now: deps.now(),
+        error: message,
+        retryAfterMs: known ? err.retryAfterMs : undefined,
+      });
+      await finishRun(deps.db, runId, {
+        status: "failed",
+        finished_at: deps.now(),
+        ...runCounts(counts, pages),
+        error_count: 1,
+        error: message,
+        details: {
+          provider,
+          caught_up: false,
+          code: known ? err.code : "internal",
+          paced_ms: Math.round(pacer?.waitedMs ?? 0),
+        },
+      });
+    });
+    return { ...result("failed"), caught_up: false, error: message };
+  }
+
+  function result(status: "succeeded" | "failed") {
+    return {
+      connection_id: claimed.connection_id,
+      provider,
+      stream,
+      run_id: runId,
+      status,
+      pages,
+      ...counts,
+    };
+  }
+}
+
+function runCounts(counts: UpsertCounts, pages: number) {
+  return {
+    added_count: counts.added,
+    updated_count: counts.updated,
+    unchanged_count: counts.unchanged,
+    error_count: 0,
+    pages_count: pages,
+  };
+}
+
+/**
+ * Throttles, 5xx, timeouts and network errors get a few more tries within the run, waiting what
+ * the provider asked (or 1 s, 2 s, 4 s…); the pacer holds every request of the connection back
+ * meanwhile.
+ */
+async function withRetries<T>(pacer: Pacer, deadline: number, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (
+        !(err instanceof ProviderError) || !RETRY_IN_RUN.has(err.code) ||
+        attempt >= MAX_ATTEMPTS_PER_PAGE
+      ) throw err;
+      const waitMs = err.retryAfterMs ?? 1000 * 2 ** (attempt - 1);
+      if (Date.now() + waitMs > deadline) throw err;
+      pacer.backOff(waitMs);
+    }
+  }
+}
+
+/**
+ * Records a failure even when the database itself was what failed: a few tries a second apart.
+ * If it is still unreachable, the run stays "running" until the next claim of the pair marks it
+ * failed (failInterruptedRuns) and resumes from the last checkpoint.
+ */
+async function recordFailure(deps: Deps, write: () => Promise<void>): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= 5) {
+        deps.log.error("could not record the failed sync run", {
+          error: coerceError(err).message,
+        });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+function syncJob(stream: StreamName): Job<SyncInput, SyncResult> {
+  return {
+    name: `sync-${stream}`,
+    input: SyncInput,
+    run: (deps, input) => runSync(deps, stream, input),
+  };
+}
+
+export const syncOrders = syncJob("orders");
+export const syncCustomers = syncJob("customers");
