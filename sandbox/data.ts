@@ -88,7 +88,18 @@ export function prng(seed: number): () => number {
   };
 }
 
-const FIRST = ["Amel", "Yacine", "Sara", "Karim", "Lina", "Omar", "Nadia", "Samir", "Ines", "Rafik"];
+const FIRST = [
+  "Amel",
+  "Yacine",
+  "Sara",
+  "Karim",
+  "Lina",
+  "Omar",
+  "Nadia",
+  "Samir",
+  "Ines",
+  "Rafik",
+];
 const LAST = ["Benali", "Haddad", "Mansouri", "Saidi", "Brahimi", "Cherif", "Khelifi", "Zerrouki"];
 const CURRENCIES = ["USD", "EUR", "DZD"] as const;
 
@@ -173,8 +184,9 @@ export class Dataset {
         const customer = this.#pickCustomer();
         if (customer) {
           customer.phone = this.#phone();
-          customer.email = `${customer.firstName}.${customer.seq}.${this.#version}@${this.#label}.example`
-            .toLowerCase();
+          customer.email =
+            `${customer.firstName}.${customer.seq}.${this.#version}@${this.#label}.example`
+              .toLowerCase();
           this.#touch(customer, now);
           summary.customers_updated++;
         }
@@ -191,7 +203,10 @@ export class Dataset {
   }
 
   /** Records changed after `version`, oldest change first (Lightspeed's `after=`). */
-  changedAfter<T extends SandboxOrder | SandboxCustomer>(records: Iterable<T>, version: number): T[] {
+  changedAfter<T extends SandboxOrder | SandboxCustomer>(
+    records: Iterable<T>,
+    version: number,
+  ): T[] {
     return [...records].filter((r) => r.version > version).sort((a, b) => a.version - b.version);
   }
 

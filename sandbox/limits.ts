@@ -62,7 +62,11 @@ class Bucket {
       return { ok: true, available: this.#level, waitMs: 0 };
     }
     const { restorePerSecond } = this.size();
-    return { ok: false, available: level, waitMs: Math.ceil(((cost - level) / restorePerSecond) * 1000) };
+    return {
+      ok: false,
+      available: level,
+      waitMs: Math.ceil(((cost - level) / restorePerSecond) * 1000),
+    };
   }
 
   /** Gives back the difference when the real cost was lower than what was reserved. */

@@ -245,7 +245,7 @@ async function benchSync(log: (line: string) => void): Promise<SyncBench> {
     }
     const wallS = (performance.now() - started) / 1000;
     const cpu = (await cpuMs(pid)) - cpuBefore;
-    const peakRssMb = await peakRssMb(pid);
+    const rssMb = await peakRssMb(pid);
     const records = await matchingTruth(db, sandbox, account.external_id, connection_id);
     if (records.stored !== SYNC.orders || records.matching !== SYNC.orders) {
       throw new Error(`sync bench is wrong: ${JSON.stringify(records)} of ${SYNC.orders}`);
@@ -265,7 +265,7 @@ async function benchSync(log: (line: string) => void): Promise<SyncBench> {
       bare_upsert_records_per_s: round(bare, 0),
       per_record_upsert_records_per_s: round(perRecord, 0),
       cpu_ms_per_page: round(cpu / pages, 2),
-      peak_rss_mb: round(peakRssMb, 1),
+      peak_rss_mb: round(rssMb, 1),
     };
   } finally {
     await served?.stop();

@@ -22,7 +22,7 @@ import {
   unsyncableConnections,
 } from "../db/sync_cursors.ts";
 import { coerceError, type Deps, type Job, JobError } from "../platform.ts";
-import { Pacer } from "../providers/pacing.ts";
+import { type BucketModel, Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
   type ProviderName,
@@ -178,11 +178,14 @@ export async function syncClaimed(
   let caughtUp = false;
   let provider = "unknown";
   let pacer: Pacer | undefined;
+  let pacedBefore = 0;
+  const pacedMs = () => Math.round((pacer?.waitedMs ?? 0) - pacedBefore);
   try {
     const { connection, credentials } = await getAccessToken(deps, claimed.connection_id);
     provider = connection.provider;
     const adapter = adapterFor(provider);
-    pacer = new Pacer(adapter.facts.rateLimit);
+    pacer = pacerFor(connection.id, adapter.facts.rateLimit);
+    pacedBefore = pacer.waitedMs;
     const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]>;
     let creds = credentials;
     let cursor = claimed.cursor;
@@ -232,7 +235,7 @@ export async function syncClaimed(
       finished_at: deps.now(),
       ...runCounts(counts, pages),
       error: null,
-      details: { provider, caught_up: caughtUp, paced_ms: Math.round(pacer.waitedMs) },
+      details: { provider, caught_up: caughtUp, paced_ms: pacedMs() },
     });
     return { ...result("succeeded"), caught_up: caughtUp };
   } catch (err) {
@@ -259,7 +262,7 @@ export async function syncClaimed(
           provider,
           caught_up: false,
           code: known ? err.code : "internal",
-          paced_ms: Math.round(pacer?.waitedMs ?? 0),
+          paced_ms: pacedMs(),
         },
       });
     });
@@ -277,6 +280,23 @@ export async function syncClaimed(
       ...counts,
     };
   }
+}
+
+/**
+ * One pacer per connection for the life of the function instance, so back-to-back runs share
+ * what the previous one spent (QuickBooks says nothing about its budget, and a fresh model would
+ * assume a full bucket). Kept small: the oldest is forgotten first.
+ */
+const pacers = new Map<string, Pacer>();
+const MAX_PACERS = 1000;
+
+function pacerFor(connectionId: string, model: BucketModel): Pacer {
+  let pacer = pacers.get(connectionId);
+  if (pacer) pacers.delete(connectionId);
+  else pacer = new Pacer(model);
+  pacers.set(connectionId, pacer);
+  if (pacers.size > MAX_PACERS) pacers.delete(pacers.keys().next().value!);
+  return pacer;
 }
 
 function runCounts(counts: UpsertCounts, pages: number) {

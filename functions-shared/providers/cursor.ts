@@ -46,10 +46,7 @@ export function timePage<R extends { remote_updated_at: string }>(
   read: { cursor: TimeCursor; until: Date; nextToken: string | null; hasMore: boolean },
 ): StreamPage<R> {
   if (!read.hasMore) {
-    const end = new Date(read.until.getTime() - SYNC_OVERLAP_SECONDS * 1000);
-    const since = read.cursor.since !== null && Date.parse(read.cursor.since) > end.getTime()
-      ? read.cursor.since
-      : end.toISOString();
+    const since = new Date(read.until.getTime() - SYNC_OVERLAP_SECONDS * 1000).toISOString();
     return { records, cursor: JSON.stringify({ since }), hasMore: false };
   }
   const newest = records.reduce(

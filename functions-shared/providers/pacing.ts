@@ -88,9 +88,14 @@ export class Pacer {
     this.#level = Math.min(this.#capacity, this.#level + Math.max(0, points));
   }
 
-  /** The provider throttled anyway: nothing is available until `ms` from now. */
+  /**
+   * The provider throttled anyway: nothing goes for `ms` (its Retry-After), and then the model
+   * assumes only enough for one small request, since the bucket was evidently emptier than it
+   * thought.
+   */
   backOff(ms: number): void {
-    this.#level = 0;
+    this.#refill();
+    this.#level = Math.min(this.#level, this.#capacity * this.#reserve + 1);
     this.#at = this.#clock();
     this.#blockedUntil = Math.max(this.#blockedUntil, this.#at + ms);
   }

@@ -1,6 +1,13 @@
 /**
  * Lightspeed Retail X-Series (PROVIDERS.md "Lightspeed Retail"), played under
  * `<url>/lightspeed` in place of https://{domain_prefix}.retail.lightspeed.app.
+ *
+ * Data: "GET /api/2.0/{sales|customers}?after=<version>&page_size=N →
+ * {"data":[…], "version":{"min":…, "max":…}}; next page after=version.max;
+ * stop on empty data". The dataset's change counter is exactly Lightspeed's
+ * `version`. Every API request costs 1 from the retailer's bucket ("300 ×
+ * registers + 50 requests per 5 minutes"); a refusal is a 429 with an HTTP-date
+ * `Retry-After`, as Lightspeed (Vend) documents it.
  */
 import {
   AccountBook,
@@ -9,8 +16,9 @@ import {
   type IssuedToken,
   killNow,
 } from "../accounts.ts";
+import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
-import type { AppCredentials, ProviderSandbox } from "../provider.ts";
+import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
 
 export interface LightspeedConfig {
   /** Access-token lifetime is UNCONFIRMED (604800, 86400 or 1800 s); default 86400. */
@@ -36,10 +44,95 @@ interface LightspeedAccount extends BaseAccount {
   access: IssuedToken;
 }
 
+/** UNCONFIRMED: the default and largest `page_size` of API 2.0 list endpoints. */
+const DEFAULT_PAGE_SIZE = 1000;
+const MAX_PAGE_SIZE = 10_000;
+
+/** A sale's status word for each neutral stage (X-Series sale statuses). */
+const SALE_STATUS = {
+  open: "SAVED",
+  processing: "AWAITING_DISPATCH",
+  shipped: "DISPATCHED_CLOSED",
+  delivered: "CLOSED",
+  cancelled: "VOIDED",
+} as const;
+
+/** UUID-like ids, as X-Series uses, derived from the dataset's sequence numbers. */
+const saleId = (seq: number) => `0af7b240-aba4-11ef-f6d3-${seq.toString(16).padStart(12, "0")}`;
+const customerId = (seq: number) => `06bf537b-c77f-11ef-e7a1-${seq.toString(16).padStart(12, "0")}`;
+
+/** API 2.0 timestamps: RFC 3339 in UTC with a `+00:00` offset, whole seconds. */
+function lightspeedTime(epochMs: number): string {
+  return new Date(wholeSecond(epochMs)).toISOString().replace(".000Z", "+00:00");
+}
+
+function wholeSecond(epochMs: number): number {
+  return Math.floor(epochMs / 1000) * 1000;
+}
+
+function renderSale(order: SandboxOrder): Record<string, unknown> {
+  return {
+    id: saleId(order.seq),
+    invoice_number: order.number,
+    status: SALE_STATUS[order.stage],
+    customer_id: order.customerSeq === null ? null : customerId(order.customerSeq),
+    total_price: order.totalCents / 100,
+    total_tax: 0,
+    note: "",
+    sale_date: lightspeedTime(order.createdAt),
+    created_at: lightspeedTime(order.createdAt),
+    updated_at: lightspeedTime(order.updatedAt),
+    deleted_at: null,
+    version: order.version,
+  };
+}
+
+function renderCustomer(customer: SandboxCustomer): Record<string, unknown> {
+  return {
+    id: customerId(customer.seq),
+    customer_code: `${customer.firstName}-${customer.seq}`.toUpperCase(),
+    first_name: customer.firstName,
+    last_name: customer.lastName,
+    email: customer.email,
+    phone: customer.phone,
+    mobile: null,
+    created_at: lightspeedTime(customer.createdAt),
+    updated_at: lightspeedTime(customer.updatedAt),
+    deleted_at: customer.deleted ? lightspeedTime(customer.updatedAt) : null,
+    version: customer.version,
+  };
+}
+
+/** What the adapter must store: the sale's own status word, no tracking number (X-Series has none). */
+function truth(set: Dataset, stream: StreamName): TruthRecord[] {
+  if (stream === "orders") {
+    return [...set.orders.values()].map((o) => ({
+      external_id: saleId(o.seq),
+      updated_at: new Date(wholeSecond(o.updatedAt)).toISOString(),
+      status: SALE_STATUS[o.stage],
+      tracking_number: null,
+      order_number: o.number,
+    }));
+  }
+  return [...set.customers.values()].map((c) => ({
+    external_id: customerId(c.seq),
+    updated_at: new Date(wholeSecond(c.updatedAt)).toISOString(),
+    status: c.deleted ? "inactive" : "active",
+  }));
+}
+
+/** A non-negative integer query parameter, its default when absent, or undefined when malformed. */
+function intParam(query: URLSearchParams, name: string, fallback: number): number | undefined {
+  const text = query.get(name);
+  if (text === null || text === "") return fallback;
+  return /^\d+$/.test(text) ? Number(text) : undefined;
+}
+
 /** `config` is read on every request, so changes apply at once (idle is judged at use time). */
 export function createLightspeed(
   app: AppCredentials,
   config: () => Readonly<LightspeedConfig>,
+  world: SandboxWorld,
 ): ProviderSandbox {
   const book = new AccountBook<LightspeedAccount>((n) => `sandboxstore${n}`);
 
@@ -89,6 +182,65 @@ export function createLightspeed(
     });
   }
 
+  /**
+   * Charges one request to the retailer's bucket: the rate-limit headers to send, or the 429.
+   * X-RateLimit-Limit / -Remaining are what X-Series is reported to send (UNCONFIRMED).
+   */
+  function charge(account: LightspeedAccount, now: number): Record<string, string> | Response {
+    const taken = world.limits.take("lightspeed", account.externalId, 1, now);
+    const headers = {
+      "x-ratelimit-limit": String(world.limits.size("lightspeed").capacity),
+      "x-ratelimit-remaining": String(Math.floor(taken.available)),
+    };
+    if (taken.ok) return headers;
+    // "For the header, Vend uses an 'HTTP date' format (RFC1123)"; rounded up to whole seconds.
+    const retryAt = Math.ceil((now + taken.waitMs) / 1000) * 1000;
+    return json(
+      { error: "Too Many Requests", message: "Rate limiting enforced" },
+      429,
+      { ...headers, "retry-after": new Date(retryAt).toUTCString() },
+    );
+  }
+
+  /**
+   * A version-paged list: records changed after `after`, oldest change first, `page_size` of
+   * them; deleted ones only with `deleted=true`.
+   */
+  function versionedList<T extends SandboxOrder | SandboxCustomer>(
+    pathname: string,
+    records: (set: Dataset) => Iterable<T>,
+    render: (record: T) => Record<string, unknown>,
+  ): ApiEndpoint {
+    return {
+      method: "GET",
+      pattern: new URLPattern({ pathname }),
+      handle(req, _params, now) {
+        const hit = book.live(bearerToken(req), "access", now);
+        if (!hit) return unauthorized();
+        const limit = charge(hit.account, now);
+        if (limit instanceof Response) return limit;
+        const query = new URL(req.url).searchParams;
+        const after = intParam(query, "after", 0);
+        const pageSize = intParam(query, "page_size", DEFAULT_PAGE_SIZE);
+        if (after === undefined || pageSize === undefined || pageSize < 1) {
+          return json({
+            error: "Bad Request",
+            message: "after and page_size must be non-negative integers (page_size at least 1)",
+          }, 400);
+        }
+        const withDeleted = query.get("deleted") === "true";
+        const set = world.data.get("lightspeed", hit.account.externalId);
+        const page = set.changedAfter(records(set), after)
+          .filter((r) => withDeleted || !("deleted" in r && r.deleted))
+          .slice(0, Math.min(pageSize, MAX_PAGE_SIZE));
+        const version = page.length === 0
+          ? { min: null, max: null }
+          : { min: page[0]!.version, max: page[page.length - 1]!.version };
+        return json({ data: page.map(render), version }, 200, limit);
+      },
+    };
+  }
+
   return {
     name: "lightspeed",
     accounts: book,
@@ -115,22 +267,38 @@ export function createLightspeed(
       },
     },
 
-    api: [{
-      method: "GET",
-      pattern: new URLPattern({ pathname: "/api/2.0/outlets" }),
-      handle(req, _params, now) {
-        const hit = book.live(bearerToken(req), "access", now);
-        if (!hit) return unauthorized();
-        return json({
-          data: [{
-            id: hit.account.outletId,
-            name: "Main Outlet",
-            time_zone: "Pacific/Auckland",
-            deleted_at: null,
-          }],
-        });
+    api: [
+      {
+        method: "GET",
+        pattern: new URLPattern({ pathname: "/api/2.0/outlets" }),
+        handle(req, _params, now) {
+          const hit = book.live(bearerToken(req), "access", now);
+          if (!hit) return unauthorized();
+          const limit = charge(hit.account, now);
+          if (limit instanceof Response) return limit;
+          return json(
+            {
+              data: [{
+                id: hit.account.outletId,
+                name: "Main Outlet",
+                time_zone: "Pacific/Auckland",
+                deleted_at: null,
+              }],
+            },
+            200,
+            limit,
+          );
+        },
       },
-    }],
+      versionedList("/api/2.0/sales", (set) => set.orders.values(), renderSale),
+      versionedList("/api/2.0/customers", (set) => set.customers.values(), renderCustomer),
+    ],
+
+    data: {
+      streams: ["orders", "customers"],
+      customersCanBeDeleted: false,
+      truth: (externalId, stream) => truth(world.data.get("lightspeed", externalId), stream),
+    },
 
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);

@@ -2,21 +2,189 @@
  * Maystro Delivery (PROVIDERS.md "Maystro Delivery"), played under
  * `<url>/maystro` in place of https://backend.maystro-delivery.com.
  * "Auth: Authorization: Token <api_token>, a static key from the dashboard; no refresh."
+ *
+ * Data: "GET /api/stores/orders/?page=N → {"list":{"count", "next", "results":[…]}} (about 20
+ * per page); filters external_order_id=, display_id=; no updated-since filter". Orders come
+ * newest first (by created_at), as Django REST Framework pages them: a page past the end is a
+ * 404 "Invalid page.". Timestamps are Django's: microseconds and the Algiers offset (+01:00).
+ * `display_id` (the tracking number) is empty until the carrier assigns one.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
+import type { Dataset, OrderStage, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
 import { authorization, json } from "../http.ts";
-import type { ProviderSandbox } from "../provider.ts";
+import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
 
 interface MaystroAccount extends BaseAccount {
   readonly apiToken: IssuedToken;
 }
 
-export function createMaystro(): ProviderSandbox {
+/** "about 20 per page". */
+const PAGE_SIZE = 20;
+/** Algeria keeps UTC+1 all year. */
+const ALGIERS_OFFSET_MINUTES = 60;
+
+/** The Maystro status code for each neutral stage ("4 created, 6 in progress, 31 shipped, …"). */
+const STATUS_CODE: Readonly<Record<OrderStage, number>> = {
+  open: 4,
+  processing: 6,
+  shipped: 31,
+  delivered: 41,
+  cancelled: 50,
+};
+
+/** "Status codes (as client code cites them)", by name: what an adapter stores as the status. */
+const STATUS_NAME: Readonly<Record<number, string>> = {
+  4: "created",
+  6: "in_progress",
+  31: "shipped",
+  41: "delivered",
+  50: "cancelled",
+};
+
+const WILAYAS = ["Alger", "Oran", "Constantine", "Blida", "Sétif", "Annaba", "Tlemcen", "Béjaïa"];
+
+/** An order as Maystro holds it: the neutral order in Maystro's terms. */
+interface MaystroOrder {
+  readonly id: number;
+  /** The tracking number, "" or null (both are seen) until the carrier assigns one. */
+  readonly displayId: string | null;
+  readonly externalOrderId: string;
+  readonly status: number;
+  readonly createdAt: number;
+  readonly lastUpdate: number;
+  readonly deliveredAt: number | null;
+  readonly customerName: string;
+  readonly customerPhone: string;
+  readonly wilaya: string;
+  readonly productPrice: number;
+}
+
+/**
+ * Maystro's side of a dataset order. A final order (delivered or returned with a tracking
+ * number, or cancelled) does not change at Maystro any more: the parcel is done. The neutral
+ * dataset may still touch it (a price edit), so an order's view is frozen the first time it is
+ * seen final; what the API shows and what truth() says then agree for good.
+ */
+class MaystroView {
+  readonly #frozen = new WeakMap<Dataset, Map<number, MaystroOrder>>();
+
+  of(set: Dataset, order: SandboxOrder): MaystroOrder {
+    let frozen = this.#frozen.get(set);
+    if (!frozen) this.#frozen.set(set, frozen = new Map());
+    const kept = frozen.get(order.seq);
+    if (kept) return kept;
+    const view = toMaystro(set, order);
+    if (isFinal(view)) frozen.set(order.seq, view);
+    return view;
+  }
+}
+
+function toMaystro(set: Dataset, order: SandboxOrder): MaystroOrder {
+  const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
+  const status = STATUS_CODE[order.stage];
+  return {
+    id: order.seq,
+    displayId: order.trackingNumber ?? (order.variant === "a" ? null : ""),
+    externalOrderId: order.reference,
+    status,
+    createdAt: order.createdAt,
+    lastUpdate: order.updatedAt,
+    deliveredAt: status === 41 ? order.updatedAt : null,
+    customerName: customer ? `${customer.firstName} ${customer.lastName}` : "Client comptoir",
+    customerPhone: customer?.phone ?? "",
+    wilaya: WILAYAS[order.seq % WILAYAS.length]!,
+    productPrice: Math.round(order.totalCents / 100),
+  };
+}
+
+function isFinal(o: MaystroOrder): boolean {
+  return o.status === 50 || (o.status === 41 && o.displayId !== null && o.displayId !== "");
+}
+
+/**
+ * Django's rendering: `2026-11-22T11:15:30.123456+01:00`. The sandbox clock has milliseconds;
+ * the last three digits of the microseconds are filler (a client must truncate, not round).
+ */
+function djangoTime(epochMs: number, filler: number): string {
+  const local = new Date(epochMs + ALGIERS_OFFSET_MINUTES * 60_000).toISOString().slice(0, 23);
+  return `${local}${String(filler % 1000).padStart(3, "0")}+01:00`;
+}
+
+function render(o: MaystroOrder): Record<string, unknown> {
+  const filler = (o.id * 379) % 1000;
+  return {
+    id: o.id,
+    display_id: o.displayId,
+    external_order_id: o.externalOrderId,
+    status: o.status,
+    created_at: djangoTime(o.createdAt, filler),
+    last_update: djangoTime(o.lastUpdate, filler),
+    delivered_at: o.deliveredAt === null ? null : djangoTime(o.deliveredAt, filler),
+    customer_name: o.customerName,
+    customer_phone: o.customerPhone,
+    wilaya: o.wilaya,
+    commune: o.wilaya,
+    product_price: o.productPrice,
+  };
+}
+
+/** What the adapter must store: matched on external_order_id, status by name, ms precision. */
+function truthOf(o: MaystroOrder): TruthRecord {
+  return {
+    external_id: o.externalOrderId,
+    updated_at: new Date(o.lastUpdate).toISOString(),
+    status: STATUS_NAME[o.status] ?? `status_${o.status}`,
+    tracking_number: o.displayId === "" ? null : o.displayId,
+    order_number: o.externalOrderId,
+  };
+}
+
+/** Newest first by created_at, then by id (newer orders have higher ids). */
+function newestFirst(a: MaystroOrder, b: MaystroOrder): number {
+  return b.createdAt - a.createdAt || b.id - a.id;
+}
+
+export function createMaystro(world: SandboxWorld): ProviderSandbox {
   const book = new AccountBook<MaystroAccount>((n) => `maystro-${n}`);
+  const views = new MaystroView();
 
   // Django REST Framework's TokenAuthentication answers.
   const unauthorized = (detail = "Invalid token.") =>
     json({ detail }, 401, { "www-authenticate": "Token" });
+
+  const ordersOf = (externalId: string): MaystroOrder[] => {
+    const set = world.data.get("maystro", externalId);
+    return [...set.orders.values()].map((o) => views.of(set, o));
+  };
+
+  function list(req: Request, account: MaystroAccount): Response {
+    const url = new URL(req.url);
+    const query = url.searchParams;
+    const pageText = query.get("page") ?? "1";
+    // DRF ignores a filter given as an empty value.
+    const external = query.get("external_order_id") || undefined;
+    const display = query.get("display_id") || undefined;
+    const matches = ordersOf(account.externalId)
+      .filter((o) => external === undefined || o.externalOrderId === external)
+      .filter((o) => display === undefined || o.displayId === display)
+      .sort(newestFirst);
+    const pages = Math.max(1, Math.ceil(matches.length / PAGE_SIZE));
+    const page = /^\d+$/.test(pageText) ? Number(pageText) : 0;
+    if (page < 1 || page > pages) return json({ detail: "Invalid page." }, 404);
+    const link = (n: number) => {
+      const next = new URL(url);
+      next.searchParams.set("page", String(n));
+      return next.toString();
+    };
+    // The documented shape: {"list": {"count", "next", "results"}}.
+    return json({
+      list: {
+        count: matches.length,
+        next: page < pages ? link(page + 1) : null,
+        results: matches.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE).map(render),
+      },
+    });
+  }
 
   return {
     name: "maystro",
@@ -35,10 +203,29 @@ export function createMaystro(): ProviderSandbox {
         if (token === undefined) {
           return unauthorized("Authentication credentials were not provided.");
         }
-        if (!book.live(token, "access", now)) return unauthorized();
-        return json({ list: { count: 0, next: null, results: [] } });
+        const hit = book.live(token, "access", now);
+        if (!hit) return unauthorized();
+        const taken = world.limits.take("maystro", hit.account.externalId, 1, now);
+        if (!taken.ok) {
+          // DRF's throttling answer.
+          const seconds = Math.max(1, Math.ceil(taken.waitMs / 1000));
+          return json(
+            { detail: `Request was throttled. Expected available in ${seconds} seconds.` },
+            429,
+            { "retry-after": String(seconds) },
+          );
+        }
+        return list(req, hit.account);
       },
     }],
+
+    data: {
+      streams: ["orders"],
+      customersCanBeDeleted: false,
+      truth(externalId: string, stream: StreamName): TruthRecord[] {
+        return stream === "orders" ? ordersOf(externalId).map(truthOf) : [];
+      },
+    },
 
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);

@@ -1,10 +1,27 @@
 /**
  * ShipHero (PROVIDERS.md "ShipHero"), played under `<url>/shiphero` in place
  * of https://public-api.shiphero.com.
+ *
+ * The GraphQL endpoint serves `account` and `orders` from the account's
+ * dataset, charged in credits against the account's bucket in `world.limits`;
+ * see "Data" below.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
+import type { Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
 import { bearerToken, json, readJsonObject } from "../http.ts";
-import type { ProviderSandbox } from "../provider.ts";
+import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
+import {
+  type ArgValue,
+  type FieldNode,
+  findField,
+  GraphqlFault,
+  parseQuery,
+  readGraphqlRequest,
+  render,
+  rootFields,
+  type Schema,
+  validate,
+} from "./graphql_lite.ts";
 import { randomHex } from "../tokens.ts";
 
 /** "expires_in (2419200 = 28 days)". */
@@ -19,7 +36,7 @@ interface ShipHeroAccount extends BaseAccount {
   readonly accountId: string;
 }
 
-export function createShipHero(): ProviderSandbox {
+export function createShipHero(world: SandboxWorld): ProviderSandbox {
   const book = new AccountBook<ShipHeroAccount>((n) => `shiphero-${n}`);
 
   // Error body UNCONFIRMED; the issuer is Auth0, hence 403 invalid_grant.
@@ -70,24 +87,19 @@ export function createShipHero(): ProviderSandbox {
       // "POST https://public-api.shiphero.com/graphql, header Authorization: Bearer".
       method: "POST",
       pattern: new URLPattern({ pathname: "/graphql" }),
-      handle(req, _params, now) {
+      async handle(req, _params, now) {
         const hit = book.live(bearerToken(req), "access", now);
         if (!hit) return unauthorized();
-        // Every response reports request_id and complexity.
-        return json({
-          data: {
-            account: {
-              request_id: randomHex(12),
-              complexity: 1,
-              data: {
-                id: hit.account.accountId,
-                email: `ops+${hit.account.externalId}@sandbox.test`,
-              },
-            },
-          },
-        });
+        return await serveGraphql(world, hit.account, req, now);
       },
     }],
+
+    data: {
+      streams: ["orders"],
+      customersCanBeDeleted: false,
+      truth: (externalId, stream) =>
+        stream === "orders" ? truth(world.data.get("shiphero", externalId)) : [],
+    },
 
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);
@@ -111,4 +123,387 @@ export function createShipHero(): ProviderSandbox {
       return a && describeAccount(a, a.refresh, a.access);
     },
   };
+}
+
+// ---------------------------------------------------------------------------
+// Data: `account` and `orders` (PROVIDERS.md: "query orders(updated_from:, updated_to:,
+// order_date_from:, order_date_to:, …) returns {request_id, complexity, data: {edges{node{…}},
+// pageInfo{hasNextPage endCursor}}}; page with data(first: N, after: cursor)").
+//
+// ShipHero is a graphene (Python) server: ids are Relay global ids (base64 "Order:123"), Relay
+// cursors are graphene's offsets (base64 "arrayconnection:N"), and ISODateTime values carry no
+// offset ("2026-01-29T00:00:00", UTC). Tracking numbers live in
+// `shipments { shipping_labels { tracking_number } }`.
+
+/** UNCONFIRMED: ShipHero documents no page-size cap; the credit bucket is what limits a query. */
+const DEFAULT_PAGE = 100;
+
+/** graphene's default connection cursor: an offset into the result list. */
+function offsetCursor(index: number): string {
+  return btoa(`arrayconnection:${index}`);
+}
+
+function relayId(type: string, id: number): string {
+  return btoa(`${type}:${id}`);
+}
+
+function shownMs(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
+
+/** ISODateTime as ShipHero renders it: UTC, whole seconds, no offset. */
+function isoDateTime(ms: number): string {
+  return new Date(shownMs(ms)).toISOString().slice(0, 19);
+}
+
+/** Neutral stages in ShipHero's fulfillment_status words. */
+const FULFILLMENT_STATUS: Readonly<Record<OrderStage, string>> = {
+  open: "pending",
+  processing: "pending",
+  shipped: "fulfilled",
+  delivered: "fulfilled",
+  cancelled: "canceled",
+};
+
+function orderNode(order: SandboxOrder, set: Dataset, shopName: string) {
+  const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
+  const id = relayId("Order", order.seq);
+  const price = (order.totalCents / 100).toFixed(2);
+  const tracking = order.trackingNumber;
+  return {
+    id,
+    legacy_id: order.seq,
+    order_number: order.number,
+    partner_order_id: order.reference,
+    shop_name: shopName,
+    fulfillment_status: FULFILLMENT_STATUS[order.stage],
+    order_date: isoDateTime(order.createdAt),
+    updated_at: isoDateTime(order.updatedAt),
+    total_price: price,
+    subtotal: price,
+    total_tax: "0.00",
+    currency: order.currency,
+    email: customer?.email ?? null,
+    tags: [],
+    shipments: tracking === null ? [] : [{
+      id: relayId("Shipment", order.seq),
+      legacy_id: order.seq,
+      order_id: id,
+      created_date: isoDateTime(order.updatedAt),
+      shipping_labels: [{
+        id: relayId("ShippingLabel", order.seq),
+        legacy_id: order.seq,
+        tracking_number: tracking,
+        carrier: "sandbox_post",
+        shipping_name: "Sandbox Post",
+        shipping_method: "ground",
+        tracking_url: `https://track.sandbox.test/${tracking}`,
+        status: "valid",
+      }],
+    }],
+  };
+}
+
+/**
+ * What an adapter stores: external_id = the Relay id, status = fulfillment_status, order_number,
+ * the tracking number of the shipping label, updated_at as shown (UTC, whole seconds).
+ */
+function truth(set: Dataset): TruthRecord[] {
+  return [...set.orders.values()].map((order) => ({
+    external_id: relayId("Order", order.seq),
+    updated_at: new Date(shownMs(order.updatedAt)).toISOString(),
+    status: FULFILLMENT_STATUS[order.stage],
+    tracking_number: order.trackingNumber,
+    order_number: order.number,
+  }));
+}
+
+// --- schema -----------------------------------------------------------------
+
+const ORDERS_ARGS = ["updated_from", "updated_to", "order_date_from", "order_date_to"];
+
+const SCHEMA: Schema = {
+  Query: {
+    fields: {
+      account: "AccountQueryResult",
+      orders: { type: "OrdersQueryResult", args: ORDERS_ARGS },
+    },
+  },
+  AccountQueryResult: { fields: { request_id: "String", complexity: "Int", data: "Account" } },
+  Account: { fields: { id: "String", legacy_id: "Int", email: "String", username: "String" } },
+  OrdersQueryResult: {
+    fields: {
+      request_id: "String",
+      complexity: "Int",
+      data: { type: "OrderConnection", args: ["first", "after", "last", "before", "sort"] },
+    },
+  },
+  OrderConnection: { fields: { pageInfo: "PageInfo", edges: "OrderEdge" } },
+  OrderEdge: { fields: { node: "Order", cursor: "String" } },
+  PageInfo: {
+    fields: {
+      hasNextPage: "Boolean",
+      hasPreviousPage: "Boolean",
+      startCursor: "String",
+      endCursor: "String",
+    },
+  },
+  Order: {
+    fields: {
+      id: "String",
+      legacy_id: "Int",
+      order_number: "String",
+      partner_order_id: "String",
+      shop_name: "String",
+      fulfillment_status: "String",
+      order_date: "ISODateTime",
+      updated_at: "ISODateTime",
+      total_price: "String",
+      subtotal: "String",
+      total_tax: "String",
+      currency: "String",
+      email: "String",
+      tags: "[String]",
+      shipments: "Shipment",
+    },
+  },
+  Shipment: {
+    fields: {
+      id: "String",
+      legacy_id: "Int",
+      order_id: "String",
+      created_date: "ISODateTime",
+      shipping_labels: "ShippingLabel",
+    },
+  },
+  ShippingLabel: {
+    fields: {
+      id: "String",
+      legacy_id: "Int",
+      tracking_number: "String",
+      carrier: "String",
+      shipping_name: "String",
+      shipping_method: "String",
+      tracking_url: "String",
+      status: "String",
+    },
+  },
+};
+
+// --- plans ------------------------------------------------------------------
+
+/** A root field checked and priced, ready to run once the credits are taken. */
+interface Plan {
+  readonly field: FieldNode;
+  readonly type: string;
+  readonly required: number;
+  resolve(set: Dataset): { value: unknown; complexity: number };
+}
+
+const ISO_DATE_TIME =
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?$/;
+
+/** An ISODateTime argument (no offset = UTC); a date alone is the classic mistake and an error. */
+function dateTimeArg(field: FieldNode, name: string): number | undefined {
+  const value = field.args.get(name);
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string" || !ISO_DATE_TIME.test(value)) {
+    throw new GraphqlFault(
+      `Argument '${name}' has invalid value ${
+        JSON.stringify(value)
+      }: Expected type 'ISODateTime', ` +
+        `e.g. "2026-01-29T00:00:00".`,
+    );
+  }
+  const hasOffset = /(?:Z|[+-]\d{2}:\d{2})$/.test(value);
+  return Date.parse(hasOffset ? value : `${value}Z`);
+}
+
+function intArg(field: FieldNode, name: string): number | undefined {
+  const value: ArgValue | undefined = field.args.get(name);
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isInteger(value) || (value as number) < 0) {
+    throw new GraphqlFault(
+      `Argument '${name}' has invalid value ${JSON.stringify(value)}: Expected type 'Int'.`,
+    );
+  }
+  return value as number;
+}
+
+function decodeOffset(after: ArgValue | undefined): number {
+  if (after === undefined || after === null) return -1;
+  try {
+    const match = /^arrayconnection:(\d+)$/.exec(atob(String(after)));
+    if (match) return Number(match[1]);
+  } catch {
+    // fall through
+  }
+  throw new GraphqlFault(`Invalid cursor ${JSON.stringify(after)}.`);
+}
+
+const SORTS: Readonly<Record<string, (order: SandboxOrder) => number>> = {
+  updated_at: (order) => shownMs(order.updatedAt),
+  order_date: (order) => shownMs(order.createdAt),
+};
+
+function planOrders(field: FieldNode, shopName: string): Plan {
+  const window = {
+    updatedFrom: dateTimeArg(field, "updated_from"),
+    updatedTo: dateTimeArg(field, "updated_to"),
+    orderDateFrom: dateTimeArg(field, "order_date_from"),
+    orderDateTo: dateTimeArg(field, "order_date_to"),
+  };
+  const page = findField(field.selections, "data");
+  if (page && ["last", "before"].some((arg) => (page.args.get(arg) ?? null) !== null)) {
+    throw new GraphqlFault(
+      "The sandbox paginates forward only: last and before are not supported.",
+    );
+  }
+  const first = page ? intArg(page, "first") ?? DEFAULT_PAGE : 0;
+  const afterIndex = decodeOffset(page?.args.get("after"));
+  const sort = page?.args.get("sort") ?? null;
+  if (sort !== null && (typeof sort !== "string" || !SORTS[sort])) {
+    throw new GraphqlFault(
+      `The sandbox sorts orders by ${Object.keys(SORTS).join(" or ")} (ascending); got ${
+        JSON.stringify(sort)
+      }.`,
+    );
+  }
+  const keyOf = sort === null ? (order: SandboxOrder) => order.seq : SORTS[sort]!;
+  const within = (ms: number, from?: number, to?: number) =>
+    (from === undefined || shownMs(ms) >= from) && (to === undefined || shownMs(ms) <= to);
+
+  return {
+    field,
+    type: "OrdersQueryResult",
+    // Credits are priced on what the query asks for: the page size plus the query itself.
+    required: first + 1,
+    resolve(set) {
+      const all = [...set.orders.values()]
+        .filter((o) =>
+          within(o.updatedAt, window.updatedFrom, window.updatedTo) &&
+          within(o.createdAt, window.orderDateFrom, window.orderDateTo)
+        )
+        .sort((a, b) => keyOf(a) - keyOf(b) || a.seq - b.seq);
+      const start = afterIndex + 1;
+      const slice = all.slice(start, start + first);
+      const edges = slice.map((order, i) => ({
+        cursor: offsetCursor(start + i),
+        node: orderNode(order, set, shopName),
+      }));
+      const complexity = slice.length + 1;
+      return {
+        value: {
+          request_id: randomHex(12),
+          complexity,
+          data: {
+            edges,
+            pageInfo: {
+              hasNextPage: start + first < all.length,
+              hasPreviousPage: start > 0,
+              startCursor: edges[0]?.cursor ?? null,
+              endCursor: edges.at(-1)?.cursor ?? null,
+            },
+          },
+        },
+        complexity,
+      };
+    },
+  };
+}
+
+function planRoot(field: FieldNode, account: ShipHeroAccount): Plan {
+  const shopName = `Sandbox ${account.externalId}`;
+  if (field.name === "orders") return planOrders(field, shopName);
+  return {
+    field,
+    type: "AccountQueryResult",
+    required: 1,
+    resolve: () => ({
+      value: {
+        request_id: randomHex(12),
+        complexity: 1,
+        data: {
+          id: account.accountId,
+          legacy_id: 1,
+          email: `ops+${account.externalId}@sandbox.test`,
+          username: account.externalId,
+        },
+      },
+      complexity: 1,
+    }),
+  };
+}
+
+// --- the endpoint -------------------------------------------------------------
+
+/**
+ * "Throttled calls come back as a GraphQL error … with a wait time" (code 30; wording as ShipHero
+ * clients quote it, UNCONFIRMED).
+ */
+function notEnoughCredits(plans: Plan[], required: number, available: number, waitMs: number) {
+  const left = Math.floor(available);
+  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+  return json({
+    errors: [{
+      code: 30,
+      message:
+        `There are not enough credits to perform the requested operation, which requires ${required} credits. The account has ${left} credits left. Please try again in ${seconds} seconds`,
+      operation: plans[0]?.field.name ?? "query",
+      request_id: randomHex(12),
+      required_credits: required,
+      remaining_credits: left,
+      time_remaining: `${seconds} seconds`,
+    }],
+    data: Object.fromEntries(plans.map((plan) => [plan.field.alias ?? plan.field.name, null])),
+  });
+}
+
+async function serveGraphql(
+  world: SandboxWorld,
+  account: ShipHeroAccount,
+  req: Request,
+  now: number,
+): Promise<Response> {
+  const body = await readGraphqlRequest(req);
+  if (!body) return json({ errors: [{ message: "Must provide query string." }] }, 400);
+  let plans: Plan[];
+  try {
+    const roots = rootFields(parseQuery(body.query, body.variables, "graphene"));
+    validate(SCHEMA, "Query", roots, "graphene");
+    plans = roots.map((field) => planRoot(field, account));
+  } catch (error) {
+    if (error instanceof GraphqlFault) return json({ errors: [{ message: error.message }] });
+    throw error;
+  }
+
+  const required = plans.reduce((sum, plan) => sum + plan.required, 0);
+  const { capacity } = world.limits.size("shiphero");
+  if (required > capacity) {
+    return json({
+      errors: [{
+        message:
+          `The requested operation requires ${required} credits, more than the ${capacity} the account can hold; ask for fewer records per page.`,
+      }],
+    });
+  }
+  const taken = world.limits.take("shiphero", account.externalId, required, now);
+  if (!taken.ok) return notEnoughCredits(plans, required, taken.available, taken.waitMs);
+
+  const set = world.data.get("shiphero", account.externalId);
+  const data: Record<string, unknown> = {};
+  let charged = 0;
+  for (const plan of plans) {
+    const { value, complexity } = plan.resolve(set);
+    charged += complexity;
+    data[plan.field.alias ?? plan.field.name] = render(
+      SCHEMA,
+      plan.type,
+      value,
+      plan.field.selections ?? [],
+    );
+  }
+  // "every response reports complexity": the credits charged are the complexity reported.
+  world.limits.refund("shiphero", account.externalId, required - charged, now);
+  return json({ data });
 }

@@ -2,6 +2,10 @@
  * Shopify Admin API (PROVIDERS.md "Shopify Admin API"), played under
  * `<url>/shopify` in place of https://{shop}.myshopify.com. The host that
  * carried the request is replaced, so the shop is identified from the token.
+ *
+ * The GraphQL endpoint serves `shop`, `orders`, `customers` and `events`
+ * (customer deletions) from the account's dataset, priced in query cost
+ * against the shop's bucket in `world.limits`; see "Data" below.
  */
 import {
   AccountBook,
@@ -10,8 +14,26 @@ import {
   type IssuedToken,
   killNow,
 } from "../accounts.ts";
+import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
 import { FORM, json, mediaType, stringFields } from "../http.ts";
-import type { AppCredentials, ProviderSandbox, ShopifyTokenKind } from "../provider.ts";
+import type { BucketSize } from "../limits.ts";
+import type {
+  AppCredentials,
+  ProviderSandbox,
+  SandboxWorld,
+  ShopifyTokenKind,
+} from "../provider.ts";
+import {
+  type ArgValue,
+  type FieldNode,
+  GraphqlFault,
+  parseQuery,
+  readGraphqlRequest,
+  render,
+  rootFields,
+  type Schema,
+  validate,
+} from "./graphql_lite.ts";
 
 /** Expiring offline tokens: "access token 3600 s, refresh token 90 days". */
 const ACCESS_SECONDS = 3600;
@@ -27,7 +49,7 @@ interface ShopifyAccount extends BaseAccount {
   refresh: IssuedToken | null;
 }
 
-export function createShopify(app: AppCredentials): ProviderSandbox {
+export function createShopify(app: AppCredentials, world: SandboxWorld): ProviderSandbox {
   const book = new AccountBook<ShopifyAccount>((n) => `sandbox-shop-${n}`);
 
   // "Bad refresh token: 400 {"error":"invalid_grant",...}".
@@ -116,32 +138,22 @@ export function createShopify(app: AppCredentials): ProviderSandbox {
       // Header "X-Shopify-Access-Token"; GraphQL is the current Admin API.
       method: "POST",
       pattern: new URLPattern({ pathname: "/admin/api/:version/graphql.json" }),
-      handle(req, _params, now) {
+      async handle(req, _params, now) {
         const hit = book.live(
           req.headers.get("x-shopify-access-token") ?? undefined,
           "access",
           now,
         );
         if (!hit) return unauthorized();
-        return json({
-          data: {
-            shop: { name: `Sandbox ${hit.account.externalId}`, myshopifyDomain: hit.account.shop },
-          },
-          // "every response carries extensions.cost{...}"; restore 100 points/s.
-          extensions: {
-            cost: {
-              requestedQueryCost: 1,
-              actualQueryCost: 1,
-              throttleStatus: {
-                maximumAvailable: 2000,
-                currentlyAvailable: 1999,
-                restoreRate: 100,
-              },
-            },
-          },
-        });
+        return await serveGraphql(world, hit.account, req, now);
       },
     }],
+
+    data: {
+      streams: ["orders", "customers"],
+      customersCanBeDeleted: true,
+      truth: (externalId, stream) => truth(world.data.get("shopify", externalId), stream),
+    },
 
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);
@@ -177,4 +189,602 @@ export function createShopify(app: AppCredentials): ProviderSandbox {
       return a && describeAccount(a, a.refresh, a.access);
     },
   };
+}
+
+// ---------------------------------------------------------------------------
+// Data: the GraphQL Admin API's `shop`, `orders`, `customers` and `events`.
+//
+// "customers(first: 250, after:, query: "updated_at:>'<ISO>'") and orders(…) the same way, Relay
+// pageInfo{hasNextPage endCursor}". Cursors are keysets (base64 of {last_id, last_value}, the shape
+// of Shopify's own), so rows never shift between pages. A deleted customer is gone from
+// `customers`; its deletion is told by the `events` connection (subject_type:CUSTOMER,
+// action:destroy), which is what an adapter must read to mark it inactive.
+
+/** Per connection, as Shopify allows. */
+const MAX_PAGE = 250;
+/** "Query cost is N, which exceeds the single query max cost limit (1000)." */
+const MAX_QUERY_COST = 1000;
+const RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits";
+/** Event ids are large numbers on Shopify; these stay clear of order and customer ids. */
+const EVENT_ID_BASE = 90_000_000;
+
+/** DateTime values have second precision ("2026-11-22T10:15:30Z"); filters compare what is shown. */
+function shownMs(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
+
+function dateTime(ms: number): string {
+  return new Date(shownMs(ms)).toISOString().replace(".000Z", "Z");
+}
+
+function gid(type: string, id: number): string {
+  return `gid://shopify/${type}/${id}`;
+}
+
+/** The Decimal scalar as Shopify renders it: "12.5", "12.0", "12.34". */
+function decimal(cents: number): string {
+  const text = (cents / 100).toFixed(2);
+  return text.endsWith("0") ? text.slice(0, -1) : text;
+}
+
+function orderName(order: SandboxOrder): string {
+  return `#${order.number}`;
+}
+
+/** Neutral stages in Shopify's words: nothing shipped = UNFULFILLED, shipped or delivered = FULFILLED. */
+function displayFulfillmentStatus(order: SandboxOrder): string {
+  return order.stage === "shipped" || order.stage === "delivered" ? "FULFILLED" : "UNFULFILLED";
+}
+
+/** What an adapter stores as the order's status: CANCELLED once `cancelledAt` is set. */
+function orderStatus(order: SandboxOrder): string {
+  return order.stage === "cancelled" ? "CANCELLED" : displayFulfillmentStatus(order);
+}
+
+function customerNode(customer: SandboxCustomer) {
+  return {
+    id: gid("Customer", customer.seq),
+    email: customer.email,
+    firstName: customer.firstName,
+    lastName: customer.lastName,
+    displayName: `${customer.firstName} ${customer.lastName}`,
+    phone: customer.phone,
+    state: "ENABLED",
+    createdAt: dateTime(customer.createdAt),
+    updatedAt: dateTime(customer.updatedAt),
+  };
+}
+
+function orderNode(order: SandboxOrder, set: Dataset) {
+  const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
+  const money = { amount: decimal(order.totalCents), currencyCode: order.currency };
+  const fulfilled = displayFulfillmentStatus(order) === "FULFILLED";
+  const tracking = order.trackingNumber;
+  return {
+    id: gid("Order", order.seq),
+    name: orderName(order),
+    email: customer?.email ?? null,
+    createdAt: dateTime(order.createdAt),
+    processedAt: dateTime(order.createdAt),
+    updatedAt: dateTime(order.updatedAt),
+    // Cancelled orders are never changed again in the sandbox, so the last change is the cancel.
+    cancelledAt: order.stage === "cancelled" ? dateTime(order.updatedAt) : null,
+    closed: order.stage === "delivered" || order.stage === "cancelled",
+    displayFinancialStatus: "PAID",
+    displayFulfillmentStatus: displayFulfillmentStatus(order),
+    currencyCode: order.currency,
+    totalPriceSet: { shopMoney: money, presentmentMoney: money },
+    customer: customer && !customer.deleted ? customerNode(customer) : null,
+    fulfillments: fulfilled || tracking !== null
+      ? [{
+        id: gid("Fulfillment", order.seq),
+        status: "SUCCESS",
+        createdAt: dateTime(order.updatedAt),
+        trackingInfo: tracking === null ? [] : [{
+          number: tracking,
+          company: "Sandbox Post",
+          url: `https://track.sandbox.test/${tracking}`,
+        }],
+      }]
+      : [],
+  };
+}
+
+/** The `events` entry Shopify keeps for a deleted customer. */
+function deletionEventNode(customer: SandboxCustomer) {
+  return {
+    __typename: "BasicEvent",
+    id: gid("BasicEvent", EVENT_ID_BASE + customer.seq),
+    action: "destroy",
+    createdAt: dateTime(customer.updatedAt),
+    message: `Customer ${customer.firstName} ${customer.lastName} was deleted.`,
+    appTitle: null,
+    attributeToApp: false,
+    attributeToUser: true,
+    criticalAlert: false,
+    subjectId: gid("Customer", customer.seq),
+    subjectType: "CUSTOMER",
+  };
+}
+
+function truth(set: Dataset, stream: StreamName): TruthRecord[] {
+  const at = (ms: number) => new Date(shownMs(ms)).toISOString();
+  if (stream === "orders") {
+    return [...set.orders.values()].map((order) => ({
+      external_id: gid("Order", order.seq),
+      updated_at: at(order.updatedAt),
+      status: orderStatus(order),
+      tracking_number: order.trackingNumber,
+      order_number: orderName(order),
+    }));
+  }
+  // A deleted customer's last change is its deletion (nothing touches it afterwards).
+  return [...set.customers.values()].map((customer) => ({
+    external_id: gid("Customer", customer.seq),
+    updated_at: at(customer.updatedAt),
+    status: customer.deleted ? "inactive" : "active",
+  }));
+}
+
+// --- schema -----------------------------------------------------------------
+
+const CONNECTION_ARGS = ["first", "after", "last", "before", "query", "sortKey", "reverse"];
+const PAGE_INFO = { type: "PageInfo" };
+const EVENT_FIELDS = {
+  id: "ID",
+  action: "String",
+  createdAt: "DateTime",
+  message: "FormattedString",
+  appTitle: "String",
+  attributeToApp: "Boolean",
+  attributeToUser: "Boolean",
+  criticalAlert: "Boolean",
+};
+
+function connectionTypes(node: string): Schema {
+  return {
+    [`${node}Connection`]: {
+      fields: { edges: `${node}Edge`, nodes: node, pageInfo: PAGE_INFO },
+    },
+    [`${node}Edge`]: { fields: { cursor: "String", node } },
+  };
+}
+
+const SCHEMA: Schema = {
+  QueryRoot: {
+    fields: {
+      shop: "Shop",
+      orders: { type: "OrderConnection", args: CONNECTION_ARGS },
+      customers: { type: "CustomerConnection", args: CONNECTION_ARGS },
+      events: { type: "EventConnection", args: CONNECTION_ARGS },
+    },
+  },
+  Shop: { fields: { id: "ID", name: "String", myshopifyDomain: "String", email: "String" } },
+  PageInfo: {
+    fields: {
+      hasNextPage: "Boolean",
+      hasPreviousPage: "Boolean",
+      startCursor: "String",
+      endCursor: "String",
+    },
+  },
+  ...connectionTypes("Order"),
+  Order: {
+    fields: {
+      id: "ID",
+      name: "String",
+      email: "String",
+      createdAt: "DateTime",
+      processedAt: "DateTime",
+      updatedAt: "DateTime",
+      cancelledAt: "DateTime",
+      closed: "Boolean",
+      displayFinancialStatus: "OrderDisplayFinancialStatus",
+      displayFulfillmentStatus: "OrderDisplayFulfillmentStatus",
+      currencyCode: "CurrencyCode",
+      totalPriceSet: "MoneyBag",
+      customer: "Customer",
+      fulfillments: { type: "Fulfillment", args: ["first"] },
+    },
+  },
+  MoneyBag: { fields: { shopMoney: "MoneyV2", presentmentMoney: "MoneyV2" } },
+  MoneyV2: { fields: { amount: "Decimal", currencyCode: "CurrencyCode" } },
+  Fulfillment: {
+    fields: {
+      id: "ID",
+      status: "FulfillmentStatus",
+      createdAt: "DateTime",
+      trackingInfo: { type: "FulfillmentTrackingInfo", args: ["first"] },
+    },
+  },
+  FulfillmentTrackingInfo: { fields: { number: "String", company: "String", url: "URL" } },
+  ...connectionTypes("Customer"),
+  Customer: {
+    fields: {
+      id: "ID",
+      email: "String",
+      firstName: "String",
+      lastName: "String",
+      displayName: "String",
+      phone: "String",
+      state: "CustomerState",
+      createdAt: "DateTime",
+      updatedAt: "DateTime",
+    },
+  },
+  ...connectionTypes("Event"),
+  Event: { fields: EVENT_FIELDS, possibleTypes: ["BasicEvent", "CommentEvent"] },
+  BasicEvent: {
+    fields: { ...EVENT_FIELDS, subjectId: "ID", subjectType: "EventSubjectType" },
+  },
+  CommentEvent: { fields: { ...EVENT_FIELDS, rawMessage: "String" } },
+};
+
+// --- connections --------------------------------------------------------------
+
+type Filter<T> =
+  | { readonly kind: "time"; readonly get: (record: T) => number }
+  | { readonly kind: "word"; readonly get: (record: T) => string };
+
+/** One connection of the query root: its records, sort keys and search fields. */
+interface Source<T> {
+  readonly type: string;
+  readonly sortKeyType: string;
+  records(set: Dataset): Iterable<T>;
+  id(record: T): number;
+  readonly sortKeys: Readonly<Record<string, (record: T) => number>>;
+  readonly filters: Readonly<Record<string, Filter<T>>>;
+  node(record: T, set: Dataset): unknown;
+}
+
+const ORDERS: Source<SandboxOrder> = {
+  type: "OrderConnection",
+  sortKeyType: "OrderSortKeys",
+  records: (set) => set.orders.values(),
+  id: (order) => order.seq,
+  sortKeys: {
+    ID: (order) => order.seq,
+    UPDATED_AT: (order) => shownMs(order.updatedAt),
+    CREATED_AT: (order) => shownMs(order.createdAt),
+    PROCESSED_AT: (order) => shownMs(order.createdAt),
+  },
+  filters: {
+    updated_at: { kind: "time", get: (order) => order.updatedAt },
+    created_at: { kind: "time", get: (order) => order.createdAt },
+  },
+  node: orderNode,
+};
+
+const CUSTOMERS: Source<SandboxCustomer> = {
+  type: "CustomerConnection",
+  sortKeyType: "CustomerSortKeys",
+  // A deleted customer is simply not returned.
+  records: (set) => [...set.customers.values()].filter((customer) => !customer.deleted),
+  id: (customer) => customer.seq,
+  sortKeys: {
+    ID: (customer) => customer.seq,
+    UPDATED_AT: (customer) => shownMs(customer.updatedAt),
+    CREATED_AT: (customer) => shownMs(customer.createdAt),
+  },
+  filters: {
+    updated_at: { kind: "time", get: (customer) => customer.updatedAt },
+    created_at: { kind: "time", get: (customer) => customer.createdAt },
+  },
+  node: (customer) => customerNode(customer),
+};
+
+/** The only events the sandbox keeps: customer deletions. */
+const EVENTS: Source<SandboxCustomer> = {
+  type: "EventConnection",
+  sortKeyType: "EventSortKeys",
+  records: (set) => [...set.customers.values()].filter((customer) => customer.deleted),
+  id: (customer) => EVENT_ID_BASE + customer.seq,
+  sortKeys: {
+    ID: (customer) => EVENT_ID_BASE + customer.seq,
+    CREATED_AT: (customer) => shownMs(customer.updatedAt),
+  },
+  filters: {
+    created_at: { kind: "time", get: (customer) => customer.updatedAt },
+    subject_type: { kind: "word", get: () => "CUSTOMER" },
+    action: { kind: "word", get: () => "destroy" },
+  },
+  node: (customer) => deletionEventNode(customer),
+};
+
+/** A root field checked and priced, ready to run once the bucket has paid for it. */
+interface Plan {
+  readonly field: FieldNode;
+  readonly type: string;
+  readonly requested: number;
+  resolve(set: Dataset): { value: unknown; cost: number };
+}
+
+interface Keyset {
+  readonly value: number;
+  readonly id: number;
+}
+
+function encodeCursor(key: Keyset): string {
+  return btoa(JSON.stringify({ last_id: key.id, last_value: String(key.value) }));
+}
+
+function decodeCursor(after: ArgValue | undefined): Keyset | undefined {
+  if (after === undefined || after === null) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(atob(String(after)));
+    const { last_id, last_value } = parsed as Record<string, unknown>;
+    const value = Number(last_value);
+    if (Number.isInteger(last_id) && Number.isFinite(value)) {
+      return { id: last_id as number, value };
+    }
+  } catch {
+    // fall through
+  }
+  throw new GraphqlFault(
+    `Invalid cursor for current pagination: ${String(after)}`,
+    "invalidCursor",
+  );
+}
+
+function invalidArgument(field: string, arg: string, value: unknown, type: string): GraphqlFault {
+  return new GraphqlFault(
+    `Argument '${arg}' on Field '${field}' has an invalid value (${
+      JSON.stringify(value)
+    }). Expected type '${type}'.`,
+    "argumentLiteralsIncompatible",
+  );
+}
+
+function planConnection<T>(source: Source<T>, field: FieldNode): Plan {
+  const { args, name } = field;
+  if (["last", "before"].some((arg) => (args.get(arg) ?? null) !== null) || args.get("reverse")) {
+    throw new GraphqlFault(
+      "The sandbox paginates forward only: last, before and reverse are not supported",
+    );
+  }
+  const first = args.get("first");
+  if (first === undefined || first === null) {
+    throw new GraphqlFault("you must provide one of first or last");
+  }
+  if (!Number.isInteger(first) || (first as number) < 0) {
+    throw invalidArgument(name, "first", first, "Int");
+  }
+  if ((first as number) > MAX_PAGE) {
+    throw new GraphqlFault(
+      `Requested count (${first}) for connection '${name}' exceeds the maximum page size of ${MAX_PAGE}`,
+      "maxPageSizeExceeded",
+    );
+  }
+  const sortKey = args.get("sortKey") ?? "ID";
+  const keyOf = typeof sortKey === "string" ? source.sortKeys[sortKey] : undefined;
+  if (!keyOf) throw invalidArgument(name, "sortKey", sortKey, source.sortKeyType);
+  const tests = parseSearch(args.get("query"), source.filters);
+  const after = decodeCursor(args.get("after"));
+  const size = first as number;
+
+  return {
+    field,
+    type: source.type,
+    requested: 2 + size,
+    resolve(set) {
+      const keyed = [...source.records(set)]
+        .filter((record) => tests.every((test) => test(record)))
+        .map((record) => ({ record, value: keyOf(record), id: source.id(record) }))
+        .sort((a, b) => a.value - b.value || a.id - b.id);
+      let start = 0;
+      if (after) {
+        start = keyed.findIndex((k) =>
+          k.value > after.value || (k.value === after.value && k.id > after.id)
+        );
+        if (start < 0) start = keyed.length;
+      }
+      const page = keyed.slice(start, start + size);
+      const edges = page.map((k) => ({
+        cursor: encodeCursor(k),
+        node: source.node(k.record, set),
+      }));
+      return {
+        value: {
+          edges,
+          nodes: edges.map((edge) => edge.node),
+          pageInfo: {
+            hasNextPage: start + size < keyed.length,
+            hasPreviousPage: start > 0,
+            startCursor: edges[0]?.cursor ?? null,
+            endCursor: edges.at(-1)?.cursor ?? null,
+          },
+        },
+        cost: 2 + page.length,
+      };
+    },
+  };
+}
+
+// --- search syntax ------------------------------------------------------------
+
+const SEARCH_TERM =
+  /\s*(?:(AND)(?=\s|$)|([a-z_]+):(>=|<=|>|<)?(?:'([^']*)'|"([^"]*)"|([^\s'"()]+)))/y;
+const SEARCH_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Shopify's search syntax, the part the sandbox serves: `field:value` terms joined with AND, time
+ * fields with a comparator (`updated_at:>='2026-11-22T10:15:30Z'`). Anything else is refused
+ * rather than silently ignored.
+ */
+function parseSearch<T>(
+  query: ArgValue | undefined,
+  filters: Readonly<Record<string, Filter<T>>>,
+): ((record: T) => boolean)[] {
+  if (query === undefined || query === null) return [];
+  if (typeof query !== "string") throw invalidArgument("query", "query", query, "String");
+  const tests: ((record: T) => boolean)[] = [];
+  const text = query.trim();
+  let at = 0;
+  while (at < text.length) {
+    SEARCH_TERM.lastIndex = at;
+    const match = SEARCH_TERM.exec(text);
+    if (!match) {
+      throw new GraphqlFault(
+        `The sandbox's search supports only field:value terms joined with AND; cannot read ${
+          JSON.stringify(text.slice(at))
+        }`,
+      );
+    }
+    at = SEARCH_TERM.lastIndex;
+    if (match[1]) continue;
+    const [, , name = "", op = "", quoted1, quoted2, bare] = match;
+    const value = quoted1 ?? quoted2 ?? bare ?? "";
+    const filter = filters[name];
+    if (!filter) {
+      throw new GraphqlFault(
+        `The sandbox cannot search by ${name}; it supports ${Object.keys(filters).join(", ")}`,
+      );
+    }
+    tests.push(searchTest(filter, name, op, value));
+  }
+  return tests;
+}
+
+function searchTest<T>(
+  filter: Filter<T>,
+  name: string,
+  op: string,
+  value: string,
+): (record: T) => boolean {
+  if (filter.kind === "word") {
+    if (op !== "") throw new GraphqlFault(`${name} takes no comparator`);
+    return (record) => filter.get(record).toLowerCase() === value.toLowerCase();
+  }
+  if (!SEARCH_TIME.test(value) || op === "") {
+    throw new GraphqlFault(
+      `${name} needs a comparator and an ISO 8601 time, e.g. ${name}:>='2026-11-22T10:15:30Z'`,
+    );
+  }
+  const bound = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
+  const compare = {
+    ">=": (ms: number) => ms >= bound,
+    "<=": (ms: number) => ms <= bound,
+    ">": (ms: number) => ms > bound,
+    "<": (ms: number) => ms < bound,
+  }[op]!;
+  return (record) => compare(shownMs(filter.get(record)));
+}
+
+// --- the endpoint -------------------------------------------------------------
+
+function planRoot(field: FieldNode, account: { externalId: string; shop: string }): Plan {
+  if (field.name === "shop") {
+    return {
+      field,
+      type: "Shop",
+      requested: 1,
+      resolve: () => ({
+        value: {
+          id: gid("Shop", 1),
+          name: `Sandbox ${account.externalId}`,
+          myshopifyDomain: account.shop,
+          email: `owner@${account.shop}`,
+        },
+        cost: 1,
+      }),
+    };
+  }
+  switch (field.name) {
+    case "orders":
+      return planConnection(ORDERS, field);
+    case "customers":
+      return planConnection(CUSTOMERS, field);
+    default: // "events": validate() admits no other root field
+      return planConnection(EVENTS, field);
+  }
+}
+
+/** "every response carries extensions.cost{…}". */
+function costExtension(
+  requested: number,
+  actual: number | null,
+  available: number,
+  size: BucketSize,
+) {
+  return {
+    cost: {
+      requestedQueryCost: requested,
+      actualQueryCost: actual,
+      throttleStatus: {
+        maximumAvailable: size.capacity,
+        currentlyAvailable: Math.floor(available),
+        restoreRate: size.restorePerSecond,
+      },
+    },
+  };
+}
+
+function graphqlError(fault: GraphqlFault): Response {
+  return json({
+    errors: [{
+      message: fault.message,
+      ...(fault.code ? { extensions: { code: fault.code } } : {}),
+    }],
+  });
+}
+
+async function serveGraphql(
+  world: SandboxWorld,
+  account: { externalId: string; shop: string },
+  req: Request,
+  now: number,
+): Promise<Response> {
+  const body = await readGraphqlRequest(req);
+  if (!body) return json({ errors: { query: "Required parameter missing or invalid" } }, 400);
+  let plans: Plan[];
+  try {
+    const roots = rootFields(parseQuery(body.query, body.variables, "ruby"));
+    validate(SCHEMA, "QueryRoot", roots, "ruby");
+    plans = roots.map((field) => planRoot(field, account));
+  } catch (error) {
+    if (error instanceof GraphqlFault) return graphqlError(error);
+    throw error;
+  }
+
+  const size = world.limits.size("shopify");
+  const requested = plans.reduce((sum, plan) => sum + plan.requested, 0);
+  const maxCost = Math.min(MAX_QUERY_COST, size.capacity);
+  if (requested > maxCost) {
+    return json({
+      errors: [{
+        message:
+          `Query cost is ${requested}, which exceeds the single query max cost limit (${maxCost}).\n\nSee ${RATE_LIMIT_DOCS} for more information on how to reduce the cost of your query.`,
+        extensions: { code: "MAX_COST_EXCEEDED", cost: requested, maxCost },
+      }],
+    });
+  }
+  // "A throttled query is HTTP 200 with errors:[{"message":"Throttled","extensions":{"code":"THROTTLED"}}]".
+  const taken = world.limits.take("shopify", account.externalId, requested, now);
+  if (!taken.ok) {
+    return json({
+      errors: [{
+        message: "Throttled",
+        extensions: { code: "THROTTLED", documentation: RATE_LIMIT_DOCS },
+      }],
+      extensions: costExtension(requested, null, taken.available, size),
+    });
+  }
+
+  const set = world.data.get("shopify", account.externalId);
+  const data: Record<string, unknown> = {};
+  let actual = 0;
+  for (const plan of plans) {
+    const { value, cost } = plan.resolve(set);
+    actual += cost;
+    data[plan.field.alias ?? plan.field.name] = render(
+      SCHEMA,
+      plan.type,
+      value,
+      plan.field.selections ?? [],
+    );
+  }
+  // What was reserved but not used (fewer nodes than `first`) goes back to the bucket.
+  world.limits.refund("shopify", account.externalId, requested - actual, now);
+  const available = world.limits.level("shopify", account.externalId, now);
+  return json({ data, extensions: costExtension(requested, actual, available, size) });
 }

@@ -1,6 +1,7 @@
 // Maystro Delivery. No public documentation: a static dashboard key (`Authorization: Token …`),
 // no refresh. "Refresh" checks the key with one cheap call and returns it unchanged. Response
-// schemas stay tolerant, since the facts come from client libraries, not from the provider.
+// schemas stay tolerant, since the facts come from client libraries, not from the provider. Orders
+// are read by walking the list newest first down to a watermark (./streams.ts).
 
 import { z } from "zod";
 import {
@@ -12,13 +13,26 @@ import {
   token,
 } from "../common.ts";
 import { baseUrls, joinUrl, requestJson } from "../http.ts";
-import type {
-  AdapterContext,
-  ConnectionRef,
-  Credentials,
-  ProviderAdapter,
-  TokenGrant,
+import {
+  type AdapterContext,
+  type ConnectionRef,
+  type Credentials,
+  type OrderRecord,
+  type ProviderAdapter,
+  ProviderError,
+  type ReadRequest,
+  type StreamPage,
+  type TokenGrant,
 } from "../types.ts";
+import {
+  nextWatermark,
+  pageSchema,
+  reachedWatermark,
+  readWalkCursor,
+  sinceWatermark,
+  toOrder,
+  walkOn,
+} from "./streams.ts";
 
 const PROVIDER = "maystro";
 
@@ -37,8 +51,15 @@ export const facts = defineFacts({
   refreshMarginSeconds: 0,
   appEnv: null,
   defaultRetryAfterSeconds: 2,
+  // not documented: a conservative guess
+  rateLimit: { capacity: 60, restorePerSecond: 10 },
   tokenPath: null,
   ordersPath: "/api/stores/orders/",
+  /**
+   * Orders still open this long after they were created are no longer re-read by every run (the
+   * walk's watermark never goes further back); a webhook or a backfill still updates them.
+   */
+  openOrderLookbackDays: 60,
   defaultAuthBaseUrl: (_config: MaystroConfig) => "https://backend.maystro-delivery.com",
   defaultApiBaseUrl: (_config: MaystroConfig) => "https://backend.maystro-delivery.com",
 });
@@ -87,6 +108,68 @@ async function verify(
   }, verifyResponse);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+/** One page of the list, newest first; a page past the end is empty (DRF answers 404). */
+async function fetchPage(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  page: number,
+) {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.ordersPath));
+  url.searchParams.set("page", String(page));
+  await ctx.pacer?.take(1, ctx.signal);
+  try {
+    const { data } = await requestJson(ctx, {
+      provider: PROVIDER,
+      facts,
+      endpoint: "api",
+      what: "orders page",
+      method: "GET",
+      url: url.toString(),
+      headers: { authorization: `Token ${accessToken(stored)}`, accept: "application/json" },
+      secrets: Object.values(stored),
+    }, pageSchema);
+    return data.list;
+  } catch (error) {
+    // Pages only grow at the back, so this happens only if orders were removed meanwhile.
+    if (error instanceof ProviderError && error.status === 404 && page > 1) {
+      return { next: null, results: [] };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Orders, walked newest first from page 1 (or where a stopped walk left off) until a page
+ * reaches the watermark or the list ends. Maystro's page size is its own (about 20), so
+ * `pageSize` is not used.
+ */
+async function readOrders(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<OrderRecord>> {
+  const lookback = facts.openOrderLookbackDays;
+  const walk = readWalkCursor(req.cursor, req.from, lookback);
+  const list = await fetchPage(ctx, conn, stored, walk.page);
+  const orders = sinceWatermark(walk, list.results);
+  const next = walkOn(walk, orders);
+  const records = orders.map(toOrder);
+  const done = list.next === null || list.next === undefined || list.results.length === 0 ||
+    reachedWatermark(walk, list.results);
+  if (!done) return { records, cursor: JSON.stringify(next), hasMore: true };
+  return {
+    records,
+    cursor: JSON.stringify({ watermark: nextWatermark(next, req.until, lookback) }),
+    hasMore: false,
+  };
+}
+
 export const maystroAdapter = {
   provider: PROVIDER,
   facts,
@@ -95,4 +178,5 @@ export const maystroAdapter = {
   refresh,
   verify,
   accessToken,
+  streams: { orders: readOrders },
 } as const satisfies ProviderAdapter<typeof facts>;

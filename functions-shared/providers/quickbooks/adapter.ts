@@ -1,6 +1,7 @@
 // QuickBooks Online (Intuit). Access tokens live an hour; the refresh token rolls (about 101 days
 // from each refresh), the previous one dies 24 h after a new one is issued, and since 2025 it also
-// has a hard maximum (5 years), reported when asked for with a request header.
+// has a hard maximum (5 years), reported when asked for with a request header. Orders (Invoice and
+// SalesReceipt) and customers are read with the query endpoint (./streams.ts).
 
 import { z } from "zod";
 import {
@@ -12,14 +13,33 @@ import {
   seconds,
   token,
 } from "../common.ts";
+import { readTimeCursor, type TimeCursor, timePage } from "../cursor.ts";
 import { after, base64Utf8, baseUrls, joinUrl, requestJson, requireApp } from "../http.ts";
 import type {
   AdapterContext,
   ConnectionRef,
   Credentials,
+  CustomerRecord,
+  OrderRecord,
   ProviderAdapter,
+  ReadRequest,
+  StreamPage,
   TokenGrant,
 } from "../types.ts";
+import {
+  changesQuery,
+  type Customer,
+  customerSchema,
+  type Entity,
+  type OrdersCursor,
+  queryResponseSchema,
+  readOrdersCursor,
+  startPosition,
+  toCustomer,
+  toOrder,
+  type Transaction,
+  transactionSchema,
+} from "./streams.ts";
 
 const PROVIDER = "quickbooks";
 
@@ -42,9 +62,17 @@ export const facts = defineFacts({
   refreshTokenIdleSeconds: 8_726_400, // ~101 days, rolling; the response states the exact figure
   appEnv: { clientId: "QUICKBOOKS_CLIENT_ID", clientSecret: "QUICKBOOKS_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 60,
+  // "500 requests/min and 10/s per realm"
+  rateLimit: { capacity: 10, restorePerSecond: 500 / 60 },
   tokenPath: "/oauth2/v1/tokens/bearer",
   companyInfoPath: (realmId: string) =>
     `/v3/company/${encodeURIComponent(realmId)}/companyinfo/${encodeURIComponent(realmId)}`,
+  queryPath: (realmId: string) => `/v3/company/${encodeURIComponent(realmId)}/query`,
+  /** Intuit requires minor version 75 or later since 2025. */
+  minorVersion: "75",
+  /** "MAXRESULTS 1000" is the most one query returns. */
+  defaultPageSize: 500,
+  maxPageSize: 1000,
   defaultAuthBaseUrl: (_config: QuickBooksConfig) => "https://oauth.platform.intuit.com",
   defaultApiBaseUrl: (_config: QuickBooksConfig) => "https://quickbooks.api.intuit.com",
 });
@@ -122,6 +150,97 @@ async function verify(
   }, verifyResponse);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+/** One query page: the entity's changes after the time cursor, oldest first. */
+async function queryChanges<S extends z.ZodType, R extends { remote_updated_at: string }>(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+  read: { entity: Entity; cursor: TimeCursor; record: S; map: (record: z.output<S>) => R },
+): Promise<StreamPage<R>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const max = Math.max(1, Math.min(req.pageSize ?? facts.defaultPageSize, facts.maxPageSize));
+  const start = startPosition(read.cursor);
+  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.queryPath(config.realm_id)));
+  url.searchParams.set(
+    "query",
+    changesQuery(read.entity, { since: read.cursor.since, until: req.until }, { start, max }),
+  );
+  url.searchParams.set("minorversion", facts.minorVersion);
+
+  await ctx.pacer?.take(1, ctx.signal);
+  const { data } = await requestJson(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: `${read.entity === "Customer" ? "customers" : "orders"} page`,
+    method: "GET",
+    url: url.toString(),
+    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
+    secrets: Object.values(stored),
+  }, queryResponseSchema(read.entity, read.record));
+
+  const rows = (data.QueryResponse[read.entity] ?? []) as z.output<S>[];
+  // A short page is the last one: QuickBooks reports no total.
+  return timePage(rows.map(read.map), {
+    cursor: read.cursor,
+    until: req.until,
+    nextToken: String(start + rows.length),
+    hasMore: rows.length === max,
+  });
+}
+
+/**
+ * Invoices to the end, then sales receipts (see the orders cursor in ./streams.ts). When the
+ * invoices end on an empty page, the same call goes on to the first page of sales receipts, so a
+ * page that says "more" always has records.
+ */
+async function readOrders(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<OrderRecord>> {
+  let cursor: OrdersCursor = readOrdersCursor(req.cursor, req.from);
+  while (true) {
+    const entity = cursor.reading;
+    const page = await queryChanges(ctx, conn, stored, req, {
+      entity,
+      cursor: cursor[entity],
+      record: transactionSchema,
+      map: (t: Transaction) => toOrder(entity, t),
+    });
+    const next: OrdersCursor = {
+      ...cursor,
+      [entity]: readTimeCursor(PROVIDER, page.cursor, null),
+    };
+    if (page.hasMore) return { ...page, cursor: JSON.stringify(next) };
+    if (entity === "SalesReceipt") {
+      return { ...page, cursor: JSON.stringify({ ...next, reading: "Invoice" }) };
+    }
+    cursor = { ...next, reading: "SalesReceipt" };
+    if (page.records.length > 0) return { ...page, cursor: JSON.stringify(cursor), hasMore: true };
+  }
+}
+
+/** Customers, inactive ones included. */
+function readCustomers(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<CustomerRecord>> {
+  return queryChanges(ctx, conn, stored, req, {
+    entity: "Customer",
+    cursor: readTimeCursor(PROVIDER, req.cursor, req.from),
+    record: customerSchema,
+    map: (c: Customer) => toCustomer(c),
+  });
+}
+
 export const quickbooksAdapter = {
   provider: PROVIDER,
   facts,
@@ -130,4 +249,5 @@ export const quickbooksAdapter = {
   refresh,
   verify,
   accessToken,
+  streams: { orders: readOrders, customers: readCustomers },
 } as const satisfies ProviderAdapter<typeof facts>;

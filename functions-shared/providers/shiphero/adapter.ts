@@ -1,5 +1,10 @@
 // ShipHero (GraphQL). The refresh token is static while the account is active: the refresh
 // response carries only a new access token (28 days), so the stored refresh token is kept.
+//
+// Data: orders only, read in ascending `updated_at` with the time cursor (cursor.ts); the wire
+// format and what is stored are in streams.ts. Responses report the `complexity` charged but not
+// the credits left, so the pacer keeps its own model of the bucket (facts.rateLimit): it reserves
+// the expected complexity and gives back what the response says was not charged.
 
 import { z } from "zod";
 import {
@@ -11,14 +16,27 @@ import {
   seconds,
   token,
 } from "../common.ts";
+import { readTimeCursor, timePage } from "../cursor.ts";
 import { after, baseUrls, joinUrl, requestGraphql, requestJson } from "../http.ts";
 import type {
   AdapterContext,
   ConnectionRef,
   Credentials,
+  OrderRecord,
   ProviderAdapter,
+  ReadRequest,
+  StreamPage,
   TokenGrant,
 } from "../types.ts";
+import {
+  DEFAULT_PAGE_SIZE,
+  isoDateTime,
+  MAX_PAGE_SIZE,
+  ORDERS_QUERY,
+  ordersData,
+  pageComplexity,
+  toOrderRecord,
+} from "./streams.ts";
 
 const PROVIDER = "shiphero";
 
@@ -38,8 +56,11 @@ export const facts = defineFacts({
   refreshMarginSeconds: 3 * 24 * 3600,
   appEnv: null, // the refresh call takes the refresh token alone
   defaultRetryAfterSeconds: 2,
+  // "4004 credits, +60/s" (older: 1001, +15/s), UNCONFIRMED
+  rateLimit: { capacity: 4004, restorePerSecond: 60 },
   tokenPath: "/auth/refresh",
   graphqlPath: "/graphql",
+  pageSize: { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE },
   defaultAuthBaseUrl: (_config: ShipHeroConfig) => "https://public-api.shiphero.com",
   defaultApiBaseUrl: (_config: ShipHeroConfig) => "https://public-api.shiphero.com",
 });
@@ -125,6 +146,64 @@ async function verify(
   }, verifyData);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The data half
+
+function pageSize(req: ReadRequest): number {
+  const size = Math.trunc(req.pageSize ?? facts.pageSize.default);
+  return Math.min(facts.pageSize.max, Math.max(1, size));
+}
+
+/**
+ * Orders changed in [since, until], oldest change first. Out of credits, ShipHero answers "not
+ * enough credits … try again in N seconds", which requestGraphql turns into "rate_limited".
+ */
+async function readOrders(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<OrderRecord>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const token = accessToken(stored);
+  const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
+  const first = pageSize(req);
+  const estimate = pageComplexity(first);
+  await ctx.pacer?.take(estimate, ctx.signal);
+  const { data } = await requestGraphql(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: "orders page",
+    method: "POST",
+    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      accept: "application/json",
+    },
+    body: JSON.stringify({
+      query: ORDERS_QUERY,
+      variables: {
+        updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
+        updatedTo: isoDateTime(req.until),
+        first,
+        after: cursor.after ?? null,
+      },
+    }),
+    secrets: Object.values(stored),
+  }, ordersData);
+  // Charged what the response reports, not what was reserved.
+  ctx.pacer?.refund(estimate - data.orders.complexity);
+  const { edges, pageInfo } = data.orders.data;
+  return timePage(edges.map((edge) => toOrderRecord(edge.node)), {
+    cursor,
+    until: req.until,
+    nextToken: pageInfo.endCursor,
+    hasMore: pageInfo.hasNextPage,
+  });
+}
+
 export const shipheroAdapter = {
   provider: PROVIDER,
   facts,
@@ -133,4 +212,5 @@ export const shipheroAdapter = {
   refresh,
   verify,
   accessToken,
+  streams: { orders: readOrders },
 } as const satisfies ProviderAdapter<typeof facts>;

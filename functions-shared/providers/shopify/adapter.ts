@@ -1,6 +1,11 @@
 // Shopify Admin API. Two kinds of offline token: legacy ones never expire (no refresh token;
 // "refresh" only verifies), expiring ones live an hour and their refresh token (90 days) rotates on
 // every refresh, with one live token per app and shop.
+//
+// Data: orders and customers through the GraphQL Admin API ("REST is legacy since 2024-10"), read
+// in ascending `updatedAt` with the time cursor (cursor.ts); the wire format and what is stored
+// are in streams.ts. Every response reports the cost bucket (`extensions.cost.throttleStatus`),
+// which corrects the connection's pacer after each request.
 
 import { z } from "zod";
 import {
@@ -12,14 +17,43 @@ import {
   seconds,
   token,
 } from "../common.ts";
-import { after, baseUrls, joinUrl, requestGraphql, requestJson, requireApp } from "../http.ts";
-import type {
-  AdapterContext,
-  ConnectionRef,
-  Credentials,
-  ProviderAdapter,
-  TokenGrant,
+import { readTimeCursor, timePage } from "../cursor.ts";
+import {
+  after,
+  baseUrls,
+  joinUrl,
+  type JsonRequest,
+  parseWith,
+  requestGraphql,
+  requestJson,
+  requireApp,
+  throwOnGraphqlErrors,
+} from "../http.ts";
+import {
+  type AdapterContext,
+  type ConnectionRef,
+  type Credentials,
+  type CustomerRecord,
+  type OrderRecord,
+  type ProviderAdapter,
+  ProviderError,
+  type ReadRequest,
+  type StreamPage,
+  type TokenGrant,
 } from "../types.ts";
+import {
+  connectionCost,
+  CUSTOMERS_QUERY,
+  customersData,
+  deletionsQuery,
+  MAX_PAGE_SIZE,
+  mergeCustomerPage,
+  ORDERS_QUERY,
+  ordersData,
+  pairToken,
+  timeWindow,
+  toOrderRecord,
+} from "./streams.ts";
 
 const PROVIDER = "shopify";
 
@@ -44,8 +78,12 @@ export const facts = defineFacts({
   refreshTokenIdleSeconds: 90 * 24 * 3600, // 90 days, renewed by every refresh
   appEnv: { clientId: "SHOPIFY_CLIENT_ID", clientSecret: "SHOPIFY_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 2,
+  // "restore 100 points/s"; current plans hold 2000 points (older: 1000, restore 50)
+  rateLimit: { capacity: 2000, restorePerSecond: 100 },
   tokenPath: "/admin/oauth/access_token",
   apiVersion: "2025-10",
+  // "first ≤ 250" per connection; the default reads as much as a page allows.
+  pageSize: { default: MAX_PAGE_SIZE, max: MAX_PAGE_SIZE },
   graphqlPath: (apiVersion: string) => `/admin/api/${apiVersion}/graphql.json`,
   defaultAuthBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
   defaultApiBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
@@ -132,6 +170,190 @@ async function verify(
   }, verifyData);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The data half
+
+const graphqlResponse = z.object({
+  data: z.unknown().optional(),
+  errors: z
+    .array(
+      z.looseObject({
+        message: z.string().optional(),
+        extensions: z.looseObject({ code: z.unknown().optional() }).optional(),
+      }),
+    )
+    .optional(),
+  extensions: z.looseObject({ cost: z.unknown().optional() }).optional(),
+});
+
+/** "extensions.cost{requestedQueryCost, actualQueryCost, throttleStatus{…}}". */
+const queryCost = z.object({
+  requestedQueryCost: z.number(),
+  actualQueryCost: z.number().nullable(),
+  throttleStatus: z.object({
+    maximumAvailable: z.number(),
+    currentlyAvailable: z.number(),
+    restoreRate: z.number(),
+  }),
+});
+type QueryCost = z.output<typeof queryCost>;
+
+interface Query {
+  /** Names the page in messages: "orders page". */
+  what: string;
+  query: string;
+  variables: Record<string, unknown>;
+  /** Points to reserve before sending: what Shopify will request for the query. */
+  estimatedCost: number;
+}
+
+/**
+ * One paced GraphQL call: reserve the estimated cost, send, correct the pacer from the reported
+ * bucket, then throw GraphQL errors (THROTTLED = "rate_limited" with the wait the bucket implies)
+ * and validate `data` (messages name the field: `data.orders.edges[3].node.updatedAt`).
+ */
+async function query<S extends z.ZodType>(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  q: Query,
+  dataSchema: S,
+): Promise<z.output<S>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const token = accessToken(stored);
+  await ctx.pacer?.take(q.estimatedCost, ctx.signal);
+  const req: JsonRequest = {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: q.what,
+    method: "POST",
+    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
+    headers: {
+      "x-shopify-access-token": token,
+      "content-type": "application/json",
+      accept: "application/json",
+    },
+    body: JSON.stringify({ query: q.query, variables: q.variables }),
+    secrets: Object.values(stored),
+  };
+  const { data: body, status } = await requestJson(ctx, req, graphqlResponse);
+  const cost = queryCost.safeParse(body.extensions?.cost);
+  if (cost.success) {
+    const bucket = cost.data.throttleStatus;
+    ctx.pacer?.observe({
+      available: bucket.currentlyAvailable,
+      capacity: bucket.maximumAvailable,
+      restorePerSecond: bucket.restoreRate,
+    });
+  }
+  try {
+    throwOnGraphqlErrors(req, body.errors);
+  } catch (error) {
+    throw cost.success ? withBucketWait(error, cost.data) : error;
+  }
+  const wrapped = z.object({ data: dataSchema }) as unknown as z.ZodType<{ data: z.output<S> }>;
+  return parseWith(PROVIDER, "bad_response", q.what, wrapped, { data: body.data }, {
+    secrets: req.secrets,
+    status,
+    endpoint: "api",
+  }).data;
+}
+
+/** A throttled answer says how far the bucket is from the query's cost: wait exactly that long. */
+function withBucketWait(error: unknown, cost: QueryCost): unknown {
+  if (!(error instanceof ProviderError) || error.code !== "rate_limited") return error;
+  const { currentlyAvailable, restoreRate } = cost.throttleStatus;
+  if (restoreRate <= 0) return error;
+  const missing = Math.max(0, cost.requestedQueryCost - currentlyAvailable);
+  return new ProviderError(PROVIDER, "rate_limited", error.message, {
+    status: error.status,
+    endpoint: "api",
+    retryAfterMs: Math.max(1, Math.ceil((missing / restoreRate) * 1000)),
+  });
+}
+
+function pageSize(req: ReadRequest): number {
+  const size = Math.trunc(req.pageSize ?? facts.pageSize.default);
+  return Math.min(facts.pageSize.max, Math.max(1, size));
+}
+
+/** Orders changed in [since, until], oldest change first. */
+async function readOrders(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<OrderRecord>> {
+  const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
+  const first = pageSize(req);
+  const data = await query(ctx, conn, creds, {
+    what: "orders page",
+    query: ORDERS_QUERY,
+    variables: {
+      first,
+      after: cursor.after ?? null,
+      query: timeWindow("updated_at", cursor.since, req.until),
+    },
+    estimatedCost: connectionCost(first),
+  }, ordersData);
+  const { edges, pageInfo } = data.orders;
+  return timePage(edges.map((edge) => toOrderRecord(edge.node)), {
+    cursor,
+    until: req.until,
+    nextToken: pageInfo.endCursor,
+    hasMore: pageInfo.hasNextPage,
+  });
+}
+
+/**
+ * Customers changed in [since, until] and customers deleted in it (inactive), oldest first. Both
+ * connections go in one request; `after` holds where each continues within a run of ties.
+ */
+async function readCustomers(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  req: ReadRequest,
+): Promise<StreamPage<CustomerRecord>> {
+  const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
+  const previous = cursor.after === undefined ? {} : parseWith(
+    PROVIDER,
+    "misconfigured",
+    "stored sync cursor",
+    pairToken,
+    parseJson(cursor.after),
+  );
+  const first = pageSize(req);
+  const data = await query(ctx, conn, creds, {
+    what: "customers page",
+    query: CUSTOMERS_QUERY,
+    variables: {
+      first,
+      after: previous.customers ?? null,
+      query: timeWindow("updated_at", cursor.since, req.until),
+      deletionsAfter: previous.deletions ?? null,
+      deletionsQuery: deletionsQuery(cursor.since, req.until),
+    },
+    estimatedCost: 2 * connectionCost(first),
+  }, customersData);
+  const page = mergeCustomerPage(data, previous);
+  return timePage(page.records, {
+    cursor,
+    until: req.until,
+    nextToken: page.nextToken,
+    hasMore: page.hasMore,
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 export const shopifyAdapter = {
   provider: PROVIDER,
   facts,
@@ -140,4 +362,5 @@ export const shopifyAdapter = {
   refresh,
   verify,
   accessToken,
+  streams: { orders: readOrders, customers: readCustomers },
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -1,0 +1,202 @@
+// QuickBooks Online data: what the v3 query endpoint sends for Invoice, SalesReceipt and Customer,
+// how it maps to Tether's records, the query text, and the orders cursor.
+//
+// "GET …/v3/company/{realmId}/query?query=SELECT * FROM Customer WHERE
+// Metadata.LastUpdatedTime > '<ISO>' ORDERBY Metadata.LastUpdatedTime STARTPOSITION 1
+// MAXRESULTS 1000". Every stream is read in ascending LastUpdatedTime with the shared time
+// cursor (../cursor.ts): each page is a fresh query `>= since AND <= until`, and STARTPOSITION is
+// the provider token used when a whole page shares one second.
+
+import { z } from "zod";
+import { readTimeCursor, type TimeCursor } from "../cursor.ts";
+import { parseWith } from "../http.ts";
+import { type CustomerRecord, type OrderRecord, ProviderError } from "../types.ts";
+
+const PROVIDER = "quickbooks";
+
+/** QuickBooks times carry the company's offset and whole seconds: `2026-11-22T02:15:30-08:00`. */
+const timestamp = z.iso.datetime({ offset: true });
+const metaData = z.looseObject({ CreateTime: timestamp.optional(), LastUpdatedTime: timestamp });
+const ref = z.looseObject({ value: z.string().min(1), name: z.string().optional() });
+
+/** Invoice and SalesReceipt share the fields Tether reads. */
+export const transactionSchema = z.looseObject({
+  Id: z.string().min(1),
+  DocNumber: z.string().optional(),
+  TxnDate: z.string().optional(),
+  TotalAmt: z.number().optional(),
+  Balance: z.number().optional(),
+  CurrencyRef: ref.optional(),
+  CustomerRef: ref.optional(),
+  TrackingNum: z.string().optional(),
+  PrivateNote: z.string().optional(),
+  MetaData: metaData,
+});
+export type Transaction = z.output<typeof transactionSchema>;
+
+export const customerSchema = z.looseObject({
+  Id: z.string().min(1),
+  GivenName: z.string().optional(),
+  FamilyName: z.string().optional(),
+  DisplayName: z.string().optional(),
+  PrimaryEmailAddr: z.looseObject({ Address: z.string().optional() }).optional(),
+  PrimaryPhone: z.looseObject({ FreeFormNumber: z.string().optional() }).optional(),
+  Active: z.boolean(),
+  MetaData: metaData,
+});
+export type Customer = z.output<typeof customerSchema>;
+
+export const ORDER_ENTITIES = ["Invoice", "SalesReceipt"] as const;
+export type OrderEntity = typeof ORDER_ENTITIES[number];
+export type Entity = OrderEntity | "Customer";
+
+/**
+ * `{"QueryResponse": {"<Entity>": […], "startPosition", "maxResults"}}`; QuickBooks sends an
+ * empty `QueryResponse` when nothing matches.
+ */
+export function queryResponseSchema<S extends z.ZodType>(entity: Entity, record: S) {
+  return z.object({
+    QueryResponse: z.object({ [entity]: z.array(record).optional() }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query text
+
+/**
+ * A time as the query language takes it: whole seconds with an explicit offset. Rounding down
+ * only widens `>= since` and `<= until` to the whole second LastUpdatedTime has anyway.
+ */
+export function queryTime(at: Date | string): string {
+  const ms = typeof at === "string" ? Date.parse(at) : at.getTime();
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "+00:00");
+}
+
+/**
+ * One page of an entity's changes in (since, until], oldest first. Customers include inactive
+ * ones (QuickBooks' "deleted"), which a plain query leaves out.
+ */
+export function changesQuery(
+  entity: Entity,
+  window: { since: string | null; until: Date },
+  page: { start: number; max: number },
+): string {
+  const where = [
+    ...(entity === "Customer" ? ["Active IN (true, false)"] : []),
+    ...(window.since === null ? [] : [`Metadata.LastUpdatedTime >= '${queryTime(window.since)}'`]),
+    `Metadata.LastUpdatedTime <= '${queryTime(window.until)}'`,
+  ];
+  return `SELECT * FROM ${entity} WHERE ${where.join(" AND ")} ORDERBY Metadata.LastUpdatedTime` +
+    ` STARTPOSITION ${page.start} MAXRESULTS ${page.max}`;
+}
+
+/** The STARTPOSITION a time cursor's `after` token names (1 without one). */
+export function startPosition(cursor: TimeCursor): number {
+  if (cursor.after === undefined) return 1;
+  if (/^[1-9]\d*$/.test(cursor.after)) return Number(cursor.after);
+  throw new ProviderError(
+    PROVIDER,
+    "misconfigured",
+    'quickbooks stored sync cursor: field "after": expected a STARTPOSITION (a positive integer)',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orders cursor
+//
+// Orders are two entities, each read with its own time cursor. A read takes Invoice to the end,
+// then SalesReceipt, then stops: `{"reading": "SalesReceipt", "Invoice": {"since": …},
+// "SalesReceipt": {"since": …, "after": …}}`. Each entity's cursor only ever covers what was
+// stored for that entity, so neither can skip changes of the other; when the read is done both
+// stand at `until` minus the overlap (or where they were, if later) and `reading` is back at
+// Invoice for the next run.
+
+const ordersCursorSchema = z.strictObject({
+  reading: z.enum(ORDER_ENTITIES),
+  Invoice: z.unknown(),
+  SalesReceipt: z.unknown(),
+});
+
+export interface OrdersCursor {
+  reading: OrderEntity;
+  Invoice: TimeCursor;
+  SalesReceipt: TimeCursor;
+}
+
+export function readOrdersCursor(cursor: string | null, from: Date | null): OrdersCursor {
+  if (cursor === null) {
+    const start = readTimeCursor(PROVIDER, null, from);
+    return { reading: "Invoice", Invoice: start, SalesReceipt: start };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(cursor);
+  } catch {
+    json = cursor;
+  }
+  const parsed = parseWith(
+    PROVIDER,
+    "misconfigured",
+    "stored sync cursor",
+    ordersCursorSchema,
+    json,
+  );
+  return {
+    reading: parsed.reading,
+    Invoice: readTimeCursor(PROVIDER, JSON.stringify(parsed.Invoice ?? null), null),
+    SalesReceipt: readTimeCursor(PROVIDER, JSON.stringify(parsed.SalesReceipt ?? null), null),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping
+
+function iso(text: string): string {
+  return new Date(text).toISOString();
+}
+
+function text(value: string | undefined): string | null {
+  return value === undefined || value === "" ? null : value;
+}
+
+/**
+ * QuickBooks has no order status; Tether names the transaction's state: "Voided" (QuickBooks
+ * voids by zeroing the amounts and writing "Voided" in the memo), "Open" (a balance is due),
+ * else "Paid" (a sales receipt is paid when made).
+ */
+export function transactionStatus(t: Transaction): string {
+  if (t.TotalAmt === 0 && /^voided\b/i.test(t.PrivateNote ?? "")) return "Voided";
+  return (t.Balance ?? 0) > 0 ? "Open" : "Paid";
+}
+
+/** An Invoice or SalesReceipt as an order, `Invoice:<Id>` / `SalesReceipt:<Id>`. */
+export function toOrder(entity: OrderEntity, t: Transaction): OrderRecord {
+  return {
+    external_id: `${entity}:${t.Id}`,
+    order_number: text(t.DocNumber),
+    status: transactionStatus(t),
+    fulfillment_status: null,
+    tracking_number: text(t.TrackingNum),
+    // A JSON number as exact decimal text: the digits as received, never rounded.
+    total_price: t.TotalAmt === undefined ? null : String(t.TotalAmt),
+    currency: t.CurrencyRef?.value ?? null,
+    customer_external_id: t.CustomerRef?.value ?? null,
+    ordered_at: t.MetaData.CreateTime === undefined ? null : iso(t.MetaData.CreateTime),
+    remote_updated_at: iso(t.MetaData.LastUpdatedTime),
+    raw: t,
+  };
+}
+
+/** A customer, `<Id>`; an inactive one (QuickBooks' deletion) is "inactive". */
+export function toCustomer(c: Customer): CustomerRecord {
+  return {
+    external_id: c.Id,
+    email: text(c.PrimaryEmailAddr?.Address),
+    first_name: text(c.GivenName),
+    last_name: text(c.FamilyName),
+    phone: text(c.PrimaryPhone?.FreeFormNumber),
+    status: c.Active ? "active" : "inactive",
+    remote_updated_at: iso(c.MetaData.LastUpdatedTime),
+    raw: c,
+  };
+}

@@ -1,0 +1,261 @@
+// Shopify's data half, wire format only: the GraphQL documents the readers send, zod schemas of
+// what comes back, and the mapping to Tether's records. Requests and pacing live in adapter.ts.
+//
+// What Tether stores (and the sandbox's `truth()` states):
+// - orders: external_id = the Order GID ("gid://shopify/Order/123"); order_number = `name`
+//   ("#1001"); status = "CANCELLED" once `cancelledAt` is set, else `displayFulfillmentStatus`;
+//   fulfillment_status = `displayFulfillmentStatus`; tracking_number = the newest fulfillment's
+//   first tracking number; remote_updated_at = `updatedAt`.
+// - customers: external_id = the Customer GID; status "active" for every customer the `customers`
+//   query returns. A deleted customer is no longer returned at all; its deletion is read from the
+//   `events` connection (subject_type CUSTOMER, action destroy, kept a year) and stored as
+//   status "inactive" with remote_updated_at = the event's time and raw = the event.
+
+import { z } from "zod";
+import type { CustomerRecord, OrderRecord } from "../types.ts";
+
+/** "first ≤ 250" per connection. */
+export const MAX_PAGE_SIZE = 250;
+
+/**
+ * Shopify shows DateTime with whole seconds and compares search terms at that precision, so the
+ * bounds are whole seconds too: `since` rounded down (`>=` still includes it), `until` rounded
+ * down (a record shown at second S is at or before `until` exactly when S <= floor(until)).
+ */
+export function searchTime(at: Date | string): string {
+  const ms = typeof at === "string" ? Date.parse(at) : at.getTime();
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** `updated_at:>='…' AND updated_at:<='…'` (no lower bound when reading the whole history). */
+export function timeWindow(field: string, since: string | null, until: Date): string {
+  const upper = `${field}:<='${searchTime(until)}'`;
+  return since === null ? upper : `${field}:>='${searchTime(since)}' AND ${upper}`;
+}
+
+/** Costs as Shopify prices a connection: 2 + `first` points requested (cost of each node: 1). */
+export function connectionCost(first: number): number {
+  return 2 + first;
+}
+
+function iso(dateTime: string): string {
+  return new Date(dateTime).toISOString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+export const ORDERS_QUERY = `query TetherOrders($first: Int!, $after: String, $query: String!) {
+  orders(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {
+    edges {
+      node {
+        id name createdAt updatedAt cancelledAt displayFinancialStatus displayFulfillmentStatus
+        totalPriceSet { shopMoney { amount currencyCode } }
+        customer { id }
+        fulfillments(first: 10) { trackingInfo(first: 5) { number } }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+const dateTime = z.iso.datetime({ offset: true });
+const pageInfo = z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullable() });
+const money = z.looseObject({
+  amount: z.string().regex(/^-?\d+(\.\d+)?$/, "expected a decimal string"),
+  currencyCode: z.string(),
+});
+
+export const orderNode = z.looseObject({
+  id: z.string().min(1),
+  name: z.string(),
+  createdAt: dateTime,
+  updatedAt: dateTime,
+  cancelledAt: dateTime.nullable(),
+  displayFinancialStatus: z.string().nullable(),
+  displayFulfillmentStatus: z.string(),
+  totalPriceSet: z.looseObject({ shopMoney: money }),
+  customer: z.looseObject({ id: z.string() }).nullable(),
+  fulfillments: z.array(
+    z.looseObject({
+      trackingInfo: z.array(z.looseObject({ number: z.string().nullable() })),
+    }),
+  ),
+});
+export type OrderNode = z.output<typeof orderNode>;
+
+export const ordersData = z.object({
+  orders: z.object({ edges: z.array(z.object({ node: orderNode })), pageInfo }),
+});
+
+/** The newest fulfillment that has a tracking number, its first number. */
+function trackingNumber(node: OrderNode): string | null {
+  for (const fulfillment of [...node.fulfillments].reverse()) {
+    const number = fulfillment.trackingInfo.find((info) => info.number)?.number;
+    if (number) return number;
+  }
+  return null;
+}
+
+export function toOrderRecord(node: OrderNode): OrderRecord {
+  return {
+    external_id: node.id,
+    order_number: node.name,
+    status: node.cancelledAt !== null ? "CANCELLED" : node.displayFulfillmentStatus,
+    fulfillment_status: node.displayFulfillmentStatus,
+    tracking_number: trackingNumber(node),
+    total_price: node.totalPriceSet.shopMoney.amount,
+    currency: node.totalPriceSet.shopMoney.currencyCode,
+    customer_external_id: node.customer?.id ?? null,
+    ordered_at: iso(node.createdAt),
+    remote_updated_at: iso(node.updatedAt),
+    raw: node,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Customers and their deletions, read together in one request (two root fields)
+
+export const CUSTOMERS_QUERY = `query TetherCustomers(
+  $first: Int!, $after: String, $query: String!, $deletionsAfter: String, $deletionsQuery: String!
+) {
+  customers(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {
+    edges { cursor node { id email firstName lastName phone state createdAt updatedAt } }
+    pageInfo { hasNextPage endCursor }
+  }
+  deletions: events(
+    first: $first, after: $deletionsAfter, sortKey: CREATED_AT, query: $deletionsQuery
+  ) {
+    edges {
+      cursor
+      node { id action createdAt message ... on BasicEvent { subjectId subjectType } }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+/** The `events` search for customer deletions in the window. */
+export function deletionsQuery(since: string | null, until: Date): string {
+  return `subject_type:CUSTOMER AND action:destroy AND ${timeWindow("created_at", since, until)}`;
+}
+
+export const customerNode = z.looseObject({
+  id: z.string().min(1),
+  email: z.string().nullable(),
+  firstName: z.string().nullable(),
+  lastName: z.string().nullable(),
+  phone: z.string().nullable(),
+  updatedAt: dateTime,
+});
+export type CustomerNode = z.output<typeof customerNode>;
+
+export const deletionNode = z.looseObject({
+  id: z.string().min(1),
+  action: z.string(),
+  createdAt: dateTime,
+  subjectId: z.string().min(1),
+  subjectType: z.string(),
+});
+export type DeletionNode = z.output<typeof deletionNode>;
+
+export const customersData = z.object({
+  customers: z.object({
+    edges: z.array(z.object({ cursor: z.string(), node: customerNode })),
+    pageInfo,
+  }),
+  deletions: z.object({
+    edges: z.array(z.object({ cursor: z.string(), node: deletionNode })),
+    pageInfo,
+  }),
+});
+export type CustomersData = z.output<typeof customersData>;
+
+export function toCustomerRecord(node: CustomerNode): CustomerRecord {
+  return {
+    external_id: node.id,
+    email: node.email,
+    first_name: node.firstName,
+    last_name: node.lastName,
+    phone: node.phone,
+    status: "active",
+    remote_updated_at: iso(node.updatedAt),
+    raw: node,
+  };
+}
+
+/** "A deleted customer becomes inactive, not a deleted row." */
+export function toDeletedCustomerRecord(event: DeletionNode): CustomerRecord {
+  return {
+    external_id: event.subjectId,
+    email: null,
+    first_name: null,
+    last_name: null,
+    phone: null,
+    status: "inactive",
+    remote_updated_at: iso(event.createdAt),
+    raw: event,
+  };
+}
+
+/**
+ * Where each of the two connections continues within one query (the cursor's `after`, stored as
+ * JSON text): both are read from the same `since`, so a run of ties continues in both.
+ */
+export const pairToken = z.strictObject({
+  customers: z.string().min(1).optional(),
+  deletions: z.string().min(1).optional(),
+});
+export type PairToken = z.output<typeof pairToken>;
+
+/**
+ * One page of customers out of the two connections, both ascending in time. A connection that
+ * has more is complete only up to its last record's time, so the page keeps what lies at or
+ * before the earlier of those (the horizon): every change before the page's newest time is then
+ * in the page, which is what the time cursor needs. The token continues each connection after
+ * the last edge kept from it.
+ */
+export function mergeCustomerPage(data: CustomersData, previous: PairToken): {
+  records: CustomerRecord[];
+  nextToken: string;
+  hasMore: boolean;
+} {
+  const customers = data.customers.edges.map((edge) => ({
+    cursor: edge.cursor,
+    record: toCustomerRecord(edge.node),
+  }));
+  const deletions = data.deletions.edges
+    .filter((edge) => edge.node.subjectType === "CUSTOMER" && edge.node.action === "destroy")
+    .map((edge) => ({ cursor: edge.cursor, record: toDeletedCustomerRecord(edge.node) }));
+  // The filter above may drop edges; the connection's own last edge still bounds its horizon.
+  const lastDeletion = data.deletions.edges.at(-1);
+
+  let horizon = Number.POSITIVE_INFINITY;
+  const lastCustomer = customers.at(-1);
+  if (data.customers.pageInfo.hasNextPage && lastCustomer) {
+    horizon = Math.min(horizon, Date.parse(lastCustomer.record.remote_updated_at));
+  }
+  if (data.deletions.pageInfo.hasNextPage && lastDeletion) {
+    horizon = Math.min(horizon, Date.parse(lastDeletion.node.createdAt));
+  }
+  const upToHorizon = (item: { record: CustomerRecord }) =>
+    Date.parse(item.record.remote_updated_at) <= horizon;
+  const keptCustomers = customers.filter(upToHorizon);
+  const keptDeletions = deletions.filter(upToHorizon);
+  const keptDeletionEdges = data.deletions.edges.filter((edge) =>
+    Date.parse(edge.node.createdAt) <= horizon
+  );
+
+  const next: PairToken = {
+    ...previous,
+    ...(keptCustomers.length > 0 ? { customers: keptCustomers.at(-1)!.cursor } : {}),
+    ...(keptDeletionEdges.length > 0 ? { deletions: keptDeletionEdges.at(-1)!.cursor } : {}),
+  };
+  const records = [...keptCustomers, ...keptDeletions]
+    .map((item) => item.record)
+    .sort((a, b) => Date.parse(a.remote_updated_at) - Date.parse(b.remote_updated_at));
+  return {
+    records,
+    nextToken: JSON.stringify(next),
+    hasMore: data.customers.pageInfo.hasNextPage || data.deletions.pageInfo.hasNextPage,
+  };
+}

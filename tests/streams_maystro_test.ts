@@ -1,0 +1,373 @@
+// Maystro order reader against the sandbox: walking the newest-first list down to a watermark
+// converges on the sandbox's truth over rounds of random changes, and orders first read without a
+// tracking number get it later (never filtering on having one); a walk stopped mid-way resumes at
+// its page and skips nothing while orders are added at the front; orders open longer than the
+// lookback stop being re-read; the list's filters work; a small rate budget is paced without a
+// throttle, a throttle without a pacer is "rate_limited", and a bad record fails the page naming
+// the field.
+
+import assert from "node:assert/strict";
+import { startSandbox } from "../sandbox/server.ts";
+import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
+import { maystroAdapter } from "../functions-shared/providers/maystro/adapter.ts";
+import { normalizeTime } from "../functions-shared/providers/maystro/streams.ts";
+import { SYNC_OVERLAP_SECONDS } from "../functions-shared/providers/cursor.ts";
+import { Pacer } from "../functions-shared/providers/pacing.ts";
+import {
+  type AdapterContext,
+  type ConnectionRef,
+  ProviderError,
+  type StreamName,
+  type StreamReader,
+  type StreamReaders,
+} from "../functions-shared/providers/types.ts";
+
+const PROVIDER = "maystro";
+
+interface Stored {
+  external_id: string;
+  remote_updated_at: string;
+  status: string | null;
+  tracking_number?: string | null;
+  order_number?: string | null;
+}
+
+interface TruthRecord {
+  external_id: string;
+  updated_at: string;
+  status: string;
+  tracking_number?: string | null;
+  order_number?: string | null;
+}
+
+async function withSandbox(fn: (sb: SandboxControl) => Promise<void>): Promise<void> {
+  const server = await startSandbox({ port: 0 });
+  try {
+    await fn(new SandboxControl(server.url));
+  } finally {
+    await server.close();
+  }
+}
+
+function context(overrides: Partial<AdapterContext> = {}): AdapterContext {
+  return { fetch, now: () => new Date(), app: () => undefined, ...overrides };
+}
+
+async function seeded(
+  sb: SandboxControl,
+  seed: {
+    orders: number;
+    customers: number;
+    seed?: number;
+    spread_days?: number;
+    tracked_share?: number;
+  },
+): Promise<{ account: SandboxAccount; conn: ConnectionRef }> {
+  const account = await sb.account(PROVIDER);
+  await sb.call("POST", `/data/${PROVIDER}/${account.external_id}/seed`, {
+    seed: seed.seed ?? 11,
+    orders: seed.orders,
+    customers: seed.customers,
+    spread_days: seed.spread_days ?? 30,
+    tracked_share: seed.tracked_share ?? 0.3,
+  });
+  const conn = {
+    id: crypto.randomUUID(),
+    provider: PROVIDER,
+    externalId: account.external_id,
+    config: sb.configFor(account),
+  } as const;
+  return { account, conn };
+}
+
+function readerOf(stream: StreamName): StreamReader<Stored> {
+  // Maystro has no customers stream.
+  const reader = (maystroAdapter.streams as StreamReaders)[stream];
+  assert.ok(reader, `maystro has no ${stream} stream`);
+  return reader as StreamReader<Stored>;
+}
+
+/** Reads pages from `cursor` until the reader says it has caught up; the job's loop, minus SQL. */
+async function readAll(
+  stream: StreamName,
+  ctx: AdapterContext,
+  setup: { account: SandboxAccount; conn: ConnectionRef },
+  cursor: string | null,
+  pageSize = 50,
+): Promise<{ records: Stored[]; cursor: string; pages: number; until: Date }> {
+  const records: Stored[] = [];
+  const until = new Date();
+  for (let pages = 1; pages < 1000; pages++) {
+    const page = await readerOf(stream)(ctx, setup.conn, setup.account.credentials, {
+      cursor,
+      from: null,
+      until,
+      pageSize,
+    });
+    records.push(...page.records);
+    cursor = page.cursor;
+    if (!page.hasMore) return { records, cursor, pages, until };
+  }
+  throw new Error("the read never caught up");
+}
+
+/** Newer remote updates win, as the upsert does. */
+function store(into: Map<string, Stored>, records: Stored[]): void {
+  for (const r of records) {
+    const have = into.get(r.external_id);
+    if (!have || Date.parse(r.remote_updated_at) >= Date.parse(have.remote_updated_at)) {
+      into.set(r.external_id, r);
+    }
+  }
+}
+
+async function assertMatchesTruth(
+  sb: SandboxControl,
+  account: SandboxAccount,
+  stream: StreamName,
+  stored: Map<string, Stored>,
+  when: string,
+): Promise<void> {
+  const { records } = await sb.call<{ records: TruthRecord[] }>(
+    "GET",
+    `/data/${PROVIDER}/${account.external_id}/${stream}`,
+  );
+  assert.equal(stored.size, records.length, `${stream} ${when}: record count`);
+  for (const want of records) {
+    const got = stored.get(want.external_id);
+    assert.ok(got, `${stream} ${when}: ${want.external_id} was never read`);
+    assert.equal(
+      got.remote_updated_at,
+      want.updated_at,
+      `${when}: updated_at of ${want.external_id}`,
+    );
+    assert.equal(got.status, want.status, `${when}: status of ${want.external_id}`);
+    if (stream === "orders") {
+      assert.equal(got.tracking_number, want.tracking_number ?? null, `${when}: tracking number`);
+      assert.equal(got.order_number, want.order_number ?? null, `${when}: order number`);
+    }
+  }
+}
+
+async function apiStats(sb: SandboxControl) {
+  const stats = await sb.call<{ api: Record<string, { requests: number; throttled: number }> }>(
+    "GET",
+    "/stats",
+  );
+  return stats.api[PROVIDER] ?? { requests: 0, throttled: 0 };
+}
+
+/** Maystro's default bucket (60, +10/s) is smaller than these unpaced tests' bursts. */
+async function generousLimits(sb: SandboxControl): Promise<void> {
+  await sb.call("POST", "/config", {
+    limits: { maystro: { capacity: 10_000, restore_per_second: 10_000 } },
+  });
+}
+
+function mutate(sb: SandboxControl, account: SandboxAccount, changes: number) {
+  return sb.call<{ tracking_assigned: number; orders_created: number }>(
+    "POST",
+    `/data/${PROVIDER}/${account.external_id}/mutate`,
+    { changes },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence
+
+Deno.test("maystro orders: full and incremental walks after random changes match the truth; orders read untracked get their tracking number later", async () => {
+  await withSandbox(async (sb) => {
+    await generousLimits(sb);
+    const setup = await seeded(sb, { orders: 300, customers: 100 });
+    const stored = new Map<string, Stored>();
+    const first = await readAll("orders", context(), setup, null);
+    assert.ok(first.pages >= 15, `the whole list was walked (${first.pages} pages)`);
+    store(stored, first.records);
+    await assertMatchesTruth(sb, setup.account, "orders", stored, "after the first walk");
+    const untracked = new Set(
+      [...stored.values()].filter((r) => r.tracking_number === null).map((r) => r.external_id),
+    );
+    assert.ok(
+      untracked.size > 50,
+      `many orders start without a tracking number (${untracked.size})`,
+    );
+    let cursor = first.cursor;
+
+    let assigned = 0;
+    for (let round = 1; round <= 5; round++) {
+      assigned += (await mutate(sb, setup.account, 60)).tracking_assigned;
+      const next = await readAll("orders", context(), setup, cursor);
+      store(stored, next.records);
+      await assertMatchesTruth(sb, setup.account, "orders", stored, `after round ${round}`);
+      cursor = next.cursor;
+      const watermark = Date.parse(JSON.parse(cursor).watermark);
+      assert.ok(
+        watermark <= next.until.getTime() - SYNC_OVERLAP_SECONDS * 1000,
+        "the watermark is never later than until minus the overlap",
+      );
+    }
+    const filledLater = [...untracked].filter((id) => stored.get(id)?.tracking_number !== null);
+    assert.ok(assigned > 0, "the carrier assigned tracking numbers");
+    assert.ok(filledLater.length > 0, "orders first read untracked were filled in later");
+  });
+});
+
+Deno.test("maystro orders: a walk stopped mid-way resumes at its page and skips nothing while new orders arrive at the front", async () => {
+  await withSandbox(async (sb) => {
+    await generousLimits(sb);
+    const setup = await seeded(sb, { orders: 200, customers: 50 });
+    const before = await sb.call<{ records: TruthRecord[] }>(
+      "GET",
+      `/data/${PROVIDER}/${setup.account.external_id}/orders`,
+    );
+    const stored = new Map<string, Stored>();
+    let cursor: string | null = null;
+    let pages = 0;
+    let arrived = 0;
+    for (; pages < 100; pages++) {
+      const page = await maystroAdapter.streams.orders(
+        context(),
+        setup.conn,
+        setup.account.credentials,
+        { cursor, from: null, until: new Date() },
+      );
+      store(stored, page.records);
+      cursor = page.cursor;
+      if (!page.hasMore) break;
+      // Stopped after each page; meanwhile new orders push every page further back.
+      arrived += (await mutate(sb, setup.account, 12)).orders_created;
+      assert.equal(JSON.parse(cursor).page, pages + 2, "the cursor names the next page");
+    }
+    assert.ok(arrived > 20, `more than a page of orders arrived mid-walk (${arrived})`);
+    for (const r of before.records) {
+      assert.ok(stored.has(r.external_id), `${r.external_id} was not skipped`);
+    }
+    store(stored, (await readAll("orders", context(), setup, cursor)).records);
+    await assertMatchesTruth(sb, setup.account, "orders", stored, "after the resumed walks");
+  });
+});
+
+Deno.test("maystro orders: orders open longer than the lookback stop being re-read, so a later walk is shorter", async () => {
+  await withSandbox(async (sb) => {
+    await generousLimits(sb);
+    // 400 orders over 200 days, most of them never finished.
+    const setup = await seeded(sb, { orders: 400, customers: 20, spread_days: 200 });
+    const first = await readAll("orders", context(), setup, null);
+    const second = await readAll("orders", context(), setup, first.cursor);
+    assert.equal(first.pages, 20);
+    assert.ok(second.pages < first.pages / 2, `the second walk read ${second.pages} pages`);
+    const watermark = Date.parse(JSON.parse(first.cursor).watermark);
+    const floor = first.until.getTime() - maystroAdapter.facts.openOrderLookbackDays * 86_400_000;
+    assert.equal(watermark, floor, "the watermark is held at the lookback");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox's list
+
+async function list(sb: SandboxControl, account: SandboxAccount, params: Record<string, string>) {
+  const url = new URL(`${sb.url}/maystro/api/stores/orders/`);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  const res = await fetch(url, {
+    headers: { authorization: `Token ${account.credentials.api_token}` },
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+Deno.test("maystro sandbox: newest first, 20 a page, filters by external_order_id and display_id, 404 past the end", async () => {
+  await withSandbox(async (sb) => {
+    const { account } = await seeded(sb, { orders: 45, customers: 10, tracked_share: 0.5 });
+    const page1 = await list(sb, account, { page: "1" });
+    assert.equal(page1.body.list.count, 45);
+    assert.equal(page1.body.list.results.length, 20);
+    assert.match(page1.body.list.next, /page=2/);
+    const created = page1.body.list.results.map((o: { created_at: string }) =>
+      Date.parse(normalizeTime(o.created_at))
+    );
+    assert.deepEqual(created, [...created].sort((a, b) => b - a), "newest first");
+    assert.match(page1.body.list.results[0].created_at, /\.\d{6}\+01:00$/, "Django's format");
+
+    const page3 = await list(sb, account, { page: "3" });
+    assert.equal(page3.body.list.results.length, 5);
+    assert.equal(page3.body.list.next, null);
+    assert.equal((await list(sb, account, { page: "4" })).status, 404);
+
+    const tracked = page1.body.list.results.find((o: { display_id: string | null }) =>
+      o.display_id
+    );
+    const byRef = await list(sb, account, { external_order_id: tracked.external_order_id });
+    assert.deepEqual(byRef.body.list.results.map((o: { id: number }) => o.id), [tracked.id]);
+    const byTracking = await list(sb, account, { display_id: tracked.display_id });
+    assert.deepEqual(byTracking.body.list.results.map((o: { id: number }) => o.id), [tracked.id]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits and bad pages
+
+Deno.test("maystro: a small request budget is paced with no throttled request", async () => {
+  await withSandbox(async (sb) => {
+    const bucket = { capacity: 3, restorePerSecond: 10 };
+    await sb.call("POST", "/config", {
+      limits: {
+        maystro: { capacity: bucket.capacity, restore_per_second: bucket.restorePerSecond },
+      },
+    });
+    const setup = await seeded(sb, { orders: 300, customers: 10 });
+    const pacer = new Pacer(bucket);
+    const stored = new Map<string, Stored>();
+    store(stored, (await readAll("orders", context({ pacer }), setup, null)).records);
+    const stats = await apiStats(sb);
+    assert.ok(stats.requests >= 15, `it took ${stats.requests} requests`);
+    assert.equal(stats.throttled, 0, "none was throttled");
+    await assertMatchesTruth(sb, setup.account, "orders", stored, "paced");
+  });
+});
+
+Deno.test("maystro: without a pacer a tiny budget gives rate_limited with the wait from Retry-After", async () => {
+  await withSandbox(async (sb) => {
+    await sb.call("POST", "/config", {
+      limits: { maystro: { capacity: 1, restore_per_second: 0.2 } },
+    });
+    const setup = await seeded(sb, { orders: 100, customers: 10 });
+    const error = await readAll("orders", context(), setup, null).then(
+      () => assert.fail("expected a throttle"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ProviderError, String(error));
+    assert.equal(error.code, "rate_limited");
+    assert.equal(error.retryAfterMs, 5000);
+  });
+});
+
+Deno.test("maystro: an order missing last_update fails the page as bad_response naming the field", async () => {
+  await withSandbox(async (sb) => {
+    const setup = await seeded(sb, { orders: 30, customers: 5 });
+    await sb.fault({
+      provider: PROVIDER,
+      endpoint: "api",
+      kind: "missing_field",
+      field: "list.results.4.last_update",
+    });
+    const error = await readAll("orders", context(), setup, null).then(
+      () => assert.fail("expected a bad page"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ProviderError, String(error));
+    assert.equal(error.code, "bad_response");
+    assert.match(
+      error.message,
+      /maystro orders page: field "list\.results(\[4\]|\.4)\.last_update"/,
+    );
+    for (const secret of Object.values(setup.account.credentials)) {
+      assert.ok(!error.message.includes(secret), "no token in the message");
+    }
+  });
+});
+
+Deno.test("maystro: Django timestamps are normalised to ISO UTC, microseconds truncated", () => {
+  assert.equal(normalizeTime("2026-11-22T11:15:30.123456+01:00"), "2026-11-22T10:15:30.123Z");
+  assert.equal(normalizeTime("2026-11-22T11:15:30.999999+01:00"), "2026-11-22T10:15:30.999Z");
+  assert.equal(normalizeTime("2026-11-22 11:15:30+0100"), "2026-11-22T10:15:30.000Z");
+  assert.equal(normalizeTime("2026-11-22T10:15:30Z"), "2026-11-22T10:15:30.000Z");
+});
