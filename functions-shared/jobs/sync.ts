@@ -33,7 +33,13 @@ import {
   type StreamRecords,
 } from "../providers/types.ts";
 import { ProviderError } from "../providers/types.ts";
-import { adapterContext, connectionRef, getAccessToken, LEASE_SECONDS } from "./tokens.ts";
+import {
+  adapterContext,
+  connectionRef,
+  ConnectionUnavailable,
+  getAccessToken,
+  LEASE_SECONDS,
+} from "./tokens.ts";
 
 export const SyncInput = z.strictObject({
   provider: z.enum(PROVIDERS).optional(),
@@ -72,6 +78,8 @@ export interface SyncOptions {
   /** Records per page asked of the provider (each adapter clamps it). */
   pageSize?: number;
 }
+
+type Page = StreamPage<StreamRecords[StreamName]>;
 
 /** Provider failures worth another try within the run; the rest fail the run at once. */
 const RETRY_IN_RUN = new Set(["rate_limited", "server_error", "timeout", "network"]);
@@ -184,14 +192,14 @@ export async function syncClaimed(
     const { connection, credentials } = await getAccessToken(deps, claimed.connection_id);
     provider = connection.provider;
     const adapter = adapterFor(provider);
-    pacer = pacerFor(connection.id, adapter.facts.rateLimit);
-    pacedBefore = pacer.waitedMs;
+    const paced = pacerFor(connection.id, adapter.facts.rateLimit);
+    pacer = paced;
+    pacedBefore = paced.waitedMs;
     const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]>;
     let creds = credentials;
-    let cursor = claimed.cursor;
     let refreshed = false;
-    const ctx = { ...adapterContext(deps), pacer };
-    while (Date.now() < opts.deadline) {
+    const ctx = { ...adapterContext(deps), pacer: paced };
+    const fetchPage = async (cursor: string | null): Promise<Page> => {
       const readPage = () =>
         read(ctx, connectionRef(connection), creds, {
           cursor,
@@ -199,35 +207,42 @@ export async function syncClaimed(
           until: started,
           pageSize: opts.pageSize,
         });
-      let page: StreamPage<StreamRecords[typeof stream]>;
       try {
-        page = await withRetries(pacer, opts.deadline, readPage);
+        return await withRetries(paced, opts.deadline, readPage);
       } catch (err) {
         // An access token revoked or expired early: refresh once and read the page again.
         if (!(err instanceof ProviderError) || err.code !== "unauthorized" || refreshed) throw err;
         refreshed = true;
         creds = (await getAccessToken(deps, claimed.connection_id, { force: true })).credentials;
-        page = await withRetries(pacer, opts.deadline, readPage);
+        return await withRetries(paced, opts.deadline, readPage);
       }
-      const pageCounts = await deps.db.begin(async (tx) => {
-        const written = await upsertRecords(tx, stream, claimed.connection_id, page.records);
-        const held = await checkpoint(tx, key, page.cursor, {
-          now: deps.now(),
-          leaseSeconds: LEASE_SECONDS,
+    };
+    // The next page is read while this one is written: it depends only on this page's cursor.
+    // Pages are still written one after another, each with its own cursor.
+    let next: Promise<Page> | undefined = fetchPage(claimed.cursor);
+    try {
+      while (next) {
+        const page: Page = await next;
+        next = page.hasMore && Date.now() < opts.deadline ? fetchPage(page.cursor) : undefined;
+        const pageCounts = await deps.db.begin(async (tx) => {
+          const written = await upsertRecords(tx, stream, claimed.connection_id, page.records);
+          const held = await checkpoint(tx, key, page.cursor, {
+            now: deps.now(),
+            leaseSeconds: LEASE_SECONDS,
+          });
+          // Another worker took the pair over (our lease lapsed): roll this page back.
+          if (!held) throw new Error("lost the lease on this stream to another worker");
+          return written;
         });
-        // Another worker took the pair over (our lease lapsed): roll this page back.
-        if (!held) throw new Error("lost the lease on this stream to another worker");
-        return written;
-      });
-      counts.added += pageCounts.added;
-      counts.updated += pageCounts.updated;
-      counts.unchanged += pageCounts.unchanged;
-      pages++;
-      cursor = page.cursor;
-      if (!page.hasMore) {
-        caughtUp = true;
-        break;
+        counts.added += pageCounts.added;
+        counts.updated += pageCounts.updated;
+        counts.unchanged += pageCounts.unchanged;
+        pages++;
+        caughtUp = !page.hasMore;
       }
+    } finally {
+      // A page read ahead of a failed write is dropped (its failure, if any, with it).
+      next?.catch(() => {});
     }
     await finishStream(deps.db, key, { caughtUpAt: caughtUp ? started : null });
     await finishRun(deps.db, runId, {
@@ -240,7 +255,9 @@ export async function syncClaimed(
     return { ...result("succeeded"), caught_up: caughtUp };
   } catch (err) {
     const known = err instanceof ProviderError;
-    const message = known ? err.message : coerceError(err).message;
+    const message = known || err instanceof ConnectionUnavailable
+      ? err.message
+      : describeInternal(err);
     deps.log[known ? "warn" : "error"](`sync of ${stream} failed`, {
       connection_id: claimed.connection_id,
       provider,
@@ -297,6 +314,15 @@ function pacerFor(connectionId: string, model: BucketModel): Pacer {
   pacers.set(connectionId, pacer);
   if (pacers.size > MAX_PACERS) pacers.delete(pacers.keys().next().value!);
   return pacer;
+}
+
+/** A failure that is neither the provider's nor the connection's: the database, or a bug. */
+function describeInternal(err: unknown): string {
+  const error = coerceError(err);
+  const code = (error as { code?: unknown }).code;
+  const fromDatabase = error.name === "PostgresError" ||
+    (typeof code === "string" && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
+  return `${fromDatabase ? "database" : "internal error"}: ${error.message}`;
 }
 
 function runCounts(counts: UpsertCounts, pages: number) {
