@@ -7,169 +7,38 @@
 // the field.
 
 import assert from "node:assert/strict";
-import { startSandbox } from "../sandbox/server.ts";
-import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import { maystroAdapter } from "../functions-shared/providers/maystro/adapter.ts";
 import { normalizeTime } from "../functions-shared/providers/maystro/streams.ts";
 import { SYNC_OVERLAP_SECONDS } from "../functions-shared/providers/cursor.ts";
 import { Pacer } from "../functions-shared/providers/pacing.ts";
+import type { SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import {
-  type AdapterContext,
-  type ConnectionRef,
-  ProviderError,
-  type StreamName,
-  type StreamReader,
-  type StreamReaders,
-} from "../functions-shared/providers/types.ts";
+  apiStats,
+  assertMatchesTruth,
+  context,
+  mutate,
+  readAll,
+  rejection,
+  seeded,
+  type SeedOptions,
+  setLimits,
+  type Setup,
+  store,
+  type Stored,
+  truthOf,
+  withSandbox,
+} from "./helpers/streams.ts";
 
 const PROVIDER = "maystro";
 
-interface Stored {
-  external_id: string;
-  remote_updated_at: string;
-  status: string | null;
-  tracking_number?: string | null;
-  order_number?: string | null;
-}
-
-interface TruthRecord {
-  external_id: string;
-  updated_at: string;
-  status: string;
-  tracking_number?: string | null;
-  order_number?: string | null;
-}
-
-async function withSandbox(fn: (sb: SandboxControl) => Promise<void>): Promise<void> {
-  const server = await startSandbox({ port: 0 });
-  try {
-    await fn(new SandboxControl(server.url));
-  } finally {
-    await server.close();
-  }
-}
-
-function context(overrides: Partial<AdapterContext> = {}): AdapterContext {
-  return { fetch, now: () => new Date(), app: () => undefined, ...overrides };
-}
-
-async function seeded(
-  sb: SandboxControl,
-  seed: {
-    orders: number;
-    customers: number;
-    seed?: number;
-    spread_days?: number;
-    tracked_share?: number;
-  },
-): Promise<{ account: SandboxAccount; conn: ConnectionRef }> {
-  const account = await sb.account(PROVIDER);
-  await sb.call("POST", `/data/${PROVIDER}/${account.external_id}/seed`, {
-    seed: seed.seed ?? 11,
-    orders: seed.orders,
-    customers: seed.customers,
-    spread_days: seed.spread_days ?? 30,
-    tracked_share: seed.tracked_share ?? 0.3,
-  });
-  const conn = {
-    id: crypto.randomUUID(),
-    provider: PROVIDER,
-    externalId: account.external_id,
-    config: sb.configFor(account),
-  } as const;
-  return { account, conn };
-}
-
-function readerOf(stream: StreamName): StreamReader<Stored> {
-  // Maystro has no customers stream.
-  const reader = (maystroAdapter.streams as StreamReaders)[stream];
-  assert.ok(reader, `maystro has no ${stream} stream`);
-  return reader as StreamReader<Stored>;
-}
-
-/** Reads pages from `cursor` until the reader says it has caught up; the job's loop, minus SQL. */
-async function readAll(
-  stream: StreamName,
-  ctx: AdapterContext,
-  setup: { account: SandboxAccount; conn: ConnectionRef },
-  cursor: string | null,
-  pageSize = 50,
-): Promise<{ records: Stored[]; cursor: string; pages: number; until: Date }> {
-  const records: Stored[] = [];
-  const until = new Date();
-  for (let pages = 1; pages < 1000; pages++) {
-    const page = await readerOf(stream)(ctx, setup.conn, setup.account.credentials, {
-      cursor,
-      from: null,
-      until,
-      pageSize,
-    });
-    records.push(...page.records);
-    cursor = page.cursor;
-    if (!page.hasMore) return { records, cursor, pages, until };
-  }
-  throw new Error("the read never caught up");
-}
-
-/** Newer remote updates win, as the upsert does. */
-function store(into: Map<string, Stored>, records: Stored[]): void {
-  for (const r of records) {
-    const have = into.get(r.external_id);
-    if (!have || Date.parse(r.remote_updated_at) >= Date.parse(have.remote_updated_at)) {
-      into.set(r.external_id, r);
-    }
-  }
-}
-
-async function assertMatchesTruth(
-  sb: SandboxControl,
-  account: SandboxAccount,
-  stream: StreamName,
-  stored: Map<string, Stored>,
-  when: string,
-): Promise<void> {
-  const { records } = await sb.call<{ records: TruthRecord[] }>(
-    "GET",
-    `/data/${PROVIDER}/${account.external_id}/${stream}`,
-  );
-  assert.equal(stored.size, records.length, `${stream} ${when}: record count`);
-  for (const want of records) {
-    const got = stored.get(want.external_id);
-    assert.ok(got, `${stream} ${when}: ${want.external_id} was never read`);
-    assert.equal(
-      got.remote_updated_at,
-      want.updated_at,
-      `${when}: updated_at of ${want.external_id}`,
-    );
-    assert.equal(got.status, want.status, `${when}: status of ${want.external_id}`);
-    if (stream === "orders") {
-      assert.equal(got.tracking_number, want.tracking_number ?? null, `${when}: tracking number`);
-      assert.equal(got.order_number, want.order_number ?? null, `${when}: order number`);
-    }
-  }
-}
-
-async function apiStats(sb: SandboxControl) {
-  const stats = await sb.call<{ api: Record<string, { requests: number; throttled: number }> }>(
-    "GET",
-    "/stats",
-  );
-  return stats.api[PROVIDER] ?? { requests: 0, throttled: 0 };
+/** An account seeded with 30% of its orders tracked unless `seed` says otherwise. */
+function seededMaystro(sb: SandboxControl, seed: SeedOptions): Promise<Setup> {
+  return seeded(sb, PROVIDER, { tracked_share: 0.3, ...seed });
 }
 
 /** Maystro's default bucket (60, +10/s) is smaller than these unpaced tests' bursts. */
 async function generousLimits(sb: SandboxControl): Promise<void> {
-  await sb.call("POST", "/config", {
-    limits: { maystro: { capacity: 10_000, restore_per_second: 10_000 } },
-  });
-}
-
-function mutate(sb: SandboxControl, account: SandboxAccount, changes: number) {
-  return sb.call<{ tracking_assigned: number; orders_created: number }>(
-    "POST",
-    `/data/${PROVIDER}/${account.external_id}/mutate`,
-    { changes },
-  );
+  await setLimits(sb, PROVIDER, { capacity: 10_000, restorePerSecond: 10_000 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +47,7 @@ function mutate(sb: SandboxControl, account: SandboxAccount, changes: number) {
 Deno.test("maystro orders: full and incremental walks after random changes match the truth; orders read untracked get their tracking number later", async () => {
   await withSandbox(async (sb) => {
     await generousLimits(sb);
-    const setup = await seeded(sb, { orders: 300, customers: 100 });
+    const setup = await seededMaystro(sb, { orders: 300, customers: 100 });
     const stored = new Map<string, Stored>();
     const first = await readAll("orders", context(), setup, null);
     assert.ok(first.pages >= 15, `the whole list was walked (${first.pages} pages)`);
@@ -215,11 +84,8 @@ Deno.test("maystro orders: full and incremental walks after random changes match
 Deno.test("maystro orders: a walk stopped mid-way resumes at its page and skips nothing while new orders arrive at the front", async () => {
   await withSandbox(async (sb) => {
     await generousLimits(sb);
-    const setup = await seeded(sb, { orders: 200, customers: 50 });
-    const before = await sb.call<{ records: TruthRecord[] }>(
-      "GET",
-      `/data/${PROVIDER}/${setup.account.external_id}/orders`,
-    );
+    const setup = await seededMaystro(sb, { orders: 200, customers: 50 });
+    const before = await truthOf(sb, setup.account, "orders");
     const stored = new Map<string, Stored>();
     let cursor: string | null = null;
     let pages = 0;
@@ -239,7 +105,7 @@ Deno.test("maystro orders: a walk stopped mid-way resumes at its page and skips 
       assert.equal(JSON.parse(cursor).page, pages + 2, "the cursor names the next page");
     }
     assert.ok(arrived > 20, `more than a page of orders arrived mid-walk (${arrived})`);
-    for (const r of before.records) {
+    for (const r of before) {
       assert.ok(stored.has(r.external_id), `${r.external_id} was not skipped`);
     }
     store(stored, (await readAll("orders", context(), setup, cursor)).records);
@@ -251,7 +117,7 @@ Deno.test("maystro orders: orders open longer than the lookback stop being re-re
   await withSandbox(async (sb) => {
     await generousLimits(sb);
     // 400 orders over 200 days, most of them never finished.
-    const setup = await seeded(sb, { orders: 400, customers: 20, spread_days: 200 });
+    const setup = await seededMaystro(sb, { orders: 400, customers: 20, spread_days: 200 });
     const first = await readAll("orders", context(), setup, null);
     const second = await readAll("orders", context(), setup, first.cursor);
     assert.equal(first.pages, 20);
@@ -276,7 +142,7 @@ async function list(sb: SandboxControl, account: SandboxAccount, params: Record<
 
 Deno.test("maystro sandbox: newest first, 20 a page, filters by external_order_id and display_id, 404 past the end", async () => {
   await withSandbox(async (sb) => {
-    const { account } = await seeded(sb, { orders: 45, customers: 10, tracked_share: 0.5 });
+    const { account } = await seededMaystro(sb, { orders: 45, customers: 10, tracked_share: 0.5 });
     const page1 = await list(sb, account, { page: "1" });
     assert.equal(page1.body.list.count, 45);
     assert.equal(page1.body.list.results.length, 20);
@@ -308,16 +174,12 @@ Deno.test("maystro sandbox: newest first, 20 a page, filters by external_order_i
 Deno.test("maystro: a small request budget is paced with no throttled request", async () => {
   await withSandbox(async (sb) => {
     const bucket = { capacity: 3, restorePerSecond: 10 };
-    await sb.call("POST", "/config", {
-      limits: {
-        maystro: { capacity: bucket.capacity, restore_per_second: bucket.restorePerSecond },
-      },
-    });
-    const setup = await seeded(sb, { orders: 300, customers: 10 });
+    await setLimits(sb, PROVIDER, bucket);
+    const setup = await seededMaystro(sb, { orders: 300, customers: 10 });
     const pacer = new Pacer(bucket);
     const stored = new Map<string, Stored>();
     store(stored, (await readAll("orders", context({ pacer }), setup, null)).records);
-    const stats = await apiStats(sb);
+    const stats = await apiStats(sb, PROVIDER);
     assert.ok(stats.requests >= 15, `it took ${stats.requests} requests`);
     assert.equal(stats.throttled, 0, "none was throttled");
     await assertMatchesTruth(sb, setup.account, "orders", stored, "paced");
@@ -326,15 +188,9 @@ Deno.test("maystro: a small request budget is paced with no throttled request", 
 
 Deno.test("maystro: without a pacer a tiny budget gives rate_limited with the wait from Retry-After", async () => {
   await withSandbox(async (sb) => {
-    await sb.call("POST", "/config", {
-      limits: { maystro: { capacity: 1, restore_per_second: 0.2 } },
-    });
-    const setup = await seeded(sb, { orders: 100, customers: 10 });
-    const error = await readAll("orders", context(), setup, null).then(
-      () => assert.fail("expected a throttle"),
-      (e: unknown) => e,
-    );
-    assert.ok(error instanceof ProviderError, String(error));
+    await setLimits(sb, PROVIDER, { capacity: 1, restorePerSecond: 0.2 });
+    const setup = await seededMaystro(sb, { orders: 100, customers: 10 });
+    const error = await rejection(readAll("orders", context(), setup, null), "expected a throttle");
     assert.equal(error.code, "rate_limited");
     assert.equal(error.retryAfterMs, 5000);
   });
@@ -342,18 +198,14 @@ Deno.test("maystro: without a pacer a tiny budget gives rate_limited with the wa
 
 Deno.test("maystro: an order missing last_update fails the page as bad_response naming the field", async () => {
   await withSandbox(async (sb) => {
-    const setup = await seeded(sb, { orders: 30, customers: 5 });
+    const setup = await seededMaystro(sb, { orders: 30, customers: 5 });
     await sb.fault({
       provider: PROVIDER,
       endpoint: "api",
       kind: "missing_field",
       field: "list.results.4.last_update",
     });
-    const error = await readAll("orders", context(), setup, null).then(
-      () => assert.fail("expected a bad page"),
-      (e: unknown) => e,
-    );
-    assert.ok(error instanceof ProviderError, String(error));
+    const error = await rejection(readAll("orders", context(), setup, null), "expected a bad page");
     assert.equal(error.code, "bad_response");
     assert.match(
       error.message,

@@ -4,159 +4,24 @@
 // and compares what a store would hold (latest per external_id) with the sandbox's truth.
 
 import assert from "node:assert/strict";
-import { startSandbox } from "../sandbox/server.ts";
-import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import { shopifyAdapter } from "../functions-shared/providers/shopify/adapter.ts";
 import { Pacer } from "../functions-shared/providers/pacing.ts";
+import type { CustomerRecord, OrderRecord } from "../functions-shared/providers/types.ts";
 import {
-  type AdapterContext,
-  type ConnectionRef,
-  type CustomerRecord,
-  type OrderRecord,
-  ProviderError,
-  type StreamReader,
-} from "../functions-shared/providers/types.ts";
+  apiStats,
+  assertStoreEqualsTruth,
+  context,
+  mutateTwice,
+  rejection,
+  sandboxNow,
+  seed,
+  setLimits,
+  StreamStore,
+  syncRun,
+  withAccount,
+} from "./helpers/streams.ts";
 
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-interface TruthRecord {
-  external_id: string;
-  updated_at: string;
-  status: string;
-  tracking_number?: string | null;
-  order_number?: string | null;
-}
-
-interface ApiStats {
-  api: Record<string, { requests: number; throttled: number }>;
-}
-
-interface World {
-  sb: SandboxControl;
-  account: SandboxAccount;
-  conn: ConnectionRef;
-}
-
-async function withShop(fn: (world: World) => Promise<void>): Promise<void> {
-  const server = await startSandbox({ port: 0 });
-  try {
-    const sb = new SandboxControl(server.url);
-    const account = await sb.account("shopify");
-    const conn: ConnectionRef = {
-      id: "00000000-0000-4000-8000-000000000001",
-      provider: "shopify",
-      externalId: account.external_id,
-      config: sb.configFor(account),
-    };
-    await fn({ sb, account, conn });
-  } finally {
-    await server.close();
-  }
-}
-
-function context(pacer?: Pacer): AdapterContext {
-  return { fetch, now: () => new Date(), app: () => undefined, ...(pacer ? { pacer } : {}) };
-}
-
-function dataPath(world: World, action: string): string {
-  return `/data/shopify/${encodeURIComponent(world.account.external_id)}/${action}`;
-}
-
-/** What the sync job stores: the latest record per external_id (an older one never wins). */
-class Store<R extends { external_id: string; remote_updated_at: string }> {
-  readonly rows = new Map<string, R>();
-  cursor: string | null = null;
-
-  apply(records: readonly R[]): void {
-    for (const record of records) {
-      const held = this.rows.get(record.external_id);
-      if (!held || Date.parse(record.remote_updated_at) >= Date.parse(held.remote_updated_at)) {
-        this.rows.set(record.external_id, record);
-      }
-    }
-  }
-}
-
-/** The provider's "now": the sandbox clock, which tests move forward. */
-async function providerNow(world: World): Promise<Date> {
-  return new Date((await world.sb.call<{ now: string }>("GET", "/clock")).now);
-}
-
-/** Changes at two instants a few seconds apart: a run then holds two groups of ties. */
-async function mutateTwice(world: World, changes: number): Promise<void> {
-  await world.sb.call("POST", dataPath(world, "mutate"), { changes });
-  await world.sb.call("POST", "/clock", { advance_seconds: 3 });
-  await world.sb.call("POST", dataPath(world, "mutate"), { changes });
-}
-
-/** One run: every page up to now, each from the previous page's cursor. Returns the cursors. */
-async function run<R extends { external_id: string; remote_updated_at: string }>(
-  reader: StreamReader<R>,
-  world: World,
-  store: Store<R>,
-  opts: { pageSize: number; pacer?: Pacer },
-): Promise<string[]> {
-  const until = await providerNow(world);
-  const cursors: string[] = [];
-  for (let pages = 0; pages < 1000; pages++) {
-    const page = await reader(context(opts.pacer), world.conn, world.account.credentials, {
-      cursor: store.cursor,
-      from: null,
-      until,
-      pageSize: opts.pageSize,
-    });
-    store.apply(page.records);
-    store.cursor = page.cursor;
-    cursors.push(page.cursor);
-    if (!page.hasMore) return cursors;
-  }
-  throw new Error("the read did not finish within 1000 pages");
-}
-
-async function truth(world: World, stream: "orders" | "customers"): Promise<TruthRecord[]> {
-  return (await world.sb.call<{ records: TruthRecord[] }>("GET", dataPath(world, stream))).records;
-}
-
-function orderView(r: OrderRecord): TruthRecord {
-  return {
-    external_id: r.external_id,
-    updated_at: r.remote_updated_at,
-    status: r.status ?? "",
-    tracking_number: r.tracking_number,
-    order_number: r.order_number,
-  };
-}
-
-function customerView(r: CustomerRecord): TruthRecord {
-  return { external_id: r.external_id, updated_at: r.remote_updated_at, status: r.status };
-}
-
-function byId(records: readonly TruthRecord[]): TruthRecord[] {
-  return [...records].sort((a, b) => a.external_id.localeCompare(b.external_id));
-}
-
-async function assertStoreMatchesTruth(
-  world: World,
-  stream: "orders" | "customers",
-  rows: readonly TruthRecord[],
-): Promise<void> {
-  const expected = byId(await truth(world, stream));
-  const actual = byId(rows);
-  assert.equal(actual.length, expected.length, `${stream}: number of records stored`);
-  assert.deepEqual(actual, expected);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProviderError, `expected a ProviderError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected the read to fail");
-}
-
+const PROVIDER = "shopify";
 const readOrders = shopifyAdapter.streams.orders;
 const readCustomers = shopifyAdapter.streams.customers;
 
@@ -164,26 +29,26 @@ const readCustomers = shopifyAdapter.streams.customers;
 // Orders
 
 Deno.test("shopify orders: a full read and incremental reads match the truth, ties included", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", dataPath(world, "seed"), {
+  withAccount(PROVIDER, async (world) => {
+    await seed(world.sb, world.account, {
       seed: 7,
       orders: 600,
       customers: 50,
       tracked_share: 0.4,
     });
-    const store = new Store<OrderRecord>();
-    await run(readOrders, world, store, { pageSize: 250 });
-    await assertStoreMatchesTruth(world, "orders", [...store.rows.values()].map(orderView));
+    const store = new StreamStore<OrderRecord>();
+    await syncRun(readOrders, world, store, { pageSize: 250 });
+    await assertStoreEqualsTruth(world, "orders", store);
 
     for (let round = 0; round < 3; round++) {
       // Every change of a mutation has the same instant: far more ties than one page holds.
-      await mutateTwice(world, 150);
-      const cursors = await run(readOrders, world, store, { pageSize: 40 });
+      await mutateTwice(world.sb, world.account, 150);
+      const cursors = await syncRun(readOrders, world, store, { pageSize: 40 });
       assert.ok(
         cursors.some((cursor) => "after" in JSON.parse(cursor)),
         "a run of ties longer than a page continues with the Relay cursor",
       );
-      await assertStoreMatchesTruth(world, "orders", [...store.rows.values()].map(orderView));
+      await assertStoreEqualsTruth(world, "orders", store);
     }
     const record = [...store.rows.values()][0]!;
     assert.match(record.external_id, /^gid:\/\/shopify\/Order\/\d+$/);
@@ -192,8 +57,8 @@ Deno.test("shopify orders: a full read and incremental reads match the truth, ti
   }));
 
 Deno.test("shopify orders: a node missing updatedAt is a bad_response naming the field", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", dataPath(world, "seed"), { orders: 5 });
+  withAccount(PROVIDER, async (world) => {
+    await seed(world.sb, world.account, { orders: 5 });
     await world.sb.fault({
       provider: "shopify",
       endpoint: "api",
@@ -204,7 +69,7 @@ Deno.test("shopify orders: a node missing updatedAt is a bad_response naming the
       readOrders(context(), world.conn, world.account.credentials, {
         cursor: null,
         from: null,
-        until: await providerNow(world),
+        until: await sandboxNow(world.sb),
       }),
     );
     assert.equal(error.code, "bad_response");
@@ -219,22 +84,18 @@ Deno.test("shopify orders: a node missing updatedAt is a bad_response naming the
 // Customers
 
 Deno.test("shopify customers: deleted customers are read as inactive from deletion events", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", dataPath(world, "seed"), { seed: 3, customers: 300 });
-    const store = new Store<CustomerRecord>();
-    await run(readCustomers, world, store, { pageSize: 250 });
-    await assertStoreMatchesTruth(world, "customers", [...store.rows.values()].map(customerView));
+  withAccount(PROVIDER, async (world) => {
+    await seed(world.sb, world.account, { seed: 3, customers: 300 });
+    const store = new StreamStore<CustomerRecord>();
+    await syncRun(readCustomers, world, store, { pageSize: 250 });
+    await assertStoreEqualsTruth(world, "customers", store);
 
     for (let round = 0; round < 3; round++) {
       // Deletions of the later instant come in the first page, before the earlier instant's
       // customers are all read: the page must stop at what both connections have covered.
-      await mutateTwice(world, 200);
-      await run(readCustomers, world, store, { pageSize: 30 });
-      await assertStoreMatchesTruth(
-        world,
-        "customers",
-        [...store.rows.values()].map(customerView),
-      );
+      await mutateTwice(world.sb, world.account, 200);
+      await syncRun(readCustomers, world, store, { pageSize: 30 });
+      await assertStoreEqualsTruth(world, "customers", store);
     }
     const inactive = [...store.rows.values()].filter((r) => r.status === "inactive");
     assert.ok(inactive.length > 0, "the mutations deleted some customers");
@@ -250,34 +111,30 @@ Deno.test("shopify customers: deleted customers are read as inactive from deleti
 // Rate limits
 
 Deno.test("shopify with a pacer reads through a small bucket without one throttled request", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", "/config", {
-      limits: { shopify: { capacity: 60, restore_per_second: 250 } },
-    });
-    await world.sb.call("POST", dataPath(world, "seed"), { orders: 300, customers: 100 });
+  withAccount(PROVIDER, async (world) => {
+    await setLimits(world.sb, PROVIDER, { capacity: 60, restorePerSecond: 250 });
+    await seed(world.sb, world.account, { orders: 300, customers: 100 });
     // The documented bucket; the first response's throttleStatus corrects it to the real one.
     const pacer = new Pacer(shopifyAdapter.facts.rateLimit);
-    const orders = new Store<OrderRecord>();
-    await run(readOrders, world, orders, { pageSize: 20, pacer });
-    const customers = new Store<CustomerRecord>();
-    await run(readCustomers, world, customers, { pageSize: 10, pacer });
+    const orders = new StreamStore<OrderRecord>();
+    await syncRun(readOrders, world, orders, { pageSize: 20, pacer });
+    const customers = new StreamStore<CustomerRecord>();
+    await syncRun(readCustomers, world, customers, { pageSize: 10, pacer });
 
     assert.equal(orders.rows.size, 300);
     assert.equal(customers.rows.size, 100);
-    const { api } = await world.sb.call<ApiStats>("GET", "/stats");
-    assert.equal(api.shopify?.throttled, 0);
-    assert.ok((api.shopify?.requests ?? 0) >= 25);
+    const api = await apiStats(world.sb, PROVIDER);
+    assert.equal(api.throttled, 0);
+    assert.ok(api.requests >= 25);
     assert.ok(pacer.waitedMs > 0, "the pacer had to wait for the bucket");
   }));
 
 Deno.test("shopify without a pacer, an empty bucket is rate_limited with the wait it implies", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", "/config", {
-      limits: { shopify: { capacity: 30, restore_per_second: 1 } },
-    });
-    await world.sb.call("POST", dataPath(world, "seed"), { orders: 100 });
-    const store = new Store<OrderRecord>();
-    const error = await rejection(run(readOrders, world, store, { pageSize: 20 }));
+  withAccount(PROVIDER, async (world) => {
+    await setLimits(world.sb, PROVIDER, { capacity: 30, restorePerSecond: 1 });
+    await seed(world.sb, world.account, { orders: 100 });
+    const store = new StreamStore<OrderRecord>();
+    const error = await rejection(syncRun(readOrders, world, store, { pageSize: 20 }));
     assert.equal(error.code, "rate_limited");
     assert.ok(error.message.includes("Throttled"), error.message);
     // 22 points requested, about 8 left, 1 point per second.
@@ -287,16 +144,15 @@ Deno.test("shopify without a pacer, an empty bucket is rate_limited with the wai
       `retryAfterMs ${error.retryAfterMs}`,
     );
     assert.equal(store.rows.size, 20, "the first page was read");
-    const { api } = await world.sb.call<ApiStats>("GET", "/stats");
-    assert.equal(api.shopify?.throttled, 1);
+    assert.equal((await apiStats(world.sb, PROVIDER)).throttled, 1);
   }));
 
 // ---------------------------------------------------------------------------------------------
 // The sandbox answers like Shopify
 
 Deno.test("shopify sandbox: second-precision DateTime, GID ids, and GraphQL errors for what Shopify refuses", () =>
-  withShop(async (world) => {
-    await world.sb.call("POST", dataPath(world, "seed"), { orders: 3 });
+  withAccount(PROVIDER, async (world) => {
+    await seed(world.sb, world.account, { orders: 3 });
     const url = `${world.conn.config.api_base_url}/admin/api/2025-10/graphql.json`;
     const ask = async (query: string) => {
       const res = await fetch(url, {

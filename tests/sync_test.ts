@@ -284,6 +284,31 @@ for (const provider of ["shopify", "quickbooks", "maystro"] as const) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The time budget
+
+Deno.test("a run out of time stops taking pages, says it has not caught up, and the next call continues from its checkpoint", async () => {
+  await withWorld(async (w) => {
+    const conn = await seededConnection(w, "shopify", { orders: 400, customers: 0 });
+    await w.sandbox.call("POST", "/latency", { ms: 100 });
+    const deps = { ...w.deps, env: { ...w.deps.env, timeBudgetMs: 350 } };
+    const runs = [];
+    for (let call = 0; call < 20; call++) {
+      const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 50 }));
+      assert.equal(run.status, "succeeded", run.error);
+      runs.push(run);
+      if (run.caught_up) break;
+    }
+    assert.ok(runs.length >= 3, `the budget split the work over ${runs.length} calls`);
+    assert.ok(runs.at(-1)!.caught_up, "and the last one caught up");
+    assert.ok(runs.slice(0, -1).every((r) => !r.caught_up && r.pages > 0));
+    const log = await takeWriteLog(w);
+    assert.deepEqual(log.twice, [], "no record was written twice across the calls");
+    assert.equal(log.writes, 400);
+    await assertMatchesTruth(w, conn, "orders", "after the budgeted calls");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Rate limits
 
 Deno.test("sync paces itself within a small Shopify cost budget: zero throttled requests, every record", async () => {
