@@ -13,6 +13,10 @@
 // from /proc), called until it has caught up. Compared with the database's own limit (a bare
 // batched INSERT … ON CONFLICT of the same rows from Deno, 250 a statement) and with what
 // hand-built syncs do (one upsert statement per record).
+//
+// backfill: 100,000 Shopify orders over a 90-day range, re-read by the served backfill function
+// from one start_backfill() call until it succeeds by itself: wall time, invocations, records per
+// second and the function's peak RSS (which must stay flat, under 256 MB, whatever the range).
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -274,6 +278,100 @@ async function benchSync(log: (line: string) => void): Promise<SyncBench> {
   }
 }
 
+interface BackfillBench extends CaseResult {
+  case: "backfill";
+  records: number;
+  records_matching_truth: number;
+  wall_s: number;
+  invocations: number;
+  records_per_s: number;
+  peak_rss_mb: number;
+}
+
+const BACKFILL = { orders: 100_000, rangeDays: 90, budgetMs: 3_000 };
+
+/**
+ * backfill: 100,000 Shopify orders updated over 90 days, backfilled over the whole 90-day range by
+ * the served backfill function (its own process, with a 3 s time budget so it continues itself
+ * through pg_net several times, as a deployed one would over a larger range). Started with
+ * start_backfill() in SQL; invocations are counted from the run records.
+ */
+async function benchBackfill(log: (line: string) => void): Promise<BackfillBench> {
+  const db = await createTestDatabase();
+  const server = await startSandbox({ port: 0 });
+  const sandbox = new SandboxControl(server.url);
+  let served: Awaited<ReturnType<typeof serveFunctionsFor>> | undefined;
+  try {
+    await sandbox.call("POST", "/config", {
+      limits: { shopify: { capacity: 1e9, restore_per_second: 1e9 } },
+    });
+    const account = await sandbox.account("shopify");
+    log(`seeding ${BACKFILL.orders} orders over ${BACKFILL.rangeDays} days in the sandbox…`);
+    await sandbox.call("POST", `/data/shopify/${account.external_id}/seed`, {
+      seed: 43,
+      orders: BACKFILL.orders,
+      customers: 0,
+      spread_days: BACKFILL.rangeDays - 1,
+    });
+    const deps = await testDeps(db);
+    const { connection_id } = await runConnect(deps, {
+      provider: "shopify",
+      external_id: account.external_id,
+      name: "bench shop",
+      credentials: account.credentials,
+      config: sandbox.configFor(account),
+    });
+    served = await serveFunctionsFor(db, ["backfill"], {
+      env: { TETHER_TIME_BUDGET_MS: String(BACKFILL.budgetMs) },
+    });
+    const pid = served.pids["backfill"]!;
+    await db.sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
+    await db.sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+
+    log(`backfilling ${BACKFILL.rangeDays} days through the backfill function…`);
+    const started = performance.now();
+    const [job] = await db.sql<{ id: string }[]>`
+      select public.start_backfill(${connection_id}, 'orders',
+        now() - make_interval(days => ${BACKFILL.rangeDays}), now()) as id`;
+    const id = job!.id;
+    let peak = 0;
+    while (true) {
+      peak = Math.max(peak, await peakRssMb(pid));
+      const [row] = await db.sql<{ status: string; last_error: string | null }[]>`
+        select status, last_error from tether.backfills where id = ${id}`;
+      if (row!.status === "succeeded") break;
+      if (row!.status !== "pending" && row!.status !== "running") {
+        throw new Error(`backfill ended ${row!.status}: ${row!.last_error}`);
+      }
+      if (performance.now() - started > 600_000) throw new Error("backfill took over 10 min");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const wallS = (performance.now() - started) / 1000;
+    peak = Math.max(peak, await peakRssMb(pid));
+    const [runs] = await db.sql<{ n: number; failed: number }[]>`
+      select count(*)::int as n, count(*) filter (where status = 'failed')::int as failed
+        from tether.runs where backfill_id = ${id}`;
+    const records = await matchingTruth(db, sandbox, account.external_id, connection_id);
+    if (records.stored !== BACKFILL.orders || records.matching !== BACKFILL.orders) {
+      throw new Error(`backfill bench is wrong: ${JSON.stringify(records)} of ${BACKFILL.orders}`);
+    }
+    if (runs!.failed > 0) throw new Error(`${runs!.failed} backfill invocations failed`);
+    return {
+      case: "backfill",
+      records: records.stored,
+      records_matching_truth: records.matching,
+      wall_s: round(wallS, 2),
+      invocations: runs!.n,
+      records_per_s: round(BACKFILL.orders / wallS, 0),
+      peak_rss_mb: round(peak, 1),
+    };
+  } finally {
+    await served?.stop();
+    await server.close();
+    await db.drop();
+  }
+}
+
 /** Stored orders, and how many equal the sandbox's truth (id, update time, status, tracking). */
 async function matchingTruth(
   db: TestDatabase,
@@ -413,6 +511,7 @@ async function writeResults(results: CaseResult[]): Promise<void> {
 const CASES: Record<string, (log: (line: string) => void) => Promise<CaseResult>> = {
   refresh: benchRefresh,
   sync: benchSync,
+  backfill: benchBackfill,
 };
 
 const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(CASES);

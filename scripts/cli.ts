@@ -12,13 +12,18 @@ import { StackError } from "./local/util.ts";
 
 const HELP: Record<string, string> = {
   status:
-    "status [--json]\n  One line per connection: provider, name, status, token expiry, last refresh, last error.",
+    "status [--json]\n  One line per connection: id, provider, name, status, token expiry, last refresh, last sync per stream, last error.",
   connect:
     "connect <provider> <external_id> <name> --credentials '<json>' [--config '<json>'] [--owner <uuid>] [--json]\n  Registers (or reconnects) a connection through the connect function.",
   refresh:
     "refresh [--provider <p>] [--connection <uuid>] [--force] [--json]\n  Runs the refresh-tokens function now and prints its counts.",
   runs:
     "runs [--connection <uuid>] [--kind refresh|sync|backfill|webhook] [--limit N] [--json]\n  Recent run records, newest first.",
+  backfill:
+    "backfill start <connection> <stream> <from> <to> [--json]\n  Starts a backfill (dates: ISO 8601 with an offset, e.g. 2026-01-29T00:00:00Z) and shows its\n  progress until done; Ctrl-C leaves it running.\n" +
+    "backfill status [<id>] [--json]   The backfill's progress (default: the newest).\n" +
+    "backfill list [--json]            Every backfill, newest first.\n" +
+    "backfill cancel <id> [--json]     Cancels it: the worker stops at its next page.",
   "rotate-key":
     "rotate-key [--batch N] [--json]\n  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
 };
@@ -122,7 +127,7 @@ async function main(argv: string[]): Promise<void> {
       const sql = connectDb(t.databaseUrl, { max: 1, name: "tether-cli" });
       try {
         const rows = await sql`
-          select provider, name, status, token_expires_at as token_expires,
+          select id, provider, name, status, token_expires_at as token_expires,
                  last_token_refresh_at as last_refresh, orders_last_synced_at as orders_synced,
                  customers_last_synced_at as customers_synced, last_error
             from tether.connection_health order by provider, name`;
@@ -175,6 +180,10 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case "backfill": {
+      await backfillCommand(t, positionals, Boolean(values.json));
+      return;
+    }
     case "rotate-key": {
       if (!t.keyRing) throw new UsageError("set TOKEN_ENCRYPTION_KEYS (new key first)");
       const vault = await TokenVault.fromKeyRing(t.keyRing);
@@ -197,6 +206,146 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+  }
+}
+
+interface BackfillView {
+  id: string;
+  provider: string;
+  name: string;
+  stream: string;
+  range_start: Date;
+  range_end: Date;
+  status: string;
+  windows_done: number;
+  records_count: number;
+  percent: string;
+  last_error: string | null;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+async function backfillRows(
+  sql: ReturnType<typeof connectDb>,
+  id: string | null,
+  limit: number,
+): Promise<BackfillView[]> {
+  return await sql<BackfillView[]>`
+    select b.id, c.provider, c.name, b.stream, b.range_start, b.range_end, b.status,
+           b.windows_done, b.records_count,
+           case when b.status = 'succeeded' then 100.0
+                else round(100.0 * extract(epoch from (coalesce(b.covered_until, b.range_start)
+                       - b.range_start)) / extract(epoch from (b.range_end - b.range_start)), 1)
+           end::text as percent,
+           b.last_error, b.created_at, b.finished_at
+      from tether.backfills b join tether.connections c on c.id = b.connection_id
+     where (${id}::uuid is null or b.id = ${id})
+     order by b.created_at desc limit ${limit}`;
+}
+
+function progressBar(row: BackfillView): string {
+  const pct = Number(row.percent);
+  const filled = Math.max(0, Math.min(10, Math.floor(pct / 10)));
+  return `[${"#".repeat(filled)}${".".repeat(10 - filled)}] ${pct.toFixed(1)}% windows ${
+    row.windows_done.toLocaleString("en-US")
+  } records ${row.records_count.toLocaleString("en-US")} ${row.status}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function backfillCommand(t: Target, args: string[], json: boolean): Promise<void> {
+  const [sub, ...rest] = args;
+  const usage = `usage: npm run tether -- ${HELP.backfill}`;
+  const sql = connectDb(t.databaseUrl, { max: 1, name: "tether-cli" });
+  const print = (data: unknown, human: () => string) =>
+    console.log(json ? JSON.stringify(data, null, 2) : human());
+  try {
+    switch (sub) {
+      case "start": {
+        const [connection, stream, from, to] = rest;
+        if (!connection || !stream || !from || !to) throw new UsageError(usage);
+        // The function validates the dates (ISO 8601 with an offset) and the request (the same
+        // SQL as start_backfill), creates the job and works on it; it continues by itself.
+        const client = createClient(t.supabaseUrl, t.serviceKey, {
+          auth: { persistSession: false },
+        });
+        const body = { connection_id: connection, stream, range_start: from, range_end: to };
+        if (!UUID.test(connection)) {
+          throw new UsageError("<connection> must be a connection id (uuid)");
+        }
+        const started = client.functions.invoke("backfill", { body });
+        // The first invocation runs for up to its time budget: find the job as soon as it exists.
+        let id: string | undefined;
+        const answered = started.then(async ({ data, error }) => {
+          if (error) {
+            const context = (error as { context?: Response }).context;
+            const detail = context ? await context.json().catch(() => null) : null;
+            throw new UsageError(`backfill: ${detail?.message ?? error.message}`);
+          }
+          id ??= data.backfill_id;
+        });
+        let failed: unknown;
+        answered.catch((err) => failed = err);
+        while (!id) {
+          if (failed) throw failed;
+          const [row] = await sql<{ id: string }[]>`
+            select id from tether.backfills
+             where connection_id = ${connection} and stream = ${stream}
+               and range_start = ${from}::timestamptz and range_end = ${to}::timestamptz
+             order by created_at desc limit 1`.catch(() => []);
+          if (row) id = row.id;
+          else await new Promise((r) => setTimeout(r, 200));
+        }
+        if (!json) console.error(`backfill ${id} started (Ctrl-C leaves it running)`);
+        Deno.addSignalListener("SIGINT", () => {
+          console.error(`\nleft running: npm run tether -- backfill status ${id}`);
+          Deno.exit(130);
+        });
+        while (true) {
+          const [row] = await backfillRows(sql, id, 1);
+          if (!row) throw new UsageError(`backfill ${id} disappeared`);
+          if (!json) {
+            Deno.stderr.writeSync(new TextEncoder().encode(`\r${progressBar(row)}   `));
+          }
+          if (!["pending", "running"].includes(row.status)) {
+            if (!json) console.error("");
+            print(row, () => table([row as unknown as Record<string, unknown>]));
+            if (row.status !== "succeeded") Deno.exit(1);
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+      case "status": {
+        const id = rest[0] ?? null;
+        if (id !== null && !UUID.test(id)) {
+          throw new UsageError("<id> must be a backfill id (uuid)");
+        }
+        const rows = await backfillRows(sql, id, 1);
+        if (rows.length === 0) throw new UsageError(id ? `no backfill ${id}` : "no backfills yet");
+        print(rows[0], () => `${progressBar(rows[0]!)}\n${table(rows as never)}`);
+        return;
+      }
+      case "list": {
+        const rows = await backfillRows(sql, null, 1000);
+        print(rows, () => table(rows as never));
+        return;
+      }
+      case "cancel": {
+        const id = rest[0];
+        if (!id || !UUID.test(id)) throw new UsageError(usage);
+        const [row] = await sql<{ status: string }[]>`
+          select public.cancel_backfill(${id}) as status`.catch((err) => {
+          throw new UsageError(err.message);
+        });
+        print({ id, status: row!.status }, () => `backfill ${id}: ${row!.status}`);
+        return;
+      }
+      default:
+        throw new UsageError(usage);
+    }
+  } finally {
+    await sql.end();
   }
 }
 

@@ -6,7 +6,7 @@
 select cron.unschedule(jobid)
   from cron.job
  where jobname in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
-                   'tether-cleanup');
+                   'tether-continue-backfills', 'tether-cleanup');
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
@@ -20,6 +20,12 @@ select cron.schedule('tether-refresh-tokens', '*/5 * * * *', $$select public.ref
 -- after orders to spread the load.
 select cron.schedule('tether-sync-orders', '*/5 * * * *', $$select public.sync_orders()$$);
 select cron.schedule('tether-sync-customers', '2-59/5 * * * *', $$select public.sync_customers()$$);
+
+-- Backfills continue themselves through pg_net; this is the safety net that
+-- picks up any job whose lease lapsed (a crashed worker, a lost self-call, a
+-- retry after backoff): a handful of jobs a minute.
+select cron.schedule('tether-continue-backfills', '* * * * *',
+  $$select public.continue_backfills()$$);
 
 -- Housekeeping: run records, pg_net responses and pg_cron run details older than 14 days.
 select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$);

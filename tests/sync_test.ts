@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
-import { connect } from "../functions-shared/db/client.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { runSync, type SyncResult } from "../functions-shared/jobs/sync.ts";
 import { type Deps, JobError } from "../functions-shared/platform.ts";
@@ -15,9 +14,9 @@ import {
   createTestDatabase,
   eventually,
   serveFunctionsFor,
-  stackEnv,
   type TestDatabase,
   testDeps,
+  withDatabaseOutage,
 } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 
@@ -348,34 +347,12 @@ Deno.test("a throttle that happens anyway is waited out and retried: the run suc
 Deno.test("Postgres failing mid-run: the run is recorded failed, the next run resumes from the last checkpoint", async () => {
   await withWorld(async (w) => {
     const conn = await seededConnection(w, "shopify", { orders: 500, customers: 0 });
-    const victim = connect(w.db.url, { max: 2, name: "tether-sync-victim" });
-    // A database cannot refuse connections to itself: the outage is made from the main one.
-    const admin = connect((await stackEnv()).DATABASE_URL, { max: 1, name: "tether-test-admin" });
-    const allowConnections = (allow: boolean) =>
-      admin.unsafe(`alter database ${w.db.name} allow_connections ${allow}`);
-    let outage: Promise<void> | undefined;
-    try {
-      let requests = 0;
-      const deps: Deps = {
-        ...w.deps,
-        db: victim,
-        fetch: (input, init) => {
-          if (String(input).includes("/graphql") && ++requests === 4) {
-            // While page 4 is read, the database goes away: the job's connections are cut and
-            // new ones are refused for 1.5 s.
-            outage = (async () => {
-              await allowConnections(false);
-              await admin`select pg_terminate_backend(pid) from pg_stat_activity
-                           where application_name = 'tether-sync-victim'`;
-              await new Promise((r) => setTimeout(r, 1500));
-              await allowConnections(true);
-            })();
-          }
-          return fetch(input, init);
-        },
-      };
+    await withDatabaseOutage(w.db, w.deps, { urlPart: "/graphql", atRequest: 4 }, async (
+      deps,
+      outageOver,
+    ) => {
       const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 100 }));
-      await outage;
+      await outageOver();
       assert.equal(run.status, "failed");
       // The cut lands while page 3 or 4 is written (pages are read one ahead), or just after.
       assert.ok(run.pages >= 2 && run.pages <= 4, `pages stored before the failure: ${run.pages}`);
@@ -399,12 +376,7 @@ Deno.test("Postgres failing mid-run: the run is recorded failed, the next run re
       assert.equal(next.added, 500 - kept, "the next run adds only what it had not stored");
       assert.deepEqual((await takeWriteLog(w)).twice, []);
       await assertMatchesTruth(w, conn, "orders", "after resuming");
-    } finally {
-      await outage?.catch(() => {});
-      await allowConnections(true);
-      await admin.end();
-      await victim.end({ timeout: 1 });
-    }
+    });
   });
 });
 

@@ -149,6 +149,17 @@ export async function finishStream(
        and lease_owner = ${key.owner}`;
 }
 
+/** Gives a claimed pair back untouched. */
+export async function releaseStream(
+  sql: Sql,
+  key: { connectionId: string; stream: string; owner: string },
+): Promise<void> {
+  await sql`
+    update tether.sync_cursors set lease_owner = null, lease_expires_at = null
+     where connection_id = ${key.connectionId} and stream = ${key.stream}
+       and lease_owner = ${key.owner}`;
+}
+
 /** The run failed: back off (tether.backoff, at least `retryAfterMs`), say why, release the lease. */
 export async function failStream(
   sql: Sql,

@@ -18,11 +18,12 @@ import {
   ensureStreams,
   failStream,
   finishStream,
+  releaseStream,
   type SkippedStream,
   unsyncableConnections,
 } from "../db/sync_cursors.ts";
-import { coerceError, type Deps, type Job, JobError } from "../platform.ts";
-import { type BucketModel, Pacer } from "../providers/pacing.ts";
+import { type Deps, type Job, JobError } from "../platform.ts";
+import type { Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
   type ProviderName,
@@ -33,6 +34,7 @@ import {
   type StreamRecords,
 } from "../providers/types.ts";
 import { ProviderError } from "../providers/types.ts";
+import { describeInternal, pacerFor, recordFailure, withRetries } from "./paging.ts";
 import {
   adapterContext,
   connectionRef,
@@ -81,10 +83,6 @@ export interface SyncOptions {
 
 type Page = StreamPage<StreamRecords[StreamName]>;
 
-/** Provider failures worth another try within the run; the rest fail the run at once. */
-const RETRY_IN_RUN = new Set(["rate_limited", "server_error", "timeout", "network"]);
-const MAX_ATTEMPTS_PER_PAGE = 5;
-
 /** Providers whose adapter reads this stream. */
 export function providersWith(stream: StreamName): ProviderName[] {
   return PROVIDERS.filter((p) => adapterFor(p).streams[stream] !== undefined);
@@ -127,6 +125,12 @@ export async function runSync(
         exclude: taken,
       });
       if (!claimed) return;
+      if (taken.includes(claimed.connection_id)) {
+        // This claim was sent with an older `exclude`, and another worker of this invocation has
+        // synced the pair (and released it) since: give it back rather than sync it twice.
+        await releaseStream(deps.db, { connectionId: claimed.connection_id, stream, owner });
+        continue;
+      }
       taken.push(claimed.connection_id);
       result.runs.push(await syncClaimed(deps, stream, claimed, owner, { deadline, ...opts }));
     }
@@ -299,32 +303,6 @@ export async function syncClaimed(
   }
 }
 
-/**
- * One pacer per connection for the life of the function instance, so back-to-back runs share
- * what the previous one spent (QuickBooks says nothing about its budget, and a fresh model would
- * assume a full bucket). Kept small: the oldest is forgotten first.
- */
-const pacers = new Map<string, Pacer>();
-const MAX_PACERS = 1000;
-
-function pacerFor(connectionId: string, model: BucketModel): Pacer {
-  let pacer = pacers.get(connectionId);
-  if (pacer) pacers.delete(connectionId);
-  else pacer = new Pacer(model);
-  pacers.set(connectionId, pacer);
-  if (pacers.size > MAX_PACERS) pacers.delete(pacers.keys().next().value!);
-  return pacer;
-}
-
-/** A failure that is neither the provider's nor the connection's: the database, or a bug. */
-function describeInternal(err: unknown): string {
-  const error = coerceError(err);
-  const code = (error as { code?: unknown }).code;
-  const fromDatabase = error.name === "PostgresError" ||
-    (typeof code === "string" && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
-  return `${fromDatabase ? "database" : "internal error"}: ${error.message}`;
-}
-
 function runCounts(counts: UpsertCounts, pages: number) {
   return {
     added_count: counts.added,
@@ -333,48 +311,6 @@ function runCounts(counts: UpsertCounts, pages: number) {
     error_count: 0,
     pages_count: pages,
   };
-}
-
-/**
- * Throttles, 5xx, timeouts and network errors get a few more tries within the run, waiting what
- * the provider asked (or 1 s, 2 s, 4 s…); the pacer holds every request of the connection back
- * meanwhile.
- */
-async function withRetries<T>(pacer: Pacer, deadline: number, call: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (
-        !(err instanceof ProviderError) || !RETRY_IN_RUN.has(err.code) ||
-        attempt >= MAX_ATTEMPTS_PER_PAGE
-      ) throw err;
-      const waitMs = err.retryAfterMs ?? 1000 * 2 ** (attempt - 1);
-      if (Date.now() + waitMs > deadline) throw err;
-      pacer.backOff(waitMs);
-    }
-  }
-}
-
-/**
- * Records a failure even when the database itself was what failed: a few tries a second apart.
- * If it is still unreachable, the run stays "running" until the next claim of the pair marks it
- * failed (failInterruptedRuns) and resumes from the last checkpoint.
- */
-async function recordFailure(deps: Deps, write: () => Promise<void>): Promise<void> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (attempt >= 5) {
-        deps.log.error("could not record the failed sync run", {
-          error: coerceError(err).message,
-        });
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
 }
 
 function syncJob(stream: StreamName): Job<SyncInput, SyncResult> {

@@ -106,15 +106,22 @@ export async function testDeps(
   };
 }
 
-/** The functions served against a test database, with the pg_net worker for it. */
-export async function serveFunctionsFor(db: TestDatabase, names?: string[]) {
+/** The functions served against a test database, with the pg_net worker for it; `env` adds to theirs. */
+export async function serveFunctionsFor(
+  db: TestDatabase,
+  names?: string[],
+  opts: { env?: Record<string, string> } = {},
+) {
   const secrets = await loadOrCreateSecrets();
   const logLines: string[] = [];
   const log = (line: string) => logLines.push(line);
   const functions = await startFunctions({
     port: 0,
     names,
-    env: functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: "http://127.0.0.1:1" }),
+    env: {
+      ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: "http://127.0.0.1:1" }),
+      ...opts.env,
+    },
     jwks: secrets.jwks,
     log,
   });
@@ -144,5 +151,50 @@ export async function eventually<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Runs `fn` with dependencies whose database goes away mid-run: when the provider is asked for
+ * the `atRequest`-th URL containing `urlPart`, the job's own connections are cut and new ones are
+ * refused for `forMs` (from the main database: a database cannot refuse connections to itself).
+ * `fn` gets the deps and a function that waits for the outage to be over.
+ */
+export async function withDatabaseOutage<T>(
+  db: TestDatabase,
+  base: Deps,
+  at: { urlPart: string; atRequest: number; forMs?: number },
+  fn: (deps: Deps, outageOver: () => Promise<void>) => Promise<T>,
+): Promise<T> {
+  const appName = `tether-outage-${crypto.randomUUID().slice(0, 8)}`;
+  const victim = connect(db.url, { max: 2, name: appName });
+  const admin = connect((await stackEnv()).DATABASE_URL, { max: 1, name: "tether-test-admin" });
+  const allowConnections = (allow: boolean) =>
+    admin.unsafe(`alter database ${db.name} allow_connections ${allow}`);
+  let outage: Promise<void> | undefined;
+  let requests = 0;
+  const deps: Deps = {
+    ...base,
+    db: victim,
+    fetch: (input, init) => {
+      if (String(input).includes(at.urlPart) && ++requests === at.atRequest) {
+        outage = (async () => {
+          await allowConnections(false);
+          await admin`select pg_terminate_backend(pid) from pg_stat_activity
+                       where application_name = ${appName}`;
+          await new Promise((r) => setTimeout(r, at.forMs ?? 1500));
+          await allowConnections(true);
+        })();
+      }
+      return fetch(input, init);
+    },
+  };
+  try {
+    return await fn(deps, async () => await outage);
+  } finally {
+    await outage?.catch(() => {});
+    await allowConnections(true);
+    await admin.end();
+    await victim.end({ timeout: 1 });
   }
 }

@@ -1,4 +1,4 @@
 import { serveJob } from "../../../functions-shared/platform.ts";
-import { notYetBuilt } from "../../../functions-shared/jobs/not_yet.ts";
+import { backfill } from "../../../functions-shared/jobs/backfill.ts";
 
-serveJob(notYetBuilt("backfill", 5));
+serveJob(backfill);
