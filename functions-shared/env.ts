@@ -17,6 +17,19 @@ export interface TetherEnv {
   apps: Partial<Record<ProviderName, AppCredentials>>;
   /** How long one invocation takes new work for (rule 5: well under the 150 s wall clock). */
   timeBudgetMs: number;
+  /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
+  webhooks: WebhookSecrets;
+}
+
+export interface WebhookSecrets {
+  /** SHOPIFY_CLIENT_SECRET, then SHOPIFY_PREVIOUS_CLIENT_SECRET during a rotation. */
+  shopify: string[];
+  /** QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN. */
+  quickbooks: string[];
+  /** LIGHTSPEED_CLIENT_SECRET. */
+  lightspeed: string[];
+  /** LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING: how X-Signature encodes the HMAC (default hex). */
+  lightspeedEncoding: "hex" | "base64";
 }
 
 type Get = (name: string) => string | undefined;
@@ -56,5 +69,26 @@ export function readEnv(get: Get): TetherEnv {
   if (!Number.isInteger(timeBudgetMs) || timeBudgetMs < 1_000 || timeBudgetMs > 140_000) {
     throw new EnvError("TETHER_TIME_BUDGET_MS must be a whole number of ms from 1000 to 140000");
   }
-  return { databaseUrl, tokenKeyRing, auth: callerAuthConfigFromEnv(get), apps, timeBudgetMs };
+  const optional = (name: string) => get(name)?.trim() || undefined;
+  const encoding = optional("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING") ?? "hex";
+  if (encoding !== "hex" && encoding !== "base64") {
+    throw new EnvError("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING must be hex or base64");
+  }
+  const previous = optional("SHOPIFY_PREVIOUS_CLIENT_SECRET");
+  const webhooks: WebhookSecrets = {
+    shopify: [apps.shopify?.clientSecret, previous].filter((v): v is string => v !== undefined),
+    quickbooks: [optional("QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN")].filter((v): v is string =>
+      v !== undefined
+    ),
+    lightspeed: [apps.lightspeed?.clientSecret].filter((v): v is string => v !== undefined),
+    lightspeedEncoding: encoding,
+  };
+  return {
+    databaseUrl,
+    tokenKeyRing,
+    auth: callerAuthConfigFromEnv(get),
+    apps,
+    timeBudgetMs,
+    webhooks,
+  };
 }

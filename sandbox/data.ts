@@ -49,6 +49,18 @@ export interface SandboxCustomer {
 
 export type StreamName = "orders" | "customers";
 
+/** What a change did, in neutral words; providers name their webhook topics from it. */
+export type ChangeKind = "created" | "updated" | "tracking" | "cancelled" | "deleted";
+
+/**
+ * One change to a record, kept for the webhook senders: a copy of the record as it was right
+ * after the change. Changes to one record at one instant are folded into one (the provider
+ * shows whole seconds, so two changes within one second could not be ordered by a receiver).
+ */
+export type Change =
+  | { stream: "orders"; kind: ChangeKind; at: number; record: SandboxOrder }
+  | { stream: "customers"; kind: ChangeKind; at: number; record: SandboxCustomer };
+
 /** What a mutation did, for tests that want to know. */
 export interface MutationSummary {
   orders_created: number;
@@ -110,6 +122,9 @@ export class Dataset {
   #random: () => number;
   #trackingSeq = 0;
   readonly #label: string;
+  /** Changes not yet sent as webhooks, oldest first (see `takeChanges`). */
+  #changes: Change[] = [];
+  readonly #lastChange = new Map<string, number>();
 
   /** `label` makes numbers and emails unique across accounts ("ACME-1001"). */
   constructor(label: string, seed: number) {
@@ -136,6 +151,38 @@ export class Dataset {
         order.stage = this.#pick(["shipped", "delivered"] as const);
       }
     }
+    // Seeded records are history: no webhooks for them.
+    this.#changes = [];
+    this.#lastChange.clear();
+  }
+
+  /** The changes made since the last call, oldest first; the senders render them as webhooks. */
+  takeChanges(): Change[] {
+    const taken = this.#changes;
+    this.#changes = [];
+    this.#lastChange.clear();
+    return taken;
+  }
+
+  #log(change: Change): void {
+    const key = `${change.stream}:${change.record.seq}`;
+    const at = this.#lastChange.get(key);
+    const last = at === undefined ? undefined : this.#changes[at];
+    if (last && Math.floor(last.at / 1000) === Math.floor(change.at / 1000)) {
+      // Same record, same second: one change, the newer state (a creation stays a creation).
+      this.#changes[at!] = { ...change, kind: last.kind === "created" ? "created" : change.kind };
+      return;
+    }
+    this.#lastChange.set(key, this.#changes.length);
+    this.#changes.push(change);
+  }
+
+  #logOrder(order: SandboxOrder, kind: ChangeKind): void {
+    this.#log({ stream: "orders", kind, at: order.updatedAt, record: { ...order } });
+  }
+
+  #logCustomer(customer: SandboxCustomer, kind: ChangeKind): void {
+    this.#log({ stream: "customers", kind, at: customer.updatedAt, record: { ...customer } });
   }
 
   /** Random changes at `now`: new orders and customers, updates, late tracking numbers, deletions. */
@@ -152,7 +199,7 @@ export class Dataset {
     for (let i = 0; i < opts.changes; i++) {
       const roll = this.#random();
       if (roll < 0.25 || this.orders.size === 0) {
-        this.#addOrder(now);
+        this.#logOrder(this.#addOrder(now), "created");
         summary.orders_created++;
       } else if (roll < 0.45) {
         const order = this.#pickOrder((o) => o.trackingNumber === null && o.stage !== "cancelled");
@@ -160,6 +207,7 @@ export class Dataset {
           order.trackingNumber = this.#newTracking();
           order.stage = "shipped";
           this.#touch(order, now);
+          this.#logOrder(order, "tracking");
           summary.tracking_assigned++;
         }
       } else if (roll < 0.6) {
@@ -168,6 +216,7 @@ export class Dataset {
           order.stage = this.#next(order.stage);
           order.totalCents += Math.floor(this.#random() * 500);
           this.#touch(order, now);
+          this.#logOrder(order, "updated");
           summary.orders_updated++;
         }
       } else if (roll < 0.65) {
@@ -175,10 +224,11 @@ export class Dataset {
         if (order) {
           order.stage = "cancelled";
           this.#touch(order, now);
+          this.#logOrder(order, "cancelled");
           summary.orders_cancelled++;
         }
       } else if (roll < 0.8 || this.customers.size === 0) {
-        this.#addCustomer(now);
+        this.#logCustomer(this.#addCustomer(now), "created");
         summary.customers_created++;
       } else if (roll < 0.95 || !opts.customersCanBeDeleted) {
         const customer = this.#pickCustomer();
@@ -188,6 +238,7 @@ export class Dataset {
             `${customer.firstName}.${customer.seq}.${this.#version}@${this.#label}.example`
               .toLowerCase();
           this.#touch(customer, now);
+          this.#logCustomer(customer, "updated");
           summary.customers_updated++;
         }
       } else {
@@ -195,6 +246,7 @@ export class Dataset {
         if (customer) {
           customer.deleted = true;
           this.#touch(customer, now);
+          this.#logCustomer(customer, "deleted");
           summary.customers_deleted++;
         }
       }

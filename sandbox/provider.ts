@@ -6,6 +6,7 @@
 import type { AccountBook, BaseAccount } from "./accounts.ts";
 import type { DataRegistry, StreamName, TruthRecord } from "./data.ts";
 import type { RateLimits } from "./limits.ts";
+import type { WebhookSender } from "./webhooks.ts";
 
 export const PROVIDERS = ["shiphero", "shopify", "lightspeed", "quickbooks", "maystro"] as const;
 export type ProviderName = typeof PROVIDERS[number];
@@ -102,4 +103,6 @@ export interface ProviderSandbox {
   /** The API's bad-token answer (served by the invalid_grant fault on "api"). */
   unauthorized(): Response;
   readonly data: ProviderData;
+  /** Renders the account's changes as the provider's signed webhook deliveries. */
+  readonly webhooks: WebhookSender;
 }

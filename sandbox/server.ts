@@ -41,6 +41,7 @@ import { RefreshStats } from "./stats.ts";
 import { DataRegistry } from "./data.ts";
 import { type BucketSize, RateLimits } from "./limits.ts";
 import { fingerprint } from "./tokens.ts";
+import { deliver } from "./webhooks.ts";
 
 export interface SandboxOptions {
   /** 0 (the default) = any free port. */
@@ -51,6 +52,8 @@ export interface SandboxOptions {
   apps?: Partial<Record<AppProvider, AppCredentials>>;
   /** Delay before every provider response (not the control API). */
   latencyMs?: number;
+  /** The QuickBooks app's webhook verifier token; default `sandbox-quickbooks-verifier`. */
+  quickbooksVerifierToken?: string;
   /** Lightspeed's UNCONFIRMED lifetimes; also settable with POST /_sandbox/config. */
   lightspeed?: Partial<LightspeedConfig>;
 }
@@ -107,7 +110,7 @@ export function createSandboxHandler(
       createShipHero(world),
       createShopify(app("shopify"), world),
       createLightspeed(app("lightspeed"), () => settings.lightspeed, world),
-      createQuickBooks(app("quickbooks"), world),
+      createQuickBooks(app("quickbooks"), world, opts.quickbooksVerifierToken),
       createMaystro(world),
     ].map((p) => [p.name, p]),
   );
@@ -277,6 +280,23 @@ const seedBody = z.object({
 }).strict();
 
 const mutateBody = z.object({ changes: z.number().int().min(1).max(100_000) }).strict();
+
+const deliverBody = z.object({
+  provider: providerName,
+  /** The accounts whose changes since the last delivery are sent (QuickBooks batches across them). */
+  accounts: z.array(externalId).min(1),
+  /** The receiver, e.g. <functions>/webhooks/shopify or …/webhooks/maystro/<connection>/<secret>. */
+  url: z.url(),
+  duplicate_share: z.number().min(0).max(1).default(0),
+  shuffle: z.boolean().default(true),
+  seed: z.number().int().nonnegative().default(1),
+  /** Sign with this secret instead of the real one (a wrong-secret delivery). */
+  secret: z.string().min(1).optional(),
+  format: z.enum(["cloudevents", "legacy"]).optional(),
+  attempts: z.number().int().min(1).max(10).default(3),
+  retry_delay_ms: z.number().int().min(0).max(60_000).default(100),
+  concurrency: z.number().int().min(1).max(64).default(8),
+}).strict();
 
 async function parseBody<T>(req: Request, schema: z.ZodType<T>): Promise<T | Response> {
   let raw: unknown;
@@ -472,6 +492,53 @@ function controlRoutes(s: ControlState): ControlRoute[] {
         }, 404);
       }
       return json({ records: found.provider.data.truth(found.id, stream) });
+    }),
+
+    // Webhooks: the accounts' changes since the last delivery, as the provider's signed
+    // deliveries, sent to `url` with duplicates, shuffled, retried on non-2xx.
+    route("POST", "/webhooks/deliver", async (req) => {
+      const body = await parseBody(req, deliverBody);
+      if (body instanceof Response) return body;
+      const provider = s.providers.get(body.provider)!;
+      for (const id of body.accounts) {
+        if (!provider.inspect(id)) {
+          return json({ error: "not_found", message: `No account ${body.provider}/${id}` }, 404);
+        }
+      }
+      const items = body.accounts.flatMap((account) =>
+        s.world.data.get(provider.name, account).takeChanges().map((change) => ({
+          account,
+          change,
+        }))
+      );
+      const messages = await provider.webhooks.build(items, {
+        secret: body.secret,
+        format: body.format,
+      });
+      const reports = await deliver(messages, {
+        url: body.url,
+        duplicateShare: body.duplicate_share,
+        shuffle: body.shuffle,
+        seed: body.seed,
+        attempts: body.attempts,
+        retryDelayMs: body.retry_delay_ms,
+        concurrency: body.concurrency,
+      });
+      return json({
+        changes: items.length,
+        messages: messages.length,
+        sent: reports.length,
+        duplicates: reports.filter((r) => r.duplicate).length,
+        failed: reports.filter((r) => r.status < 200 || r.status >= 300).length,
+        // Which records the deliveries named, for comparing with the truth.
+        records: items.map(({ account, change }) => ({
+          account,
+          stream: change.stream,
+          kind: change.kind,
+          seq: change.record.seq,
+        })),
+        deliveries: reports,
+      });
     }),
 
     route("GET", "/config", () => json(configView())),

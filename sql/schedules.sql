@@ -6,7 +6,7 @@
 select cron.unschedule(jobid)
   from cron.job
  where jobname in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
-                   'tether-continue-backfills', 'tether-cleanup');
+                   'tether-continue-backfills', 'tether-cleanup', 'tether-process-webhook-events');
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
@@ -29,3 +29,8 @@ select cron.schedule('tether-continue-backfills', '* * * * *',
 
 -- Housekeeping: run records, pg_net responses and pg_cron run details older than 14 days.
 select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$);
+
+-- Webhook events whose processing failed are kept and retried with backoff: every minute, the
+-- webhooks function takes the ones whose next attempt has come.
+select cron.schedule('tether-process-webhook-events', '* * * * *',
+  $$select public.process_webhook_events()$$);

@@ -17,6 +17,7 @@ import {
   killNow,
 } from "../accounts.ts";
 import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
+import { hex, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
 import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
 
@@ -298,6 +299,40 @@ export function createLightspeed(
       streams: ["orders", "customers"],
       customersCanBeDeleted: false,
       truth: (externalId, stream) => truth(world.data.get("lightspeed", externalId), stream),
+    },
+
+    // "form-encoded POST with a `payload` field holding JSON; types sale.update,
+    // customer.update"; signed `X-Signature: signature=<hex HMAC-SHA256 of the raw body with the
+    // client secret>,algorithm=HMAC-SHA256` (UNCONFIRMED). The form also names the retailer
+    // (`retailer_id`, `domain_prefix`), which is how a receiver finds the connection.
+    webhooks: {
+      async build(items, opts) {
+        const out: WebhookMessage[] = [];
+        for (const { account, change } of items) {
+          const a = book.get(account);
+          if (!a) continue;
+          const type = change.stream === "orders" ? "sale.update" : "customer.update";
+          const payload = change.stream === "orders"
+            ? renderSale(change.record)
+            : renderCustomer(change.record);
+          const body = new URLSearchParams({
+            retailer_id: a.outletId,
+            domain_prefix: a.domainPrefix,
+            type,
+            payload: JSON.stringify(payload),
+          }).toString();
+          const signature = hex(await hmacSha256(opts.secret ?? app.clientSecret, body));
+          out.push({
+            id: `${type}:${String(payload.id)}:${String(payload.version)}`,
+            body,
+            headers: {
+              "content-type": FORM,
+              "x-signature": `signature=${signature},algorithm=HMAC-SHA256`,
+            },
+          });
+        }
+        return out;
+      },
     },
 
     createAccount(input, now) {

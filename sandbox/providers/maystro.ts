@@ -13,9 +13,13 @@ import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from
 import type { Dataset, OrderStage, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
 import { authorization, json } from "../http.ts";
 import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
+import { randomHex } from "../tokens.ts";
+import type { WebhookMessage } from "../webhooks.ts";
 
 interface MaystroAccount extends BaseAccount {
   readonly apiToken: IssuedToken;
+  /** No signature scheme is known: the receiver's URL carries this per-connection secret. */
+  readonly webhookSecret: string;
 }
 
 /** "about 20 per page". */
@@ -227,6 +231,30 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
       },
     },
 
+    // "an `OrderStatusChanged` event with `external_order_id`, `status`, `display_id_order`";
+    // unsigned. The secret lives in the URL the receiver registered (the caller's `url`).
+    webhooks: {
+      build(items) {
+        const out: WebhookMessage[] = [];
+        for (const { account, change } of items) {
+          if (change.stream !== "orders") continue;
+          const view = toMaystro(world.data.get("maystro", account), change.record);
+          const body = JSON.stringify({
+            event: "OrderStatusChanged",
+            external_order_id: view.externalOrderId,
+            status: view.status,
+            display_id_order: view.displayId,
+          });
+          out.push({
+            id: `${view.externalOrderId}:${view.status}`,
+            body,
+            headers: { "content-type": "application/json" },
+          });
+        }
+        return Promise.resolve(out);
+      },
+    },
+
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);
       if (externalId === undefined) return undefined;
@@ -234,10 +262,11 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
         externalId,
         revoked: false,
         apiToken: book.issue(externalId, "access", "sb_maystro_", now, null),
+        webhookSecret: randomHex(24),
       });
       return {
         external_id: externalId,
-        credentials: { api_token: account.apiToken.value },
+        credentials: { api_token: account.apiToken.value, webhook_secret: account.webhookSecret },
         config: {},
       };
     },

@@ -14,7 +14,15 @@
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
 import { secondsUntil } from "../clock.ts";
-import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
+import type {
+  Change,
+  Dataset,
+  SandboxCustomer,
+  SandboxOrder,
+  StreamName,
+  TruthRecord,
+} from "../data.ts";
+import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { basicCredentials, bearerToken, json, readForm } from "../http.ts";
 import type { AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
 
@@ -492,7 +500,36 @@ function queryFault(error: QueryError, now: number): Response {
   }, 400);
 }
 
-export function createQuickBooks(app: AppCredentials, world: SandboxWorld): ProviderSandbox {
+const PAST: Readonly<Record<string, string>> = {
+  Create: "created",
+  Update: "updated",
+  Delete: "deleted",
+  Void: "voided",
+};
+
+/** Events per delivery: Intuit batches the changes of a short window, across realms. */
+const EVENTS_PER_DELIVERY = 10;
+
+/** The entity and id a change is about, as a notification names them. */
+function notified(change: Change): { name: EntityName; id: string; operation: string } {
+  const operation = change.kind === "created"
+    ? "Create"
+    : change.kind === "deleted"
+    ? "Delete"
+    : change.kind === "cancelled"
+    ? "Void"
+    : "Update";
+  if (change.stream === "orders") {
+    return { name: entityOf(change.record), id: String(change.record.seq), operation };
+  }
+  return { name: "Customer", id: String(change.record.seq), operation };
+}
+
+export function createQuickBooks(
+  app: AppCredentials,
+  world: SandboxWorld,
+  verifierToken = "sandbox-quickbooks-verifier",
+): ProviderSandbox {
   const book = new AccountBook<QuickBooksAccount>((n) => `9341${String(n).padStart(12, "0")}`);
 
   // "Bad token: 400 {"error":"invalid_grant","error_description":"Token invalid"}".
@@ -668,6 +705,63 @@ export function createQuickBooks(app: AppCredentials, world: SandboxWorld): Prov
       streams: ["orders", "customers"],
       customersCanBeDeleted: false,
       truth: (externalId, stream) => truth(world.data.get("quickbooks", externalId), stream),
+    },
+
+    // "intuit-signature = base64(HMAC-SHA256(raw body, the app's verifier token))"; the CloudEvents
+    // array by default, the legacy `eventNotifications` body on request. Ids only, never data.
+    webhooks: {
+      async build(items, opts) {
+        const events = items.flatMap(({ account, change }) => {
+          const a = book.get(account);
+          return a ? [{ realmId: a.realmId, change, entity: notified(change) }] : [];
+        });
+        const out: WebhookMessage[] = [];
+        for (let i = 0; i < events.length; i += EVENTS_PER_DELIVERY) {
+          const batch = events.slice(i, i + EVENTS_PER_DELIVERY);
+          let body: string;
+          let id: string;
+          if (opts.format === "legacy") {
+            const realms = [...new Set(batch.map((e) => e.realmId))];
+            body = JSON.stringify({
+              eventNotifications: realms.map((realmId) => ({
+                realmId,
+                dataChangeEvent: {
+                  entities: batch.filter((e) => e.realmId === realmId).map((e) => ({
+                    name: e.entity.name,
+                    id: e.entity.id,
+                    operation: e.entity.operation,
+                    lastUpdated: new Date(wholeSecond(e.change.at)).toISOString(),
+                  })),
+                },
+              })),
+            });
+            id = `legacy:${i / EVENTS_PER_DELIVERY}`;
+          } else {
+            const cloud = batch.map((e) => ({
+              specversion: "1.0",
+              id: crypto.randomUUID(),
+              source: "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU=",
+              type: `qbo.${e.entity.name.toLowerCase()}.${PAST[e.entity.operation]}.v1`,
+              datacontenttype: "application/json",
+              time: new Date(wholeSecond(e.change.at)).toISOString(),
+              intuitentityid: e.entity.id,
+              intuitaccountid: e.realmId,
+              data: {},
+            }));
+            body = JSON.stringify(cloud);
+            id = cloud.map((e) => e.id).join(",");
+          }
+          out.push({
+            id,
+            body,
+            headers: {
+              "content-type": "application/json",
+              "intuit-signature": base64(await hmacSha256(opts.secret ?? verifierToken, body)),
+            },
+          });
+        }
+        return out;
+      },
     },
 
     createAccount(input, now) {

@@ -7,7 +7,8 @@
  * see "Data" below.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
-import type { Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
+import type { Change, Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
+import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { bearerToken, json, readJsonObject } from "../http.ts";
 import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
 import {
@@ -34,6 +35,8 @@ interface ShipHeroAccount extends BaseAccount {
   /** Newest access token; older ones stay valid until they expire. */
   access: IssuedToken;
   readonly accountId: string;
+  /** The `shared_signature_secret` that `webhook_create` returns once (one per account here). */
+  readonly webhookSecret: string;
 }
 
 export function createShipHero(world: SandboxWorld): ProviderSandbox {
@@ -101,6 +104,31 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
         stream === "orders" ? truth(world.data.get("shiphero", externalId)) : [],
     },
 
+    webhooks: {
+      async build(items, opts) {
+        const out: WebhookMessage[] = [];
+        for (const { account, change } of items) {
+          const a = book.get(account);
+          const body = a && webhookOf(change, a.accountId);
+          if (!a || !body) continue;
+          const text = JSON.stringify(body);
+          const id = crypto.randomUUID();
+          out.push({
+            id,
+            body: text,
+            headers: {
+              "content-type": "application/json",
+              "x-shiphero-hmac-sha256": base64(
+                await hmacSha256(opts.secret ?? a.webhookSecret, text),
+              ),
+              "x-shiphero-message-id": id,
+            },
+          });
+        }
+        return out;
+      },
+    },
+
     createAccount(input, now) {
       const externalId = book.claimId(input.externalId);
       if (externalId === undefined) return undefined;
@@ -110,10 +138,15 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
         refresh: book.issue(externalId, "refresh", "sb_sh_rt_", now, null),
         access: book.issue(externalId, "access", "sb_sh_at_", now, ACCESS_SECONDS),
         accountId: btoa(`Account:${randomHex(4)}`),
+        webhookSecret: randomHex(24),
       });
       return {
         external_id: externalId,
-        credentials: { refresh_token: account.refresh.value, access_token: account.access.value },
+        credentials: {
+          refresh_token: account.refresh.value,
+          access_token: account.access.value,
+          webhook_secret: account.webhookSecret,
+        },
         config: {},
       };
     },
@@ -202,6 +235,48 @@ function orderNode(order: SandboxOrder, set: Dataset, shopName: string) {
       }],
     }],
   };
+}
+
+/**
+ * A change as ShipHero's webhook, for the two types Tether registers: "Shipment Update" (a label
+ * with a tracking number was bought) and "Order Canceled". Other changes send nothing.
+ */
+function webhookOf(change: Change, accountId: string): Record<string, unknown> | undefined {
+  if (change.stream !== "orders") return undefined;
+  const order = change.record;
+  if (change.kind === "tracking" && order.trackingNumber !== null) {
+    return {
+      test: "0",
+      webhook_type: "Shipment Update",
+      account_id: accountId,
+      fulfillment: {
+        shipment_id: order.seq,
+        shipment_uuid: relayId("Shipment", order.seq),
+        order_id: order.seq,
+        order_uuid: relayId("Order", order.seq),
+        order_number: order.number,
+        partner_order_id: order.reference,
+        tracking_number: order.trackingNumber,
+        shipping_carrier: "sandbox_post",
+        shipping_method: "ground",
+        tracking_url: `https://track.sandbox.test/${order.trackingNumber}`,
+        created_at: isoDateTime(order.updatedAt),
+      },
+    };
+  }
+  if (change.kind === "cancelled") {
+    return {
+      test: "0",
+      webhook_type: "Order Canceled",
+      account_id: accountId,
+      order_id: order.seq,
+      order_uuid: relayId("Order", order.seq),
+      order_number: order.number,
+      partner_order_id: order.reference,
+      fulfillment_status: FULFILLMENT_STATUS.cancelled,
+    };
+  }
+  return undefined;
 }
 
 /**

@@ -14,7 +14,15 @@ import {
   type IssuedToken,
   killNow,
 } from "../accounts.ts";
-import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
+import type {
+  Change,
+  Dataset,
+  SandboxCustomer,
+  SandboxOrder,
+  StreamName,
+  TruthRecord,
+} from "../data.ts";
+import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { FORM, json, mediaType, stringFields } from "../http.ts";
 import type { BucketSize } from "../limits.ts";
 import type {
@@ -153,6 +161,36 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
       streams: ["orders", "customers"],
       customersCanBeDeleted: true,
       truth: (externalId, stream) => truth(world.data.get("shopify", externalId), stream),
+    },
+
+    webhooks: {
+      async build(items, opts) {
+        const out: WebhookMessage[] = [];
+        for (const { account, change } of items) {
+          const shop = book.get(account)?.shop;
+          if (!shop) continue;
+          const rendered = webhookOf(change, world.data.get("shopify", account));
+          const body = JSON.stringify(rendered.body);
+          const id = crypto.randomUUID();
+          out.push({
+            id,
+            body,
+            headers: {
+              "content-type": "application/json",
+              "x-shopify-topic": rendered.topic,
+              "x-shopify-hmac-sha256": base64(
+                await hmacSha256(opts.secret ?? app.clientSecret, body),
+              ),
+              "x-shopify-shop-domain": shop,
+              "x-shopify-webhook-id": id,
+              "x-shopify-event-id": crypto.randomUUID(),
+              "x-shopify-triggered-at": new Date(change.at).toISOString(),
+              "x-shopify-api-version": "2026-01",
+            },
+          });
+        }
+        return out;
+      },
     },
 
     createAccount(input, now) {
@@ -304,6 +342,75 @@ function deletionEventNode(customer: SandboxCustomer) {
     criticalAlert: false,
     subjectId: gid("Customer", customer.seq),
     subjectType: "CUSTOMER",
+  };
+}
+
+/**
+ * A change as Shopify's webhook (REST JSON, snake_case): `orders/create`, `orders/updated`,
+ * `customers/create`, `customers/update`, `customers/delete` (whose body holds little more than
+ * the ids; the deletion's time is the `X-Shopify-Triggered-At` header).
+ */
+function webhookOf(change: Change, set: Dataset): { topic: string; body: unknown } {
+  if (change.stream === "orders") {
+    const order = change.record;
+    const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
+    const tracking = order.trackingNumber;
+    const fulfilled = displayFulfillmentStatus(order) === "FULFILLED";
+    return {
+      topic: change.kind === "created" ? "orders/create" : "orders/updated",
+      body: {
+        id: order.seq,
+        admin_graphql_api_id: gid("Order", order.seq),
+        name: orderName(order),
+        order_number: Number(order.number),
+        email: customer?.email ?? null,
+        created_at: dateTime(order.createdAt),
+        updated_at: dateTime(order.updatedAt),
+        cancelled_at: order.stage === "cancelled" ? dateTime(order.updatedAt) : null,
+        financial_status: "paid",
+        fulfillment_status: fulfilled ? "fulfilled" : null,
+        currency: order.currency,
+        total_price: (order.totalCents / 100).toFixed(2),
+        customer: customer && !customer.deleted
+          ? { id: customer.seq, admin_graphql_api_id: gid("Customer", customer.seq) }
+          : null,
+        fulfillments: fulfilled || tracking !== null
+          ? [{
+            id: order.seq,
+            status: "success",
+            tracking_number: tracking,
+            tracking_numbers: tracking === null ? [] : [tracking],
+          }]
+          : [],
+      },
+    };
+  }
+  const c = change.record;
+  if (change.kind === "deleted") {
+    return {
+      topic: "customers/delete",
+      body: {
+        id: c.seq,
+        admin_graphql_api_id: gid("Customer", c.seq),
+        phone: null,
+        addresses: [],
+        tax_exemptions: [],
+      },
+    };
+  }
+  return {
+    topic: change.kind === "created" ? "customers/create" : "customers/update",
+    body: {
+      id: c.seq,
+      admin_graphql_api_id: gid("Customer", c.seq),
+      email: c.email,
+      first_name: c.firstName,
+      last_name: c.lastName,
+      phone: c.phone,
+      state: "enabled",
+      created_at: dateTime(c.createdAt),
+      updated_at: dateTime(c.updatedAt),
+    },
   };
 }
 

@@ -43,6 +43,10 @@ export interface StackInfo {
   SANDBOX_URL: string;
   TOKEN_ENCRYPTION_KEYS: string;
   TETHER_TEMPLATE_DATABASE: string;
+  /** The app-level webhook secrets the local functions verify with (see LOCAL_WEBHOOK_SECRETS). */
+  SHOPIFY_CLIENT_SECRET: string;
+  LIGHTSPEED_CLIENT_SECRET: string;
+  QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: string;
 }
 
 export function stackInfo(cfg: StackConfig, secrets: LocalSecrets): StackInfo {
@@ -55,6 +59,7 @@ export function stackInfo(cfg: StackConfig, secrets: LocalSecrets): StackInfo {
     SANDBOX_URL: `http://127.0.0.1:${cfg.sandboxPort}`,
     TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
     TETHER_TEMPLATE_DATABASE: TEMPLATE_DATABASE,
+    ...LOCAL_WEBHOOK_SECRETS,
   };
 }
 
@@ -66,6 +71,14 @@ export const SANDBOX_APPS = {
   LIGHTSPEED_CLIENT_SECRET: "sandbox-lightspeed-secret",
   QUICKBOOKS_CLIENT_ID: "sandbox-quickbooks-client",
   QUICKBOOKS_CLIENT_SECRET: "sandbox-quickbooks-secret",
+  QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: "sandbox-quickbooks-verifier",
+};
+
+/** The app-level webhook secrets of the local stack (the sandboxes' own), written to stack.env. */
+export const LOCAL_WEBHOOK_SECRETS = {
+  SHOPIFY_CLIENT_SECRET: SANDBOX_APPS.SHOPIFY_CLIENT_SECRET,
+  LIGHTSPEED_CLIENT_SECRET: SANDBOX_APPS.LIGHTSPEED_CLIENT_SECRET,
+  QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: SANDBOX_APPS.QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN,
 };
 
 /** The environment a deployed function gets, pointed at one local database. */

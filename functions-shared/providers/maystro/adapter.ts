@@ -39,7 +39,11 @@ const PROVIDER = "maystro";
 export const configSchema = z.strictObject({ ...baseConfigShape });
 export type MaystroConfig = z.output<typeof configSchema>;
 
-const credentialsShape = { api_token: token };
+const credentialsShape = {
+  api_token: token,
+  // The secret in this connection's webhook URL (Maystro signs nothing).
+  webhook_secret: token.optional(),
+};
 export const credentialsSchema = z.strictObject(credentialsShape);
 const storedCredentials = z.object(credentialsShape);
 
@@ -180,3 +184,26 @@ export const maystroAdapter = {
   accessToken,
   streams: { orders: readOrders },
 } as const satisfies ProviderAdapter<typeof facts>;
+
+/** The orders with this `external_order_id` (a webhook names one; Maystro's filter finds it). */
+export async function fetchByExternalId(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  externalOrderId: string,
+): Promise<OrderRecord[]> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.ordersPath));
+  url.searchParams.set("external_order_id", externalOrderId);
+  const { data } = await requestJson(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: "order by external_order_id",
+    method: "GET",
+    url: url.toString(),
+    headers: { authorization: `Token ${accessToken(stored)}`, accept: "application/json" },
+    secrets: Object.values(stored),
+  }, pageSchema);
+  return data.list.results.filter((o) => o.external_order_id === externalOrderId).map(toOrder);
+}

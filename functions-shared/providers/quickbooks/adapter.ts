@@ -251,3 +251,39 @@ export const quickbooksAdapter = {
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
 } as const satisfies ProviderAdapter<typeof facts>;
+
+/**
+ * The named entities, fetched by id (webhook notifications carry ids only):
+ * `SELECT * FROM <Entity> WHERE Id IN ('1','2')`. Ids that no longer exist are simply absent.
+ */
+export async function fetchEntities(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  entity: Entity,
+  ids: readonly string[],
+): Promise<OrderRecord[] | CustomerRecord[]> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const safe = ids.filter((id) => /^\d+$/.test(id));
+  if (safe.length === 0) return [];
+  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.queryPath(config.realm_id)));
+  url.searchParams.set(
+    "query",
+    `SELECT * FROM ${entity} WHERE Id IN (${safe.map((id) => `'${id}'`).join(",")})`,
+  );
+  url.searchParams.set("minorversion", facts.minorVersion);
+  const record = entity === "Customer" ? customerSchema : transactionSchema;
+  const { data } = await requestJson(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: `${entity} by id`,
+    method: "GET",
+    url: url.toString(),
+    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
+    secrets: Object.values(stored),
+  }, queryResponseSchema(entity, record));
+  const rows = data.QueryResponse[entity] ?? [];
+  if (entity === "Customer") return (rows as Customer[]).map(toCustomer);
+  return (rows as Transaction[]).map((t) => toOrder(entity, t));
+}

@@ -43,7 +43,12 @@ const PROVIDER = "shiphero";
 export const configSchema = z.strictObject({ ...baseConfigShape });
 export type ShipHeroConfig = z.output<typeof configSchema>;
 
-const credentialsShape = { refresh_token: token, access_token: token.optional() };
+const credentialsShape = {
+  refresh_token: token,
+  access_token: token.optional(),
+  // The `shared_signature_secret` webhook_create returned: verifies this connection's webhooks.
+  webhook_secret: token.optional(),
+};
 export const credentialsSchema = z.strictObject(credentialsShape);
 const storedCredentials = z.object(credentialsShape);
 

@@ -1,7 +1,10 @@
-import { jsonError } from "../../../functions-shared/platform.ts";
+import { readEnv } from "../../../functions-shared/env.ts";
+import { serveWebhooks } from "../../../functions-shared/jobs/webhooks.ts";
+import { createLogger } from "../../../functions-shared/log.ts";
+import { createDeps } from "../../../functions-shared/platform.ts";
 
-// Fails closed until signature verification is built (issue #6): nothing is
-// stored, and providers retry the delivery later.
-Deno.serve(() =>
-  jsonError(501, "not_implemented", "webhooks are not verified yet (issue #6); nothing was stored")
+const log = createLogger("webhooks");
+serveWebhooks(
+  () => createDeps(readEnv((name) => Deno.env.get(name)), { name: "webhooks", log }),
+  log,
 );

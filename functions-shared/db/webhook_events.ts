@@ -1,0 +1,83 @@
+// tether.webhook_events: every verified delivery's events, once per provider event id. A repeat
+// inserts nothing (and is not processed again); a failed event keeps its payload and is retried
+// by the sweep after tether.backoff.
+import type { Sql } from "./client.ts";
+
+export type WebhookStatus = "received" | "processed" | "ignored" | "failed";
+
+export interface WebhookEventRow {
+  id: string;
+  provider: string;
+  event_id: string;
+  connection_id: string | null;
+  topic: string | null;
+  status: WebhookStatus;
+  payload: unknown;
+  attempts: number;
+}
+
+export interface NewWebhookEvent {
+  provider: string;
+  event_id: string;
+  connection_id: string | null;
+  topic: string | null;
+  status: "received" | "ignored";
+  payload: unknown;
+}
+
+/** Inserts the event unless its id was seen before; the row when new, undefined for a repeat. */
+export async function recordEvent(
+  sql: Sql,
+  e: NewWebhookEvent,
+): Promise<WebhookEventRow | undefined> {
+  const [row] = await sql<WebhookEventRow[]>`
+    insert into tether.webhook_events (provider, event_id, connection_id, topic, status, payload,
+                                       processed_at)
+    values (${e.provider}, ${e.event_id}, ${e.connection_id}, ${e.topic}, ${e.status},
+            ${sql.json(e.payload as never)}, ${e.status === "ignored" ? new Date() : null})
+    on conflict (provider, event_id) do nothing
+    returning id::text, provider, event_id, connection_id, topic, status, payload, attempts`;
+  return row;
+}
+
+export async function markProcessed(sql: Sql, id: string): Promise<void> {
+  await sql`
+    update tether.webhook_events
+       set status = 'processed', attempts = attempts + 1, processed_at = now(),
+           next_attempt_at = null, last_error = null
+     where id = ${id}`;
+}
+
+export async function markFailed(sql: Sql, id: string, error: string): Promise<void> {
+  await sql`
+    update tether.webhook_events
+       set status = 'failed', attempts = attempts + 1,
+           next_attempt_at = now() + tether.backoff(attempts + 1),
+           last_error = ${error.slice(0, 1000)}
+     where id = ${id}`;
+}
+
+/**
+ * Claims failed events whose retry time has come (or any failed one with `force`), with SKIP
+ * LOCKED: the claim pushes next_attempt_at out by a lease so a concurrent sweep skips them.
+ */
+export async function claimFailed(
+  sql: Sql,
+  o: { limit: number; leaseSeconds: number; force?: boolean },
+): Promise<WebhookEventRow[]> {
+  return await sql<WebhookEventRow[]>`
+    with due as (
+      select id from tether.webhook_events
+       where status = 'failed'
+         and (${o.force ?? false} or coalesce(next_attempt_at, '-infinity') <= now())
+       order by next_attempt_at nulls first, id
+       limit ${o.limit}
+       for update skip locked
+    )
+    update tether.webhook_events e
+       set next_attempt_at = now() + make_interval(secs => ${o.leaseSeconds})
+      from due
+     where e.id = due.id
+    returning e.id::text, e.provider, e.event_id, e.connection_id, e.topic, e.status, e.payload,
+              e.attempts`;
+}

@@ -1,0 +1,122 @@
+// Webhook signature checks (ARCHITECTURE rule 7): on the raw bytes, before anything is parsed,
+// in constant time. One error type, `WebhookRejected`, means "reject this delivery" (401, nothing
+// stored); a receiver without its secret configured rejects too (fail closed) and says so in its
+// log, never in the answer and never with the secret.
+
+/** The delivery is not proven genuine: 401, nothing stored. The message is safe to show. */
+export class WebhookRejected extends Error {
+  override readonly name = "WebhookRejected";
+}
+
+/** The body is larger than the receiver accepts: 413, nothing stored. */
+export class PayloadTooLarge extends Error {
+  override readonly name = "PayloadTooLarge";
+}
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Reads the raw body, refusing more than `max` bytes (by Content-Length and while reading). */
+export async function readRawBody(req: Request, max = MAX_BODY_BYTES): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > max) {
+    throw new PayloadTooLarge(`the body is larger than ${max} bytes`);
+  }
+  if (!req.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new PayloadTooLarge(`the body is larger than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+
+export async function hmacSha256(secret: string, body: Uint8Array): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, body as BufferSource));
+}
+
+export async function sha256Hex(body: Uint8Array | string): Promise<string> {
+  const bytes = typeof body === "string" ? encoder.encode(body) : body;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Equal length and equal bytes, in time that depends only on the length of `a` (our digest). */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+/** Compares two texts in constant time by comparing their SHA-256 digests (equal lengths). */
+export async function secretsEqual(a: string, b: string): Promise<boolean> {
+  const [da, db] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(a)),
+    crypto.subtle.digest("SHA-256", encoder.encode(b)),
+  ]);
+  return constantTimeEqual(new Uint8Array(da), new Uint8Array(db));
+}
+
+function decodeBase64(text: string): Uint8Array | undefined {
+  try {
+    const bin = atob(text.trim());
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeHex(text: string): Uint8Array | undefined {
+  const t = text.trim();
+  if (t.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(t)) return undefined;
+  const out = new Uint8Array(t.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/**
+ * Checks `signature` (base64 or hex of HMAC-SHA256 of the raw body) against every configured
+ * secret; every secret is tried, so the time does not say which one matched. No secret or no
+ * signature: rejected.
+ */
+export async function verifyHmac(
+  body: Uint8Array,
+  signature: string | null,
+  secrets: readonly string[],
+  encoding: "base64" | "hex",
+  what: string,
+): Promise<void> {
+  if (secrets.length === 0) throw new WebhookRejected(`${what}: no secret is configured`);
+  if (signature === null || signature.trim() === "") {
+    throw new WebhookRejected(`${what}: the signature header is missing`);
+  }
+  const presented = encoding === "base64" ? decodeBase64(signature) : decodeHex(signature);
+  if (!presented) throw new WebhookRejected(`${what}: the signature is malformed`);
+  let ok = false;
+  for (const secret of secrets) {
+    if (constantTimeEqual(await hmacSha256(secret, body), presented)) ok = true;
+  }
+  if (!ok) throw new WebhookRejected(`${what}: the signature does not match`);
+}
