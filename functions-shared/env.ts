@@ -19,6 +19,21 @@ export interface TetherEnv {
   timeBudgetMs: number;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
   webhooks: WebhookSecrets;
+  /** OAuth connect (`GET /connect/<provider>/start|callback`). */
+  oauth: OAuthSettings;
+}
+
+export interface OAuthSettings {
+  /** TETHER_OAUTH_STATE_SECRET: signs the `state` (HS256); OAuth routes answer 500 without it. */
+  stateSecret?: string;
+  /** TETHER_PUBLIC_FUNCTIONS_URL, else SUPABASE_URL + "/functions/v1": where callbacks land. */
+  publicFunctionsUrl?: string;
+  /**
+   * SHOPIFY_BASE_URL / LIGHTSPEED_BASE_URL / QUICKBOOKS_BASE_URL (local stack and tests only):
+   * replaces scheme and host of the provider's authorize, token and API endpoints, and is stored
+   * as the new connection's `auth_base_url` / `api_base_url`.
+   */
+  baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
 }
 
 export interface WebhookSecrets {
@@ -86,9 +101,53 @@ export function readEnv(get: Get): TetherEnv {
   return {
     databaseUrl,
     tokenKeyRing,
+    oauth: readOAuthSettings(get),
     auth: callerAuthConfigFromEnv(get),
     apps,
     timeBudgetMs,
     webhooks,
   };
+}
+
+/** Minimum length of TETHER_OAUTH_STATE_SECRET (HS256 wants at least 256 bits). */
+const STATE_SECRET_MIN_CHARS = 32;
+
+function httpUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new EnvError(`${name} is not a valid URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new EnvError(`${name} must be an http(s) URL`);
+  }
+  return value.replace(/\/+$/, "");
+}
+
+function readOAuthSettings(get: Get): OAuthSettings {
+  const optional = (name: string) => get(name)?.trim() || undefined;
+  const settings: OAuthSettings = { baseUrls: {} };
+  const stateSecret = optional("TETHER_OAUTH_STATE_SECRET");
+  if (stateSecret !== undefined) {
+    if (stateSecret.length < STATE_SECRET_MIN_CHARS) {
+      throw new EnvError(
+        `TETHER_OAUTH_STATE_SECRET must be at least ${STATE_SECRET_MIN_CHARS} characters (e.g. \`openssl rand -base64 32\`)`,
+      );
+    }
+    settings.stateSecret = stateSecret;
+  }
+  const publicUrl = optional("TETHER_PUBLIC_FUNCTIONS_URL");
+  const supabaseUrl = optional("SUPABASE_URL");
+  if (publicUrl !== undefined) {
+    settings.publicFunctionsUrl = httpUrl("TETHER_PUBLIC_FUNCTIONS_URL", publicUrl);
+  } else if (supabaseUrl !== undefined) {
+    settings.publicFunctionsUrl = `${httpUrl("SUPABASE_URL", supabaseUrl)}/functions/v1`;
+  }
+  for (const provider of ["shopify", "lightspeed", "quickbooks"] as const) {
+    const name = `${provider.toUpperCase()}_BASE_URL`;
+    const value = optional(name);
+    if (value !== undefined) settings.baseUrls[provider] = httpUrl(name, value);
+  }
+  return settings;
 }

@@ -15,6 +15,7 @@ const scripts = {
   stack: "scripts/stack.ts",
   bench: "scripts/bench.ts",
   cli: "scripts/cli.ts",
+  deploy: "scripts/deploy.ts",
 };
 
 const [command, ...args] = process.argv.slice(2);

@@ -9,7 +9,14 @@ import { writeCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
 import { type Deps, type Job, JobError } from "../platform.ts";
 import { adapterFor } from "../providers/registry.ts";
-import { mergeCredentials, ProviderError, PROVIDERS } from "../providers/types.ts";
+import {
+  type Credentials,
+  mergeCredentials,
+  ProviderError,
+  type ProviderName,
+  PROVIDERS,
+  type TokenGrant,
+} from "../providers/types.ts";
 import { formatIssues } from "../validation.ts";
 import { adapterContext } from "./tokens.ts";
 
@@ -70,18 +77,54 @@ export async function runConnect(deps: Deps, input: ConnectInput): Promise<Conne
       `${err.message}; nothing was stored, try again`,
     );
   }
+  return await storeConnection(deps, {
+    provider: input.provider,
+    external_id: input.external_id,
+    name: input.name,
+    owner_id: input.owner_id ?? null,
+    config,
+    credentials: mergeCredentials(credentials, grant),
+    grant,
+    started,
+    via: "connect",
+  });
+}
+
+export interface VerifiedConnection {
+  provider: ProviderName;
+  external_id: string;
+  name: string;
+  owner_id: string | null;
+  /** Already validated with the adapter's `configSchema`. */
+  config: Record<string, unknown>;
+  /** Everything to store, the grant's tokens included. */
+  credentials: Credentials;
+  /** The grant that proved the credentials (a first refresh, or an OAuth code exchange). */
+  grant: TokenGrant;
+  started: Date;
+  /** Recorded in the run's details: "connect" or "oauth". */
+  via: "connect" | "oauth";
+}
+
+/**
+ * Stores a connection whose credentials were just proven: the row (active, error state cleared),
+ * its credentials encrypted, the refresh it counts as, and a run record, in one transaction.
+ */
+export async function storeConnection(
+  deps: Deps,
+  c: VerifiedConnection,
+): Promise<ConnectResult> {
+  const { grant } = c;
   const row = await deps.db.begin(async (tx) => {
     const row = await upsertConnection(tx, {
-      provider: input.provider,
-      external_id: input.external_id,
-      name: input.name,
-      owner_id: input.owner_id ?? null,
-      config,
+      provider: c.provider,
+      external_id: c.external_id,
+      name: c.name,
+      owner_id: c.owner_id,
+      config: c.config,
     });
     await tx`select 1 from tether.connections where id = ${row.id} for update`;
-    await writeCredentials(tx, deps.vault, row.id, mergeCredentials(credentials, grant), {
-      replace: true,
-    });
+    await writeCredentials(tx, deps.vault, row.id, c.credentials, { replace: true });
     await recordRefreshSuccess(tx, row.id, "connect", {
       now: deps.now(),
       tokenExpiresAt: grant.accessTokenExpiresAt,
@@ -92,13 +135,15 @@ export async function runConnect(deps: Deps, input: ConnectInput): Promise<Conne
       connection_id: row.id,
       kind: "refresh",
       status: "succeeded",
-      started_at: started,
+      started_at: c.started,
       finished_at: deps.now(),
-      details: { connect: true, rotated: grant.refreshTokenRotated },
+      details: c.via === "oauth"
+        ? { connect: true, oauth: true }
+        : { connect: true, rotated: grant.refreshTokenRotated },
     });
     return row;
   });
-  deps.log.info("connected", { connection_id: row.id, provider: row.provider });
+  deps.log.info("connected", { connection_id: row.id, provider: row.provider, via: c.via });
   return {
     connection_id: row.id,
     provider: row.provider,

@@ -20,6 +20,7 @@ import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } 
 import { hex, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
 import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
+import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
 
 export interface LightspeedConfig {
   /** Access-token lifetime is UNCONFIRMED (604800, 86400 or 1800 s); default 86400. */
@@ -136,6 +137,7 @@ export function createLightspeed(
   world: SandboxWorld,
 ): ProviderSandbox {
   const book = new AccountBook<LightspeedAccount>((n) => `sandboxstore${n}`);
+  const codes = new AuthorizationCodes();
 
   const invalidRequest = (description: string) =>
     json({ error: "invalid_request", error_description: description }, 400);
@@ -153,7 +155,55 @@ export function createLightspeed(
   /** A refresh token unused for longer than the idle period is dead. */
   const idleDeadline = (token: IssuedToken) => token.issuedAt + config().refreshIdleSeconds * 1000;
 
+  function tokenAnswer(account: LightspeedAccount): Response {
+    return json({
+      access_token: account.access.value,
+      token_type: "Bearer",
+      // "expires (unix time)", on the sandbox clock.
+      expires: Math.floor(account.access.expiresAt! / 1000),
+      expires_in: config().accessTokenSeconds,
+      refresh_token: account.refresh.value,
+      domain_prefix: account.domainPrefix,
+      scope: SCOPE,
+    });
+  }
+
+  // "POST https://{domain_prefix}.retail.lightspeed.app/api/1.0/token, form code, client_id,
+  // client_secret, grant_type=authorization_code, redirect_uri": the code once, for fresh tokens.
+  function exchange(form: URLSearchParams, now: number): Response {
+    if (form.get("client_id") !== app.clientId || form.get("client_secret") !== app.clientSecret) {
+      return json(
+        { error: "invalid_client", error_description: "Unknown client or bad secret." },
+        401,
+      );
+    }
+    const externalId = codes.redeem(
+      form.get("code") ?? undefined,
+      form.get("client_id") ?? undefined,
+      form.get("redirect_uri") ?? undefined,
+      now,
+    );
+    const account = externalId === undefined ? undefined : book.get(externalId);
+    if (!account || account.revoked) {
+      return json({
+        error: "invalid_grant",
+        error_description: "The authorization code is invalid, expired or was already used.",
+      }, 400);
+    }
+    killNow(account.refresh);
+    account.refresh = book.issue(account.externalId, "refresh", "sb_ls_rt_", now, null);
+    account.access = book.issue(
+      account.externalId,
+      "access",
+      "sb_ls_at_",
+      now,
+      config().accessTokenSeconds,
+    );
+    return tokenAnswer(account);
+  }
+
   function refresh(form: URLSearchParams, now: number): Response {
+    if (form.get("grant_type") === "authorization_code") return exchange(form, now);
     if (form.get("grant_type") !== "refresh_token") {
       return json({ error: "unsupported_grant_type" }, 400);
     }
@@ -242,7 +292,7 @@ export function createLightspeed(
     };
   }
 
-  return {
+  const self: ProviderSandbox = {
     name: "lightspeed",
     accounts: book,
     invalidGrant,
@@ -269,6 +319,29 @@ export function createLightspeed(
     },
 
     api: [
+      {
+        // "GET https://secure.retail.lightspeed.app/connect?response_type=code&client_id
+        // &redirect_uri&state": the person approves at once (oauth_codes.ts); back to
+        // redirect_uri with code, domain_prefix and state.
+        method: "GET",
+        pattern: new URLPattern({ pathname: "/connect" }),
+        handle(req, _params, now) {
+          const ask = readAuthorize(req, app.clientId);
+          if (ask instanceof Response) return ask;
+          if (ask.deny) {
+            return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
+          }
+          const account = ask.account === undefined
+            ? book.get(self.createAccount({}, now)!.external_id)
+            : book.get(ask.account);
+          if (!account) return noSuchAccount(ask.account ?? "");
+          return redirectBack(ask.redirectUri, {
+            code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
+            domain_prefix: account.domainPrefix,
+            state: ask.state,
+          });
+        },
+      },
       {
         method: "GET",
         pattern: new URLPattern({ pathname: "/api/2.0/outlets" }),
@@ -359,4 +432,5 @@ export function createLightspeed(
       return describeAccount(a, a.refresh, a.access, idleDeadline(a.refresh));
     },
   };
+  return self;
 }

@@ -25,6 +25,7 @@ import type {
 import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { basicCredentials, bearerToken, json, readForm } from "../http.ts";
 import type { AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
+import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
 
 /** "expires_in (3600)". */
 const ACCESS_SECONDS = 3600;
@@ -531,6 +532,7 @@ export function createQuickBooks(
   verifierToken = "sandbox-quickbooks-verifier",
 ): ProviderSandbox {
   const book = new AccountBook<QuickBooksAccount>((n) => `9341${String(n).padStart(12, "0")}`);
+  const codes = new AuthorizationCodes();
 
   // "Bad token: 400 {"error":"invalid_grant","error_description":"Token invalid"}".
   const invalidGrant = () =>
@@ -559,11 +561,34 @@ export function createQuickBooks(
     return token;
   }
 
+  // "POST /oauth2/v1/tokens/bearer, Basic auth, form grant_type=authorization_code&code
+  // &redirect_uri": the code once, for a new refresh token (and access token) of the realm.
+  function exchange(form: URLSearchParams, clientId: string, now: number): Response {
+    const externalId = codes.redeem(
+      form.get("code") ?? undefined,
+      clientId,
+      form.get("redirect_uri") ?? undefined,
+      now,
+    );
+    const account = externalId === undefined ? undefined : book.get(externalId);
+    if (!account || account.revoked) return invalidGrant();
+    account.refresh = issueRefresh(account, now);
+    account.access = book.issue(account.externalId, "access", "sb_qb_at_", now, ACCESS_SECONDS);
+    return json({
+      token_type: "bearer",
+      expires_in: ACCESS_SECONDS,
+      refresh_token: account.refresh.value,
+      x_refresh_token_expires_in: secondsUntil(account.refresh.expiresAt!, now),
+      access_token: account.access.value,
+    });
+  }
+
   function refresh(form: URLSearchParams, req: Request, now: number): Response {
     const client = basicCredentials(req);
     if (!client || client.id !== app.clientId || client.secret !== app.clientSecret) {
       return json({ error: "invalid_client" }, 401);
     }
+    if (form.get("grant_type") === "authorization_code") return exchange(form, client.id, now);
     if (form.get("grant_type") !== "refresh_token") {
       return json({ error: "unsupported_grant_type" }, 400);
     }
@@ -636,7 +661,7 @@ export function createQuickBooks(
     return hit.account;
   }
 
-  return {
+  const self: ProviderSandbox = {
     name: "quickbooks",
     accounts: book,
     invalidGrant,
@@ -662,6 +687,29 @@ export function createQuickBooks(
     },
 
     api: [
+      {
+        // "GET https://appcenter.intuit.com/connect/oauth2?client_id&response_type=code&scope
+        // &redirect_uri&state": the person approves at once (oauth_codes.ts); back to
+        // redirect_uri with code, state and realmId.
+        method: "GET",
+        pattern: new URLPattern({ pathname: "/connect/oauth2" }),
+        handle(req, _params, now) {
+          const ask = readAuthorize(req, app.clientId);
+          if (ask instanceof Response) return ask;
+          if (ask.deny) {
+            return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
+          }
+          const account = ask.account === undefined
+            ? book.get(self.createAccount({}, now)!.external_id)
+            : book.get(ask.account);
+          if (!account) return noSuchAccount(ask.account ?? "");
+          return redirectBack(ask.redirectUri, {
+            code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
+            state: ask.state,
+            realmId: account.realmId,
+          });
+        },
+      },
       {
         method: "GET",
         pattern: new URLPattern({ pathname: "/v3/company/:realm/companyinfo/:id" }),
@@ -788,4 +836,5 @@ export function createQuickBooks(
       return a && describeAccount(a, a.refresh, a.access);
     },
   };
+  return self;
 }

@@ -22,7 +22,7 @@ import type {
   StreamName,
   TruthRecord,
 } from "../data.ts";
-import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
+import { base64, hex, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { FORM, json, mediaType, stringFields } from "../http.ts";
 import type { BucketSize } from "../limits.ts";
 import type {
@@ -42,6 +42,7 @@ import {
   type Schema,
   validate,
 } from "./graphql_lite.ts";
+import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
 
 /** Expiring offline tokens: "access token 3600 s, refresh token 90 days". */
 const ACCESS_SECONDS = 3600;
@@ -59,6 +60,7 @@ interface ShopifyAccount extends BaseAccount {
 
 export function createShopify(app: AppCredentials, world: SandboxWorld): ProviderSandbox {
   const book = new AccountBook<ShopifyAccount>((n) => `sandbox-shop-${n}`);
+  const codes = new AuthorizationCodes();
 
   // "Bad refresh token: 400 {"error":"invalid_grant",...}".
   const invalidGrant = () =>
@@ -106,7 +108,44 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
     });
   }
 
-  return {
+  // "POST https://{shop}/admin/oauth/access_token {client_id, client_secret, code}": the code from
+  // the authorize redirect, once. An expiring account gets fresh tokens (the old ones die: one
+  // live token per app and shop) with their lifetimes; a legacy one its permanent token.
+  function exchange(fields: Map<string, string>, now: number): Response {
+    if (
+      fields.get("client_id") !== app.clientId || fields.get("client_secret") !== app.clientSecret
+    ) {
+      return json({
+        error: "invalid_client",
+        error_description:
+          "Client authentication failed: unknown client_id or wrong client_secret.",
+      }, 401);
+    }
+    const externalId = codes.redeem(fields.get("code"), fields.get("client_id"), null, now);
+    const account = externalId === undefined ? undefined : book.get(externalId);
+    if (!account || account.revoked) {
+      return json({
+        error: "invalid_grant",
+        error_description: "The authorization code was not found or was already used.",
+      }, 400);
+    }
+    if (account.kind === "legacy") {
+      return json({ access_token: account.access.value, scope: SCOPE });
+    }
+    killNow(account.access);
+    if (account.refresh) killNow(account.refresh);
+    account.access = book.issue(account.externalId, "access", "shpat_", now, ACCESS_SECONDS);
+    account.refresh = book.issue(account.externalId, "refresh", "shprt_", now, REFRESH_SECONDS);
+    return json({
+      access_token: account.access.value,
+      scope: SCOPE,
+      expires_in: ACCESS_SECONDS,
+      refresh_token: account.refresh.value,
+      refresh_token_expires_in: REFRESH_SECONDS,
+    });
+  }
+
+  const self: ProviderSandbox = {
     name: "shopify",
     accounts: book,
     invalidGrant,
@@ -138,11 +177,42 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
           }, 400);
         }
         const body = fields;
+        if (body.has("code") && !body.has("grant_type")) {
+          return { refreshToken: undefined, complete: (now) => exchange(body, now) };
+        }
         return { refreshToken: body.get("refresh_token"), complete: (now) => refresh(body, now) };
       },
     },
 
     api: [{
+      // "GET https://{shop}/admin/oauth/authorize?client_id&scope&redirect_uri&state": the person
+      // approves at once (oauth_codes.ts); back to redirect_uri with code, hmac, host, shop, state,
+      // timestamp, signed as Shopify signs them.
+      method: "GET",
+      pattern: new URLPattern({ pathname: "/admin/oauth/authorize" }),
+      async handle(req, _params, now) {
+        const ask = readAuthorize(req, app.clientId);
+        if (ask instanceof Response) return ask;
+        if (ask.deny) {
+          return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
+        }
+        const account = ask.account === undefined
+          ? book.get(self.createAccount({}, now)!.external_id)
+          : book.get(ask.account);
+        if (!account) return noSuchAccount(ask.account ?? "");
+        const params: Record<string, string> = {
+          code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
+          host: btoa(`admin.shopify.com/store/${account.shop.replace(/\.myshopify\.com$/, "")}`),
+          shop: account.shop,
+          state: ask.state,
+          timestamp: String(Math.floor(now / 1000)),
+        };
+        const sorted = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
+        const message = new URLSearchParams(sorted).toString();
+        params.hmac = hex(await hmacSha256(app.clientSecret, message));
+        return redirectBack(ask.redirectUri, params);
+      },
+    }, {
       // Header "X-Shopify-Access-Token"; GraphQL is the current Admin API.
       method: "POST",
       pattern: new URLPattern({ pathname: "/admin/api/:version/graphql.json" }),
@@ -227,6 +297,7 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
       return a && describeAccount(a, a.refresh, a.access);
     },
   };
+  return self;
 }
 
 // ---------------------------------------------------------------------------

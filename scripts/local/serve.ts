@@ -24,7 +24,13 @@ export async function serveStack(
   }).spawn();
   const functions = await startFunctions({
     port: cfg.functionsPort,
-    env: functionEnv(secrets, { databaseUrl: info.DATABASE_URL, supabaseUrl: info.SUPABASE_URL }),
+    env: {
+      ...functionEnv(secrets, { databaseUrl: info.DATABASE_URL, supabaseUrl: info.SUPABASE_URL }),
+      // OAuth from the local stack signs in at the sandboxes, not at the real providers.
+      SHOPIFY_BASE_URL: `${info.SANDBOX_URL}/shopify`,
+      LIGHTSPEED_BASE_URL: `${info.SANDBOX_URL}/lightspeed`,
+      QUICKBOOKS_BASE_URL: `${info.SANDBOX_URL}/quickbooks`,
+    },
     jwks: secrets.jwks,
     log,
   });

@@ -3,6 +3,7 @@
 // Deno, the pg_net worker and the provider sandboxes. `up` is idempotent and
 // leaves the servers running in the background; `down` stops exactly what
 // `up` started.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -93,6 +94,10 @@ export function functionEnv(
     SUPABASE_JWKS: JSON.stringify(secrets.jwks),
     SUPABASE_JWT_SECRET: secrets.jwtSecret,
     TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
+    // OAuth connect: a local state-signing secret (derived from a local secret, never deployed).
+    TETHER_OAUTH_STATE_SECRET: createHash("sha256")
+      .update(`tether-oauth-state:${secrets.jwtSecret}`)
+      .digest("base64url"),
     ...SANDBOX_APPS,
   };
 }

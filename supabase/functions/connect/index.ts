@@ -1,4 +1,3 @@
-import { serveJob } from "../../../functions-shared/platform.ts";
-import { connect } from "../../../functions-shared/jobs/connect.ts";
+import { serveConnect } from "../../../functions-shared/jobs/oauth.ts";
 
-serveJob(connect);
+serveConnect();

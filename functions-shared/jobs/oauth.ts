@@ -1,0 +1,335 @@
+// OAuth connect for Shopify, Lightspeed and QuickBooks, served by the `connect` function beside
+// its JSON job:
+//
+//   GET /connect/<provider>/start?owner_id=<uuid>&name=<text>[&shop=<x>.myshopify.com]
+//     Caller auth as every function (secret key or service_role JWT). Answers 302 to the
+//     provider's authorize URL (also in the JSON body as `authorize_url`), with a `state` signed
+//     for this provider and owner, valid 10 minutes. A backend calls it and sends the person's
+//     browser to the URL.
+//   GET /connect/<provider>/callback?code&state&…
+//     Where the provider sends the person back (no caller auth: the signed state and, for
+//     Shopify, the query's hmac are the proof). Verifies, spends the state's nonce once,
+//     exchanges the code, stores the connection as `connect` does, and answers a small HTML page.
+//     A bad, expired, replayed or foreign state is a 400 page in plain words; nothing is stored.
+//
+// Every other request goes to the `connect` job (POST JSON).
+
+import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
+import { readEnv } from "../env.ts";
+import { createLogger } from "../log.ts";
+import {
+  authorizeUrl,
+  callbackAccount,
+  exchangeCode,
+  isOAuthProvider,
+  OAuthFailure,
+  type OAuthProvider,
+  SHOP_DOMAIN,
+  verifyShopifyHmac,
+} from "../oauth/providers.ts";
+import { signState, type StateClaims, StateRejected, verifyState } from "../oauth/state.ts";
+import { coerceError, createDeps, createJobHandler, type Deps, jsonError } from "../platform.ts";
+import { adapterFor } from "../providers/registry.ts";
+import { ProviderError, PROVIDERS } from "../providers/types.ts";
+import { connect, storeConnection } from "./connect.ts";
+import { adapterContext } from "./tokens.ts";
+
+const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The `connect` function's entry point: OAuth routes plus the JSON job. */
+export function serveConnect(): void {
+  const log = createLogger("connect");
+  const deps = (async () => {
+    try {
+      return await createDeps(readEnv((name) => Deno.env.get(name)), { name: "connect", log });
+    } catch (err) {
+      log.error("startup failed", { error: coerceError(err).message });
+      throw err;
+    }
+  })();
+  Deno.serve(createConnectHandler(deps));
+}
+
+/** Routes `GET /connect/<provider>/start|callback` to OAuth, everything else to the job. */
+export function createConnectHandler(deps: Promise<Deps>): (req: Request) => Promise<Response> {
+  const job = createJobHandler(connect, deps);
+  const ready = deps.then((deps) => ({ deps, authenticate: createCallerAuth(deps.env.auth) }));
+  ready.catch(() => {}); // reported to each caller below
+  return async (req) => {
+    const url = new URL(req.url);
+    const route = req.method === "GET" ? url.pathname.match(ROUTE) : null;
+    if (!route) return await job(req);
+    const [, provider = "", step] = route;
+    let ctx;
+    try {
+      ctx = await ready;
+    } catch (err) {
+      return step === "start"
+        ? jsonError(500, "misconfigured", coerceError(err).message)
+        : page(500, "Tether is not configured", "The connect function could not start.");
+    }
+    if (step === "start") {
+      try {
+        await ctx.authenticate(req);
+      } catch (err) {
+        if (err instanceof Unauthorized) return unauthorizedResponse(err);
+        throw err;
+      }
+      return await start(ctx.deps, provider, url.searchParams);
+    }
+    return await callback(ctx.deps, provider, url.searchParams);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// start
+
+function oauthSetup(deps: Deps, provider: OAuthProvider) {
+  const app = deps.env.apps[provider];
+  const { stateSecret, publicFunctionsUrl, baseUrls } = deps.env.oauth;
+  const missing = [
+    app
+      ? undefined
+      : `${provider.toUpperCase()}_CLIENT_ID / ${provider.toUpperCase()}_CLIENT_SECRET`,
+    stateSecret ? undefined : "TETHER_OAUTH_STATE_SECRET",
+    publicFunctionsUrl ? undefined : "TETHER_PUBLIC_FUNCTIONS_URL (or SUPABASE_URL)",
+  ].filter((v): v is string => v !== undefined);
+  if (!app || !stateSecret || !publicFunctionsUrl) return { missing };
+  return {
+    missing,
+    app,
+    stateSecret,
+    redirectUri: `${publicFunctionsUrl}/connect/${provider}/callback`,
+    baseUrl: baseUrls[provider],
+  };
+}
+
+async function start(deps: Deps, provider: string, query: URLSearchParams): Promise<Response> {
+  if (!isOAuthProvider(provider)) {
+    const known = (PROVIDERS as readonly string[]).includes(provider);
+    return jsonError(
+      404,
+      "not_found",
+      known
+        ? `${provider} has no OAuth flow; register it with POST /connect`
+        : `unknown provider "${provider}": OAuth is for shopify, lightspeed and quickbooks`,
+    );
+  }
+  const setup = oauthSetup(deps, provider);
+  if (!setup.app) {
+    return jsonError(
+      500,
+      "misconfigured",
+      `OAuth is not configured: set ${setup.missing.join(", ")}`,
+    );
+  }
+  const ownerId = query.get("owner_id") || null;
+  if (ownerId !== null && !UUID.test(ownerId)) {
+    return jsonError(400, "invalid_query", "owner_id: expected a UUID");
+  }
+  const name = query.get("name")?.trim() || undefined;
+  if (name !== undefined && name.length > 200) {
+    return jsonError(400, "invalid_query", "name: at most 200 characters");
+  }
+  let shop: string | undefined;
+  if (provider === "shopify") {
+    shop = query.get("shop")?.trim().toLowerCase() || undefined;
+    if (shop === undefined || !SHOP_DOMAIN.test(shop)) {
+      return jsonError(400, "invalid_query", 'shop: expected "<name>.myshopify.com"');
+    }
+  }
+  const { state } = await signState(setup.stateSecret, {
+    provider,
+    ownerId,
+    ...(shop === undefined ? {} : { shop }),
+    ...(name === undefined ? {} : { name }),
+  }, deps.now());
+  const location = authorizeUrl(provider, {
+    app: setup.app,
+    redirectUri: setup.redirectUri,
+    state,
+    baseUrl: setup.baseUrl,
+    ...(shop === undefined ? {} : { shop }),
+  });
+  return Response.json({ authorize_url: location }, {
+    status: 302,
+    headers: { location, "cache-control": "no-store" },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// callback
+
+const START_AGAIN = "Start connecting again from the page that sent you here.";
+
+const STATE_PAGES: Record<StateRejected["problem"], [string, string]> = {
+  missing: ["This sign-in link is not valid", `It carries no state. ${START_AGAIN}`],
+  invalid: ["This sign-in link is not valid", `Its state could not be verified. ${START_AGAIN}`],
+  expired: ["This sign-in link has expired", `Links last 10 minutes. ${START_AGAIN}`],
+  wrong_provider: [
+    "This sign-in link is for another provider",
+    `It was started for a different service than the one that answered. ${START_AGAIN}`,
+  ],
+};
+
+async function callback(deps: Deps, provider: string, query: URLSearchParams): Promise<Response> {
+  if (!isOAuthProvider(provider)) {
+    return page(404, "Not found", "There is no OAuth sign-in for this provider.");
+  }
+  const setup = oauthSetup(deps, provider);
+  if (!setup.app) {
+    deps.log.error("oauth callback: not configured", { provider, missing: setup.missing });
+    return page(
+      500,
+      "Tether is not configured",
+      `OAuth is not configured on this Tether (missing: ${
+        setup.missing.join(", ")
+      }). Nothing was stored.`,
+    );
+  }
+  const display = adapterFor(provider).facts.displayName;
+  const error = query.get("error");
+  if (error !== null) {
+    const code = /^[a-z_]{1,60}$/.test(error) ? ` (${error})` : "";
+    return page(
+      400,
+      "Access was not granted",
+      `${display} did not grant access${code}. Nothing was stored. ${START_AGAIN}`,
+    );
+  }
+  if (provider === "shopify" && !(await verifyShopifyHmac(query, deps.env.webhooks.shopify))) {
+    deps.log.warn("oauth callback: bad shopify hmac", { provider });
+    return page(
+      400,
+      "This answer could not be verified",
+      `Its Shopify signature is wrong. Nothing was stored. ${START_AGAIN}`,
+    );
+  }
+  let state: StateClaims;
+  try {
+    state = await verifyState(setup.stateSecret, query.get("state"), provider, deps.now());
+  } catch (err) {
+    if (!(err instanceof StateRejected)) throw err;
+    deps.log.warn("oauth callback: state rejected", { provider, problem: err.problem });
+    const [title, text] = STATE_PAGES[err.problem];
+    return page(400, title, text);
+  }
+  const code = query.get("code");
+  if (code === null || code === "") {
+    return page(400, "This sign-in link is not valid", `It carries no code. ${START_AGAIN}`);
+  }
+  let account;
+  try {
+    account = callbackAccount(provider, query);
+  } catch (err) {
+    if (!(err instanceof OAuthFailure)) throw err;
+    return page(
+      400,
+      "This sign-in link is not valid",
+      `${capitalise(err.message)}. ${START_AGAIN}`,
+    );
+  }
+  if (state.shop !== undefined && account.config.shop !== state.shop) {
+    return page(
+      400,
+      "This answer is for another shop",
+      `Shopify answered for a different shop than the one you started with. ${START_AGAIN}`,
+    );
+  }
+  // Spend the nonce before anything else happens: a second callback with this state is refused.
+  const [spent] = await deps.db`
+    insert into tether.oauth_states (nonce, provider, expires_at)
+    values (${state.nonce}, ${provider}, ${state.expiresAt})
+    on conflict (nonce) do nothing
+    returning nonce`;
+  if (!spent) {
+    deps.log.warn("oauth callback: state replayed", { provider });
+    return page(400, "This sign-in link was already used", `Each link works once. ${START_AGAIN}`);
+  }
+  const started = deps.now();
+  let grant;
+  try {
+    grant = await exchangeCode(adapterContext(deps), provider, {
+      app: setup.app,
+      code,
+      redirectUri: setup.redirectUri,
+      account,
+      baseUrl: setup.baseUrl,
+    });
+  } catch (err) {
+    if (!(err instanceof ProviderError)) throw err;
+    deps.log.warn("oauth callback: code exchange failed", { provider, error: err.message });
+    if (err.retryable) {
+      return page(
+        502,
+        `${display} is not answering`,
+        `${display} could not finish the sign-in (${err.message}). Nothing was stored. ${START_AGAIN}`,
+      );
+    }
+    return page(
+      400,
+      "The sign-in was refused",
+      `${display} refused the sign-in code (${err.message}). Nothing was stored. ${START_AGAIN}`,
+    );
+  }
+  const adapter = adapterFor(provider);
+  const config = adapter.configSchema.safeParse({
+    ...account.config,
+    ...(setup.baseUrl === undefined
+      ? {}
+      : { auth_base_url: setup.baseUrl, api_base_url: setup.baseUrl }),
+  });
+  const credentials = adapter.credentialsSchema.safeParse(grant.credentials);
+  if (!config.success || !credentials.success) {
+    deps.log.error("oauth callback: the grant does not fit the adapter's schemas", { provider });
+    return page(
+      500,
+      "Could not store the connection",
+      `${display} answered in an unexpected shape. Nothing was stored.`,
+    );
+  }
+  const stored = await storeConnection(deps, {
+    provider,
+    external_id: account.externalId,
+    name: state.name ?? account.externalId,
+    owner_id: state.ownerId,
+    config: config.data as Record<string, unknown>,
+    credentials: credentials.data as Record<string, string>,
+    grant,
+    started,
+    via: "oauth",
+  });
+  return page(
+    200,
+    `${display} is connected`,
+    `The ${display} account “${stored.name}” is connected to Tether and stays in sync. You can close this window.`,
+  );
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A small HTML page; the callback's URL (with the code) is never sent on as a referrer. */
+function page(status: number, title: string, text: string): Response {
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>${escapeHtml(title)}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}</style>
+</head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>
+`;
+  return new Response(html, {
+    status,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "referrer-policy": "no-referrer",
+      "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+    },
+  });
+}
