@@ -2,359 +2,367 @@
 // supabase-js `functions.invoke`, exactly as a user's app would; status is read
 // with SQL. Works against the local stack by default (.tether/stack.env), or a
 // real project given SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL.
+// Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
 import { parseArgs } from "node:util";
-import { createClient } from "@supabase/supabase-js";
-import { connect as connectDb } from "../functions-shared/db/client.ts";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
 import { TokenVault } from "../functions-shared/vault.ts";
-import { readStackEnv } from "./local/stack.ts";
 import { StackError } from "./local/util.ts";
+import { BACKFILL_HELP, backfillCommand } from "./cli/backfill.ts";
+import {
+  checkChoice,
+  checkProvider,
+  checkUuid,
+  CliError,
+  invoke,
+  printResult,
+  table,
+  target,
+  UsageError,
+  withDb,
+  withProgress,
+} from "./cli/common.ts";
+import { displayRow, healthRows } from "./cli/health.ts";
+import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
 
 const HELP: Record<string, string> = {
-  status:
-    "status [--json]\n  One line per connection: id, provider, name, status, token expiry, last refresh, last sync per stream, last error.",
+  status: "status [--provider <p>] [--json]\n" +
+    "  One line per connection: provider, name, status, token expiry, last refresh, last sync\n" +
+    "  per stream, records, running backfill, last error (tether.connection_health).",
   connect:
-    "connect <provider> <external_id> <name> --credentials '<json>' [--config '<json>'] [--owner <uuid>] [--json]\n  Registers (or reconnects) a connection through the connect function.",
-  refresh:
-    "refresh [--provider <p>] [--connection <uuid>] [--force] [--json]\n  Runs the refresh-tokens function now and prints its counts.",
-  runs:
-    "runs [--connection <uuid>] [--kind refresh|sync|backfill|webhook] [--limit N] [--json]\n  Recent run records, newest first.",
-  backfill:
-    "backfill start <connection> <stream> <from> <to> [--json]\n  Starts a backfill (dates: ISO 8601 with an offset, e.g. 2026-01-29T00:00:00Z) and shows its\n  progress until done; Ctrl-C leaves it running.\n" +
-    "backfill status [<id>] [--json]   The backfill's progress (default: the newest).\n" +
-    "backfill list [--json]            Every backfill, newest first.\n" +
-    "backfill cancel <id> [--json]     Cancels it: the worker stops at its next page.",
-  "rotate-key":
-    "rotate-key [--batch N] [--json]\n  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
+    "connect <provider> <external_id> <name> --credentials '<json>' [--config '<json>'] [--owner <uuid>] [--json]\n" +
+    "  Registers (or reconnects) a connection through the connect function.",
+  refresh: "refresh [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
+    "  Runs the refresh-tokens function now and prints its counts.",
+  sync: "sync [orders|customers|all] [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
+    "  Runs the sync-orders and/or sync-customers functions now (default: all) and prints each\n" +
+    "  run; --force syncs streams synced recently or backing off.",
+  runs: "runs [--kind refresh|sync|backfill|webhook] [--stream orders|customers] [--status <s>]\n" +
+    "     [--connection <uuid>] [--provider <p>] [--limit N] [--json]\n" +
+    "  Recent run records (tether.runs), newest first; default limit 20.",
+  backfill: BACKFILL_HELP,
+  "rotate-key": "rotate-key [--batch N] [--json]\n" +
+    "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
+  schedules: SCHEDULES_HELP,
 };
 
-interface Target {
-  supabaseUrl: string;
-  serviceKey: string;
-  databaseUrl: string;
-  keyRing?: string;
+const GENERAL = `usage: npm run tether -- <command> [options]
+
+Targets the local stack (.tether/stack.env) by default, or a project when SUPABASE_URL,
+TETHER_SERVICE_KEY and DATABASE_URL are set. Every command takes --help and --json.
+Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
+`;
+
+function generalHelp(): string {
+  return `${GENERAL}\n${
+    Object.values(HELP).map((text) => `  ${text.replaceAll("\n", "\n  ")}`).join("\n\n")
+  }`;
 }
 
-async function target(): Promise<Target> {
-  const env = Deno.env.toObject();
-  if (env.SUPABASE_URL && env.TETHER_SERVICE_KEY && env.DATABASE_URL) {
-    return {
-      supabaseUrl: env.SUPABASE_URL,
-      serviceKey: env.TETHER_SERVICE_KEY,
-      databaseUrl: env.DATABASE_URL,
-      keyRing: env.TOKEN_ENCRYPTION_KEYS,
-    };
-  }
-  const stack = await readStackEnv();
-  return {
-    supabaseUrl: stack.SUPABASE_URL,
-    serviceKey: stack.SERVICE_KEY,
-    databaseUrl: stack.DATABASE_URL,
-    keyRing: env.TOKEN_ENCRYPTION_KEYS ?? stack.TOKEN_ENCRYPTION_KEYS,
-  };
-}
-
-class UsageError extends Error {}
+const OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  json: { type: "boolean" },
+  force: { type: "boolean" },
+  provider: { type: "string" },
+  connection: { type: "string" },
+  credentials: { type: "string" },
+  config: { type: "string" },
+  owner: { type: "string" },
+  kind: { type: "string" },
+  stream: { type: "string" },
+  status: { type: "string" },
+  limit: { type: "string" },
+  batch: { type: "string" },
+} as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
   if (value === undefined) return {};
   try {
-    return JSON.parse(value);
+    const parsed = JSON.parse(value);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error();
+    return parsed;
   } catch {
-    throw new UsageError(`--${name} must be JSON, e.g. --${name} '{"refresh_token":"..."}'`);
+    throw new UsageError(
+      `--${name} must be a JSON object, e.g. --${name} '{"refresh_token":"..."}'`,
+    );
   }
 }
 
-async function invoke(t: Target, name: string, body: Record<string, unknown>) {
-  const client = createClient(t.supabaseUrl, t.serviceKey, { auth: { persistSession: false } });
-  const { data, error } = await client.functions.invoke(name, { body });
-  if (error) {
-    const context = (error as { context?: Response }).context;
-    const detail = context ? await context.json().catch(() => null) : null;
-    throw new UsageError(`${name}: ${detail?.message ?? error.message}`);
+function positiveInt(name: string, value: string | undefined, fallback?: number) {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
   }
-  return data;
+  return n;
 }
 
-function table(rows: Record<string, unknown>[]): string {
-  if (rows.length === 0) return "(none)";
-  const cols = Object.keys(rows[0]!);
-  const cell = (v: unknown) =>
-    v === null || v === undefined ? "-" : v instanceof Date ? v.toISOString() : String(v);
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join("  ");
-  return [
-    line(cols),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
-  ].join("\n");
+interface SyncRun {
+  connection_id: string;
+  provider: string;
+  stream: string;
+  status: string;
+  caught_up: boolean;
+  pages: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  error?: string;
 }
+interface SyncAnswer {
+  stream: string;
+  runs: SyncRun[];
+  skipped: { connection_id: string; provider?: string; reason?: string }[];
+  duration_ms: number;
+}
+
+let jsonMode = false;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  if (!command || command === "--help" || command === "help" || !(command in HELP)) {
-    console.log("usage: npm run tether -- <command> [options]\n");
-    for (const text of Object.values(HELP)) console.log(`  ${text.replaceAll("\n", "\n  ")}\n`);
-    if (command && command !== "--help" && command !== "help") {
-      throw new UsageError(`unknown command "${command}"`);
-    }
+  jsonMode = rest.includes("--json");
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    const topic = rest[0];
+    if (command === "help" && topic && topic in HELP) {
+      console.log(`usage: npm run tether -- ${HELP[topic]}`);
+    } else console.log(generalHelp());
     return;
   }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      help: { type: "boolean" },
-      json: { type: "boolean" },
-      force: { type: "boolean" },
-      provider: { type: "string" },
-      connection: { type: "string" },
-      credentials: { type: "string" },
-      config: { type: "string" },
-      owner: { type: "string" },
-      kind: { type: "string" },
-      limit: { type: "string" },
-      batch: { type: "string" },
-    },
-  });
+  if (!(command in HELP)) {
+    throw new UsageError(
+      `unknown command "${command}": one of ${Object.keys(HELP).join(", ")} ` +
+        "(npm run tether -- --help)",
+    );
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, strict: true, options: OPTIONS });
+  } catch (err) {
+    throw new UsageError(
+      `${(err as Error).message.split("\n")[0]} (npm run tether -- ${command} --help)`,
+    );
+  }
+  const { values, positionals } = parsed;
   if (values.help) return console.log(`usage: npm run tether -- ${HELP[command]}`);
-  const t = await target();
-  const print = (data: unknown, human: () => string) =>
-    console.log(values.json ? JSON.stringify(data, null, 2) : human());
+  const json = Boolean(values.json);
+  const print = (data: unknown, human: () => string) => printResult(json, data, human);
+  const provider = checkProvider(values.provider);
+  const connection = checkUuid(values.connection, "--connection");
+  const progress = <T>(label: string, work: () => Promise<T>) => withProgress(label, json, work);
+  const noPositionals = () => {
+    if (positionals.length > 0) {
+      throw new UsageError(`unexpected "${positionals[0]}": usage: ${HELP[command]}`);
+    }
+  };
 
   switch (command) {
     case "status": {
-      const sql = connectDb(t.databaseUrl, { max: 1, name: "tether-cli" });
-      try {
-        const rows = await sql`
-          select id, provider, name, status, token_expires_at as token_expires,
-                 last_token_refresh_at as last_refresh, orders_last_synced_at as orders_synced,
-                 customers_last_synced_at as customers_synced, last_error
-            from tether.connection_health order by provider, name`;
-        print(rows, () => table(rows));
-      } finally {
-        await sql.end();
-      }
+      noPositionals();
+      const t = await target();
+      const rows = await withDb(t, (sql) => healthRows(sql));
+      const shown = provider ? rows.filter((r) => r.provider === provider) : rows;
+      print(
+        shown,
+        () =>
+          shown.length === 0
+            ? "no connections yet: add one with `npm run tether -- connect …` (or run `npm start`)"
+            : table(shown.map((r) => ({ id: r.id, ...displayRow(r) }))),
+      );
       return;
     }
     case "connect": {
-      const [provider, externalId, name] = positionals;
-      if (!provider || !externalId || !name) throw new UsageError(`usage: ${HELP.connect}`);
-      const data = await invoke(t, "connect", {
-        provider,
+      const [p, externalId, name, ...extra] = positionals;
+      if (!p || !externalId || !name || extra.length > 0) {
+        throw new UsageError(`usage: npm run tether -- ${HELP.connect}`);
+      }
+      checkProvider(p);
+      checkUuid(values.owner, "--owner");
+      if (values.credentials === undefined) {
+        throw new UsageError(
+          `--credentials is required, e.g. --credentials '{"refresh_token":"..."}'`,
+        );
+      }
+      const body = {
+        provider: p,
         external_id: externalId,
         name,
         credentials: parseJsonFlag("credentials", values.credentials),
         config: parseJsonFlag("config", values.config),
         ...(values.owner ? { owner_id: values.owner } : {}),
-      });
+      };
+      const t = await target();
+      const data = await progress(
+        `connecting ${name}`,
+        () =>
+          invoke<{ connection_id: string; name: string; provider: string; status: string }>(
+            t,
+            "connect",
+            body,
+          ),
+      );
       print(data, () => `connected: ${data.name} (${data.provider}) ${data.connection_id}`);
       return;
     }
     case "refresh": {
-      const data = await invoke(t, "refresh-tokens", {
-        ...(values.provider ? { provider: values.provider } : {}),
-        ...(values.connection ? { connection_id: values.connection } : {}),
-        ...(values.force ? { force: true } : {}),
-      });
+      noPositionals();
+      const t = await target();
+      const data = await progress(
+        "refreshing tokens",
+        () =>
+          invoke<Record<string, number>>(t, "refresh-tokens", {
+            ...(provider ? { provider } : {}),
+            ...(connection ? { connection_id: connection } : {}),
+            ...(values.force ? { force: true } : {}),
+          }),
+      );
       print(data, () => table([data]));
       return;
     }
-    case "runs": {
-      const limit = Number(values.limit ?? 20);
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError("--limit must be a number");
-      const sql = connectDb(t.databaseUrl, { max: 1, name: "tether-cli" });
-      try {
-        const rows = await sql`
-          select r.id, c.provider, c.name, r.kind, r.stream, r.status, r.started_at,
-                 r.added_count as added, r.updated_count as updated, r.error
-            from tether.runs r left join tether.connections c on c.id = r.connection_id
-           where (${values.connection ?? null}::uuid is null or r.connection_id = ${
-          values.connection ?? null
-        })
-             and (${values.kind ?? null}::text is null or r.kind = ${values.kind ?? null})
-           order by r.started_at desc, r.id desc limit ${limit}`;
-        print(rows, () => table(rows));
-      } finally {
-        await sql.end();
+    case "sync": {
+      const [which = "all", ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`usage: npm run tether -- ${HELP.sync}`);
+      checkChoice(which, "the stream", ["orders", "customers", "all"] as const);
+      const streams = which === "all" ? ["orders", "customers"] : [which];
+      const t = await target();
+      const body = {
+        ...(provider ? { provider } : {}),
+        ...(connection ? { connection_id: connection } : {}),
+        ...(values.force ? { force: true } : {}),
+      };
+      const answers: Record<string, SyncAnswer> = {};
+      for (const stream of streams) {
+        answers[stream] = await progress(
+          `syncing ${stream}`,
+          () => invoke<SyncAnswer>(t, `sync-${stream}`, body),
+        );
       }
+      print(answers, () => {
+        const runs = Object.values(answers).flatMap((a) => a.runs);
+        const skipped = Object.values(answers).flatMap((a) =>
+          a.skipped.map((s) => ({ stream: a.stream, ...s }))
+        );
+        const out = [
+          runs.length === 0
+            ? "nothing was due (every stream synced within its interval): add --force to sync now"
+            : table(runs.map((r) => ({
+              connection: r.connection_id,
+              provider: r.provider,
+              stream: r.stream,
+              status: r.status,
+              "caught up": r.caught_up ? "yes" : "no (continues next call)",
+              pages: r.pages,
+              added: r.added,
+              updated: r.updated,
+              unchanged: r.unchanged,
+              error: r.error ?? null,
+            }))),
+        ];
+        if (skipped.length > 0) out.push(`\nskipped:\n${table(skipped)}`);
+        return out.join("\n");
+      });
+      if (Object.values(answers).some((a) => a.runs.some((r) => r.status !== "succeeded"))) {
+        throw new CliError("some runs failed: see their error above, or `npm run tether -- runs`");
+      }
+      return;
+    }
+    case "runs": {
+      noPositionals();
+      const kind = checkChoice(
+        values.kind,
+        "--kind",
+        [
+          "refresh",
+          "sync",
+          "backfill",
+          "webhook",
+        ] as const,
+      );
+      const stream = checkChoice(values.stream, "--stream", ["orders", "customers"] as const);
+      const status = checkChoice(
+        values.status,
+        "--status",
+        [
+          "running",
+          "succeeded",
+          "failed",
+          "skipped",
+        ] as const,
+      );
+      const limit = positiveInt("limit", values.limit, 20)!;
+      const t = await target();
+      const rows = await withDb(t, (sql) =>
+        sql`
+          select r.id::text as id, r.connection_id, c.provider, c.name, r.kind, r.stream,
+                 r.status, r.started_at, r.finished_at, r.added_count as added,
+                 r.updated_count as updated, r.unchanged_count as unchanged,
+                 r.pages_count as pages, r.backfill_id, r.error
+            from tether.runs r left join tether.connections c on c.id = r.connection_id
+           where (${connection ?? null}::uuid is null or r.connection_id = ${connection ?? null})
+             and (${provider ?? null}::text is null or c.provider = ${provider ?? null})
+             and (${kind ?? null}::text is null or r.kind = ${kind ?? null})
+             and (${stream ?? null}::text is null or r.stream = ${stream ?? null})
+             and (${status ?? null}::text is null or r.status = ${status ?? null})
+           order by r.started_at desc, r.id desc limit ${limit}`);
+      print(rows, () =>
+        table(rows.map((r) => ({
+          id: r.id,
+          provider: r.provider,
+          name: r.name,
+          kind: r.kind,
+          stream: r.stream,
+          status: r.status,
+          started_at: r.started_at,
+          added: r.added,
+          updated: r.updated,
+          error: r.error ? String(r.error).replace(/\s+/g, " ").slice(0, 60) : null,
+        }))));
       return;
     }
     case "backfill": {
-      await backfillCommand(t, positionals, Boolean(values.json));
+      await backfillCommand(await target(), positionals, json);
+      return;
+    }
+    case "schedules": {
+      await schedulesCommand(await target(), positionals, json);
       return;
     }
     case "rotate-key": {
-      if (!t.keyRing) throw new UsageError("set TOKEN_ENCRYPTION_KEYS (new key first)");
-      const vault = await TokenVault.fromKeyRing(t.keyRing);
-      const sql = connectDb(t.databaseUrl, { max: 2, name: "tether-cli" });
-      try {
-        const result = await runRotateKey({ db: sql, vault }, {
-          batchSize: values.batch ? Number(values.batch) : undefined,
-          onProgress: (done, total) => {
-            if (!values.json) Deno.stderr.writeSync(new TextEncoder().encode(`\r${done}/${total}`));
-          },
-        });
-        if (!values.json) console.error("");
-        print(
-          result,
-          () =>
-            `re-encrypted ${result.rotated} value(s) with key ${result.active_key_id}; ${result.remaining} left on other keys`,
+      noPositionals();
+      const batchSize = positiveInt("batch", values.batch);
+      const t = await target();
+      if (!t.keyRing) {
+        throw new UsageError(
+          "set TOKEN_ENCRYPTION_KEYS to the key ring, the new key first (k2:…,k1:…)",
         );
-      } finally {
-        await sql.end();
       }
+      const vault = await TokenVault.fromKeyRing(t.keyRing);
+      const result = await withDb(t, (sql) =>
+        runRotateKey({ db: sql, vault }, {
+          batchSize,
+          onProgress: (done, total) => {
+            if (!json && Deno.stderr.isTerminal()) {
+              Deno.stderr.writeSync(new TextEncoder().encode(`\rre-encrypting ${done}/${total}`));
+            }
+          },
+        }));
+      if (!json && Deno.stderr.isTerminal()) console.error("");
+      print(
+        result,
+        () =>
+          `re-encrypted ${result.rotated} value(s) with key ${result.active_key_id}; ${result.remaining} left on other keys`,
+      );
       return;
     }
-  }
-}
-
-interface BackfillView {
-  id: string;
-  provider: string;
-  name: string;
-  stream: string;
-  range_start: Date;
-  range_end: Date;
-  status: string;
-  windows_done: number;
-  records_count: number;
-  percent: string;
-  last_error: string | null;
-  created_at: Date;
-  finished_at: Date | null;
-}
-
-async function backfillRows(
-  sql: ReturnType<typeof connectDb>,
-  id: string | null,
-  limit: number,
-): Promise<BackfillView[]> {
-  return await sql<BackfillView[]>`
-    select b.id, c.provider, c.name, b.stream, b.range_start, b.range_end, b.status,
-           b.windows_done, b.records_count,
-           case when b.status = 'succeeded' then 100.0
-                else round(100.0 * extract(epoch from (coalesce(b.covered_until, b.range_start)
-                       - b.range_start)) / extract(epoch from (b.range_end - b.range_start)), 1)
-           end::text as percent,
-           b.last_error, b.created_at, b.finished_at
-      from tether.backfills b join tether.connections c on c.id = b.connection_id
-     where (${id}::uuid is null or b.id = ${id})
-     order by b.created_at desc limit ${limit}`;
-}
-
-function progressBar(row: BackfillView): string {
-  const pct = Number(row.percent);
-  const filled = Math.max(0, Math.min(10, Math.floor(pct / 10)));
-  return `[${"#".repeat(filled)}${".".repeat(10 - filled)}] ${pct.toFixed(1)}% windows ${
-    row.windows_done.toLocaleString("en-US")
-  } records ${row.records_count.toLocaleString("en-US")} ${row.status}`;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-async function backfillCommand(t: Target, args: string[], json: boolean): Promise<void> {
-  const [sub, ...rest] = args;
-  const usage = `usage: npm run tether -- ${HELP.backfill}`;
-  const sql = connectDb(t.databaseUrl, { max: 1, name: "tether-cli" });
-  const print = (data: unknown, human: () => string) =>
-    console.log(json ? JSON.stringify(data, null, 2) : human());
-  try {
-    switch (sub) {
-      case "start": {
-        const [connection, stream, from, to] = rest;
-        if (!connection || !stream || !from || !to) throw new UsageError(usage);
-        // The function validates the dates (ISO 8601 with an offset) and the request (the same
-        // SQL as start_backfill), creates the job and works on it; it continues by itself.
-        const client = createClient(t.supabaseUrl, t.serviceKey, {
-          auth: { persistSession: false },
-        });
-        const body = { connection_id: connection, stream, range_start: from, range_end: to };
-        if (!UUID.test(connection)) {
-          throw new UsageError("<connection> must be a connection id (uuid)");
-        }
-        const started = client.functions.invoke("backfill", { body });
-        // The first invocation runs for up to its time budget: find the job as soon as it exists.
-        let id: string | undefined;
-        const answered = started.then(async ({ data, error }) => {
-          if (error) {
-            const context = (error as { context?: Response }).context;
-            const detail = context ? await context.json().catch(() => null) : null;
-            throw new UsageError(`backfill: ${detail?.message ?? error.message}`);
-          }
-          id ??= data.backfill_id;
-        });
-        let failed: unknown;
-        answered.catch((err) => failed = err);
-        while (!id) {
-          if (failed) throw failed;
-          const [row] = await sql<{ id: string }[]>`
-            select id from tether.backfills
-             where connection_id = ${connection} and stream = ${stream}
-               and range_start = ${from}::timestamptz and range_end = ${to}::timestamptz
-             order by created_at desc limit 1`.catch(() => []);
-          if (row) id = row.id;
-          else await new Promise((r) => setTimeout(r, 200));
-        }
-        if (!json) console.error(`backfill ${id} started (Ctrl-C leaves it running)`);
-        Deno.addSignalListener("SIGINT", () => {
-          console.error(`\nleft running: npm run tether -- backfill status ${id}`);
-          Deno.exit(130);
-        });
-        while (true) {
-          const [row] = await backfillRows(sql, id, 1);
-          if (!row) throw new UsageError(`backfill ${id} disappeared`);
-          if (!json) {
-            Deno.stderr.writeSync(new TextEncoder().encode(`\r${progressBar(row)}   `));
-          }
-          if (!["pending", "running"].includes(row.status)) {
-            if (!json) console.error("");
-            print(row, () => table([row as unknown as Record<string, unknown>]));
-            if (row.status !== "succeeded") Deno.exit(1);
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-      case "status": {
-        const id = rest[0] ?? null;
-        if (id !== null && !UUID.test(id)) {
-          throw new UsageError("<id> must be a backfill id (uuid)");
-        }
-        const rows = await backfillRows(sql, id, 1);
-        if (rows.length === 0) throw new UsageError(id ? `no backfill ${id}` : "no backfills yet");
-        print(rows[0], () => `${progressBar(rows[0]!)}\n${table(rows as never)}`);
-        return;
-      }
-      case "list": {
-        const rows = await backfillRows(sql, null, 1000);
-        print(rows, () => table(rows as never));
-        return;
-      }
-      case "cancel": {
-        const id = rest[0];
-        if (!id || !UUID.test(id)) throw new UsageError(usage);
-        const [row] = await sql<{ status: string }[]>`
-          select public.cancel_backfill(${id}) as status`.catch((err) => {
-          throw new UsageError(err.message);
-        });
-        print({ id, status: row!.status }, () => `backfill ${id}: ${row!.status}`);
-        return;
-      }
-      default:
-        throw new UsageError(usage);
-    }
-  } finally {
-    await sql.end();
   }
 }
 
 try {
   await main(Deno.args);
 } catch (err) {
-  if (err instanceof UsageError || err instanceof StackError) {
+  const usage = err instanceof UsageError;
+  if (usage || err instanceof CliError || err instanceof StackError) {
     console.error(`tether: ${err.message}`);
-    Deno.exit(2);
+    if (jsonMode) console.log(JSON.stringify({ error: err.message }));
+    Deno.exit(usage ? 2 : 1);
   }
   throw err;
 }

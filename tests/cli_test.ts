@@ -1,0 +1,316 @@
+// The operator CLI (`npm run tether -- <command>`) as a subprocess, the way a person runs it.
+// Work commands run against a fresh test database with its own functions gateway, given to the
+// CLI the way a real project is (SUPABASE_URL, TETHER_SERVICE_KEY, DATABASE_URL), so the test is
+// isolated; `schedules` runs against the stack's main database, where pg_cron lives.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import postgres from "postgres";
+import { startSandbox } from "../sandbox/server.ts";
+import { paths } from "../scripts/local/util.ts";
+import { serveFunctionsFor, stackEnv, withTestDatabase } from "./helpers/stack.ts";
+import { SandboxControl } from "./helpers/sandbox.ts";
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const BASE_ENV = {
+  PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+  HOME: Deno.env.get("HOME") ?? "/root",
+  NO_COLOR: "1",
+};
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/cli.ts", ...args],
+    cwd: paths.root,
+    clearEnv: true,
+    env: { ...BASE_ENV, ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+function ok(r: Result, what: string): Result {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  return r;
+}
+
+function json<T = unknown>(r: Result, what: string): T {
+  ok(r, what);
+  assert.equal(r.stderr, "", `${what}: nothing on stderr in --json mode`);
+  return JSON.parse(r.stdout) as T;
+}
+
+const COMMANDS = [
+  "status",
+  "connect",
+  "refresh",
+  "sync",
+  "runs",
+  "backfill",
+  "rotate-key",
+  "schedules",
+];
+
+Deno.test("every command has --help, and --help lists them all", async () => {
+  const results = await Promise.all([
+    cli(["--help"]),
+    ...COMMANDS.map((c) => cli([c, "--help"])),
+  ]);
+  const [general, ...each] = results;
+  ok(general!, "--help");
+  for (const c of COMMANDS) assert.match(general!.stdout, new RegExp(`^  ${c} `, "m"));
+  each.forEach((r, i) => {
+    ok(r, `${COMMANDS[i]} --help`);
+    assert.ok(r.stdout.startsWith(`usage: npm run tether -- ${COMMANDS[i]}`), r.stdout);
+    assert.match(r.stdout, /--json/, `${COMMANDS[i]} --help mentions --json`);
+  });
+});
+
+Deno.test("usage mistakes exit 2 with a message that says what to do", async () => {
+  const [unknown, badUuid, badProvider, badLimit, badStream, badJson, badOption] = await Promise
+    .all([
+      cli(["frobnicate"]),
+      cli(["sync", "--connection", "not-a-uuid"]),
+      cli(["refresh", "--provider", "amazon"]),
+      cli(["runs", "--limit", "0"]),
+      cli(["sync", "invoices"]),
+      cli(["connect", "shopify", "x", "X", "--credentials", "{nope"]),
+      cli(["status", "--colour"]),
+    ]);
+  const expect = (r: Result, pattern: RegExp) => {
+    assert.equal(r.code, 2, `exit 2: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line, no stack trace: ${r.stderr}`);
+  };
+  expect(unknown, /^tether: unknown command "frobnicate": one of status, connect, .*--help/);
+  expect(badUuid, /--connection must be a uuid, got "not-a-uuid"; list the ids with/);
+  expect(badProvider, /unknown provider "amazon": one of shiphero, shopify, lightspeed/);
+  expect(badLimit, /--limit must be a whole number/);
+  expect(badStream, /the stream must be one of orders, customers, all, got "invoices"/);
+  expect(badJson, /--credentials must be a JSON object/);
+  expect(badOption, /Unknown option '--colour'.*status --help/);
+});
+
+Deno.test("with no stack up, a command says to start it and exits 1", async () => {
+  const empty = await Deno.makeTempDir({ prefix: "tether-no-stack-" });
+  try {
+    const r = await cli(["status"], { TETHER_STATE_DIR: empty });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the local stack is not up: run `npm run stack:up`/);
+    const j = await cli(["status", "--json"], { TETHER_STATE_DIR: empty });
+    assert.equal(j.code, 1);
+    assert.match(JSON.parse(j.stdout).error, /the local stack is not up/);
+    // Only part of a project's settings: says which are missing.
+    const partial = await cli(["status"], { SUPABASE_URL: "http://127.0.0.1:1" });
+    assert.equal(partial.code, 2);
+    assert.match(partial.stderr, /missing: TETHER_SERVICE_KEY, DATABASE_URL/);
+    // A project that does not answer.
+    const down = await cli(["refresh"], {
+      SUPABASE_URL: "http://127.0.0.1:1",
+      TETHER_SERVICE_KEY: "sb_secret_x",
+      DATABASE_URL: "postgres://postgres@127.0.0.1:1/postgres",
+    });
+    assert.equal(down.code, 1);
+    assert.match(
+      down.stderr,
+      /refresh-tokens function at http:\/\/127\.0\.0\.1:1 is not answering/,
+    );
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
+});
+
+Deno.test("connect, status, refresh, sync, runs and backfill against a project, in --json and text", async () => {
+  await withTestDatabase(async (db) => {
+    const sandbox = await startSandbox({ port: 0 });
+    const served = await serveFunctionsFor(db);
+    try {
+      const env = {
+        SUPABASE_URL: served.url,
+        TETHER_SERVICE_KEY: served.secretKey,
+        DATABASE_URL: db.url,
+      };
+      const control = new SandboxControl(sandbox.url);
+      const account = await control.account("shopify");
+      await control.call("POST", `/data/shopify/${account.external_id}/seed`, {
+        orders: 40,
+        customers: 20,
+        spread_days: 10,
+      });
+
+      assert.deepEqual(json(await cli(["status", "--json"], env), "status (empty)"), []);
+      const none = ok(await cli(["status"], env), "status (empty, text)");
+      assert.match(none.stdout, /no connections yet/);
+
+      // connect: a refusal by the function is exit 1 with its message, nothing stored.
+      const refused = await cli([
+        "connect",
+        "shopify",
+        account.external_id,
+        "CLI Shopify",
+        "--credentials",
+        "{}",
+        "--config",
+        JSON.stringify(control.configFor(account)),
+      ], env);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /^tether: connect: .*credentials\.access_token/);
+
+      const connected = json<{ connection_id: string; status: string }>(
+        await cli([
+          "connect",
+          "shopify",
+          account.external_id,
+          "CLI Shopify",
+          "--credentials",
+          JSON.stringify(account.credentials),
+          "--config",
+          JSON.stringify(control.configFor(account)),
+          "--json",
+        ], env),
+        "connect",
+      );
+      assert.equal(connected.status, "active");
+      const id = connected.connection_id;
+
+      const status = json<{ id: string; provider: string; status: string; orders: number }[]>(
+        await cli(["status", "--json"], env),
+        "status",
+      );
+      assert.equal(status.length, 1);
+      assert.deepEqual([status[0]!.id, status[0]!.provider, status[0]!.status], [
+        id,
+        "shopify",
+        "active",
+      ]);
+
+      const refreshed = json<{ refreshed: number }>(
+        await cli(["refresh", "--force", "--connection", id, "--json"], env),
+        "refresh",
+      );
+      assert.equal(refreshed.refreshed, 1);
+
+      const synced = json<Record<string, { runs: { status: string; added: number }[] }>>(
+        await cli(["sync", "--force", "--json"], env),
+        "sync",
+      );
+      assert.deepEqual(Object.keys(synced), ["orders", "customers"]);
+      assert.equal(synced.orders!.runs[0]!.status, "succeeded");
+      assert.equal(synced.orders!.runs[0]!.added, 40);
+      assert.equal(synced.customers!.runs[0]!.added, 20);
+      // Not forced: nothing is due right after a sync.
+      const again = json<Record<string, { runs: unknown[] }>>(
+        await cli(["sync", "orders", "--provider", "shopify", "--json"], env),
+        "sync again",
+      );
+      assert.deepEqual(Object.keys(again), ["orders"]);
+      assert.equal(again.orders!.runs.length, 0);
+      const text = ok(await cli(["sync", "orders"], env), "sync (text)");
+      assert.match(text.stdout, /nothing was due.*--force/);
+      // An unknown connection: the function's 404, exit 1, and a JSON error in --json mode.
+      const unknownConn = await cli(
+        ["sync", "--connection", crypto.randomUUID(), "--json"],
+        env,
+      );
+      assert.equal(unknownConn.code, 1);
+      assert.match(JSON.parse(unknownConn.stdout).error, /no connection/);
+
+      const runs = json<{ kind: string; stream: string | null; status: string }[]>(
+        await cli(["runs", "--json", "--limit", "5"], env),
+        "runs",
+      );
+      assert.ok(runs.length >= 3 && runs.length <= 5, `${runs.length} runs`);
+      const syncRuns = json<{ kind: string; stream: string; status: string }[]>(
+        await cli([
+          "runs",
+          "--kind",
+          "sync",
+          "--stream",
+          "orders",
+          "--status",
+          "succeeded",
+          "--json",
+        ], env),
+        "runs filtered",
+      );
+      assert.equal(syncRuns.length, 1);
+      assert.deepEqual([syncRuns[0]!.kind, syncRuns[0]!.stream], ["sync", "orders"]);
+      const byConnection = json<unknown[]>(
+        await cli(["runs", "--connection", crypto.randomUUID(), "--json"], env),
+        "runs of an unknown connection",
+      );
+      assert.deepEqual(byConnection, []);
+
+      const to = new Date(Math.floor(Date.now() / 1000) * 1000 - 5000);
+      const from = new Date(to.getTime() - 3 * 86_400_000);
+      const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+      const backfill = json<{ id: string; status: string }>(
+        await cli(["backfill", "start", id, "orders", iso(from), iso(to), "--json"], env),
+        "backfill start",
+      );
+      assert.equal(backfill.status, "succeeded");
+      const list = json<{ id: string }[]>(await cli(["backfill", "list", "--json"], env), "list");
+      assert.deepEqual(list.map((b) => b.id), [backfill.id]);
+      const badRange = await cli(
+        ["backfill", "start", id, "orders", "2026-01-02", "2026-01-01"],
+        env,
+      );
+      assert.equal(badRange.code, 1);
+      assert.match(badRange.stderr, /^tether: backfill: /);
+
+      // schedules against a database without pg_cron: says where they live.
+      const noCron = await cli(["schedules", "show"], env);
+      assert.equal(noCron.code, 1);
+      assert.match(noCron.stderr, /pg_cron is not in this database.*point DATABASE_URL at it/);
+    } finally {
+      await served.stop();
+      await sandbox.close();
+    }
+  });
+});
+
+Deno.test("schedules show, pause and resume the pg_cron jobs of the stack", async () => {
+  const stack = await stackEnv();
+  const admin = postgres(stack.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await admin<{ n: number }[]>`
+      select count(*)::int as n from cron.job where jobname like 'tether-%'`;
+    if (row?.n === 0) await admin.file(join(paths.root, "sql", "schedules.sql"));
+  } finally {
+    await admin.end();
+  }
+  type Job = { jobname: string; schedule: string; active: boolean; last_run_at: string | null };
+  const env = { TETHER_STATE_DIR: paths.state };
+  const shown = json<Job[]>(await cli(["schedules", "--json"], env), "schedules");
+  assert.ok(shown.some((j) => j.jobname === "tether-sync-orders" && j.schedule === "*/5 * * * *"));
+  assert.ok("last_run_at" in shown[0]!);
+  try {
+    const paused = json<Job[]>(
+      await cli(["schedules", "pause", "cleanup", "--json"], env),
+      "pause",
+    );
+    assert.equal(paused.find((j) => j.jobname === "tether-cleanup")?.active, false);
+    assert.equal(paused.find((j) => j.jobname === "tether-sync-orders")?.active, true);
+    const text = ok(await cli(["schedules", "show"], env), "show");
+    assert.match(text.stdout, /tether-cleanup\s+17 3 \* \* \*\s+PAUSED/);
+  } finally {
+    const resumed = json<Job[]>(
+      await cli(["schedules", "resume", "tether-cleanup", "--json"], env),
+      "resume",
+    );
+    assert.equal(resumed.find((j) => j.jobname === "tether-cleanup")?.active, true);
+  }
+  const unknown = await cli(["schedules", "pause", "nightly"], env);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /no schedule "nightly": one of .*sync-orders/);
+});
