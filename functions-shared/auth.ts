@@ -21,6 +21,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from "jose";
+import { constantTimeEqual, sha256 } from "./crypto.ts";
 import { z } from "zod";
 
 export type CallerAuthConfig = {
@@ -116,7 +117,7 @@ export function createCallerAuth(config: CallerAuthConfig): (req: Request) => Pr
     if (presented === undefined || digests.length === 0) return false;
     const digest = await sha256(presented);
     let matches = 0;
-    for (const known of digests) matches |= digestsEqual(digest, known) ? 1 : 0;
+    for (const known of digests) matches |= constantTimeEqual(digest, known) ? 1 : 0;
     return matches === 1;
   }
 
@@ -226,17 +227,6 @@ function jwksUrlFor(supabaseUrl: string): URL {
     throw new Error("SUPABASE_URL must be an http(s) URL");
   }
   return url;
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** Compares two SHA-256 digests without an early exit. */
-function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
 }
 
 function importHmacKey(secret: string): Promise<CryptoKey> {

@@ -118,17 +118,41 @@ export function createJobHandler<I, O>(
   };
 }
 
-/** The whole of a function's entry point: `serveJob(refreshTokens)`. */
-export function serveJob<I, O>(job: Job<I, O>): void {
-  const log = createLogger(job.name);
-  // Read the configuration at boot, so a bad key ring shows in the logs at once.
+type Handler = (req: Request) => Promise<Response>;
+
+/**
+ * Boots a function: reads the configuration once at startup (so a bad key ring shows in the logs
+ * at once) and serves the handler built on the dependencies it will have.
+ */
+export function serveFunction(name: string, makeHandler: (deps: Promise<Deps>) => Handler): void {
+  const log = createLogger(name);
   const deps = (async () => {
     try {
-      return await createDeps(readEnv((name) => Deno.env.get(name)), { name: job.name, log });
+      return await createDeps(readEnv((name) => Deno.env.get(name)), { name, log });
     } catch (err) {
       log.error("startup failed", { error: coerceError(err).message });
       throw err;
     }
   })();
-  Deno.serve(createJobHandler(job, deps));
+  Deno.serve(makeHandler(deps));
+}
+
+/** A handler built once the dependencies are ready; a startup error answers every call with 500. */
+export function whenReady(deps: Promise<Deps>, make: (deps: Deps) => Handler): Handler {
+  const handler = deps.then(make);
+  handler.catch(() => {}); // reported to each caller below
+  return async (req) => {
+    let ready: Handler;
+    try {
+      ready = await handler;
+    } catch (err) {
+      return jsonError(500, "misconfigured", coerceError(err).message);
+    }
+    return await ready(req);
+  };
+}
+
+/** The whole of a function's entry point: `serveJob(refreshTokens)`. */
+export function serveJob<I, O>(job: Job<I, O>): void {
+  serveFunction(job.name, (deps) => createJobHandler(job, deps));
 }

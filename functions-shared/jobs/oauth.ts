@@ -15,8 +15,6 @@
 // Every other request goes to the `connect` job (POST JSON).
 
 import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
-import { readEnv } from "../env.ts";
-import { createLogger } from "../log.ts";
 import {
   authorizeUrl,
   callbackAccount,
@@ -28,7 +26,7 @@ import {
   verifyShopifyHmac,
 } from "../oauth/providers.ts";
 import { signState, type StateClaims, StateRejected, verifyState } from "../oauth/state.ts";
-import { coerceError, createDeps, createJobHandler, type Deps, jsonError } from "../platform.ts";
+import { coerceError, createJobHandler, type Deps, jsonError } from "../platform.ts";
 import { adapterFor } from "../providers/registry.ts";
 import { ProviderError, PROVIDERS } from "../providers/types.ts";
 import { connect, storeConnection } from "./connect.ts";
@@ -36,20 +34,6 @@ import { adapterContext } from "./tokens.ts";
 
 const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The `connect` function's entry point: OAuth routes plus the JSON job. */
-export function serveConnect(): void {
-  const log = createLogger("connect");
-  const deps = (async () => {
-    try {
-      return await createDeps(readEnv((name) => Deno.env.get(name)), { name: "connect", log });
-    } catch (err) {
-      log.error("startup failed", { error: coerceError(err).message });
-      throw err;
-    }
-  })();
-  Deno.serve(createConnectHandler(deps));
-}
 
 /** Routes `GET /connect/<provider>/start|callback` to OAuth, everything else to the job. */
 export function createConnectHandler(deps: Promise<Deps>): (req: Request) => Promise<Response> {

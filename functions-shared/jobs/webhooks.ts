@@ -632,18 +632,3 @@ export async function sweepWebhookEvents(
   }
   return result;
 }
-
-/** The whole entry point of the webhooks function. */
-export function serveWebhooks(createDepsFn: () => Promise<Deps>, log: Deps["log"]): void {
-  const ready = createDepsFn();
-  ready.catch((err) => log.error("startup failed", { error: coerceError(err).message }));
-  let handler: ((req: Request) => Promise<Response>) | undefined;
-  Deno.serve(async (req) => {
-    try {
-      handler ??= createWebhookHandler(await ready);
-    } catch (err) {
-      return jsonError(500, "misconfigured", coerceError(err).message);
-    }
-    return await handler(req);
-  });
-}

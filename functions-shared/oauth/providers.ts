@@ -18,6 +18,7 @@
 // three endpoints, and is stored in the new connection's config so its refreshes and syncs go to
 // the same place.
 
+import { constantTimeEqual, decodeHex, hmacSha256 } from "../crypto.ts";
 import { z } from "zod";
 import { seconds, token } from "../providers/common.ts";
 import { after, base64Utf8, joinUrl, requestJson } from "../providers/http.ts";
@@ -276,35 +277,15 @@ export async function verifyShopifyHmac(
   query: URLSearchParams,
   secrets: readonly string[],
 ): Promise<boolean> {
-  const presented = query.get("hmac");
-  if (presented === null || !/^[0-9a-f]{64}$/i.test(presented)) return false;
+  const presented = decodeHex(query.get("hmac") ?? "");
+  if (presented === undefined || presented.length !== 32) return false;
   const pairs = [...query.entries()]
     .filter(([k]) => k !== "hmac" && k !== "signature")
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const message = new URLSearchParams(pairs).toString();
   let matches = false;
   for (const secret of secrets) {
-    const expected = await hmacHex(secret, message);
-    matches = constantTimeEqual(expected, presented.toLowerCase()) || matches;
+    matches = constantTimeEqual(await hmacSha256(secret, message), presented) || matches;
   }
   return matches;
-}
-
-async function hmacHex(secret: string, message: string): Promise<string> {
-  const enc = new TextEncoder();
-  const key = await crypto.subtle.importKey(
-    "raw",
-    enc.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(message)));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ (b.charCodeAt(i) || 0);
-  return diff === 0;
 }

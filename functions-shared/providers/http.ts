@@ -372,6 +372,8 @@ export interface GraphqlError {
 export function throwOnGraphqlErrors(
   req: Pick<JsonRequest, "provider" | "facts" | "secrets">,
   errors: readonly GraphqlError[] | undefined,
+  /** The wait a throttle implies when the caller knows better than the message (Shopify's bucket). */
+  throttleWaitMs?: number,
 ): void {
   if (errors === undefined || errors.length === 0) return;
   const messages = errors.map((e) => e.message ?? "").filter((m) => m !== "");
@@ -381,7 +383,9 @@ export function throwOnGraphqlErrors(
   );
   if (throttled) {
     const seconds = /try again in (\d+(?:\.\d+)?) ?s/i.exec(messages.join(" "))?.[1];
-    const retryAfterMs = seconds !== undefined
+    const retryAfterMs = throttleWaitMs !== undefined
+      ? throttleWaitMs
+      : seconds !== undefined
       ? Math.ceil(Number(seconds) * 1000)
       : req.facts.defaultRetryAfterSeconds * 1000;
     throw new ProviderError(
@@ -409,19 +413,31 @@ const graphqlEnvelope = z.object({
       }),
     )
     .optional(),
+  extensions: z.record(z.string(), z.unknown()).optional(),
 });
 
+export interface GraphqlOptions {
+  /**
+   * Sees the response's `extensions` (Shopify's cost report) before any error is thrown; returns
+   * the wait a throttle implies when the extensions say it.
+   */
+  inspect?: (extensions: Record<string, unknown> | undefined) => number | undefined;
+}
+
 /**
- * A GraphQL call: HTTP handled as `requestJson`, then `errors` thrown (`throwOnGraphqlErrors`),
- * then `data` validated by `dataSchema` (messages name the field as `data.…`).
+ * A GraphQL call: HTTP handled as `requestJson`, then `extensions` shown to `inspect`, then
+ * `errors` thrown (`throwOnGraphqlErrors`), then `data` validated by `dataSchema` (messages name the
+ * field as `data.…`).
  */
 export async function requestGraphql<S extends z.ZodType>(
   ctx: AdapterContext,
   req: JsonRequest,
   dataSchema: S,
+  options: GraphqlOptions = {},
 ): Promise<JsonResponse<z.output<S>>> {
   const response = await requestJson(ctx, req, graphqlEnvelope);
-  throwOnGraphqlErrors(req, response.data.errors);
+  const throttleWaitMs = options.inspect?.(response.data.extensions);
+  throwOnGraphqlErrors(req, response.data.errors, throttleWaitMs);
   // `data` is wrapped so that messages name the field from the top: `field "data.shop.name"`.
   const wrapped = z.object({ data: dataSchema }) as unknown as z.ZodType<{ data: z.output<S> }>;
   const parsed = parseWith(

@@ -3,6 +3,8 @@
 // stored); a receiver without its secret configured rejects too (fail closed) and says so in its
 // log, never in the answer and never with the secret.
 
+import { constantTimeEqual, decodeHex, hmacSha256, sha256 } from "../crypto.ts";
+
 /** The delivery is not proven genuine: 401, nothing stored. The message is safe to show. */
 export class WebhookRejected extends Error {
   override readonly name = "WebhookRejected";
@@ -44,39 +46,12 @@ export async function readRawBody(req: Request, max = MAX_BODY_BYTES): Promise<U
   return out;
 }
 
-const encoder = new TextEncoder();
-
-export async function hmacSha256(secret: string, body: Uint8Array): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, body as BufferSource));
-}
-
-export async function sha256Hex(body: Uint8Array | string): Promise<string> {
-  const bytes = typeof body === "string" ? encoder.encode(body) : body;
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Equal length and equal bytes, in time that depends only on the length of `a` (our digest). */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ (b[i] ?? 0);
-  return diff === 0;
-}
+export { constantTimeEqual, hmacSha256, sha256Hex } from "../crypto.ts";
 
 /** Compares two texts in constant time by comparing their SHA-256 digests (equal lengths). */
 export async function secretsEqual(a: string, b: string): Promise<boolean> {
-  const [da, db] = await Promise.all([
-    crypto.subtle.digest("SHA-256", encoder.encode(a)),
-    crypto.subtle.digest("SHA-256", encoder.encode(b)),
-  ]);
-  return constantTimeEqual(new Uint8Array(da), new Uint8Array(db));
+  const [da, db] = await Promise.all([sha256(a), sha256(b)]);
+  return constantTimeEqual(da, db);
 }
 
 function decodeBase64(text: string): Uint8Array | undefined {
@@ -86,14 +61,6 @@ function decodeBase64(text: string): Uint8Array | undefined {
   } catch {
     return undefined;
   }
-}
-
-function decodeHex(text: string): Uint8Array | undefined {
-  const t = text.trim();
-  if (t.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(t)) return undefined;
-  const out = new Uint8Array(t.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(t.slice(i * 2, i * 2 + 2), 16);
-  return out;
 }
 
 /**

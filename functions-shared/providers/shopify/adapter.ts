@@ -22,12 +22,10 @@ import {
   after,
   baseUrls,
   joinUrl,
-  type JsonRequest,
   parseWith,
   requestGraphql,
   requestJson,
   requireApp,
-  throwOnGraphqlErrors,
 } from "../http.ts";
 import {
   type AdapterContext,
@@ -36,7 +34,6 @@ import {
   type CustomerRecord,
   type OrderRecord,
   type ProviderAdapter,
-  ProviderError,
   type ReadRequest,
   type StreamPage,
   type TokenGrant,
@@ -173,19 +170,6 @@ async function verify(
 // ---------------------------------------------------------------------------------------------
 // The data half
 
-const graphqlResponse = z.object({
-  data: z.unknown().optional(),
-  errors: z
-    .array(
-      z.looseObject({
-        message: z.string().optional(),
-        extensions: z.looseObject({ code: z.unknown().optional() }).optional(),
-      }),
-    )
-    .optional(),
-  extensions: z.looseObject({ cost: z.unknown().optional() }).optional(),
-});
-
 /** "extensions.cost{requestedQueryCost, actualQueryCost, throttleStatus{…}}". */
 const queryCost = z.object({
   requestedQueryCost: z.number(),
@@ -196,7 +180,6 @@ const queryCost = z.object({
     restoreRate: z.number(),
   }),
 });
-type QueryCost = z.output<typeof queryCost>;
 
 interface Query {
   /** Names the page in messages: "orders page". */
@@ -222,55 +205,45 @@ async function query<S extends z.ZodType>(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const token = accessToken(stored);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
-  const req: JsonRequest = {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: q.what,
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
-    headers: {
-      "x-shopify-access-token": token,
-      "content-type": "application/json",
-      accept: "application/json",
+  const { data } = await requestGraphql(
+    ctx,
+    {
+      provider: PROVIDER,
+      facts,
+      endpoint: "api",
+      what: q.what,
+      method: "POST",
+      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
+      headers: {
+        "x-shopify-access-token": token,
+        "content-type": "application/json",
+        accept: "application/json",
+      },
+      body: JSON.stringify({ query: q.query, variables: q.variables }),
+      secrets: Object.values(stored),
     },
-    body: JSON.stringify({ query: q.query, variables: q.variables }),
-    secrets: Object.values(stored),
-  };
-  const { data: body, status } = await requestJson(ctx, req, graphqlResponse);
-  const cost = queryCost.safeParse(body.extensions?.cost);
-  if (cost.success) {
-    const bucket = cost.data.throttleStatus;
-    ctx.pacer?.observe({
-      available: bucket.currentlyAvailable,
-      capacity: bucket.maximumAvailable,
-      restorePerSecond: bucket.restoreRate,
-    });
-  }
-  try {
-    throwOnGraphqlErrors(req, body.errors);
-  } catch (error) {
-    throw cost.success ? withBucketWait(error, cost.data) : error;
-  }
-  const wrapped = z.object({ data: dataSchema }) as unknown as z.ZodType<{ data: z.output<S> }>;
-  return parseWith(PROVIDER, "bad_response", q.what, wrapped, { data: body.data }, {
-    secrets: req.secrets,
-    status,
-    endpoint: "api",
-  }).data;
+    dataSchema,
+    { inspect: (extensions) => observeCost(ctx, extensions?.cost) },
+  );
+  return data;
 }
 
-/** A throttled answer says how far the bucket is from the query's cost: wait exactly that long. */
-function withBucketWait(error: unknown, cost: QueryCost): unknown {
-  if (!(error instanceof ProviderError) || error.code !== "rate_limited") return error;
-  const { currentlyAvailable, restoreRate } = cost.throttleStatus;
-  if (restoreRate <= 0) return error;
-  const missing = Math.max(0, cost.requestedQueryCost - currentlyAvailable);
-  return new ProviderError(PROVIDER, "rate_limited", error.message, {
-    status: error.status,
-    endpoint: "api",
-    retryAfterMs: Math.max(1, Math.ceil((missing / restoreRate) * 1000)),
+/**
+ * Corrects the pacer from the reported bucket, and returns how long a throttled query must wait:
+ * the distance from the bucket to the query's cost at the restore rate.
+ */
+function observeCost(ctx: AdapterContext, report: unknown): number | undefined {
+  const cost = queryCost.safeParse(report);
+  if (!cost.success) return undefined;
+  const { currentlyAvailable, maximumAvailable, restoreRate } = cost.data.throttleStatus;
+  ctx.pacer?.observe({
+    available: currentlyAvailable,
+    capacity: maximumAvailable,
+    restorePerSecond: restoreRate,
   });
+  if (restoreRate <= 0) return undefined;
+  const missing = Math.max(0, cost.data.requestedQueryCost - currentlyAvailable);
+  return Math.max(1, Math.ceil((missing / restoreRate) * 1000));
 }
 
 function pageSize(req: ReadRequest): number {

@@ -1,3 +1,4 @@
-import { serveConnect } from "../../../functions-shared/jobs/oauth.ts";
+import { createConnectHandler } from "../../../functions-shared/jobs/oauth.ts";
+import { serveFunction } from "../../../functions-shared/platform.ts";
 
-serveConnect();
+serveFunction("connect", createConnectHandler);
