@@ -460,6 +460,31 @@ export function render(
   return out;
 }
 
+/**
+ * Resolves each planned root field against `source` and renders what the query selected, keyed
+ * by alias; `charge` is what each resolution costs the caller (query cost, credits), summed.
+ */
+export function resolvePlans<S, R extends { value: unknown }>(
+  schema: Schema,
+  plans: readonly { field: FieldNode; type: string; resolve(source: S): R }[],
+  source: S,
+  charge: (resolved: R) => number,
+): { data: Record<string, unknown>; charged: number } {
+  const data: Record<string, unknown> = {};
+  let charged = 0;
+  for (const plan of plans) {
+    const resolved = plan.resolve(source);
+    charged += charge(resolved);
+    data[plan.field.alias ?? plan.field.name] = render(
+      schema,
+      plan.type,
+      resolved.value,
+      plan.field.selections ?? [],
+    );
+  }
+  return { data, charged };
+}
+
 /** The root fields of a query; an inline fragment at the root is not served. */
 export function rootFields(selections: readonly Selection[]): FieldNode[] {
   return selections.map((sel) => {

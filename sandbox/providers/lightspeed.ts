@@ -20,7 +20,7 @@ import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } 
 import { hex, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
 import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
-import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
+import { approveAuthorize, AuthorizationCodes } from "./oauth_codes.ts";
 
 export interface LightspeedConfig {
   /** Access-token lifetime is UNCONFIRMED (604800, 86400 or 1800 s); default 86400. */
@@ -326,19 +326,11 @@ export function createLightspeed(
         method: "GET",
         pattern: new URLPattern({ pathname: "/connect" }),
         handle(req, _params, now) {
-          const ask = readAuthorize(req, app.clientId);
-          if (ask instanceof Response) return ask;
-          if (ask.deny) {
-            return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
-          }
-          const account = ask.account === undefined
-            ? book.get(self.createAccount({}, now)!.external_id)
-            : book.get(ask.account);
-          if (!account) return noSuchAccount(ask.account ?? "");
-          return redirectBack(ask.redirectUri, {
-            code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
-            domain_prefix: account.domainPrefix,
-            state: ask.state,
+          return approveAuthorize(req, now, {
+            clientId: app.clientId,
+            codes,
+            account: (id) => book.get(id ?? self.createAccount({}, now)!.external_id),
+            params: (account, base) => ({ ...base, domain_prefix: account.domainPrefix }),
           });
         },
       },

@@ -99,5 +99,37 @@ export function redirectBack(redirectUri: URL, params: Record<string, string>): 
   return new Response(null, { status: 302, headers: { location: url.toString() } });
 }
 
-export const noSuchAccount = (id: string) =>
+const noSuchAccount = (id: string) =>
   json({ error: "not_found", message: `No sandbox account ${id}` }, 404);
+
+/**
+ * The authorize endpoint every sandbox plays: the person approves at once (or refuses, with
+ * `deny=1`), for the account named by `account=` or a new one, and is sent back to the app's
+ * redirect URI with a code, the state and the provider's own parameters.
+ */
+export async function approveAuthorize<A extends { externalId: string }>(
+  req: Request,
+  now: number,
+  o: {
+    clientId: string;
+    codes: AuthorizationCodes;
+    /** The named account, or a new one when none is named; undefined when the name is unknown. */
+    account: (requested: string | undefined) => A | undefined;
+    /** What the provider adds besides `code` and `state` (realmId, domain_prefix, shop…). */
+    params: (
+      account: A,
+      base: Record<string, string>,
+    ) => Record<string, string> | Promise<Record<string, string>>;
+  },
+): Promise<Response> {
+  const ask = readAuthorize(req, o.clientId);
+  if (ask instanceof Response) return ask;
+  if (ask.deny) return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
+  const account = o.account(ask.account);
+  if (!account) return noSuchAccount(ask.account ?? "");
+  const base = {
+    code: o.codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
+    state: ask.state,
+  };
+  return redirectBack(ask.redirectUri, await o.params(account, base));
+}

@@ -25,7 +25,7 @@ import type {
 import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
 import { basicCredentials, bearerToken, json, readForm } from "../http.ts";
 import type { AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
-import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
+import { approveAuthorize, AuthorizationCodes } from "./oauth_codes.ts";
 
 /** "expires_in (3600)". */
 const ACCESS_SECONDS = 3600;
@@ -694,19 +694,11 @@ export function createQuickBooks(
         method: "GET",
         pattern: new URLPattern({ pathname: "/connect/oauth2" }),
         handle(req, _params, now) {
-          const ask = readAuthorize(req, app.clientId);
-          if (ask instanceof Response) return ask;
-          if (ask.deny) {
-            return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
-          }
-          const account = ask.account === undefined
-            ? book.get(self.createAccount({}, now)!.external_id)
-            : book.get(ask.account);
-          if (!account) return noSuchAccount(ask.account ?? "");
-          return redirectBack(ask.redirectUri, {
-            code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
-            state: ask.state,
-            realmId: account.realmId,
+          return approveAuthorize(req, now, {
+            clientId: app.clientId,
+            codes,
+            account: (id) => book.get(id ?? self.createAccount({}, now)!.external_id),
+            params: (account, base) => ({ ...base, realmId: account.realmId }),
           });
         },
       },

@@ -18,7 +18,7 @@ import {
   GraphqlFault,
   parseQuery,
   readGraphqlRequest,
-  render,
+  resolvePlans,
   rootFields,
   type Schema,
   validate,
@@ -566,18 +566,7 @@ async function serveGraphql(
   if (!taken.ok) return notEnoughCredits(plans, required, taken.available, taken.waitMs);
 
   const set = world.data.get("shiphero", account.externalId);
-  const data: Record<string, unknown> = {};
-  let charged = 0;
-  for (const plan of plans) {
-    const { value, complexity } = plan.resolve(set);
-    charged += complexity;
-    data[plan.field.alias ?? plan.field.name] = render(
-      SCHEMA,
-      plan.type,
-      value,
-      plan.field.selections ?? [],
-    );
-  }
+  const { data, charged } = resolvePlans(SCHEMA, plans, set, (r) => r.complexity);
   // "every response reports complexity": the credits charged are the complexity reported.
   world.limits.refund("shiphero", account.externalId, required - charged, now);
   return json({ data });

@@ -37,12 +37,12 @@ import {
   GraphqlFault,
   parseQuery,
   readGraphqlRequest,
-  render,
+  resolvePlans,
   rootFields,
   type Schema,
   validate,
 } from "./graphql_lite.ts";
-import { AuthorizationCodes, noSuchAccount, readAuthorize, redirectBack } from "./oauth_codes.ts";
+import { approveAuthorize, AuthorizationCodes } from "./oauth_codes.ts";
 
 /** Expiring offline tokens: "access token 3600 s, refresh token 90 days". */
 const ACCESS_SECONDS = 3600;
@@ -190,27 +190,26 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
       // timestamp, signed as Shopify signs them.
       method: "GET",
       pattern: new URLPattern({ pathname: "/admin/oauth/authorize" }),
-      async handle(req, _params, now) {
-        const ask = readAuthorize(req, app.clientId);
-        if (ask instanceof Response) return ask;
-        if (ask.deny) {
-          return redirectBack(ask.redirectUri, { error: "access_denied", state: ask.state });
-        }
-        const account = ask.account === undefined
-          ? book.get(self.createAccount({}, now)!.external_id)
-          : book.get(ask.account);
-        if (!account) return noSuchAccount(ask.account ?? "");
-        const params: Record<string, string> = {
-          code: codes.issue(account.externalId, ask.clientId, ask.redirectUri.toString(), now),
-          host: btoa(`admin.shopify.com/store/${account.shop.replace(/\.myshopify\.com$/, "")}`),
-          shop: account.shop,
-          state: ask.state,
-          timestamp: String(Math.floor(now / 1000)),
-        };
-        const sorted = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
-        const message = new URLSearchParams(sorted).toString();
-        params.hmac = hex(await hmacSha256(app.clientSecret, message));
-        return redirectBack(ask.redirectUri, params);
+      handle(req, _params, now) {
+        return approveAuthorize(req, now, {
+          clientId: app.clientId,
+          codes,
+          account: (id) => book.get(id ?? self.createAccount({}, now)!.external_id),
+          // Shopify signs its callback: HMAC-SHA256 hex of the sorted query, with the app secret.
+          params: async (account, base) => {
+            const params: Record<string, string> = {
+              ...base,
+              host: btoa(
+                `admin.shopify.com/store/${account.shop.replace(/\.myshopify\.com$/, "")}`,
+              ),
+              shop: account.shop,
+              timestamp: String(Math.floor(now / 1000)),
+            };
+            const sorted = Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1));
+            const message = new URLSearchParams(sorted).toString();
+            return { ...params, hmac: hex(await hmacSha256(app.clientSecret, message)) };
+          },
+        });
       },
     }, {
       // Header "X-Shopify-Access-Token"; GraphQL is the current Admin API.
@@ -949,18 +948,7 @@ async function serveGraphql(
   }
 
   const set = world.data.get("shopify", account.externalId);
-  const data: Record<string, unknown> = {};
-  let actual = 0;
-  for (const plan of plans) {
-    const { value, cost } = plan.resolve(set);
-    actual += cost;
-    data[plan.field.alias ?? plan.field.name] = render(
-      SCHEMA,
-      plan.type,
-      value,
-      plan.field.selections ?? [],
-    );
-  }
+  const { data, charged: actual } = resolvePlans(SCHEMA, plans, set, (r) => r.cost);
   // What was reserved but not used (fewer nodes than `first`) goes back to the bucket.
   world.limits.refund("shopify", account.externalId, requested - actual, now);
   const available = world.limits.level("shopify", account.externalId, now);
