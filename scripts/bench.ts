@@ -186,6 +186,35 @@ async function benchRefresh(log: (line: string) => void): Promise<RefreshBench> 
   }
 }
 
+/**
+ * A Shopify sandbox account with `orders` seeded orders, registered through connect, under a rate
+ * budget too large to matter: the provider's limits are not what these cases measure.
+ */
+async function connectedShop(
+  db: TestDatabase,
+  sandbox: SandboxControl,
+  o: { seed: number; orders: number; spreadDays: number },
+) {
+  await sandbox.call("POST", "/config", {
+    limits: { shopify: { capacity: 1e9, restore_per_second: 1e9 } },
+  });
+  const account = await sandbox.account("shopify");
+  await sandbox.call("POST", `/data/shopify/${account.external_id}/seed`, {
+    seed: o.seed,
+    orders: o.orders,
+    customers: 0,
+    spread_days: o.spreadDays,
+  });
+  const { connection_id } = await runConnect(await testDeps(db), {
+    provider: "shopify",
+    external_id: account.external_id,
+    name: "bench shop",
+    credentials: account.credentials,
+    config: sandbox.configFor(account),
+  });
+  return { account, connection_id };
+}
+
 interface SyncBench extends CaseResult {
   case: "sync";
   records: number;
@@ -207,25 +236,11 @@ async function benchSync(log: (line: string) => void): Promise<SyncBench> {
   const sandbox = new SandboxControl(server.url);
   let served: Awaited<ReturnType<typeof serveFunctionsFor>> | undefined;
   try {
-    // The provider's limits are not what is measured here.
-    await sandbox.call("POST", "/config", {
-      limits: { shopify: { capacity: 1e9, restore_per_second: 1e9 } },
-    });
-    const account = await sandbox.account("shopify");
     log(`seeding ${SYNC.orders} orders in the sandbox…`);
-    await sandbox.call("POST", `/data/shopify/${account.external_id}/seed`, {
+    const { connection_id, account } = await connectedShop(db, sandbox, {
       seed: 42,
       orders: SYNC.orders,
-      customers: 0,
-      spread_days: 365,
-    });
-    const deps = await testDeps(db);
-    const { connection_id } = await runConnect(deps, {
-      provider: "shopify",
-      external_id: account.external_id,
-      name: "bench shop",
-      credentials: account.credentials,
-      config: sandbox.configFor(account),
+      spreadDays: 365,
     });
     served = await serveFunctionsFor(db, ["sync-orders"]);
     const pid = served.pids["sync-orders"]!;
@@ -307,24 +322,11 @@ async function benchBackfill(log: (line: string) => void): Promise<BackfillBench
   const sandbox = new SandboxControl(server.url);
   let served: Awaited<ReturnType<typeof serveFunctionsFor>> | undefined;
   try {
-    await sandbox.call("POST", "/config", {
-      limits: { shopify: { capacity: 1e9, restore_per_second: 1e9 } },
-    });
-    const account = await sandbox.account("shopify");
     log(`seeding ${BACKFILL.orders} orders over ${BACKFILL.rangeDays} days in the sandbox…`);
-    await sandbox.call("POST", `/data/shopify/${account.external_id}/seed`, {
+    const { connection_id, account } = await connectedShop(db, sandbox, {
       seed: 43,
       orders: BACKFILL.orders,
-      customers: 0,
-      spread_days: BACKFILL.rangeDays - 1,
-    });
-    const deps = await testDeps(db);
-    const { connection_id } = await runConnect(deps, {
-      provider: "shopify",
-      external_id: account.external_id,
-      name: "bench shop",
-      credentials: account.credentials,
-      config: sandbox.configFor(account),
+      spreadDays: BACKFILL.rangeDays - 1,
     });
     served = await serveFunctionsFor(db, ["backfill"], {
       env: { TETHER_TIME_BUDGET_MS: String(BACKFILL.budgetMs) },

@@ -5,6 +5,7 @@
 // Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
 import { parseArgs } from "node:util";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
+import type { SyncResult } from "../functions-shared/jobs/sync.ts";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { StackError } from "./local/util.ts";
 import { BACKFILL_HELP, backfillCommand } from "./cli/backfill.ts";
@@ -94,25 +95,6 @@ function positiveInt(name: string, value: string | undefined, fallback?: number)
     throw new UsageError(`--${name} must be a whole number ≥ 1, got "${value}"`);
   }
   return n;
-}
-
-interface SyncRun {
-  connection_id: string;
-  provider: string;
-  stream: string;
-  status: string;
-  caught_up: boolean;
-  pages: number;
-  added: number;
-  updated: number;
-  unchanged: number;
-  error?: string;
-}
-interface SyncAnswer {
-  stream: string;
-  runs: SyncRun[];
-  skipped: { connection_id: string; provider?: string; reason?: string }[];
-  duration_ms: number;
 }
 
 let jsonMode = false;
@@ -228,11 +210,11 @@ async function main(argv: string[]): Promise<void> {
         ...(connection ? { connection_id: connection } : {}),
         ...(values.force ? { force: true } : {}),
       };
-      const answers: Record<string, SyncAnswer> = {};
+      const answers: Record<string, SyncResult> = {};
       for (const stream of streams) {
         answers[stream] = await progress(
           `syncing ${stream}`,
-          () => invoke<SyncAnswer>(t, `sync-${stream}`, body),
+          () => invoke<SyncResult>(t, `sync-${stream}`, body),
         );
       }
       print(answers, () => {

@@ -187,13 +187,15 @@ Deno.test("backfill of 20,000 orders killed at ten random pages (mid-transaction
     let midTransaction = 0;
     for (let kill = 0; kill < 10; kill++) {
       const before = await requests(w, "shopify");
+      const storedBefore = (await jobRow(w, id)).records_count;
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", WORKER],
         env: { TETHER_TEST_DB_URL: w.db.url, TETHER_TEST_BACKFILL: id },
         stdout: "null",
         stderr: "null",
       }).spawn();
-      // Odd kills: while a page's transaction is open; even ones: after a random page count.
+      // Odd kills: while a page's transaction is open; even ones: after a random page count, once
+      // at least one page of this worker has committed (pages are read ahead of their commit).
       const pagesIn = 1 + Math.floor(Math.random() * 4);
       await eventually(`kill point ${kill}`, async () => {
         if (kill % 2 === 1) {
@@ -202,7 +204,10 @@ Deno.test("backfill of 20,000 orders killed at ten random pages (mid-transaction
              where application_name = 'tether-backfill-worker' and xact_start is not null
                and query ilike '%backfill_records%'`;
           if (open!.n > 0) return true;
-        } else if (await requests(w, "shopify") >= before + pagesIn) return true;
+        } else if (
+          await requests(w, "shopify") >= before + pagesIn &&
+          (await jobRow(w, id)).records_count > storedBefore
+        ) return true;
         return undefined;
       }, 30_000);
       const [open] = await w.db.sql<{ n: number }[]>`
@@ -230,7 +235,8 @@ Deno.test("backfill of 20,000 orders killed at ten random pages (mid-transaction
     // Now let it finish by itself: continue_backfills() (as pg_cron would) triggers the served
     // function, whose 1 s budget makes it continue itself through pg_net.
     await w.db.sql`drop trigger slow_page on tether.backfill_records`;
-    await w.sandbox.call("POST", "/latency", { ms: 10 });
+    // 50 ms a page keeps the pages left (at least 50 of 80) well over the 1 s budget.
+    await w.sandbox.call("POST", "/latency", { ms: 50 });
     const served = await serveFunctionsFor(w.db, ["backfill"], {
       env: { TETHER_TIME_BUDGET_MS: "1000" },
     });

@@ -214,18 +214,3 @@ export async function failBackfill(
            updated_at = now()
      where id = ${o.id} and lease_owner = ${o.owner}`;
 }
-
-/** Runs of this backfill still marked running belong to a worker that died: they failed. */
-export async function failInterruptedBackfillRuns(
-  sql: Sql,
-  backfillId: string,
-  now: Date,
-): Promise<number> {
-  const rows = await sql`
-    update tether.runs
-       set status = 'failed', finished_at = greatest(${now}, started_at),
-           error = 'interrupted: the worker stopped before finishing (its lease expired); the next invocation resumed from the last checkpoint'
-     where backfill_id = ${backfillId} and kind = 'backfill' and status = 'running'
-    returning 1`;
-  return rows.length;
-}

@@ -56,20 +56,26 @@ export async function finishRun(sql: Sql | Tx, id: string, o: RunOutcome): Promi
 }
 
 /**
- * Runs of this (connection, kind, stream) still marked running belong to a worker that died
- * (the caller holds the lease now): they failed.
+ * Runs of a sync stream or of a backfill still marked running belong to a worker that died (the
+ * caller holds the lease now): they failed.
  */
 export async function failInterruptedRuns(
   sql: Sql,
-  key: { connectionId: string; kind: RunRecord["kind"]; stream: string },
+  key:
+    | { kind: "sync"; connectionId: string; stream: string }
+    | { kind: "backfill"; backfillId: string },
   now: Date,
 ): Promise<number> {
   const rows = await sql`
     update tether.runs
        set status = 'failed', finished_at = greatest(${now}, started_at),
            error = 'interrupted: the worker stopped before finishing (its lease expired); the next run resumed from the last checkpoint'
-     where connection_id = ${key.connectionId} and kind = ${key.kind} and stream = ${key.stream}
-       and status = 'running'
+     where kind = ${key.kind} and status = 'running'
+       and ${
+    key.kind === "sync"
+      ? sql`connection_id = ${key.connectionId} and stream = ${key.stream}`
+      : sql`backfill_id = ${key.backfillId}`
+  }
     returning 1`;
   return rows.length;
 }

@@ -18,7 +18,6 @@ import {
   claimBackfill,
   createBackfill,
   failBackfill,
-  failInterruptedBackfillRuns,
   finishWindow,
   getBackfill,
   type HoldState,
@@ -26,7 +25,7 @@ import {
   succeedBackfill,
 } from "../db/backfills.ts";
 import { type UpsertCounts, upsertRecords } from "../db/records.ts";
-import { finishRun, insertRun } from "../db/runs.ts";
+import { failInterruptedRuns, finishRun, insertRun } from "../db/runs.ts";
 import { type Deps, type Job, JobError } from "../platform.ts";
 import { type Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
@@ -199,7 +198,7 @@ async function work(
 ): Promise<BackfillResult> {
   const stream = job.stream as StreamName;
   const started = deps.now();
-  await failInterruptedBackfillRuns(deps.db, job.id, started);
+  await failInterruptedRuns(deps.db, { kind: "backfill", backfillId: job.id }, started);
   const runId = await insertRun(deps.db, {
     connection_id: job.connection_id,
     kind: "backfill",

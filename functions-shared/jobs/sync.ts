@@ -177,7 +177,11 @@ export async function syncClaimed(
 ): Promise<StreamRunResult> {
   const key = { connectionId: claimed.connection_id, stream, owner };
   const started = deps.now();
-  await failInterruptedRuns(deps.db, { ...key, kind: "sync" }, started);
+  await failInterruptedRuns(
+    deps.db,
+    { kind: "sync", connectionId: key.connectionId, stream },
+    started,
+  );
   const runId = await insertRun(deps.db, {
     connection_id: claimed.connection_id,
     kind: "sync",
