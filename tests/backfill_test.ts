@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
-import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { backfill, runBackfill } from "../functions-shared/jobs/backfill.ts";
 import { runSync } from "../functions-shared/jobs/sync.ts";
 import { createJobHandler, type Deps } from "../functions-shared/platform.ts";
@@ -22,17 +21,20 @@ import {
   withDatabaseOutage,
 } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
+import {
+  assertSameRecords,
+  type Conn,
+  connectSeeded,
+  stored,
+  type StoredRecord,
+  truth,
+  type TruthRecord,
+} from "./helpers/records.ts";
 
 interface World {
   db: TestDatabase;
   sandbox: SandboxControl;
   deps: Deps & { logLines: string[] };
-}
-
-interface Conn {
-  id: string;
-  provider: ProviderName;
-  externalId: string;
 }
 
 async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
@@ -49,68 +51,23 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
   }
 }
 
-async function seededConnection(
+function seededConnection(
   w: World,
   provider: ProviderName,
   seed: { orders: number; customers?: number; spread_days?: number },
 ): Promise<Conn> {
-  const account = await w.sandbox.account(provider);
-  await w.sandbox.call("POST", `/data/${provider}/${account.external_id}/seed`, {
+  return connectSeeded(w.deps, w.sandbox, provider, {
     seed: 11,
     orders: seed.orders,
     customers: seed.customers ?? 0,
     spread_days: seed.spread_days ?? 3,
     tracked_share: 0.5,
   });
-  const result = await runConnect(w.deps, {
-    provider,
-    external_id: account.external_id,
-    name: `${provider} ${account.external_id}`,
-    credentials: account.credentials,
-    config: w.sandbox.configFor(account),
-  });
-  return { id: result.connection_id, provider, externalId: account.external_id };
-}
-
-interface TruthRecord {
-  external_id: string;
-  updated_at: string;
-  status: string;
-  tracking_number?: string | null;
-}
-
-async function truth(w: World, conn: Conn): Promise<TruthRecord[]> {
-  const body = await w.sandbox.call<{ records: TruthRecord[] }>(
-    "GET",
-    `/data/${conn.provider}/${conn.externalId}/orders`,
-  );
-  return body.records;
-}
-
-interface StoredRecord {
-  external_id: string;
-  remote_updated_at: Date;
-  status: string;
-  tracking_number: string | null;
-}
-
-async function stored(w: World, conn: Conn): Promise<StoredRecord[]> {
-  return await w.db.sql<StoredRecord[]>`
-    select external_id, remote_updated_at, status, tracking_number from tether.orders
-     where connection_id = ${conn.id}`;
 }
 
 /** The stored orders are exactly `expected`, each at its version there. */
 function assertSame(actual: StoredRecord[], expected: TruthRecord[], label: string) {
-  const want = new Map(expected.map((r) => [r.external_id, r]));
-  assert.equal(actual.length, want.size, `${label}: row count`);
-  for (const row of actual) {
-    const t = want.get(row.external_id);
-    assert.ok(t, `${label}: ${row.external_id} should not be stored`);
-    assert.equal(row.remote_updated_at.toISOString(), t.updated_at, `${label}: updated_at`);
-    assert.equal(row.status, t.status, `${label}: status of ${row.external_id}`);
-    assert.equal(row.tracking_number, t.tracking_number ?? null, `${label}: tracking number`);
-  }
+  assertSameRecords(actual, expected, "orders", label);
 }
 
 /** Truth records last updated within [start, end] (the provider filters at whole seconds). */
@@ -253,9 +210,9 @@ Deno.test("backfill of 20,000 orders killed at ten random pages (mid-transaction
       await served.stop();
     }
 
-    const expected = inRange(await truth(w, conn), r.start, r.end);
+    const expected = inRange(await truth(w.sandbox, conn, "orders"), r.start, r.end);
     assert.ok(expected.length > 10_000, `most orders are in the range (${expected.length})`);
-    assertSame(await stored(w, conn), expected, "after ten kills");
+    assertSame(await stored(w.db.sql, conn, "orders"), expected, "after ten kills");
     const done = await jobRow(w, id);
     assert.equal(done.records_count, expected.length, "records_count");
     assert.equal(await linkedCount(w, id), expected.length, "backfill_records");
@@ -304,7 +261,11 @@ Deno.test("a backfill racing scheduled syncs and out-of-order webhook writes end
     assert.equal(result.status, "succeeded", result.error);
     // The changes made after the backfill's range reach Tether by the next scheduled sync.
     assert.equal((await sync()).runs[0]!.status, "succeeded");
-    assertSame(await stored(w, conn), await truth(w, conn), "after the race");
+    assertSame(
+      await stored(w.db.sql, conn, "orders"),
+      await truth(w.sandbox, conn, "orders"),
+      "after the race",
+    );
   });
 });
 
@@ -324,14 +285,18 @@ Deno.test("cancel_backfill stops the job at its next page and leaves everything 
     const result = await job;
     assert.equal(result.status, "cancelled");
     assert.ok(result.pages <= pagesAtCancel + 1, `stopped at the next page (${result.pages})`);
-    const kept = await stored(w, conn);
+    const kept = await stored(w.db.sql, conn, "orders");
     assert.ok(kept.length > 0 && kept.length < 3_000, `kept ${kept.length}`);
     assert.equal(await linkedCount(w, id), kept.length, "what it wrote is all listed");
     const row = await jobRow(w, id);
     assert.equal(row.status, "cancelled");
     assert.equal(row.records_count, kept.length);
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal((await stored(w, conn)).length, kept.length, "nothing written after");
+    assert.equal(
+      (await stored(w.db.sql, conn, "orders")).length,
+      kept.length,
+      "nothing written after",
+    );
     // A cancelled job is not picked up again.
     const again = await runBackfill(w.deps, { backfill_id: id });
     assert.equal(again.claimed, false);
@@ -357,15 +322,15 @@ Deno.test("Postgres going away mid-backfill: the invocation fails readably, the 
       assert.equal(mid.status, "running");
       assert.match(mid.last_error ?? "", /^database: /);
       assert.ok(mid.checkpoint.window_start, "a checkpoint is kept");
-      const keptBefore = (await stored(w, conn)).length;
+      const keptBefore = (await stored(w.db.sql, conn, "orders")).length;
       assert.equal(await linkedCount(w, id), keptBefore);
 
       const second = await runBackfill(w.deps, { backfill_id: id }, { pageSize: 100 });
       assert.equal(second.status, "succeeded", second.error);
       assert.ok(second.added > 0 && second.added <= 2_000 - keptBefore + 100);
       assert.ok(second.added + keptBefore >= 2_000 - 100);
-      const expected = inRange(await truth(w, conn), r.start, r.end);
-      assertSame(await stored(w, conn), expected, "after resuming");
+      const expected = inRange(await truth(w.sandbox, conn, "orders"), r.start, r.end);
+      assertSame(await stored(w.db.sql, conn, "orders"), expected, "after resuming");
       assert.equal(await linkedCount(w, id), expected.length);
       const runs = await w.db.sql<{ status: string }[]>`
         select status from tether.runs where backfill_id = ${id} order by id`;

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
-import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { runSync, type SyncResult } from "../functions-shared/jobs/sync.ts";
 import { type Deps, JobError } from "../functions-shared/platform.ts";
 import type { ProviderName, StreamName } from "../functions-shared/providers/types.ts";
@@ -19,6 +18,7 @@ import {
   withDatabaseOutage,
 } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
+import { assertSameRecords, type Conn, connectSeeded, stored, truth } from "./helpers/records.ts";
 
 const STREAMS: { provider: ProviderName; stream: StreamName }[] = [
   { provider: "shiphero", stream: "orders" },
@@ -39,12 +39,6 @@ interface World {
   sandbox: SandboxControl;
   sandboxUrl: string;
   deps: Deps & { logLines: string[] };
-}
-
-interface Conn {
-  id: string;
-  provider: ProviderName;
-  externalId: string;
 }
 
 async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
@@ -72,79 +66,27 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
 }
 
 /** A sandbox account with a seeded dataset, registered through `connect`. */
-async function seededConnection(
+function seededConnection(
   w: World,
   provider: ProviderName,
   seed: { orders?: number; customers?: number; seed?: number; tracked_share?: number } = {},
 ): Promise<Conn> {
-  const account = await w.sandbox.account(provider);
-  await w.sandbox.call("POST", `/data/${provider}/${account.external_id}/seed`, {
+  return connectSeeded(w.deps, w.sandbox, provider, {
     seed: seed.seed ?? 7,
     orders: seed.orders ?? 300,
     customers: seed.customers ?? 200,
     tracked_share: seed.tracked_share ?? 0.4,
   });
-  const result = await runConnect(w.deps, {
-    provider,
-    external_id: account.external_id,
-    name: `${provider} ${account.external_id}`,
-    credentials: account.credentials,
-    config: w.sandbox.configFor(account),
-  });
-  return { id: result.connection_id, provider, externalId: account.external_id };
-}
-
-interface TruthRecord {
-  external_id: string;
-  updated_at: string;
-  status: string;
-  tracking_number?: string | null;
-}
-
-async function truth(w: World, conn: Conn, stream: StreamName): Promise<TruthRecord[]> {
-  const body = await w.sandbox.call<{ records: TruthRecord[] }>(
-    "GET",
-    `/data/${conn.provider}/${conn.externalId}/${stream}`,
-  );
-  return body.records;
-}
-
-interface StoredRecord {
-  external_id: string;
-  remote_updated_at: Date;
-  status: string;
-  tracking_number: string | null;
-}
-
-async function stored(w: World, conn: Conn, stream: StreamName): Promise<StoredRecord[]> {
-  return stream === "orders"
-    ? await w.db.sql<StoredRecord[]>`
-        select external_id, remote_updated_at, status, tracking_number from tether.orders
-         where connection_id = ${conn.id}`
-    : await w.db.sql<StoredRecord[]>`
-        select external_id, remote_updated_at, status, null as tracking_number
-          from tether.customers where connection_id = ${conn.id}`;
 }
 
 /** The database holds exactly the sandbox's records, each at its latest version. */
 async function assertMatchesTruth(w: World, conn: Conn, stream: StreamName, when: string) {
-  const expected = new Map((await truth(w, conn, stream)).map((r) => [r.external_id, r]));
-  const actual = await stored(w, conn, stream);
-  const label = `${conn.provider} ${stream} ${when}`;
-  assert.equal(actual.length, expected.size, `${label}: row count`);
-  for (const row of actual) {
-    const want = expected.get(row.external_id);
-    assert.ok(want, `${label}: ${row.external_id} is not in the sandbox`);
-    assert.equal(row.remote_updated_at.toISOString(), want.updated_at, `${label}: updated_at`);
-    assert.equal(row.status, want.status, `${label}: status of ${row.external_id}`);
-    if (stream === "orders") {
-      assert.equal(
-        row.tracking_number,
-        want.tracking_number ?? null,
-        `${label}: tracking number of ${row.external_id}`,
-      );
-    }
-  }
+  assertSameRecords(
+    await stored(w.db.sql, conn, stream),
+    await truth(w.sandbox, conn, stream),
+    stream,
+    `${conn.provider} ${stream} ${when}`,
+  );
 }
 
 /** Rows written more than once since the log was last cleared (then clears it). */
@@ -202,7 +144,7 @@ for (const { provider, stream } of STREAMS) {
         );
         if (round > 0) assert.ok(run.added + run.updated > 0, `round ${round} saw the changes`);
         await assertMatchesTruth(w, conn, stream, `after round ${round}`);
-        for (const row of await stored(w, conn, stream)) {
+        for (const row of await stored(w.db.sql, conn, stream)) {
           if (row.tracking_number === null) untracked.add(row.external_id);
           else if (untracked.delete(row.external_id)) trackedLater++;
         }
@@ -261,7 +203,7 @@ for (const provider of ["shopify", "quickbooks", "maystro"] as const) {
       const [leftover] = await w.db.sql<{ status: string }[]>`
         select status from tether.runs where connection_id = ${conn.id} and kind = 'sync'`;
       assert.equal(leftover?.status, "running", "the killed run never finished");
-      const storedBefore = (await stored(w, conn, "orders")).length;
+      const storedBefore = (await stored(w.db.sql, conn, "orders")).length;
       assert.ok(storedBefore < 600, `the kill came mid-way (${storedBefore} of 600 stored)`);
 
       // The killed worker's lease lapses; the next run takes over from its checkpoint.
@@ -362,7 +304,7 @@ Deno.test("Postgres failing mid-run: the run is recorded failed, the next run re
       assert.equal(record?.pages_count, run.pages);
       assert.match(record?.error ?? "", /^database: /);
       // Each page after the first starts again at its predecessor's last update time (ties).
-      const kept = (await stored(w, conn, "orders")).length;
+      const kept = (await stored(w.db.sql, conn, "orders")).length;
       assert.ok(
         kept >= run.pages * 99 && kept <= run.pages * 100,
         `${run.pages} pages of 100 are kept (${kept})`,
@@ -385,7 +327,7 @@ Deno.test("a page failing its schema fails the run naming the field; the cursor 
     const conn = await seededConnection(w, "quickbooks", { orders: 0, customers: 300 });
     const first = onlyRun(await sync(w.deps, conn, "customers", { pageSize: 100 }));
     assert.equal(first.status, "succeeded", first.error);
-    const before = await stored(w, conn, "customers");
+    const before = await stored(w.db.sql, conn, "customers");
     const cursorBefore = await cursorOf(w, conn, "customers");
 
     await w.sandbox.call("POST", `/data/quickbooks/${conn.externalId}/mutate`, { changes: 80 });
@@ -399,7 +341,7 @@ Deno.test("a page failing its schema fails the run naming the field; the cursor 
     assert.equal(bad.status, "failed");
     assert.match(bad.error ?? "", /QueryResponse\.Customer\[0\]\.MetaData/);
     assert.equal(await cursorOf(w, conn, "customers"), cursorBefore, "cursor did not advance");
-    const after = await stored(w, conn, "customers");
+    const after = await stored(w.db.sql, conn, "customers");
     assert.ok(after.length >= before.length, "nothing stored was lost");
     const [state] = await w.db.sql<{ last_error: string; next_attempt_at: Date | null }[]>`
       select last_error, next_attempt_at from tether.sync_cursors
