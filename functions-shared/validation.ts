@@ -1,5 +1,5 @@
 // One way to say what failed validation, wherever zod runs: a provider's
-// response (providers/http.ts), a request body (platform.ts), or a nested part
+// response (providers/http.ts), a request body (http/serve.ts), or a nested part
 // of one (connect's credentials and config). Messages name the field by path.
 import type { z } from "zod";
 

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
 import { backfill, runBackfill } from "../functions-shared/jobs/backfill.ts";
 import { runSync } from "../functions-shared/jobs/sync.ts";
-import { createJobHandler, type Deps } from "../functions-shared/platform.ts";
+import type { Deps } from "../functions-shared/deps.ts";
+import { createJobHandler } from "../functions-shared/http/serve.ts";
 import type { ProviderName } from "../functions-shared/providers/types.ts";
 import {
   createTestDatabase,
@@ -390,7 +391,7 @@ Deno.test("bad backfill requests are refused in plain words, by SQL and by the f
       return row!.n;
     };
     const secrets = await localSecrets();
-    const handler = createJobHandler(backfill, Promise.resolve(w.deps));
+    const handler = createJobHandler(backfill, w.deps);
     const post = async (body: unknown) => {
       const res = await handler(
         new Request("http://local/backfill", {

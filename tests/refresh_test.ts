@@ -30,7 +30,8 @@ import {
   refreshClaimed,
   withAccessToken,
 } from "../functions-shared/jobs/tokens.ts";
-import { type Deps, JobError } from "../functions-shared/platform.ts";
+import type { Deps } from "../functions-shared/deps.ts";
+import { httpStatus, JobError } from "../functions-shared/errors.ts";
 import { adapterFor } from "../functions-shared/providers/registry.ts";
 import { ProviderError, type ProviderName } from "../functions-shared/providers/types.ts";
 import {
@@ -736,7 +737,7 @@ async function rejectsJobError(
     caught instanceof JobError,
     `expected a JobError ${status}, got ${hideTokens(w, String(caught))}`,
   );
-  assert.equal(caught.status, status, hideTokens(w, caught.message));
+  assert.equal(httpStatus(caught.code), status, hideTokens(w, caught.message));
   assert.equal(caught.code, code);
   return caught;
 }

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startSandbox } from "../sandbox/server.ts";
 import { runSync, type SyncResult } from "../functions-shared/jobs/sync.ts";
-import { type Deps, JobError } from "../functions-shared/platform.ts";
+import type { Deps } from "../functions-shared/deps.ts";
+import { httpStatus, JobError } from "../functions-shared/errors.ts";
 import type { ProviderName, StreamName } from "../functions-shared/providers/types.ts";
 import {
   createTestDatabase,
@@ -377,7 +378,8 @@ Deno.test("a connection that needs reauth is skipped with a reason; a stream the
     await assert.rejects(
       runSync(w.deps, "customers", { connection_id: shiphero.id, force: true }),
       (err) =>
-        err instanceof JobError && err.status === 400 && /no customers stream/.test(err.message),
+        err instanceof JobError && httpStatus(err.code) === 400 &&
+        /no customers stream/.test(err.message),
     );
   });
 });

@@ -26,7 +26,8 @@ import {
 } from "../db/backfills.ts";
 import { type UpsertCounts, upsertRecords } from "../db/records.ts";
 import { failInterruptedRuns, finishRun, insertRun } from "../db/runs.ts";
-import { type Deps, type Job, JobError } from "../platform.ts";
+import { Deadline, type Deps, type Job } from "../deps.ts";
+import { CLASH_CODES, JobError, type JobErrorCode, pgErrorCode } from "../errors.ts";
 import { type Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
@@ -118,6 +119,13 @@ export const WINDOW = {
  */
 const ONE_WINDOW: ReadonlySet<ProviderName> = new Set(["lightspeed", "maystro"]);
 
+/** What create_backfill()'s refusals (by SQLSTATE) mean to the caller. */
+const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
+  P0002: "unknown_connection",
+  "22023": "invalid_backfill",
+  "23P01": "backfill_overlaps",
+};
+
 type Page = StreamPage<StreamRecords[StreamName]>;
 
 class Stop extends Error {
@@ -133,7 +141,7 @@ export async function runBackfill(
   input: BackfillInput,
   opts: BackfillOptions = {},
 ): Promise<BackfillResult> {
-  const deadline = Date.now() + deps.env.timeBudgetMs;
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
   const id = "backfill_id" in input ? input.backfill_id : await create(deps, input);
   const owner = `backfill:${crypto.randomUUID()}`;
   const claimed = await claimBackfill(deps.db, {
@@ -144,7 +152,7 @@ export async function runBackfill(
   });
   if (!claimed) {
     const row = await getBackfill(deps.db, id);
-    if (!row) throw new JobError(404, "unknown_backfill", `no backfill ${id}`);
+    if (!row) throw new JobError("unknown_backfill", `no backfill ${id}`);
     return {
       ...emptyResult(id, row),
       error: row.status === "pending" || row.status === "running"
@@ -159,11 +167,10 @@ async function create(deps: Deps, input: z.infer<typeof ByRange>): Promise<strin
   try {
     return await createBackfill(deps.db, input);
   } catch (err) {
-    const e = err as { code?: string; message?: string; hint?: string; name?: string };
+    const e = err as { message?: string; hint?: string };
     const message = `${e.message}${e.hint ? ` (${e.hint})` : ""}`;
-    if (e.code === "P0002") throw new JobError(404, "unknown_connection", message);
-    if (e.code === "22023") throw new JobError(400, "invalid_backfill", message);
-    if (e.code === "23P01") throw new JobError(409, "backfill_overlaps", message);
+    const code = BACKFILL_REFUSALS[pgErrorCode(err) ?? ""];
+    if (code) throw new JobError(code, message);
     throw err;
   }
 }
@@ -193,7 +200,7 @@ async function work(
   deps: Deps,
   job: BackfillRow,
   owner: string,
-  deadline: number,
+  deadline: Deadline,
   opts: BackfillOptions,
 ): Promise<BackfillResult> {
   const stream = job.stream as StreamName;
@@ -251,7 +258,7 @@ async function work(
     provider = connection.provider;
     const adapter = adapterFor(provider);
     const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]> | undefined;
-    if (!read) throw new JobError(400, "no_such_stream", `${provider} has no ${stream} stream`);
+    if (!read) throw new JobError("no_such_stream", `${provider} has no ${stream} stream`);
     const paced = pacerFor(connection.id, adapter.facts.rateLimit);
     pacer = paced;
     const ctx = { ...adapterContext(deps), pacer: paced };
@@ -297,21 +304,21 @@ async function work(
       : windowFrom(coveredUntil ?? job.range_start);
 
     while (true) {
-      const windowStartedMs = Date.now();
+      const windowStartedMs = deps.clock.monotonicMs();
       throttled = false;
       let windowDone = false;
       let next: Promise<Page> | undefined = fetchPage(window);
       try {
         while (next) {
           const page: Page = await next;
-          const outOfTime = Date.now() >= deadline;
+          const outOfTime = deadline.passed;
           const cursor = page.cursor;
           next = page.hasMore && !outOfTime ? fetchPage({ ...window, cursor }) : undefined;
           const end = new Date(window.window_end);
           const last = !page.hasMore;
           let following: BackfillCheckpoint | null = null;
           if (last) {
-            const elapsed = Date.now() - windowStartedMs;
+            const elapsed = deps.clock.monotonicMs() - windowStartedMs;
             if (throttled || elapsed > WINDOW.slowMs) {
               windowSeconds = Math.max(WINDOW.minSeconds, Math.floor(windowSeconds / 2));
             } else if (elapsed < WINDOW.fastMs) {
@@ -319,7 +326,7 @@ async function work(
             }
             following = end.getTime() >= job.range_end.getTime() ? null : windowFrom(end);
           }
-          const written = await retryConflicts(() =>
+          const written = await retryConflicts(deps, () =>
             deps.db.begin(async (tx) => {
               const pageCounts = await upsertRecords(tx, stream, job.connection_id, page.records);
               let held = await checkpointPage(tx, {
@@ -343,8 +350,7 @@ async function work(
               // Cancelled, or taken over: this page is rolled back; what was stored stays.
               if (held !== "held") throw new Stop(held);
               return pageCounts;
-            })
-          );
+            }));
           counts.added += written.added;
           counts.updated += written.updated;
           counts.unchanged += written.unchanged;
@@ -367,7 +373,7 @@ async function work(
         deps.log.info("backfill done", { backfill_id: job.id, pages, windows });
         return result("succeeded");
       }
-      if (Date.now() >= deadline) {
+      if (deadline.passed) {
         const paused = await pauseAndContinue(deps.db, { id: job.id, owner });
         await finish("succeeded", {
           outcome: paused.continued ? "continued" : "paused",
@@ -416,14 +422,13 @@ async function work(
  * A page transaction that lost a deadlock or serialization conflict to a concurrent writer
  * (sync, webhook) is simply tried again: it changed nothing.
  */
-async function retryConflicts<T>(write: () => Promise<T>): Promise<T> {
+async function retryConflicts<T>(deps: Deps, write: () => Promise<T>): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await write();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if ((code !== "40P01" && code !== "40001") || attempt >= 3) throw err;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      if (!CLASH_CODES.has(pgErrorCode(err) ?? "") || attempt >= 3) throw err;
+      await deps.clock.sleep(50 * attempt);
     }
   }
 }

@@ -7,7 +7,8 @@ import { z } from "zod";
 import { recordRefreshSuccess, upsertConnection } from "../db/connections.ts";
 import { writeCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
-import { type Deps, type Job, JobError } from "../platform.ts";
+import type { Deps, Job } from "../deps.ts";
+import { JobError } from "../errors.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
   type Credentials,
@@ -42,7 +43,7 @@ export interface ConnectResult {
 function parsePart<S extends z.ZodType>(schema: S, value: unknown, part: string): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new JobError(400, "invalid_body", formatIssues(parsed.error.issues, { prefix: part }));
+    throw new JobError("invalid_body", formatIssues(parsed.error.issues, { prefix: part }));
   }
   return parsed.data;
 }
@@ -66,16 +67,12 @@ export async function runConnect(deps: Deps, input: ConnectInput): Promise<Conne
   } catch (err) {
     if (!(err instanceof ProviderError)) throw err;
     if (err.reauthRequired || err.code === "unauthorized") {
-      throw new JobError(422, "credentials_rejected", err.message);
+      throw new JobError("credentials_rejected", err.message);
     }
     if (err.code === "misconfigured" || err.code === "bad_request") {
-      throw new JobError(400, "invalid_connection", err.message);
+      throw new JobError("invalid_connection", err.message);
     }
-    throw new JobError(
-      502,
-      "provider_unavailable",
-      `${err.message}; nothing was stored, try again`,
-    );
+    throw new JobError("provider_unavailable", `${err.message}; nothing was stored, try again`);
   }
   return await storeConnection(deps, {
     provider: input.provider,

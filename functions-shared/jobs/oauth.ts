@@ -14,7 +14,6 @@
 //
 // Every other request goes to the `connect` job (POST JSON).
 
-import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
 import {
   authorizeUrl,
   callbackAccount,
@@ -26,7 +25,8 @@ import {
   verifyShopifyHmac,
 } from "../oauth/providers.ts";
 import { signState, type StateClaims, StateRejected, verifyState } from "../oauth/state.ts";
-import { coerceError, createJobHandler, type Deps, jsonError } from "../platform.ts";
+import type { Deps } from "../deps.ts";
+import { authenticated, createJobHandler, jsonError } from "../http/serve.ts";
 import { adapterFor } from "../providers/registry.ts";
 import { ProviderError, PROVIDERS } from "../providers/types.ts";
 import { connect, storeConnection } from "./connect.ts";
@@ -36,33 +36,19 @@ const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Routes `GET /connect/<provider>/start|callback` to OAuth, everything else to the job. */
-export function createConnectHandler(deps: Promise<Deps>): (req: Request) => Promise<Response> {
+export function createConnectHandler(deps: Deps): (req: Request) => Promise<Response> {
   const job = createJobHandler(connect, deps);
-  const ready = deps.then((deps) => ({ deps, authenticate: createCallerAuth(deps.env.auth) }));
-  ready.catch(() => {}); // reported to each caller below
+  const startRoute = authenticated(deps, (req) => {
+    const [, provider = ""] = new URL(req.url).pathname.match(ROUTE) ?? [];
+    return start(deps, provider, new URL(req.url).searchParams);
+  });
   return async (req) => {
     const url = new URL(req.url);
     const route = req.method === "GET" ? url.pathname.match(ROUTE) : null;
     if (!route) return await job(req);
     const [, provider = "", step] = route;
-    let ctx;
-    try {
-      ctx = await ready;
-    } catch (err) {
-      return step === "start"
-        ? jsonError(500, "misconfigured", coerceError(err).message)
-        : page(500, "Tether is not configured", "The connect function could not start.");
-    }
-    if (step === "start") {
-      try {
-        await ctx.authenticate(req);
-      } catch (err) {
-        if (err instanceof Unauthorized) return unauthorizedResponse(err);
-        throw err;
-      }
-      return await start(ctx.deps, provider, url.searchParams);
-    }
-    return await callback(ctx.deps, provider, url.searchParams);
+    if (step === "start") return await startRoute(req);
+    return await callback(deps, provider, url.searchParams);
   };
 }
 
@@ -93,7 +79,6 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
   if (!isOAuthProvider(provider)) {
     const known = (PROVIDERS as readonly string[]).includes(provider);
     return jsonError(
-      404,
       "not_found",
       known
         ? `${provider} has no OAuth flow; register it with POST /connect`
@@ -103,24 +88,23 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
   const setup = oauthSetup(deps, provider);
   if (!setup.app) {
     return jsonError(
-      500,
       "misconfigured",
       `OAuth is not configured: set ${setup.missing.join(", ")}`,
     );
   }
   const ownerId = query.get("owner_id") || null;
   if (ownerId !== null && !UUID.test(ownerId)) {
-    return jsonError(400, "invalid_query", "owner_id: expected a UUID");
+    return jsonError("invalid_query", "owner_id: expected a UUID");
   }
   const name = query.get("name")?.trim() || undefined;
   if (name !== undefined && name.length > 200) {
-    return jsonError(400, "invalid_query", "name: at most 200 characters");
+    return jsonError("invalid_query", "name: at most 200 characters");
   }
   let shop: string | undefined;
   if (provider === "shopify") {
     shop = query.get("shop")?.trim().toLowerCase() || undefined;
     if (shop === undefined || !SHOP_DOMAIN.test(shop)) {
-      return jsonError(400, "invalid_query", 'shop: expected "<name>.myshopify.com"');
+      return jsonError("invalid_query", 'shop: expected "<name>.myshopify.com"');
     }
   }
   const { state } = await signState(setup.stateSecret, {

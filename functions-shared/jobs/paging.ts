@@ -1,7 +1,8 @@
 // What every job that reads pages from a provider shares (the sync and the backfill): a rate
 // pacer per connection, retries within a run for transient provider failures, failure records
 // that survive a database outage, and messages for failures that are not the provider's.
-import { coerceError, type Deps } from "../platform.ts";
+import type { Deadline, Deps } from "../deps.ts";
+import { coerceError, pgErrorCode } from "../errors.ts";
 import { type BucketModel, Pacer } from "../providers/pacing.ts";
 import { ProviderError } from "../providers/types.ts";
 
@@ -29,9 +30,9 @@ export function pacerFor(connectionId: string, model: BucketModel): Pacer {
 /** A failure that is neither the provider's nor the connection's: the database, or a bug. */
 export function describeInternal(err: unknown): string {
   const error = coerceError(err);
-  const code = (error as { code?: unknown }).code;
+  const code = pgErrorCode(error);
   const fromDatabase = error.name === "PostgresError" ||
-    (typeof code === "string" && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
+    (code !== undefined && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
   return `${fromDatabase ? "database" : "internal error"}: ${error.message}`;
 }
 
@@ -42,7 +43,7 @@ export function describeInternal(err: unknown): string {
  */
 export async function withRetries<T>(
   pacer: Pacer,
-  deadline: number,
+  deadline: Deadline,
   call: () => Promise<T>,
   onRetry?: (err: ProviderError) => void,
 ): Promise<T> {
@@ -55,7 +56,7 @@ export async function withRetries<T>(
         attempt >= MAX_ATTEMPTS_PER_PAGE
       ) throw err;
       const waitMs = err.retryAfterMs ?? 1000 * 2 ** (attempt - 1);
-      if (Date.now() + waitMs > deadline) throw err;
+      if (deadline.exceededBy(waitMs)) throw err;
       onRetry?.(err);
       pacer.backOff(waitMs);
     }
@@ -78,7 +79,7 @@ export async function recordFailure(deps: Deps, write: () => Promise<void>): Pro
         });
         return;
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await deps.clock.sleep(1000);
     }
   }
 }

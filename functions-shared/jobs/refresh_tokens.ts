@@ -2,7 +2,7 @@
 // refreshes them with bounded concurrency until its time budget is spent.
 import { z } from "zod";
 import { claimDueForRefresh, releaseLease } from "../db/connections.ts";
-import type { Deps, Job } from "../platform.ts";
+import { Deadline, type Deps, type Job } from "../deps.ts";
 import { PROVIDERS } from "../providers/types.ts";
 import { LEASE_SECONDS, refreshClaimed, type RefreshOutcome, refreshPolicies } from "./tokens.ts";
 
@@ -21,8 +21,8 @@ export async function runRefreshTokens(
   opts: { concurrency?: number } = {},
 ): Promise<RefreshTokensResult> {
   const concurrency = opts.concurrency ?? 10;
-  const startedMs = Date.now();
-  const deadline = startedMs + deps.env.timeBudgetMs;
+  const startedMs = deps.clock.monotonicMs();
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
   const owner = `refresh-tokens:${crypto.randomUUID()}`;
   const result: RefreshTokensResult = {
     refreshed: 0,
@@ -35,7 +35,7 @@ export async function runRefreshTokens(
   // than its margin waits for the next invocation instead of looping here.
   const seen = new Set<string>();
   const worker = async () => {
-    while (Date.now() < deadline) {
+    while (!deadline.passed) {
       const [row] = await claimDueForRefresh(deps.db, {
         owner,
         now: deps.now(),
@@ -59,7 +59,7 @@ export async function runRefreshTokens(
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  result.duration_ms = Date.now() - startedMs;
+  result.duration_ms = Math.round(deps.clock.monotonicMs() - startedMs);
   deps.log.info("refresh-tokens done", result);
   return result;
 }

@@ -22,7 +22,8 @@ import {
   type SkippedStream,
   unsyncableConnections,
 } from "../db/sync_cursors.ts";
-import { type Deps, type Job, JobError } from "../platform.ts";
+import { Deadline, type Deps, type Job } from "../deps.ts";
+import { JobError } from "../errors.ts";
 import type { Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
@@ -94,8 +95,8 @@ export async function runSync(
   input: SyncInput,
   opts: SyncOptions = {},
 ): Promise<SyncResult> {
-  const startedMs = Date.now();
-  const deadline = startedMs + deps.env.timeBudgetMs;
+  const startedMs = deps.clock.monotonicMs();
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
   const providers = providersWith(stream);
   await checkTarget(deps, stream, input, providers);
   const owner = `sync-${stream}:${crypto.randomUUID()}`;
@@ -112,7 +113,7 @@ export async function runSync(
   };
   const taken: string[] = [];
   const worker = async () => {
-    while (Date.now() < deadline) {
+    while (!deadline.passed) {
       const claimed = await claimDueStream(deps.db, {
         stream,
         owner,
@@ -136,7 +137,7 @@ export async function runSync(
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
-  result.duration_ms = Date.now() - startedMs;
+  result.duration_ms = Math.round(deps.clock.monotonicMs() - startedMs);
   deps.log.info(`sync-${stream} done`, {
     runs: result.runs.length,
     failed: result.runs.filter((r) => r.status === "failed").length,
@@ -156,11 +157,10 @@ async function checkTarget(
   if (input.connection_id === undefined) return;
   const row = await getConnection(deps.db, input.connection_id);
   if (!row) {
-    throw new JobError(404, "unknown_connection", `no connection ${input.connection_id}`);
+    throw new JobError("unknown_connection", `no connection ${input.connection_id}`);
   }
   if (!(providers as string[]).includes(row.provider)) {
     throw new JobError(
-      400,
       "no_such_stream",
       `${row.provider} has no ${stream} stream; streams with ${stream}: ${providers.join(", ")}`,
     );
@@ -173,7 +173,7 @@ export async function syncClaimed(
   stream: StreamName,
   claimed: ClaimedStream,
   owner: string,
-  opts: SyncOptions & { deadline: number },
+  opts: SyncOptions & { deadline: Deadline },
 ): Promise<StreamRunResult> {
   const key = { connectionId: claimed.connection_id, stream, owner };
   const started = deps.now();
@@ -231,7 +231,7 @@ export async function syncClaimed(
     try {
       while (next) {
         const page: Page = await next;
-        next = page.hasMore && Date.now() < opts.deadline ? fetchPage(page.cursor) : undefined;
+        next = page.hasMore && !opts.deadline.passed ? fetchPage(page.cursor) : undefined;
         const pageCounts = await deps.db.begin(async (tx) => {
           const written = await upsertRecords(tx, stream, claimed.connection_id, page.records);
           const held = await checkpoint(tx, key, page.cursor, {

@@ -14,7 +14,8 @@ import {
 } from "../db/connections.ts";
 import { readCredentials, type StoredCredentials, writeCredentials } from "../db/credentials.ts";
 import { insertRun, type RunRecord } from "../db/runs.ts";
-import type { Deps } from "../platform.ts";
+import { Deadline, type Deps } from "../deps.ts";
+import { coerceError } from "../errors.ts";
 import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
 import {
   type AdapterContext,
@@ -120,7 +121,7 @@ export async function refreshClaimed(
     }
     const known = err instanceof ProviderError;
     const status = known && err.reauthRequired ? "reauth_required" : "error";
-    const message = known ? err.message : `internal error: ${(err as Error).message}`;
+    const message = known ? err.message : `internal error: ${coerceError(err).message}`;
     await recordRefreshFailure(deps.db, row.id, owner, {
       now: deps.now(),
       status,
@@ -151,7 +152,7 @@ export async function getAccessToken(
   connectionId: string,
   opts: { force?: boolean; waitMs?: number } = {},
 ): Promise<{ token: string; credentials: Credentials; connection: ConnectionRow }> {
-  const deadline = Date.now() + (opts.waitMs ?? 30_000);
+  const deadline = new Deadline(deps.clock, opts.waitMs ?? 30_000);
   let force = opts.force ?? false;
   while (true) {
     const row = await getConnection(deps.db, connectionId);
@@ -189,11 +190,11 @@ export async function getAccessToken(
       );
     }
     // Another worker is refreshing this connection: wait for its result.
-    if (Date.now() > deadline) {
+    if (deadline.passed) {
       throw new ConnectionUnavailable(`timed out waiting for another refresh of ${row.name}`);
     }
     force = false;
-    await new Promise((r) => setTimeout(r, 200));
+    await deps.clock.sleep(200);
   }
 }
 

@@ -23,7 +23,6 @@
 // - maystro    /webhooks/maystro/<connection_id>/<secret>: the secret compared in constant time
 //   with the connection's `webhook_secret`; id = SHA-256 of the body; processing re-fetches.
 import { z } from "zod";
-import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
 import { type ConnectionRow, getConnection } from "../db/connections.ts";
 import { readCredentials } from "../db/credentials.ts";
 import { upsertRecords } from "../db/records.ts";
@@ -34,7 +33,9 @@ import {
   recordEvent,
   type WebhookEventRow,
 } from "../db/webhook_events.ts";
-import { coerceError, type Deps, jsonError } from "../platform.ts";
+import { Deadline, type Deps } from "../deps.ts";
+import { coerceError } from "../errors.ts";
+import { authenticated, jsonError } from "../http/serve.ts";
 import { fetchByExternalId } from "../providers/maystro/adapter.ts";
 import { fetchEntities } from "../providers/quickbooks/adapter.ts";
 import type { Entity } from "../providers/quickbooks/streams.ts";
@@ -74,32 +75,25 @@ const uuid = z.uuid();
 // HTTP
 
 export function createWebhookHandler(deps: Deps): (req: Request) => Promise<Response> {
-  const authenticate = createCallerAuth(deps.env.auth);
+  const sweep = authenticated(deps, async (req) => {
+    const body = await req.json().catch(() => ({}));
+    const force = typeof body === "object" && body !== null &&
+      (body as { force?: unknown }).force === true;
+    try {
+      return Response.json(await sweepWebhookEvents(deps, { force }));
+    } catch (err) {
+      return jsonError("job_failed", coerceError(err).message);
+    }
+  });
   return async (req) => {
-    if (req.method !== "POST") return jsonError(405, "method_not_allowed", "use POST");
+    if (req.method !== "POST") return jsonError("method_not_allowed", "use POST");
     const parts = new URL(req.url).pathname.split("/").filter((p) => p !== "");
     // The gateway forwards /webhooks/<provider>/…; tolerate a bare /<provider>/… as well.
     if (parts[0] === "webhooks") parts.shift();
     const [head, ...rest] = parts;
-    if (head === "_sweep") {
-      try {
-        await authenticate(req);
-      } catch (err) {
-        if (err instanceof Unauthorized) return unauthorizedResponse(err);
-        throw err;
-      }
-      const body = await req.json().catch(() => ({}));
-      const force = typeof body === "object" && body !== null &&
-        (body as { force?: unknown }).force === true;
-      try {
-        return Response.json(await sweepWebhookEvents(deps, { force }));
-      } catch (err) {
-        return jsonError(500, "job_failed", coerceError(err).message);
-      }
-    }
+    if (head === "_sweep") return await sweep(req);
     if (!isReceiver(head)) {
       return jsonError(
-        404,
         "not_found",
         "POST /webhooks/<provider>: shopify, shiphero, quickbooks, lightspeed, maystro",
       );
@@ -108,7 +102,7 @@ export function createWebhookHandler(deps: Deps): (req: Request) => Promise<Resp
     try {
       raw = await readRawBody(req, MAX_BODY_BYTES);
     } catch (err) {
-      if (err instanceof PayloadTooLarge) return jsonError(413, "payload_too_large", err.message);
+      if (err instanceof PayloadTooLarge) return jsonError("payload_too_large", err.message);
       throw err;
     }
     let events: IncomingEvent[];
@@ -117,12 +111,12 @@ export function createWebhookHandler(deps: Deps): (req: Request) => Promise<Resp
     } catch (err) {
       if (err instanceof WebhookRejected) {
         deps.log.warn("webhook rejected", { provider: head, reason: err.message });
-        return jsonError(401, "unauthorized", "the webhook could not be verified");
+        return jsonError("unauthorized", "the webhook could not be verified");
       }
-      if (err instanceof BadPayload) return jsonError(400, "invalid_body", err.message);
+      if (err instanceof BadPayload) return jsonError("invalid_body", err.message);
       const error = coerceError(err);
       deps.log.error("webhook receive failed", { provider: head, error: error.message });
-      return jsonError(500, "receive_failed", "the webhook could not be recorded; retry");
+      return jsonError("receive_failed", "the webhook could not be recorded; retry");
     }
     let processed = 0;
     let duplicates = 0;
@@ -613,9 +607,9 @@ export async function sweepWebhookEvents(
   deps: Deps,
   opts: { force?: boolean; limit?: number } = {},
 ): Promise<SweepResult> {
-  const deadline = Date.now() + deps.env.timeBudgetMs;
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
   const result: SweepResult = { claimed: 0, processed: 0, failed: 0 };
-  while (Date.now() < deadline) {
+  while (!deadline.passed) {
     const rows = await claimFailed(deps.db, {
       limit: opts.limit ?? 50,
       leaseSeconds: 300,

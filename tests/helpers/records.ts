@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { Sql } from "../../functions-shared/db/client.ts";
 import { runConnect } from "../../functions-shared/jobs/connect.ts";
-import type { Deps } from "../../functions-shared/platform.ts";
+import type { Deps } from "../../functions-shared/deps.ts";
 import type { ProviderName, StreamName } from "../../functions-shared/providers/types.ts";
 import type { SandboxControl } from "./sandbox.ts";
 

@@ -8,7 +8,7 @@ import { loadOrCreateSecrets } from "../../scripts/local/secrets.ts";
 import { functionEnv, readStackEnv, type StackInfo } from "../../scripts/local/stack.ts";
 import { connect, type Sql } from "../../functions-shared/db/client.ts";
 import { createLogger } from "../../functions-shared/log.ts";
-import { type Deps } from "../../functions-shared/platform.ts";
+import { type Deps, systemClock } from "../../functions-shared/deps.ts";
 import { readEnv } from "../../functions-shared/env.ts";
 import { TokenVault } from "../../functions-shared/vault.ts";
 
@@ -99,6 +99,7 @@ export async function testDeps(
     vault: await TokenVault.fromKeyRing(env.tokenKeyRing),
     fetch: globalThis.fetch,
     now: () => new Date(),
+    clock: systemClock,
     env,
     log: createLogger("test", (line) => logLines.push(line)),
     logLines,

@@ -1,4 +1,4 @@
-import { serveJob } from "../../../functions-shared/platform.ts";
+import { serveJob } from "../../../functions-shared/http/serve.ts";
 import { backfill } from "../../../functions-shared/jobs/backfill.ts";
 
 serveJob(backfill);

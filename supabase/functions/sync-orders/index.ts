@@ -1,4 +1,4 @@
-import { serveJob } from "../../../functions-shared/platform.ts";
+import { serveJob } from "../../../functions-shared/http/serve.ts";
 import { syncOrders } from "../../../functions-shared/jobs/sync.ts";
 
 serveJob(syncOrders);

@@ -1,4 +1,4 @@
+import { serveFunction } from "../../../functions-shared/http/serve.ts";
 import { createWebhookHandler } from "../../../functions-shared/jobs/webhooks.ts";
-import { serveFunction, whenReady } from "../../../functions-shared/platform.ts";
 
-serveFunction("webhooks", (deps) => whenReady(deps, createWebhookHandler));
+serveFunction("webhooks", createWebhookHandler);

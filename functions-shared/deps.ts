@@ -1,0 +1,79 @@
+// What a job is given: every outside-world dependency, passed in so tests control it. A job is
+// `run(deps, input)`; it knows nothing of HTTP (functions-shared/http/ frames it).
+import type { z } from "zod";
+import { connect, type Sql } from "./db/client.ts";
+import type { TetherEnv } from "./env.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { TokenVault } from "./vault.ts";
+
+/**
+ * Time that passes, as opposed to the date on a row. Budgets, backoff waits and elapsed times
+ * are measured on it, so a test can run a 150 s budget in milliseconds with `manualClock`.
+ */
+export interface Clock {
+  /** Milliseconds on a monotonic scale; only differences mean anything. */
+  monotonicMs(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  monotonicMs: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export interface Deps {
+  db: Sql;
+  vault: TokenVault;
+  fetch: typeof fetch;
+  /** The calendar time written to rows and compared with token expiries. */
+  now: () => Date;
+  clock: Clock;
+  env: TetherEnv;
+  log: Logger;
+}
+
+export interface Job<I, O> {
+  name: string;
+  input: z.ZodType<I>;
+  run(deps: Deps, input: I): Promise<O>;
+}
+
+/** A point on `clock` after which a job stops taking new work. */
+export class Deadline {
+  readonly #clock: Clock;
+  readonly #at: number;
+
+  constructor(clock: Clock, budgetMs: number) {
+    this.#clock = clock;
+    this.#at = clock.monotonicMs() + budgetMs;
+  }
+
+  get remainingMs(): number {
+    return this.#at - this.#clock.monotonicMs();
+  }
+
+  get passed(): boolean {
+    return this.remainingMs <= 0;
+  }
+
+  /** Would a wait of `ms` end after the deadline? */
+  exceededBy(ms: number): boolean {
+    return ms > this.remainingMs;
+  }
+}
+
+/** Builds the dependencies of a deployed (or locally served) function. */
+export async function createDeps(
+  env: TetherEnv,
+  opts: { name: string; log?: Logger },
+): Promise<Deps> {
+  return {
+    db: connect(env.databaseUrl, { name: `tether-${opts.name}` }),
+    vault: await TokenVault.fromKeyRing(env.tokenKeyRing),
+    fetch: globalThis.fetch,
+    now: () => new Date(),
+    clock: systemClock,
+    env,
+    log: opts.log ?? createLogger(opts.name),
+  };
+}

@@ -1,0 +1,56 @@
+// The failures a job reports to its caller, as one closed set of codes, and the one table that
+// turns a code into an HTTP status. Jobs throw `JobError(code, message)`; only functions-shared/
+// http/ reads the table. Messages are safe to show: they never hold a token or a secret.
+
+/** Every code a function can answer with, and its HTTP status. */
+export const JOB_ERROR_STATUS = {
+  // The request itself
+  invalid_body: 400,
+  invalid_query: 400,
+  unauthorized: 401,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  // What it names
+  unknown_connection: 404,
+  unknown_backfill: 404,
+  no_such_stream: 400,
+  invalid_connection: 400,
+  invalid_backfill: 400,
+  backfill_overlaps: 409,
+  credentials_rejected: 422,
+  // Tether or the provider
+  provider_unavailable: 502,
+  misconfigured: 500,
+  receive_failed: 500,
+  job_failed: 500,
+} as const satisfies Record<string, number>;
+
+export type JobErrorCode = keyof typeof JOB_ERROR_STATUS;
+
+export function httpStatus(code: JobErrorCode): number {
+  return JOB_ERROR_STATUS[code];
+}
+
+/** An expected failure a job reports to its caller: a code from the table and a plain message. */
+export class JobError extends Error {
+  override readonly name = "JobError";
+  constructor(readonly code: JobErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** Any thrown value as an Error that keeps its cause. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : "non-error thrown", { cause: value });
+}
+
+/** The SQLSTATE (or postgres.js connection code) of a database error; undefined otherwise. */
+export function pgErrorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** A transaction lost to a concurrent one: deadlock_detected, serialization_failure. Safe to retry. */
+export const CLASH_CODES: ReadonlySet<string> = new Set(["40P01", "40001"]);

@@ -1,0 +1,111 @@
+// The HTTP frame of every function: startup, caller auth, body limits and parsing, and the one
+// mapping from a job's result or JobError to a response. A function's entry point is
+// `serveJob(job)` (or `serveFunction` for one with routes of its own); jobs never see a Request.
+import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
+import { createDeps, type Deps, type Job } from "../deps.ts";
+import { readEnv } from "../env.ts";
+import { coerceError, httpStatus, JobError, type JobErrorCode } from "../errors.ts";
+import { createLogger } from "../log.ts";
+import { formatIssues } from "../validation.ts";
+
+export type Handler = (req: Request) => Promise<Response>;
+
+export function jsonError(code: JobErrorCode, message: string): Response {
+  return Response.json({ error: code, message }, {
+    status: httpStatus(code),
+    headers: { "cache-control": "no-store" },
+  });
+}
+
+/** A job's expected failure as its response; anything else is logged and answered 500. */
+export function errorResponse(deps: Deps, what: string, err: unknown): Response {
+  if (err instanceof JobError) return jsonError(err.code, err.message);
+  const error = coerceError(err);
+  deps.log.error(`${what} failed`, { error: error.message });
+  return jsonError("job_failed", error.message);
+}
+
+/** The body as JSON (`{}` when empty); JobError invalid_body when it is not JSON. */
+export async function readJsonBody(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new JobError("invalid_body", "the request body must be JSON");
+  }
+}
+
+/** Runs a job on a request's JSON body, parsed with the job's schema (400 naming the field). */
+export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): Promise<Response> {
+  try {
+    const parsed = job.input.safeParse(await readJsonBody(req));
+    if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
+    return Response.json(await job.run(deps, parsed.data));
+  } catch (err) {
+    return errorResponse(deps, job.name, err);
+  }
+}
+
+/**
+ * Wraps a handler in caller auth (secret key or service_role JWT): a 401 with nothing done
+ * otherwise.
+ */
+export function authenticated(deps: Deps, handler: Handler): Handler {
+  const authenticate = createCallerAuth(deps.env.auth);
+  return async (req) => {
+    try {
+      await authenticate(req);
+    } catch (err) {
+      if (err instanceof Unauthorized) return unauthorizedResponse(err);
+      throw err;
+    }
+    return await handler(req);
+  };
+}
+
+/** POST only, authenticated, the body parsed for the job: the whole of most functions. */
+export function createJobHandler<I, O>(job: Job<I, O>, deps: Deps): Handler {
+  const run = authenticated(deps, (req) => runJobOn(deps, job, req));
+  return async (req) => {
+    if (req.method !== "POST") return jsonError("method_not_allowed", "use POST");
+    return await run(req);
+  };
+}
+
+/** A handler built once the dependencies are ready; a startup error answers every call with 500. */
+export function whenReady(deps: Promise<Deps>, make: (deps: Deps) => Handler): Handler {
+  const handler = deps.then(make);
+  handler.catch(() => {}); // reported to each caller below
+  return async (req) => {
+    let ready: Handler;
+    try {
+      ready = await handler;
+    } catch (err) {
+      return jsonError("misconfigured", coerceError(err).message);
+    }
+    return await ready(req);
+  };
+}
+
+/**
+ * Boots a function: reads the configuration once at startup (so a bad key ring shows in the logs
+ * at once) and serves the handler built on the dependencies it will have.
+ */
+export function serveFunction(name: string, make: (deps: Deps) => Handler): void {
+  const log = createLogger(name);
+  const deps = (async () => {
+    try {
+      return await createDeps(readEnv((name) => Deno.env.get(name)), { name, log });
+    } catch (err) {
+      log.error("startup failed", { error: coerceError(err).message });
+      throw err;
+    }
+  })();
+  Deno.serve(whenReady(deps, make));
+}
+
+/** The whole of a function's entry point: `serveJob(refreshTokens)`. */
+export function serveJob<I, O>(job: Job<I, O>): void {
+  serveFunction(job.name, (deps) => createJobHandler(job, deps));
+}
