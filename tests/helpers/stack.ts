@@ -8,7 +8,7 @@ import { loadOrCreateSecrets } from "../../scripts/local/secrets.ts";
 import { functionEnv, readStackEnv, type StackInfo } from "../../scripts/local/stack.ts";
 import { connect, type Sql } from "../../functions-shared/db/client.ts";
 import { createLogger } from "../../functions-shared/log.ts";
-import { type Deps, systemClock } from "../../functions-shared/deps.ts";
+import { type Clock, type Deps, systemClock } from "../../functions-shared/deps.ts";
 import { readEnv } from "../../functions-shared/env.ts";
 import { TokenVault } from "../../functions-shared/vault.ts";
 
@@ -75,6 +75,24 @@ export function fixedClock(start = new Date()) {
     },
     set(date: Date) {
       now = date.getTime();
+    },
+  };
+}
+
+/**
+ * A `Clock` for jobs that moves only when told (or when a job sleeps on it): time budgets and
+ * backoff waits run in no real time. `advance(ms)` is what a slow provider would cost.
+ */
+export function manualClock(): Clock & { advance(ms: number): void } {
+  let ms = 0;
+  return {
+    monotonicMs: () => ms,
+    sleep: (wait) => {
+      ms += wait;
+      return Promise.resolve();
+    },
+    advance(wait) {
+      ms += wait;
     },
   };
 }
