@@ -4,6 +4,7 @@
 // (./streams.ts).
 
 import { z } from "zod";
+import { lightspeedWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -264,4 +265,5 @@ export const lightspeedAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: lightspeedWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;

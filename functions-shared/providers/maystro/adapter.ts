@@ -4,6 +4,7 @@
 // are read by walking the list newest first down to a watermark (./streams.ts).
 
 import { z } from "zod";
+import { maystroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -183,6 +184,7 @@ export const maystroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
+  webhooks: maystroWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /** The orders with this `external_order_id` (a webhook names one; Maystro's filter finds it). */

@@ -4,6 +4,7 @@
 // SalesReceipt) and customers are read with the query endpoint (./streams.ts).
 
 import { z } from "zod";
+import { quickbooksWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -250,6 +251,7 @@ export const quickbooksAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: quickbooksWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /**

@@ -7,6 +7,7 @@
 // the expected complexity and gives back what the response says was not charged.
 
 import { z } from "zod";
+import { shipheroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -218,4 +219,5 @@ export const shipheroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
+  webhooks: shipheroWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -8,6 +8,7 @@
 // which corrects the connection's pacer after each request.
 
 import { z } from "zod";
+import { shopifyWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -336,4 +337,5 @@ export const shopifyAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: shopifyWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;
