@@ -158,6 +158,8 @@ export interface ProviderFacts {
   readonly defaultRetryAfterSeconds: number;
   /** Documented path of the token endpoint, under the auth base URL; null without refresh. */
   readonly tokenPath: string | null;
+  /** A backfill range is read as one window (the API filters by one bound only): Lightspeed, Maystro. */
+  readonly backfillReadsWholeRange: boolean;
   /** The provider's rate-limit bucket per account, in its own unit (query cost, credits, requests). */
   readonly rateLimit: { readonly capacity: number; readonly restorePerSecond: number };
   /** Scheme + host of the documented token endpoint for a connection's (validated) config. */

@@ -57,6 +57,7 @@ export const facts = defineFacts({
   appEnv: null,
   defaultRetryAfterSeconds: 2,
   // not documented: a conservative guess
+  backfillReadsWholeRange: true,
   rateLimit: { capacity: 60, restorePerSecond: 10 },
   tokenPath: null,
   ordersPath: "/api/stores/orders/",

@@ -64,6 +64,7 @@ export const facts = defineFacts({
   appEnv: { clientId: "QUICKBOOKS_CLIENT_ID", clientSecret: "QUICKBOOKS_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 60,
   // "500 requests/min and 10/s per realm"
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 10, restorePerSecond: 500 / 60 },
   tokenPath: "/oauth2/v1/tokens/bearer",
   companyInfoPath: (realmId: string) =>

@@ -63,6 +63,7 @@ export const facts = defineFacts({
   appEnv: null, // the refresh call takes the refresh token alone
   defaultRetryAfterSeconds: 2,
   // "4004 credits, +60/s" (older: 1001, +15/s), UNCONFIRMED
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 4004, restorePerSecond: 60 },
   tokenPath: "/auth/refresh",
   graphqlPath: "/graphql",

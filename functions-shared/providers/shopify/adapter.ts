@@ -77,6 +77,7 @@ export const facts = defineFacts({
   appEnv: { clientId: "SHOPIFY_CLIENT_ID", clientSecret: "SHOPIFY_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 2,
   // "restore 100 points/s"; current plans hold 2000 points (older: 1000, restore 50)
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 2000, restorePerSecond: 100 },
   tokenPath: "/admin/oauth/access_token",
   apiVersion: "2025-10",
