@@ -207,3 +207,28 @@ export async function recordRefreshFailure(
     returning *`;
   return row!;
 }
+
+/** A provider's connection with that external id (webhook routing). */
+export async function connectionByExternalId(
+  sql: Sql,
+  provider: string,
+  externalId: string,
+): Promise<ConnectionRow | undefined> {
+  const [row] = await sql<ConnectionRow[]>`
+    select * from tether.connections where provider = ${provider} and external_id = ${externalId}`;
+  return row;
+}
+
+/** A provider's connection whose config[key] or external id is `value` (Shopify: the shop). */
+export async function connectionByConfigOrExternalId(
+  sql: Sql,
+  provider: string,
+  key: string,
+  value: string,
+): Promise<ConnectionRow | undefined> {
+  const [row] = await sql<ConnectionRow[]>`
+    select * from tether.connections
+     where provider = ${provider} and (config ->> ${key} = ${value} or external_id = ${value})
+     limit 1`;
+  return row;
+}

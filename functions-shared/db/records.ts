@@ -37,3 +37,19 @@ export async function upsertRecords<S extends StreamName>(
   // Duplicates within the page count as unchanged: they were not written twice.
   return { ...counts!, unchanged: counts!.unchanged + records.length - newest.size };
 }
+
+/** Applies order facts a notification states, newer-wins (tether.apply_order_facts). */
+export async function applyOrderFacts(
+  sql: Sql | Tx,
+  connectionId: string,
+  f: {
+    externalId: string;
+    orderNumber: string | null;
+    trackingNumber: string | null;
+    status: string;
+    raw: unknown;
+  },
+): Promise<void> {
+  await sql`select tether.apply_order_facts(${connectionId}, ${f.externalId},
+    ${f.orderNumber}, ${f.trackingNumber}, ${f.status}, ${sql.json(f.raw as never)})`;
+}

@@ -158,6 +158,8 @@ export interface ProviderFacts {
   readonly defaultRetryAfterSeconds: number;
   /** Documented path of the token endpoint, under the auth base URL; null without refresh. */
   readonly tokenPath: string | null;
+  /** A backfill range is read as one window (the API filters by one bound only): Lightspeed, Maystro. */
+  readonly backfillReadsWholeRange: boolean;
   /** The provider's rate-limit bucket per account, in its own unit (query cost, credits, requests). */
   readonly rateLimit: { readonly capacity: number; readonly restorePerSecond: number };
   /** Scheme + host of the documented token endpoint for a connection's (validated) config. */
@@ -191,6 +193,85 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   accessToken(creds: Credentials): string;
   /** One reader per stream the provider has (ShipHero and Maystro have no customers). */
   readonly streams: StreamReaders;
+  /** The provider's webhook receiver: verify, route, name, and process its deliveries. */
+  readonly webhooks?: ProviderWebhooks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks: what a provider's receiver is given (never Postgres, never a Request) and returns.
+
+/** Request headers by lower-case name. */
+export type WebhookHeaders = Readonly<Record<string, string>>;
+
+/** A connection as a receiver sees it. */
+export interface WebhookConnection {
+  readonly id: string;
+  readonly status: string;
+}
+
+/** App-level webhook secrets (per-connection ones come through `connectionInPath`). */
+export interface WebhookAppSecrets {
+  readonly shopify: readonly string[];
+  readonly quickbooks: readonly string[];
+  readonly lightspeed: readonly string[];
+  readonly lightspeedEncoding: "base64" | "hex";
+}
+
+/** What receiving needs from the job: secrets and connection lookups. */
+export interface WebhookReceiveSink<C extends WebhookConnection = WebhookConnection> {
+  readonly secrets: WebhookAppSecrets;
+  /** Logs that a secret is not configured (never the secret). */
+  misconfigured(fields: Record<string, unknown>): void;
+  /** The provider's connection with that external id. */
+  connectionByExternalId(externalId: string): Promise<C | undefined>;
+  /** The provider's connection whose config[key] or external id is `value`. */
+  connectionByConfigOrExternalId(key: string, value: string): Promise<C | undefined>;
+  /** The connection named in the URL and its `webhook_secret`; WebhookRejected otherwise. */
+  connectionInPath(
+    id: string | undefined,
+    what: string,
+  ): Promise<{ connection: C; secret: string }>;
+}
+
+/** One event of a verified delivery, before it is recorded. */
+export interface IncomingEvent<C extends WebhookConnection = WebhookConnection> {
+  eventId: string;
+  topic: string;
+  connection: C | undefined;
+  /** Everything processing needs, kept so the sweep can process it again. */
+  payload: Record<string, unknown>;
+}
+
+/** What processing needs from the job: the newer-wins sinks and the connection's token. */
+export interface WebhookProcessSink {
+  upsert<S extends StreamName>(stream: S, records: StreamRecords[S][]): Promise<void>;
+  /** Applies order facts a notification states (tether.apply_order_facts). */
+  applyOrderFacts(facts: {
+    externalId: string;
+    orderNumber: string | null;
+    trackingNumber: string | null;
+    status: "fulfilled" | "canceled";
+    raw: unknown;
+  }): Promise<void>;
+  /** Calls `fn` with a fresh access token of the event's connection. */
+  withAccessToken<T>(
+    fn: (ctx: AdapterContext, conn: ConnectionRef, creds: Credentials) => Promise<T>,
+  ): Promise<T>;
+}
+
+export interface ProviderWebhooks {
+  /** Verifies the raw bytes (WebhookRejected), then parses (BadPayload) and names the events. */
+  receive<C extends WebhookConnection>(
+    sink: WebhookReceiveSink<C>,
+    delivery: { headers: WebhookHeaders; raw: Uint8Array; path: readonly string[] },
+  ): Promise<IncomingEvent<C>[]>;
+  /** Processes one recorded event from its stored topic and payload only. */
+  process(
+    sink: WebhookProcessSink,
+    event: { topic: string; payload: Record<string, unknown> },
+  ): Promise<void>;
+  /** The body answered to a delivery instead of the counts (ShipHero's acknowledgement). */
+  readonly ack?: Readonly<Record<string, string>>;
 }
 
 // ---------------------------------------------------------------------------------------------

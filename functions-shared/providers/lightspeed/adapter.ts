@@ -4,6 +4,7 @@
 // (./streams.ts).
 
 import { z } from "zod";
+import { lightspeedWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -61,6 +62,7 @@ export const facts = defineFacts({
   appEnv: { clientId: "LIGHTSPEED_CLIENT_ID", clientSecret: "LIGHTSPEED_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 2,
   // "300 × registers + 50 requests per 5 minutes", one register
+  backfillReadsWholeRange: true,
   rateLimit: { capacity: 350, restorePerSecond: 350 / 300 },
   tokenPath: "/api/1.0/token",
   verifyPath: "/api/2.0/outlets",
@@ -264,4 +266,5 @@ export const lightspeedAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: lightspeedWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;

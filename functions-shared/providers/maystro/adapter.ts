@@ -4,6 +4,7 @@
 // are read by walking the list newest first down to a watermark (./streams.ts).
 
 import { z } from "zod";
+import { maystroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -56,6 +57,7 @@ export const facts = defineFacts({
   appEnv: null,
   defaultRetryAfterSeconds: 2,
   // not documented: a conservative guess
+  backfillReadsWholeRange: true,
   rateLimit: { capacity: 60, restorePerSecond: 10 },
   tokenPath: null,
   ordersPath: "/api/stores/orders/",
@@ -183,6 +185,7 @@ export const maystroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
+  webhooks: maystroWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /** The orders with this `external_order_id` (a webhook names one; Maystro's filter finds it). */

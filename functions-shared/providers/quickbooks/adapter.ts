@@ -4,6 +4,7 @@
 // SalesReceipt) and customers are read with the query endpoint (./streams.ts).
 
 import { z } from "zod";
+import { quickbooksWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -63,6 +64,7 @@ export const facts = defineFacts({
   appEnv: { clientId: "QUICKBOOKS_CLIENT_ID", clientSecret: "QUICKBOOKS_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 60,
   // "500 requests/min and 10/s per realm"
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 10, restorePerSecond: 500 / 60 },
   tokenPath: "/oauth2/v1/tokens/bearer",
   companyInfoPath: (realmId: string) =>
@@ -250,6 +252,7 @@ export const quickbooksAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: quickbooksWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /**

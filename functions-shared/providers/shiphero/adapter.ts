@@ -7,6 +7,7 @@
 // the expected complexity and gives back what the response says was not charged.
 
 import { z } from "zod";
+import { shipheroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -62,6 +63,7 @@ export const facts = defineFacts({
   appEnv: null, // the refresh call takes the refresh token alone
   defaultRetryAfterSeconds: 2,
   // "4004 credits, +60/s" (older: 1001, +15/s), UNCONFIRMED
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 4004, restorePerSecond: 60 },
   tokenPath: "/auth/refresh",
   graphqlPath: "/graphql",
@@ -218,4 +220,5 @@ export const shipheroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
+  webhooks: shipheroWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -8,6 +8,7 @@
 // which corrects the connection's pacer after each request.
 
 import { z } from "zod";
+import { shopifyWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -76,6 +77,7 @@ export const facts = defineFacts({
   appEnv: { clientId: "SHOPIFY_CLIENT_ID", clientSecret: "SHOPIFY_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 2,
   // "restore 100 points/s"; current plans hold 2000 points (older: 1000, restore 50)
+  backfillReadsWholeRange: false,
   rateLimit: { capacity: 2000, restorePerSecond: 100 },
   tokenPath: "/admin/oauth/access_token",
   apiVersion: "2025-10",
@@ -336,4 +338,5 @@ export const shopifyAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
+  webhooks: shopifyWebhooks,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -1,4 +1,4 @@
 import { serveFunction } from "../../../functions-shared/http/serve.ts";
-import { createWebhookHandler } from "../../../functions-shared/jobs/webhooks.ts";
+import { createWebhookHandler } from "../../../functions-shared/http/webhooks.ts";
 
 serveFunction("webhooks", createWebhookHandler);

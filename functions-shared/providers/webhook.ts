@@ -1,0 +1,43 @@
+// What every provider's webhook receiver shares: the one way a body is parsed (BadPayload → 400)
+// and the one timestamp normaliser. Signature checks are in webhooks/verify.ts.
+import type { z } from "zod";
+
+export { secretsEqual, sha256Hex, verifyHmac, WebhookRejected } from "../webhooks/verify.ts";
+
+/** The delivery is genuine but its body is not what the provider documents: 400, nothing stored. */
+export class BadPayload extends Error {
+  override readonly name = "BadPayload";
+}
+
+export function parseJson(raw: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(raw));
+  } catch {
+    throw new BadPayload("the body is not JSON");
+  }
+}
+
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BadPayload(`${what}: ${issue?.path.join(".") || "body"}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** A provider timestamp as ISO 8601 UTC; throws on text that is not one. */
+export function iso(text: string): string {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new Error(`not a timestamp: ${text}`);
+  return new Date(ms).toISOString();
+}
+
+/** A header by (lower-case) name, null when absent. */
+export function header(headers: Readonly<Record<string, string>>, name: string): string | null {
+  return headers[name] ?? null;
+}
