@@ -72,8 +72,14 @@ export function readEnv(get: Get): TetherEnv {
     const prefix = provider.toUpperCase();
     const clientId = get(`${prefix}_CLIENT_ID`)?.trim();
     const clientSecret = get(`${prefix}_CLIENT_SECRET`)?.trim();
-    if (clientId && clientSecret) apps[provider] = { clientId, clientSecret };
-    else if (clientId || clientSecret) {
+    const previousClientSecret = get(`${prefix}_PREVIOUS_CLIENT_SECRET`)?.trim() || undefined;
+    if (clientId && clientSecret) {
+      apps[provider] = {
+        clientId,
+        clientSecret,
+        ...(previousClientSecret && { previousClientSecret }),
+      };
+    } else if (clientId || clientSecret) {
       throw new EnvError(
         `${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must be set together (only one is)`,
       );

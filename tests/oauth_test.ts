@@ -8,7 +8,7 @@ import { startSandbox } from "../sandbox/server.ts";
 import { type ConnectionRow } from "../functions-shared/db/connections.ts";
 import { readCredentials } from "../functions-shared/db/credentials.ts";
 import { signState } from "../functions-shared/oauth/state.ts";
-import type { OAuthProvider } from "../functions-shared/oauth/providers.ts";
+import type { OAuthProvider } from "../functions-shared/providers/registry.ts";
 import { adapterContext, connectionRef } from "../functions-shared/jobs/tokens.ts";
 import { adapterFor } from "../functions-shared/providers/registry.ts";
 import {

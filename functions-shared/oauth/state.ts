@@ -1,10 +1,10 @@
 // The OAuth `state`: a JWT (HS256, TETHER_OAUTH_STATE_SECRET) that binds a callback to the start
-// that asked for it: which provider (`aud`), which owner, which shop (Shopify), a nonce (`jti`,
+// that asked for it: which provider (`aud`), which owner, which account (Shopify's shop), a nonce (`jti`,
 // spent once in tether.oauth_states) and an expiry. Verification is jose's, at the caller's clock.
 
 import { errors, jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
-import type { OAuthProvider } from "./providers.ts";
+import type { OAuthProvider } from "../providers/registry.ts";
 
 export const STATE_ISSUER = "tether-connect";
 /** How long a person has between `start` and the callback. */
@@ -14,8 +14,8 @@ export interface StateClaims {
   provider: OAuthProvider;
   nonce: string;
   ownerId: string | null;
-  /** Shopify: the shop the start was for; the callback's `shop` must be the same. */
-  shop?: string;
+  /** The account the start named (Shopify's shop); the callback must name the same one. */
+  account?: string;
   /** The connection's name, when the start named one. */
   name?: string;
   expiresAt: Date;
@@ -25,7 +25,7 @@ const Payload = z.object({
   jti: z.string().min(16).max(128),
   exp: z.number(),
   owner: z.uuid().nullable(),
-  shop: z.string().optional(),
+  account: z.string().optional(),
   name: z.string().max(200).optional(),
 });
 
@@ -46,7 +46,7 @@ export async function signState(
   const nonce = crypto.randomUUID();
   const iat = Math.floor(now.getTime() / 1000);
   const payload: Record<string, unknown> = { owner: claims.ownerId };
-  if (claims.shop !== undefined) payload.shop = claims.shop;
+  if (claims.account !== undefined) payload.account = claims.account;
   if (claims.name !== undefined) payload.name = claims.name;
   const state = await new SignJWT(payload)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
@@ -99,7 +99,7 @@ export async function verifyState(
     ownerId: p.owner,
     expiresAt: new Date(p.exp * 1000),
   };
-  if (p.shop !== undefined) claims.shop = p.shop;
+  if (p.account !== undefined) claims.account = p.account;
   if (p.name !== undefined) claims.name = p.name;
   return claims;
 }

@@ -11,6 +11,7 @@ import {
   type ProviderAdapter,
   type ProviderFacts,
   type ProviderName,
+  type ProviderOAuth,
   PROVIDERS,
 } from "./types.ts";
 
@@ -34,6 +35,24 @@ export function adapterFor(provider: string): ProviderAdapter {
     throw new Error(`unknown provider "${provider}"; expected one of ${PROVIDERS.join(", ")}`);
   }
   return adapters[provider];
+}
+
+/** Providers whose adapter has an OAuth flow. */
+export type OAuthProvider = {
+  [P in ProviderName]: Adapters[P] extends { readonly oauth: ProviderOAuth } ? P : never;
+}[ProviderName];
+
+export const OAUTH_PROVIDERS = PROVIDERS.filter((p): p is OAuthProvider =>
+  (adapters[p] as ProviderAdapter).oauth !== undefined
+);
+
+export function isOAuthProvider(value: string): value is OAuthProvider {
+  return (OAUTH_PROVIDERS as readonly string[]).includes(value);
+}
+
+/** The OAuth flow of a provider that has one. */
+export function oauthOf(provider: OAuthProvider): ProviderOAuth {
+  return adapters[provider].oauth;
 }
 
 /** Static facts of every provider, for code that needs no adapter (schedules, health views). */

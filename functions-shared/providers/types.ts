@@ -28,6 +28,8 @@ export interface ConnectionRef {
 export interface AppCredentials {
   clientId: string;
   clientSecret: string;
+  /** The secret before a rotation (SHOPIFY_PREVIOUS_CLIENT_SECRET), still accepted on signatures. */
+  previousClientSecret?: string;
 }
 
 export interface AdapterContext {
@@ -195,6 +197,48 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   readonly streams: StreamReaders;
   /** The provider's webhook receiver: verify, route, name, and process its deliveries. */
   readonly webhooks?: ProviderWebhooks;
+  /** The provider's OAuth authorization-code flow, where it has one. */
+  readonly oauth?: ProviderOAuth;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth: where to send the person, what the callback says, and how its code becomes a grant.
+
+/** What the callback says about the account, beyond the code. */
+export interface CallbackAccount {
+  /** The connection's external id: the shop, the domain prefix, the realm id. */
+  externalId: string;
+  /** The connection's config (without base URLs). */
+  config: Record<string, string>;
+}
+
+export interface OAuthEndpoints {
+  app: AppCredentials;
+  redirectUri: string;
+  /** Replaces scheme and host of every endpoint (the sandbox in tests). */
+  baseUrl: string | undefined;
+}
+
+export interface ProviderOAuth {
+  /**
+   * A query parameter `start` needs to know the account before the person signs in (Shopify's
+   * shop); the callback must then name the same account.
+   */
+  readonly accountAtStart?: {
+    readonly param: string;
+    readonly pattern: RegExp;
+    readonly form: string;
+  };
+  authorizeUrl(opts: OAuthEndpoints & { state: string; account?: string }): string;
+  /** The callback's own signature, where the provider signs it (Shopify's `hmac`). */
+  verifyCallback?(query: URLSearchParams, app: AppCredentials): Promise<boolean>;
+  /** The account the callback names, validated; OAuthFailure when a parameter is missing or malformed. */
+  callbackAccount(query: URLSearchParams): CallbackAccount;
+  /** Exchanges the callback's code at the token endpoint; ProviderError on failure. */
+  exchangeCode(
+    ctx: AdapterContext,
+    opts: OAuthEndpoints & { code: string; account: CallbackAccount },
+  ): Promise<TokenGrant>;
 }
 
 // ---------------------------------------------------------------------------------------------

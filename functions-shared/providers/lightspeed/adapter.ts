@@ -4,6 +4,7 @@
 // (./streams.ts).
 
 import { z } from "zod";
+import { lightspeedOAuth } from "./oauth.ts";
 import { lightspeedWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
@@ -267,4 +268,5 @@ export const lightspeedAdapter = {
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: lightspeedWebhooks,
+  oauth: lightspeedOAuth,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -4,6 +4,7 @@
 // SalesReceipt) and customers are read with the query endpoint (./streams.ts).
 
 import { z } from "zod";
+import { quickbooksOAuth } from "./oauth.ts";
 import { quickbooksWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
@@ -253,6 +254,7 @@ export const quickbooksAdapter = {
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: quickbooksWebhooks,
+  oauth: quickbooksOAuth,
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /**

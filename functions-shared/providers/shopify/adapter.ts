@@ -8,6 +8,7 @@
 // which corrects the connection's pacer after each request.
 
 import { z } from "zod";
+import { shopifyOAuth } from "./oauth.ts";
 import { shopifyWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
@@ -339,4 +340,5 @@ export const shopifyAdapter = {
   accessToken,
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: shopifyWebhooks,
+  oauth: shopifyOAuth,
 } as const satisfies ProviderAdapter<typeof facts>;

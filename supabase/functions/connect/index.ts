@@ -1,4 +1,4 @@
 import { serveFunction } from "../../../functions-shared/http/serve.ts";
-import { createConnectHandler } from "../../../functions-shared/jobs/oauth.ts";
+import { createConnectHandler } from "../../../functions-shared/http/connect.ts";
 
 serveFunction("connect", createConnectHandler);

@@ -14,23 +14,21 @@
 //
 // Every other request goes to the `connect` job (POST JSON).
 
-import {
-  authorizeUrl,
-  callbackAccount,
-  exchangeCode,
-  isOAuthProvider,
-  OAuthFailure,
-  type OAuthProvider,
-  SHOP_DOMAIN,
-  verifyShopifyHmac,
-} from "../oauth/providers.ts";
-import { signState, type StateClaims, StateRejected, verifyState } from "../oauth/state.ts";
+import { spendNonce } from "../db/oauth_states.ts";
 import type { Deps } from "../deps.ts";
-import { authenticated, createJobHandler, jsonError } from "../http/serve.ts";
-import { adapterFor } from "../providers/registry.ts";
+import { connect, storeConnection } from "../jobs/connect.ts";
+import { adapterContext } from "../jobs/tokens.ts";
+import { signState, type StateClaims, StateRejected, verifyState } from "../oauth/state.ts";
+import { OAuthFailure } from "../providers/oauth.ts";
+import {
+  adapterFor,
+  isOAuthProvider,
+  OAUTH_PROVIDERS,
+  oauthOf,
+  type OAuthProvider,
+} from "../providers/registry.ts";
 import { ProviderError, PROVIDERS } from "../providers/types.ts";
-import { connect, storeConnection } from "./connect.ts";
-import { adapterContext } from "./tokens.ts";
+import { authenticated, createJobHandler, jsonError } from "./serve.ts";
 
 const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -82,7 +80,7 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
       "not_found",
       known
         ? `${provider} has no OAuth flow; register it with POST /connect`
-        : `unknown provider "${provider}": OAuth is for shopify, lightspeed and quickbooks`,
+        : `unknown provider "${provider}": OAuth is for ${OAUTH_PROVIDERS.join(", ")}`,
     );
   }
   const setup = oauthSetup(deps, provider);
@@ -100,25 +98,27 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
   if (name !== undefined && name.length > 200) {
     return jsonError("invalid_query", "name: at most 200 characters");
   }
-  let shop: string | undefined;
-  if (provider === "shopify") {
-    shop = query.get("shop")?.trim().toLowerCase() || undefined;
-    if (shop === undefined || !SHOP_DOMAIN.test(shop)) {
-      return jsonError("invalid_query", 'shop: expected "<name>.myshopify.com"');
+  const oauth = oauthOf(provider);
+  let account: string | undefined;
+  if (oauth.accountAtStart) {
+    const { param, pattern, form } = oauth.accountAtStart;
+    account = query.get(param)?.trim().toLowerCase() || undefined;
+    if (account === undefined || !pattern.test(account)) {
+      return jsonError("invalid_query", `${param}: expected ${form}`);
     }
   }
   const { state } = await signState(setup.stateSecret, {
     provider,
     ownerId,
-    ...(shop === undefined ? {} : { shop }),
+    ...(account === undefined ? {} : { account }),
     ...(name === undefined ? {} : { name }),
   }, deps.now());
-  const location = authorizeUrl(provider, {
+  const location = oauth.authorizeUrl({
     app: setup.app,
     redirectUri: setup.redirectUri,
     state,
     baseUrl: setup.baseUrl,
-    ...(shop === undefined ? {} : { shop }),
+    ...(account === undefined ? {} : { account }),
   });
   return Response.json({ authorize_url: location }, {
     status: 302,
@@ -166,12 +166,13 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
       `${display} did not grant access${code}. Nothing was stored. ${START_AGAIN}`,
     );
   }
-  if (provider === "shopify" && !(await verifyShopifyHmac(query, deps.env.webhooks.shopify))) {
-    deps.log.warn("oauth callback: bad shopify hmac", { provider });
+  const oauth = oauthOf(provider);
+  if (oauth.verifyCallback && !(await oauth.verifyCallback(query, setup.app))) {
+    deps.log.warn("oauth callback: bad signature", { provider });
     return page(
       400,
       "This answer could not be verified",
-      `Its Shopify signature is wrong. Nothing was stored. ${START_AGAIN}`,
+      `Its ${display} signature is wrong. Nothing was stored. ${START_AGAIN}`,
     );
   }
   let state: StateClaims;
@@ -189,7 +190,7 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
   }
   let account;
   try {
-    account = callbackAccount(provider, query);
+    account = oauth.callbackAccount(query);
   } catch (err) {
     if (!(err instanceof OAuthFailure)) throw err;
     return page(
@@ -198,27 +199,22 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
       `${capitalise(err.message)}. ${START_AGAIN}`,
     );
   }
-  if (state.shop !== undefined && account.config.shop !== state.shop) {
+  if (state.account !== undefined && account.externalId !== state.account) {
     return page(
       400,
-      "This answer is for another shop",
-      `Shopify answered for a different shop than the one you started with. ${START_AGAIN}`,
+      "This answer is for another account",
+      `${display} answered for a different account than the one you started with. ${START_AGAIN}`,
     );
   }
   // Spend the nonce before anything else happens: a second callback with this state is refused.
-  const [spent] = await deps.db`
-    insert into tether.oauth_states (nonce, provider, expires_at)
-    values (${state.nonce}, ${provider}, ${state.expiresAt})
-    on conflict (nonce) do nothing
-    returning nonce`;
-  if (!spent) {
+  if (!(await spendNonce(deps.db, { ...state, provider }))) {
     deps.log.warn("oauth callback: state replayed", { provider });
     return page(400, "This sign-in link was already used", `Each link works once. ${START_AGAIN}`);
   }
   const started = deps.now();
   let grant;
   try {
-    grant = await exchangeCode(adapterContext(deps), provider, {
+    grant = await oauth.exchangeCode(adapterContext(deps), {
       app: setup.app,
       code,
       redirectUri: setup.redirectUri,
