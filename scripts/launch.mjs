@@ -16,6 +16,7 @@ const scripts = {
   bench: "scripts/bench.ts",
   cli: "scripts/cli.ts",
   deploy: "scripts/deploy.ts",
+  "schema:dump": "scripts/schema_dump.ts",
 };
 
 const [command, ...args] = process.argv.slice(2);
