@@ -13,7 +13,7 @@ const scripts = {
   start: "scripts/start.ts",
   test: "scripts/test.ts",
   stack: "scripts/stack.ts",
-  bench: "scripts/bench.ts",
+  bench: "scripts/bench/main.ts",
   cli: "scripts/cli.ts",
   deploy: "scripts/deploy.ts",
   "schema:dump": "scripts/schema_dump.ts",

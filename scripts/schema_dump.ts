@@ -7,7 +7,7 @@ import { withStack } from "./local/stack.ts";
 import { paths, StackError } from "./local/util.ts";
 
 try {
-  const schema = await withStack(dumpMigratedSchema);
+  const schema = await withStack(() => dumpMigratedSchema());
   await writeFile(SCHEMA_FILE, schema);
   console.log(`Wrote ${relative(paths.root, SCHEMA_FILE)} (${schema.split("\n").length} lines).`);
 } catch (err) {

@@ -3,10 +3,9 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { dumpMigratedSchema, SCHEMA_FILE } from "../scripts/local/schema_dump.ts";
-import { stackEnv } from "./helpers/stack.ts";
 
 Deno.test("supabase/schema.sql matches what the migrations produce", async () => {
-  const fromMigrations = await dumpMigratedSchema(await stackEnv());
+  const fromMigrations = await dumpMigratedSchema();
   const committed = await readFile(SCHEMA_FILE, "utf8");
   if (fromMigrations === committed) return;
   const a = committed.split("\n");

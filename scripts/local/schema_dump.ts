@@ -7,8 +7,7 @@
 // tests/schema_dump_test.ts fails when it and the migrations drift apart.
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import postgres from "postgres";
-import type { StackInfo } from "./stack.ts";
+import { createTestDatabase } from "./harness.ts";
 import { paths, run } from "./util.ts";
 
 export const SCHEMA_FILE = join(paths.root, "supabase", "schema.sql");
@@ -66,17 +65,11 @@ export async function dumpSchema(databaseUrl: string): Promise<string> {
 }
 
 /** The normalised schema of a fresh clone of the stack's migrated template. */
-export async function dumpMigratedSchema(info: StackInfo): Promise<string> {
-  const name = `schema_dump_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = postgres(info.DATABASE_URL, { max: 1, onnotice: () => {} });
+export async function dumpMigratedSchema(): Promise<string> {
+  const db = await createTestDatabase();
   try {
-    await admin.unsafe(`create database ${name} template ${info.TETHER_TEMPLATE_DATABASE}`);
-    try {
-      return await dumpSchema(info.DATABASE_URL.replace(/\/[^/]+$/, `/${name}`));
-    } finally {
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-    }
+    return await dumpSchema(db.url);
   } finally {
-    await admin.end();
+    await db.drop();
   }
 }
