@@ -13,9 +13,10 @@ const scripts = {
   start: "scripts/start.ts",
   test: "scripts/test.ts",
   stack: "scripts/stack.ts",
-  bench: "scripts/bench.ts",
+  bench: "scripts/bench/main.ts",
   cli: "scripts/cli.ts",
   deploy: "scripts/deploy.ts",
+  "schema:dump": "scripts/schema_dump.ts",
 };
 
 const [command, ...args] = process.argv.slice(2);

@@ -23,6 +23,9 @@ create index sync_cursors_due_idx on tether.sync_cursors (stream, last_synced_at
 -- newer than the stored one, or as new with different content; otherwise it is
 -- left alone and counted as unchanged. Whichever path brings a record (sync,
 -- backfill, webhook), an older remote update never overwrites a newer one.
+-- Each page writes its rows in external_id order, so two pages written at the
+-- same moment (a backfill, a sync, webhooks) lock shared rows in the same order
+-- and cannot deadlock each other.
 
 create function tether.upsert_orders(connection_id uuid, records jsonb)
 returns table (added integer, updated integer, unchanged integer)
@@ -42,6 +45,7 @@ as $$
            i.fulfillment_status, i.tracking_number, i.total_price, i.currency,
            i.customer_external_id, i.ordered_at, i.remote_updated_at, i.raw
       from incoming i
+     order by i.external_id
     on conflict (connection_id, external_id) do update
        set order_number = excluded.order_number,
            status = excluded.status,
@@ -65,7 +69,7 @@ as $$
     from written
 $$;
 comment on function tether.upsert_orders(uuid, jsonb) is
-  'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page.';
+  'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page. Rows are written in external_id order, so concurrent writers of overlapping pages (sync, backfill, webhooks) lock them in the same order and never deadlock.';
 
 create function tether.upsert_customers(connection_id uuid, records jsonb)
 returns table (added integer, updated integer, unchanged integer)
@@ -82,6 +86,7 @@ as $$
     select upsert_customers.connection_id, i.external_id, i.email, i.first_name, i.last_name,
            i.phone, i.status, i.remote_updated_at, i.raw
       from incoming i
+     order by i.external_id
     on conflict (connection_id, external_id) do update
        set email = excluded.email,
            first_name = excluded.first_name,

@@ -44,95 +44,13 @@ create policy backfill_records_owner_read on tether.backfill_records
      where b.id = backfill_id and tether.owns_connection(b.connection_id)));
 
 -- Concurrent writers -------------------------------------------------------------
--- A backfill, a sync and webhooks may write overlapping sets of records at the
--- same moment. Each page now writes its rows in external_id order, so two pages
--- always lock shared rows in the same order and cannot deadlock each other.
--- Same signatures and results as in the sync migration.
-
-create or replace function tether.upsert_orders(connection_id uuid, records jsonb)
-returns table (added integer, updated integer, unchanged integer)
-language sql
-set search_path = ''
-as $$
-  with incoming as (
-    select * from jsonb_to_recordset(records) as r(
-      external_id text, order_number text, status text, fulfillment_status text,
-      tracking_number text, total_price numeric, currency text, customer_external_id text,
-      ordered_at timestamptz, remote_updated_at timestamptz, raw jsonb)
-  ), written as (
-    insert into tether.orders as o (connection_id, external_id, order_number, status,
-      fulfillment_status, tracking_number, total_price, currency, customer_external_id,
-      ordered_at, remote_updated_at, raw)
-    select upsert_orders.connection_id, i.external_id, i.order_number, i.status,
-           i.fulfillment_status, i.tracking_number, i.total_price, i.currency,
-           i.customer_external_id, i.ordered_at, i.remote_updated_at, i.raw
-      from incoming i
-     order by i.external_id
-    on conflict (connection_id, external_id) do update
-       set order_number = excluded.order_number,
-           status = excluded.status,
-           fulfillment_status = excluded.fulfillment_status,
-           tracking_number = excluded.tracking_number,
-           total_price = excluded.total_price,
-           currency = excluded.currency,
-           customer_external_id = excluded.customer_external_id,
-           ordered_at = excluded.ordered_at,
-           remote_updated_at = excluded.remote_updated_at,
-           raw = excluded.raw,
-           updated_at = now()
-     where o.remote_updated_at is null
-        or excluded.remote_updated_at > o.remote_updated_at
-        or (excluded.remote_updated_at = o.remote_updated_at and excluded.raw is distinct from o.raw)
-    returning (xmax = 0) as inserted
-  )
-  select count(*) filter (where inserted)::integer,
-         count(*) filter (where not inserted)::integer,
-         ((select count(*) from incoming) - count(*))::integer
-    from written
-$$;
-comment on function tether.upsert_orders(uuid, jsonb) is
-  'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page. Rows are written in external_id order, so concurrent writers of overlapping pages (sync, backfill, webhooks) lock them in the same order and never deadlock.';
-
-create or replace function tether.upsert_customers(connection_id uuid, records jsonb)
-returns table (added integer, updated integer, unchanged integer)
-language sql
-set search_path = ''
-as $$
-  with incoming as (
-    select * from jsonb_to_recordset(records) as r(
-      external_id text, email text, first_name text, last_name text, phone text,
-      status text, remote_updated_at timestamptz, raw jsonb)
-  ), written as (
-    insert into tether.customers as c (connection_id, external_id, email, first_name,
-      last_name, phone, status, remote_updated_at, raw)
-    select upsert_customers.connection_id, i.external_id, i.email, i.first_name, i.last_name,
-           i.phone, i.status, i.remote_updated_at, i.raw
-      from incoming i
-     order by i.external_id
-    on conflict (connection_id, external_id) do update
-       set email = excluded.email,
-           first_name = excluded.first_name,
-           last_name = excluded.last_name,
-           phone = excluded.phone,
-           status = excluded.status,
-           remote_updated_at = excluded.remote_updated_at,
-           raw = excluded.raw,
-           updated_at = now()
-     where c.remote_updated_at is null
-        or excluded.remote_updated_at > c.remote_updated_at
-        or (excluded.remote_updated_at = c.remote_updated_at and excluded.raw is distinct from c.raw)
-    returning (xmax = 0) as inserted
-  )
-  select count(*) filter (where inserted)::integer,
-         count(*) filter (where not inserted)::integer,
-         ((select count(*) from incoming) - count(*))::integer
-    from written
-$$;
-comment on function tether.upsert_customers(uuid, jsonb) is
-  'Upserts a page of customers for one connection, newer remote_updated_at wins (see tether.upsert_orders). A customer deleted at the provider arrives as status inactive; rows are never deleted.';
-
-revoke all on function tether.upsert_orders(uuid, jsonb), tether.upsert_customers(uuid, jsonb)
-  from public, anon, authenticated;
+-- tether.upsert_orders and tether.upsert_customers write each page in
+-- external_id order, so concurrent writers (backfill, sync, webhooks) cannot
+-- deadlock. This migration used to re-create both functions whole to add that
+-- `order by`; it now lives in their definitions in 20261122000200_sync.sql.
+-- That gives the same schema: this migration always runs after 000200, so a
+-- fresh database ends with the same functions, and a database that applied the
+-- old pair already holds these final definitions (supabase/schema.sql shows them).
 
 -- Validation and creation: one source of truth for the SQL API and the function -----
 

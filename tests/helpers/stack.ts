@@ -1,69 +1,21 @@
 // Test access to the local stack (`npm run stack:up`, which `npm test` runs
 // first). Every test file gets its own database cloned from the migrated
-// template, so files run in parallel without sharing mutable state.
-import postgres from "postgres";
-import { startFunctions } from "../../scripts/local/functions.ts";
-import { startNetWorker } from "../../scripts/local/net_worker.ts";
-import { loadOrCreateSecrets } from "../../scripts/local/secrets.ts";
-import { functionEnv, readStackEnv, type StackInfo } from "../../scripts/local/stack.ts";
-import { connect, type Sql } from "../../functions-shared/db/client.ts";
-import { createLogger } from "../../functions-shared/log.ts";
-import { type Clock, type Deps, systemClock } from "../../functions-shared/deps.ts";
-import { readEnv } from "../../functions-shared/env.ts";
-import { TokenVault } from "../../functions-shared/vault.ts";
+// template, so files run in parallel without sharing mutable state. The
+// databases, deps and served functions live in scripts/local/harness.ts, which
+// the benchmarks share; this adds what only tests need.
+import { connect } from "../../functions-shared/db/client.ts";
+import type { Clock, Deps } from "../../functions-shared/deps.ts";
+import { stackEnv, type TestDatabase } from "../../scripts/local/harness.ts";
 
-export { loadOrCreateSecrets as localSecrets };
-
-let stack: Promise<StackInfo> | undefined;
-export function stackEnv(): Promise<StackInfo> {
-  stack ??= readStackEnv();
-  return stack;
-}
-
-export interface TestDatabase {
-  name: string;
-  url: string;
-  sql: Sql;
-  drop(): Promise<void>;
-}
-
-/** A fresh database with every migration applied, dropped by `drop()`. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  const env = await stackEnv();
-  const name = `test_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
-  const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create database ${name} template ${env.TETHER_TEMPLATE_DATABASE}`);
-  } finally {
-    await admin.end();
-  }
-  const url = env.DATABASE_URL.replace(/\/[^/]+$/, `/${name}`);
-  const sql = connect(url, { max: 10, name: "tether-test" });
-  return {
-    name,
-    url,
-    sql,
-    async drop() {
-      await sql.end({ timeout: 5 });
-      const admin = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
-      try {
-        await admin.unsafe(`drop database if exists ${name} with (force)`);
-      } finally {
-        await admin.end();
-      }
-    },
-  };
-}
-
-/** Runs `fn` with a fresh test database, dropped afterwards whatever happens. */
-export async function withTestDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
-  const db = await createTestDatabase();
-  try {
-    return await fn(db);
-  } finally {
-    await db.drop();
-  }
-}
+export {
+  createTestDatabase,
+  serveFunctionsFor,
+  stackEnv,
+  type TestDatabase,
+  testDeps,
+  withTestDatabase,
+} from "../../scripts/local/harness.ts";
+export { loadOrCreateSecrets as localSecrets } from "../../scripts/local/secrets.ts";
 
 /** A settable clock for jobs: starts at `start`, moves only when told. */
 export function fixedClock(start = new Date()) {
@@ -93,65 +45,6 @@ export function manualClock(): Clock & { advance(ms: number): void } {
     },
     advance(wait) {
       ms += wait;
-    },
-  };
-}
-
-/** The dependencies a function would build, pointed at a test database; log lines are kept. */
-export async function testDeps(
-  db: TestDatabase,
-  overrides: Partial<Deps> & { env?: Record<string, string> } = {},
-): Promise<Deps & { logLines: string[] }> {
-  const secrets = await loadOrCreateSecrets();
-  const stack = await stackEnv();
-  const env = readEnv((name) =>
-    ({
-      ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: stack.SUPABASE_URL }),
-      ...overrides.env,
-    })[name]
-  );
-  const logLines: string[] = [];
-  const { env: _ignored, ...rest } = overrides;
-  return {
-    db: db.sql,
-    vault: await TokenVault.fromKeyRing(env.tokenKeyRing),
-    fetch: globalThis.fetch,
-    now: () => new Date(),
-    clock: systemClock,
-    env,
-    log: createLogger("test", (line) => logLines.push(line)),
-    logLines,
-    ...rest,
-  };
-}
-
-/** The functions served against a test database, with the pg_net worker for it; `env` adds to theirs. */
-export async function serveFunctionsFor(
-  db: TestDatabase,
-  names?: string[],
-  opts: { env?: Record<string, string> } = {},
-) {
-  const secrets = await loadOrCreateSecrets();
-  const logLines: string[] = [];
-  const log = (line: string) => logLines.push(line);
-  const functions = await startFunctions({
-    port: 0,
-    names,
-    env: {
-      ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: "http://127.0.0.1:1" }),
-      ...opts.env,
-    },
-    jwks: secrets.jwks,
-    log,
-  });
-  const net = await startNetWorker({ databaseUrl: db.url, log, pollMs: 100 });
-  return {
-    ...functions,
-    secretKey: secrets.secretKey,
-    logLines,
-    async stop() {
-      await net.stop();
-      await functions.stop();
     },
   };
 }

@@ -1,0 +1,57 @@
+// npm run bench [-- <case>…]: benchmarks against the local stack, each in its own database.
+// Prints a table and writes bench/results.json (an array, one object per case; a run of some
+// cases keeps the others' last results).
+//
+// refresh: 2,000 due connections across the four providers with a token endpoint, served by an
+// in-process provider sandbox that answers every call after 100 ms. Several refresh-tokens
+// invocations run at once, as when pg_cron and a person in the SQL editor both call
+// refresh_tokens(), each with its own connection pool like a separate function instance, until
+// nothing is due. The sandbox counts the token-endpoint calls: exactly one per connection.
+//
+// sync: 50,000 Shopify orders, no added latency and a rate budget too large to matter, synced
+// through the served sync-orders function (its own process: its peak RSS and CPU time are read
+// from /proc), called until it has caught up. Compared with the database's own limit (a bare
+// batched INSERT … ON CONFLICT of the same rows from Deno, 250 a statement) and with what
+// hand-built syncs do (one upsert statement per record).
+//
+// backfill: 100,000 Shopify orders over a 90-day range, re-read by the served backfill function
+// from one start_backfill() call until it succeeds by itself: wall time, invocations, records per
+// second and the function's peak RSS (which must stay flat, under 256 MB, whatever the range).
+//
+// webhooks: 2,000 signed Shopify `orders/updated` deliveries (several versions of 500 orders, 15 %
+// of them repeated with the same webhook id), shuffled, sent 16 at a time to the served webhooks
+// function: sustained verified deliveries per second, p50/p99 latency per delivery, and how many
+// events were processed more than once (must be 0).
+import { withStack } from "../local/stack.ts";
+import { benchBackfill } from "./backfill.ts";
+import { benchRefresh } from "./refresh.ts";
+import { type CaseResult, printTable, RESULTS, writeResults } from "./report.ts";
+import { benchSync } from "./sync.ts";
+import { benchWebhooks } from "./webhooks.ts";
+
+const CASES: Record<string, (log: (line: string) => void) => Promise<CaseResult>> = {
+  refresh: benchRefresh,
+  sync: benchSync,
+  backfill: benchBackfill,
+  webhooks: benchWebhooks,
+};
+
+const wanted = Deno.args.length > 0 ? Deno.args : Object.keys(CASES);
+const unknown = wanted.filter((name) => !(name in CASES));
+if (unknown.length > 0) {
+  console.error(
+    `bench: unknown case ${unknown.join(", ")} (one of ${Object.keys(CASES).join(", ")})`,
+  );
+  Deno.exit(2);
+}
+const results: CaseResult[] = [];
+await withStack(async () => {
+  for (const name of wanted) {
+    console.log(`bench ${name}`);
+    results.push(await CASES[name]!((line) => console.log(`  ${line}`)));
+  }
+});
+console.log();
+printTable(results);
+await writeResults(results);
+console.log(`\nwrote ${RESULTS}`);

@@ -1,0 +1,120 @@
+// bench sync (see main.ts): 50,000 Shopify orders through the served sync-orders function,
+// compared with a bare batched upsert and with one upsert per record.
+import { connect } from "../../functions-shared/db/client.ts";
+import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
+import type { TestDatabase } from "../local/harness.ts";
+import { chunk, cpuMs, peakRssMb } from "./measure.ts";
+import { type CaseResult, round } from "./report.ts";
+import { withBenchWorld } from "./world.ts";
+import { connectedShop, matchingTruth } from "./shop.ts";
+
+export interface SyncBench extends CaseResult {
+  case: "sync";
+  records: number;
+  records_matching_truth: number;
+  wall_s: number;
+  invocations: number;
+  records_per_s: number;
+  bare_upsert_records_per_s: number;
+  per_record_upsert_records_per_s: number;
+  cpu_ms_per_page: number;
+  peak_rss_mb: number;
+}
+
+const SYNC = { orders: 50_000, pageSize: 250, perRecordSample: 5_000 };
+
+export async function benchSync(log: (line: string) => void): Promise<SyncBench> {
+  return await withBenchWorld(async ({ db, sandbox, serve }) => {
+    log(`seeding ${SYNC.orders} orders in the sandbox…`);
+    const { connection_id, account } = await connectedShop(db, sandbox, {
+      seed: 42,
+      orders: SYNC.orders,
+      spreadDays: 365,
+    });
+    const served = await serve(["sync-orders"]);
+    const pid = served.pids["sync-orders"]!;
+    const secretKey = served.secretKey;
+    const cpuBefore = await cpuMs(pid);
+
+    log("syncing through the sync-orders function…");
+    const started = performance.now();
+    let invocations = 0;
+    let pages = 0;
+    while (true) {
+      invocations++;
+      const res = await fetch(`${served.functionsUrl}/sync-orders`, {
+        method: "POST",
+        headers: { apikey: secretKey, "content-type": "application/json" },
+        body: JSON.stringify({ connection_id, force: true }),
+      });
+      const body = await res.json() as SyncResult;
+      const run = body.runs[0];
+      if (!res.ok || !run || run.status !== "succeeded") {
+        throw new Error(`sync-orders failed: ${JSON.stringify(body)}`);
+      }
+      pages += run.pages;
+      if (run.caught_up) break;
+      if (invocations > 20) throw new Error("sync-orders has not caught up after 20 invocations");
+    }
+    const wallS = (performance.now() - started) / 1000;
+    const cpu = (await cpuMs(pid)) - cpuBefore;
+    const rssMb = await peakRssMb(pid);
+    const records = await matchingTruth(db, sandbox, account.external_id, connection_id);
+    if (records.stored !== SYNC.orders || records.matching !== SYNC.orders) {
+      throw new Error(`sync bench is wrong: ${JSON.stringify(records)} of ${SYNC.orders}`);
+    }
+
+    log("bare batched upsert of the same rows…");
+    const bare = await upsertRate(db, connection_id, "batched");
+    log(`one upsert per record (${SYNC.perRecordSample} records)…`);
+    const perRecord = await upsertRate(db, connection_id, "per-record");
+    return {
+      case: "sync",
+      records: records.stored,
+      records_matching_truth: records.matching,
+      wall_s: round(wallS, 2),
+      invocations,
+      records_per_s: round(SYNC.orders / wallS, 0),
+      bare_upsert_records_per_s: round(bare, 0),
+      per_record_upsert_records_per_s: round(perRecord, 0),
+      cpu_ms_per_page: round(cpu / pages, 2),
+      peak_rss_mb: round(rssMb, 1),
+    };
+  });
+}
+
+/**
+ * Records per second upserting the synced rows into a copy of tether.orders: 250 a statement
+ * (the database's own limit for this path), or one statement each (a sample).
+ */
+async function upsertRate(
+  db: TestDatabase,
+  connectionId: string,
+  mode: "batched" | "per-record",
+): Promise<number> {
+  const table = `bench_${mode === "batched" ? "bare" : "single"}`;
+  await db.sql.unsafe(`create table ${table} (like tether.orders including all)`);
+  const rows = await db.sql`
+    select connection_id, external_id, order_number, status, fulfillment_status, tracking_number,
+           total_price, currency, customer_external_id, ordered_at, remote_updated_at, raw
+      from tether.orders where connection_id = ${connectionId} order by id
+     ${mode === "per-record" ? db.sql`limit ${SYNC.perRecordSample}` : db.sql``}`;
+  const pool = connect(db.url, { max: 1, name: "tether-bench" });
+  try {
+    const upsert = (batch: readonly Record<string, unknown>[]) =>
+      pool`insert into ${pool(table)} ${pool(batch as Record<string, unknown>[])}
+           on conflict (connection_id, external_id) do update
+              set status = excluded.status, tracking_number = excluded.tracking_number,
+                  remote_updated_at = excluded.remote_updated_at, raw = excluded.raw
+            where excluded.remote_updated_at > ${pool(table)}.remote_updated_at`;
+    const started = performance.now();
+    if (mode === "batched") {
+      for (const batch of chunk([...rows], SYNC.pageSize)) await upsert(batch);
+    } else {
+      for (const row of rows) await upsert([row]);
+    }
+    return rows.length / ((performance.now() - started) / 1000);
+  } finally {
+    await pool.end();
+  }
+}
