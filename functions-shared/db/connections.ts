@@ -232,3 +232,8 @@ export async function connectionByConfigOrExternalId(
      limit 1`;
   return row;
 }
+
+/** Holds the connection's row until the transaction ends: its credentials change one writer at a time. */
+export async function lockConnection(tx: Tx, id: string): Promise<void> {
+  await tx`select 1 from tether.connections where id = ${id} for update`;
+}

@@ -32,7 +32,6 @@ import { type Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
 import {
   ProviderError,
-  type ProviderName,
   type StreamName,
   type StreamPage,
   type StreamReader,
@@ -110,14 +109,6 @@ export const WINDOW = {
   /** A window done faster than this doubles the next one. */
   fastMs: 5_000,
 };
-
-/**
- * Readers that gain nothing from date windows read the whole range as one: Lightspeed's list has
- * no date filter (a read from a date walks versions from 0 and filters on our side), and
- * Maystro's is a newest-first walk down to a watermark. Splitting their range would re-read
- * everything once per window.
- */
-const ONE_WINDOW: ReadonlySet<ProviderName> = new Set(["lightspeed", "maystro"]);
 
 /** What create_backfill()'s refusals (by SQLSTATE) mean to the caller. */
 const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
@@ -287,7 +278,8 @@ async function work(
       }
     };
 
-    const oneWindow = ONE_WINDOW.has(provider as ProviderName);
+    // Readers that gain nothing from date windows read the whole range as one (the facts say why).
+    const oneWindow = adapter.facts.backfillReadsWholeRange;
     let windowSeconds = job.window_seconds ?? WINDOW.startSeconds;
     const windowFrom = (start: Date): BackfillCheckpoint => {
       const end = oneWindow

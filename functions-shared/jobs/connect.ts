@@ -4,7 +4,7 @@
 // active. Reconnecting replaces the credentials and clears the error state.
 // Nothing is stored when any step fails; the answer never holds a token.
 import { z } from "zod";
-import { recordRefreshSuccess, upsertConnection } from "../db/connections.ts";
+import { lockConnection, recordRefreshSuccess, upsertConnection } from "../db/connections.ts";
 import { writeCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
 import type { Deps, Job } from "../deps.ts";
@@ -120,7 +120,7 @@ export async function storeConnection(
       owner_id: c.owner_id,
       config: c.config,
     });
-    await tx`select 1 from tether.connections where id = ${row.id} for update`;
+    await lockConnection(tx, row.id);
     await writeCredentials(tx, deps.vault, row.id, c.credentials, { replace: true });
     await recordRefreshSuccess(tx, row.id, "connect", {
       now: deps.now(),

@@ -7,6 +7,7 @@ import {
   claimConnection,
   type ConnectionRow,
   getConnection,
+  lockConnection,
   recordRefreshFailure,
   recordRefreshSuccess,
   type RefreshPolicy,
@@ -92,7 +93,7 @@ export async function refreshClaimed(
       stored.values,
     );
     const written = await deps.db.begin(async (tx) => {
-      await tx`select 1 from tether.connections where id = ${row.id} for update`;
+      await lockConnection(tx, row.id);
       const current = await readCredentials(tx, deps.vault, row.id);
       if (current.version !== version) return false;
       await writeCredentials(tx, deps.vault, row.id, grant.credentials);
