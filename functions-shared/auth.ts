@@ -1,4 +1,4 @@
-// Caller auth for every Edge Function except `webhooks` (see ARCHITECTURE.md, "Caller auth").
+// Caller auth for every Edge Function except `webhooks` (see docs/architecture.md, "Caller auth").
 //
 // A caller is let in with either
 // - a Supabase secret API key (`apikey` header or `Authorization: Bearer <key>`), compared in

@@ -1,5 +1,5 @@
 // The local stack's own promises: `stack up` fails clearly when PostgreSQL's
-// port is taken, and the running stack publishes what ARCHITECTURE.md says it
+// port is taken, and the running stack publishes what docs/architecture.md says it
 // does. Nothing here prints a secret: keys are checked with booleans.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";

@@ -88,7 +88,7 @@ async function generousLimits(sb: SandboxControl): Promise<void> {
 }
 
 /**
- * A finished read's cursor never passes the run's start (ARCHITECTURE rule 4); it stands at
+ * A finished read's cursor never passes the run's start (docs/architecture.md rule 4); it stands at
  * `until` minus the overlap unless the read had already moved `since` later than that (timePage
  * keeps the later one).
  */

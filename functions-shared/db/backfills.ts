@@ -157,7 +157,7 @@ export async function succeedBackfill(
 
 /**
  * The time budget is spent: release the lease and trigger the next invocation through pg_net, in
- * one transaction (ARCHITECTURE rule 6). Returns false when the trigger could not be sent (Vault
+ * one transaction (docs/architecture.md rule 6). Returns false when the trigger could not be sent (Vault
  * not configured): the lease is released anyway and continue_backfills() picks the job up.
  */
 export async function pauseAndContinue(

@@ -1,5 +1,5 @@
 // The backfill function's job: re-read one stream of one connection for the records last updated
-// in a date range, across as many invocations as it takes (ARCHITECTURE rules 4–6).
+// in a date range, across as many invocations as it takes (docs/architecture.md rules 4–6).
 //
 // A job is a tether.backfills row. An invocation claims it with a lease (SKIP LOCKED), then reads
 // the range window by window with the provider's date filters, page by page from the checkpoint.

@@ -1,5 +1,5 @@
 // The incremental sync of one stream (orders or customers) for every due connection: the jobs of
-// the sync-orders and sync-customers functions (ARCHITECTURE rules 4, 5 and 8).
+// the sync-orders and sync-customers functions (docs/architecture.md rules 4, 5 and 8).
 //
 // Each worker claims a due (connection, stream) pair with SKIP LOCKED and a lease, then reads
 // pages from the stored cursor up to the run's start. Every page is upserted (newer wins) together

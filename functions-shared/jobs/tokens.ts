@@ -1,4 +1,4 @@
-// One token refresh, done right (ARCHITECTURE rules 1-3, 8), and
+// One token refresh, done right (docs/architecture.md rules 1-3, 8), and
 // getAccessToken for every job that calls a provider. The caller has claimed
 // the connection (a lease); the credentials are read after claiming; a rotated
 // refresh token is written in the same transaction that records the refresh;

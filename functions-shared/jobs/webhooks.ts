@@ -1,4 +1,4 @@
-// The webhooks function: `POST /webhooks/<provider>[/…]`. In a fixed order (ARCHITECTURE rule 7,
+// The webhooks function: `POST /webhooks/<provider>[/…]`. In a fixed order (docs/architecture.md rule 7,
 // STYLE "standard-webhooks"): POST only; the raw body, at most 1 MiB (413); the provider's
 // signature on those bytes, in constant time (401 and nothing stored when it is missing, wrong,
 // or no secret is configured); only then the body is parsed. Each event is recorded once in

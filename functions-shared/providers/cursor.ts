@@ -5,7 +5,7 @@
 // never skips one. When a whole page shares one timestamp the read cannot move `since`, so it
 // continues with the provider's own page token (`after`: a Relay cursor, a STARTPOSITION) for the
 // same query. When the read is done the cursor is `until` minus the clock-skew overlap: never past
-// the start of the run (ARCHITECTURE rule 4).
+// the start of the run (docs/architecture.md rule 4).
 
 import { z } from "zod";
 import { parseWith } from "./http.ts";

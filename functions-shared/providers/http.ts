@@ -291,7 +291,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** Turns a non-2xx response into a ProviderError (see PROVIDERS.md and the task's table). */
+/** Turns a non-2xx response into a ProviderError (the providers' documented error bodies). */
 export function classifyHttpError(
   req: Pick<JsonRequest, "provider" | "facts" | "endpoint" | "secrets">,
   status: number,

@@ -379,7 +379,7 @@ export interface StreamPage<R> {
   /**
    * Where the next read continues; the job stores it in the same transaction as `records`. When
    * `hasMore` is false it is where the next run starts, never later than `until` minus
-   * SYNC_OVERLAP_SECONDS (ARCHITECTURE rule 4).
+   * SYNC_OVERLAP_SECONDS (docs/architecture.md rule 4).
    */
   cursor: string;
   /** false once the read has caught up with `until`. */

@@ -1,4 +1,4 @@
-// Webhook signature checks (ARCHITECTURE rule 7): on the raw bytes, before anything is parsed,
+// Webhook signature checks (docs/architecture.md rule 7): on the raw bytes, before anything is parsed,
 // in constant time. One error type, `WebhookRejected`, means "reject this delivery" (401, nothing
 // stored); a receiver without its secret configured rejects too (fail closed) and says so in its
 // log, never in the answer and never with the secret.

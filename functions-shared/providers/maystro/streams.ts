@@ -207,7 +207,7 @@ export function sinceWatermark(walk: WalkCursor, orders: Order[]): Order[] {
  * so it keeps being re-read until it has its tracking number and a final status, but never more
  * than `lookbackDays` back (an order open that long is abandoned); with every order final, the
  * newest one seen minus the clock-skew overlap. Never later than `until` minus the overlap
- * (ARCHITECTURE rule 4).
+ * (docs/architecture.md rule 4).
  */
 export function nextWatermark(walk: WalkCursor, until: Date, lookbackDays: number): string {
   const overlapMs = SYNC_OVERLAP_SECONDS * 1000;
