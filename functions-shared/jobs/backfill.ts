@@ -110,6 +110,20 @@ export const WINDOW = {
   fastMs: 5_000,
 };
 
+/**
+ * The next window's size after one is done: halved when it was throttled or slower than
+ * WINDOW.slowMs, doubled when faster than WINDOW.fastMs, within WINDOW.minSeconds–maxSeconds.
+ */
+export function nextWindowSeconds(
+  w: { current: number; elapsedMs: number; throttled: boolean },
+): number {
+  if (w.throttled || w.elapsedMs > WINDOW.slowMs) {
+    return Math.max(WINDOW.minSeconds, Math.floor(w.current / 2));
+  }
+  if (w.elapsedMs < WINDOW.fastMs) return Math.min(WINDOW.maxSeconds, w.current * 2);
+  return w.current;
+}
+
 /** What create_backfill()'s refusals (by SQLSTATE) mean to the caller. */
 const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
   P0002: "unknown_connection",
@@ -311,11 +325,11 @@ async function work(
           let following: BackfillCheckpoint | null = null;
           if (last) {
             const elapsed = deps.clock.monotonicMs() - windowStartedMs;
-            if (throttled || elapsed > WINDOW.slowMs) {
-              windowSeconds = Math.max(WINDOW.minSeconds, Math.floor(windowSeconds / 2));
-            } else if (elapsed < WINDOW.fastMs) {
-              windowSeconds = Math.min(WINDOW.maxSeconds, windowSeconds * 2);
-            }
+            windowSeconds = nextWindowSeconds({
+              current: windowSeconds,
+              elapsedMs: elapsed,
+              throttled,
+            });
             following = end.getTime() >= job.range_end.getTime() ? null : windowFrom(end);
           }
           const written = await retryConflicts(deps, () =>
