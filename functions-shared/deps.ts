@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { connect, type Sql } from "./db/client.ts";
 import type { TetherEnv } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { PacerCache } from "./providers/pacing.ts";
 import { TokenVault } from "./vault.ts";
 
 /**
@@ -30,6 +31,8 @@ export interface Deps {
   clock: Clock;
   env: TetherEnv;
   log: Logger;
+  /** Each connection's rate pacer, kept for the life of the function instance. */
+  pacers: PacerCache;
 }
 
 export interface Job<I, O> {
@@ -75,5 +78,6 @@ export async function createDeps(
     clock: systemClock,
     env,
     log: opts.log ?? createLogger(opts.name),
+    pacers: new PacerCache(),
   };
 }

@@ -54,3 +54,12 @@ export function pgErrorCode(err: unknown): string | undefined {
 
 /** A transaction lost to a concurrent one: deadlock_detected, serialization_failure. Safe to retry. */
 export const CLASH_CODES: ReadonlySet<string> = new Set(["40P01", "40001"]);
+
+/** A failure that is neither the provider's nor the connection's: the database, or a bug. */
+export function describeInternal(err: unknown): string {
+  const error = coerceError(err);
+  const code = pgErrorCode(error);
+  const fromDatabase = error.name === "PostgresError" ||
+    (code !== undefined && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
+  return `${fromDatabase ? "database" : "internal error"}: ${error.message}`;
+}

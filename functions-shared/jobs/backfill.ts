@@ -24,28 +24,11 @@ import {
   pauseAndContinue,
   succeedBackfill,
 } from "../db/backfills.ts";
-import { type UpsertCounts, upsertRecords } from "../db/records.ts";
-import { failInterruptedRuns, finishRun, insertRun } from "../db/runs.ts";
-import { Deadline, type Deps, type Job } from "../deps.ts";
-import { CLASH_CODES, JobError, type JobErrorCode, pgErrorCode } from "../errors.ts";
-import { type Pacer } from "../providers/pacing.ts";
-import { adapterFor } from "../providers/registry.ts";
-import {
-  ProviderError,
-  type StreamName,
-  type StreamPage,
-  type StreamReader,
-  type StreamRecords,
-  STREAMS,
-} from "../providers/types.ts";
-import { describeInternal, pacerFor, recordFailure, withRetries } from "./paging.ts";
-import {
-  adapterContext,
-  connectionRef,
-  ConnectionUnavailable,
-  getAccessToken,
-  LEASE_SECONDS,
-} from "./tokens.ts";
+import { type Clock, Deadline, type Deps, type Job } from "../deps.ts";
+import { JobError, type JobErrorCode, pgErrorCode } from "../errors.ts";
+import { type StreamName, STREAMS } from "../providers/types.ts";
+import { PageRun, readPages, type StreamSource } from "./pipeline.ts";
+import { LEASE_SECONDS } from "./tokens.ts";
 
 const DATE_TIME_FORM = "expected an ISO 8601 date-time with an offset, like 2026-01-29T00:00:00Z";
 const dateTime = z.iso.datetime({ offset: true, error: DATE_TIME_FORM });
@@ -131,8 +114,6 @@ const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
   "23P01": "backfill_overlaps",
 };
 
-type Page = StreamPage<StreamRecords[StreamName]>;
-
 class Stop extends Error {
   constructor(readonly why: Exclude<HoldState, "held">) {
     super(
@@ -201,6 +182,63 @@ function percentOf(row: BackfillRow, coveredUntil: Date | null): number {
   return Math.round((1000 * done) / span) / 10;
 }
 
+/**
+ * The windows of one backfill, one after another from where it stopped: each as long as
+ * nextWindowSeconds says after the one before, or the whole range when the provider's reader gains
+ * nothing from date windows (its facts say why).
+ */
+class Windows {
+  seconds: number;
+  readonly #wholeRange: boolean;
+  #startedMs = 0;
+  #throttlesBefore = 0;
+
+  constructor(
+    private readonly job: BackfillRow,
+    private readonly source: StreamSource,
+    private readonly clock: Clock,
+  ) {
+    this.seconds = job.window_seconds ?? WINDOW.startSeconds;
+    this.#wholeRange = source.facts.backfillReadsWholeRange;
+  }
+
+  /** The window the job stopped in, or the first one after what it has covered. */
+  first(): BackfillCheckpoint {
+    const { window_start, window_end, cursor } = this.job.checkpoint;
+    if (window_start && window_end) return { window_start, window_end, cursor: cursor ?? null };
+    return this.from(this.job.covered_until ?? this.job.range_start);
+  }
+
+  /** Starts timing a window. */
+  begin(): void {
+    this.#startedMs = this.clock.monotonicMs();
+    this.#throttlesBefore = this.source.throttles;
+  }
+
+  /** `done` was read to its end: the window after it, sized by how this one went; null at the end. */
+  after(done: BackfillCheckpoint): BackfillCheckpoint | null {
+    this.seconds = nextWindowSeconds({
+      current: this.seconds,
+      elapsedMs: this.clock.monotonicMs() - this.#startedMs,
+      throttled: this.source.throttles > this.#throttlesBefore,
+    });
+    const end = new Date(done.window_end);
+    return end.getTime() >= this.job.range_end.getTime() ? null : this.from(end);
+  }
+
+  from(start: Date): BackfillCheckpoint {
+    const rangeEnd = this.job.range_end.getTime();
+    const end = this.#wholeRange
+      ? rangeEnd
+      : Math.min(start.getTime() + this.seconds * 1000, rangeEnd);
+    return {
+      window_start: start.toISOString(),
+      window_end: new Date(end).toISOString(),
+      cursor: null,
+    };
+  }
+}
+
 async function work(
   deps: Deps,
   job: BackfillRow,
@@ -209,233 +247,132 @@ async function work(
   opts: BackfillOptions,
 ): Promise<BackfillResult> {
   const stream = job.stream as StreamName;
-  const started = deps.now();
-  await failInterruptedRuns(deps.db, { kind: "backfill", backfillId: job.id }, started);
-  const runId = await insertRun(deps.db, {
-    connection_id: job.connection_id,
+  const run = await PageRun.start(deps, {
     kind: "backfill",
+    connectionId: job.connection_id,
     stream,
-    backfill_id: job.id,
-    status: "running",
-    started_at: started,
+    backfillId: job.id,
   });
-  const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0 };
-  let pages = 0;
-  let windows = 0;
-  let provider = "unknown";
+  let windowsDone = 0;
   let coveredUntil = job.covered_until;
-  let pacer: Pacer | undefined;
   const result = (
     status: BackfillRow["status"],
     extra: Partial<BackfillResult> = {},
-  ): BackfillResult => ({
-    backfill_id: job.id,
-    status,
-    claimed: true,
-    continued: false,
-    run_id: runId,
-    pages,
-    windows,
-    ...counts,
-    percent: status === "succeeded" ? 100 : percentOf(job, coveredUntil),
-    ...extra,
-  });
-  const finish = async (
-    status: "succeeded" | "failed",
-    outcome: Record<string, unknown>,
-    error: string | null = null,
-  ) => {
-    await finishRun(deps.db, runId, {
+  ): BackfillResult => {
+    const { run_id, pages, added, updated, unchanged } = run.summary;
+    return {
+      backfill_id: job.id,
       status,
-      finished_at: deps.now(),
-      added_count: counts.added,
-      updated_count: counts.updated,
-      unchanged_count: counts.unchanged,
-      error_count: error === null ? 0 : 1,
-      pages_count: pages,
-      error,
-      details: { provider, windows, paced_ms: Math.round(pacer?.waitedMs ?? 0), ...outcome },
-    });
+      claimed: true,
+      continued: false,
+      run_id,
+      pages,
+      windows: windowsDone,
+      added,
+      updated,
+      unchanged,
+      percent: status === "succeeded" ? 100 : percentOf(job, coveredUntil),
+      ...extra,
+    };
   };
 
   try {
-    const { connection, credentials } = await getAccessToken(deps, job.connection_id);
-    provider = connection.provider;
-    const adapter = adapterFor(provider);
-    const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]> | undefined;
-    if (!read) throw new JobError("no_such_stream", `${provider} has no ${stream} stream`);
-    const paced = pacerFor(connection.id, adapter.facts.rateLimit);
-    pacer = paced;
-    const ctx = { ...adapterContext(deps), pacer: paced };
-    let creds = credentials;
-    let refreshed = false;
-    let throttled = false;
-    const fetchPage = async (window: BackfillCheckpoint): Promise<Page> => {
-      const readPage = () =>
-        read(ctx, connectionRef(connection), creds, {
-          cursor: window.cursor,
-          from: new Date(window.window_start),
-          until: new Date(window.window_end),
-          pageSize: opts.pageSize,
-        });
-      const onRetry = (err: ProviderError) => {
-        if (err.code === "rate_limited") throttled = true;
-      };
-      try {
-        return await withRetries(paced, deadline, readPage, onRetry);
-      } catch (err) {
-        // An access token revoked or expired early: refresh once and read the page again.
-        if (!(err instanceof ProviderError) || err.code !== "unauthorized" || refreshed) throw err;
-        refreshed = true;
-        creds = (await getAccessToken(deps, job.connection_id, { force: true })).credentials;
-        return await withRetries(paced, deadline, readPage, onRetry);
-      }
-    };
-
-    // Readers that gain nothing from date windows read the whole range as one (the facts say why).
-    const oneWindow = adapter.facts.backfillReadsWholeRange;
-    let windowSeconds = job.window_seconds ?? WINDOW.startSeconds;
-    const windowFrom = (start: Date): BackfillCheckpoint => {
-      const end = oneWindow
-        ? job.range_end
-        : new Date(Math.min(start.getTime() + windowSeconds * 1000, job.range_end.getTime()));
-      return { window_start: start.toISOString(), window_end: end.toISOString(), cursor: null };
-    };
-    let window: BackfillCheckpoint = job.checkpoint.window_start && job.checkpoint.window_end
-      ? {
-        window_start: job.checkpoint.window_start,
-        window_end: job.checkpoint.window_end,
-        cursor: job.checkpoint.cursor ?? null,
-      }
-      : windowFrom(coveredUntil ?? job.range_start);
-
+    const source = await run.open(deadline, { pageSize: opts.pageSize });
+    const windows = new Windows(job, source, deps.clock);
+    let window: BackfillCheckpoint | null = windows.first();
     while (true) {
-      const windowStartedMs = deps.clock.monotonicMs();
-      throttled = false;
-      let windowDone = false;
-      let next: Promise<Page> | undefined = fetchPage(window);
-      try {
-        while (next) {
-          const page: Page = await next;
-          const outOfTime = deadline.passed;
-          const cursor = page.cursor;
-          next = page.hasMore && !outOfTime ? fetchPage({ ...window, cursor }) : undefined;
-          const end = new Date(window.window_end);
+      windows.begin();
+      // What follows this window once it is read to its end (null: the range is covered).
+      let following = undefined as BackfillCheckpoint | null | undefined;
+      await readPages(window, {
+        read: (at) =>
+          source.read({
+            cursor: at.cursor,
+            from: new Date(at.window_start),
+            until: new Date(at.window_end),
+          }),
+        next: (page, at) =>
+          page.hasMore && !deadline.passed ? { ...at, cursor: page.cursor } : undefined,
+        write: async (page, at) => {
           const last = !page.hasMore;
-          let following: BackfillCheckpoint | null = null;
-          if (last) {
-            const elapsed = deps.clock.monotonicMs() - windowStartedMs;
-            windowSeconds = nextWindowSeconds({
-              current: windowSeconds,
-              elapsedMs: elapsed,
-              throttled,
+          if (last) following = windows.after(at);
+          await run.write(page, async (tx) => {
+            let held = await checkpointPage(tx, {
+              id: job.id,
+              owner,
+              stream,
+              externalIds: [...new Set(page.records.map((r) => r.external_id))],
+              checkpoint: { ...at, cursor: page.cursor },
+              now: deps.now(),
+              leaseSeconds: LEASE_SECONDS,
             });
-            following = end.getTime() >= job.range_end.getTime() ? null : windowFrom(end);
-          }
-          const written = await retryConflicts(deps, () =>
-            deps.db.begin(async (tx) => {
-              const pageCounts = await upsertRecords(tx, stream, job.connection_id, page.records);
-              let held = await checkpointPage(tx, {
+            if (held === "held" && last) {
+              held = await finishWindow(tx, {
                 id: job.id,
                 owner,
-                stream,
-                externalIds: [...new Set(page.records.map((r) => r.external_id))],
-                checkpoint: { ...window, cursor },
-                now: deps.now(),
-                leaseSeconds: LEASE_SECONDS,
+                coveredUntil: new Date(at.window_end),
+                next: following ?? null,
+                windowSeconds: windows.seconds,
               });
-              if (held === "held" && last) {
-                held = await finishWindow(tx, {
-                  id: job.id,
-                  owner,
-                  coveredUntil: end,
-                  next: following,
-                  windowSeconds,
-                });
-              }
-              // Cancelled, or taken over: this page is rolled back; what was stored stays.
-              if (held !== "held") throw new Stop(held);
-              return pageCounts;
-            }));
-          counts.added += written.added;
-          counts.updated += written.updated;
-          counts.unchanged += written.unchanged;
-          pages++;
-          window = { ...window, cursor };
-          if (last) {
-            windowDone = true;
-            windows++;
-            coveredUntil = end;
-            if (following) window = following;
-          }
-        }
-      } finally {
-        // A page read ahead of a failed or stopped write is dropped (its failure, if any, with it).
-        next?.catch(() => {});
-      }
-      if (windowDone && coveredUntil!.getTime() >= job.range_end.getTime()) {
-        await succeedBackfill(deps.db, { id: job.id, owner, now: deps.now() });
-        await finish("succeeded", { outcome: "done" });
-        deps.log.info("backfill done", { backfill_id: job.id, pages, windows });
-        return result("succeeded");
-      }
-      if (deadline.passed) {
-        const paused = await pauseAndContinue(deps.db, { id: job.id, owner });
-        await finish("succeeded", {
-          outcome: paused.continued ? "continued" : "paused",
-          ...(paused.error ? { continue_error: paused.error } : {}),
-        });
-        if (!paused.continued) {
-          deps.log.warn("backfill paused; continue_backfills() will pick it up", {
-            backfill_id: job.id,
-            error: paused.error,
+            }
+            // Cancelled, or taken over: this page is rolled back; what was stored stays.
+            if (held !== "held") throw new Stop(held);
           });
-        }
-        return result("running", { continued: paused.continued, error: paused.error });
-      }
+          if (last) {
+            windowsDone++;
+            coveredUntil = new Date(at.window_end);
+          }
+        },
+      });
+      // Out of time within this window: it is continued from its checkpoint.
+      if (following === undefined) break;
+      window = following;
+      if (window === null || deadline.passed) break;
     }
+    if (window === null) {
+      await succeedBackfill(deps.db, { id: job.id, owner, now: deps.now() });
+      await run.succeed({ windows: windowsDone, outcome: "done" });
+      deps.log.info("backfill done", {
+        backfill_id: job.id,
+        pages: run.pages,
+        windows: windowsDone,
+      });
+      return result("succeeded");
+    }
+    const paused = await pauseAndContinue(deps.db, { id: job.id, owner });
+    await run.succeed({
+      windows: windowsDone,
+      outcome: paused.continued ? "continued" : "paused",
+      ...(paused.error ? { continue_error: paused.error } : {}),
+    });
+    if (!paused.continued) {
+      deps.log.warn("backfill paused; continue_backfills() will pick it up", {
+        backfill_id: job.id,
+        error: paused.error,
+      });
+    }
+    return result("running", { continued: paused.continued, error: paused.error });
   } catch (err) {
     if (err instanceof Stop) {
-      await finish("succeeded", { outcome: err.why });
+      await run.succeed({ windows: windowsDone, outcome: err.why });
       const row = await getBackfill(deps.db, job.id);
       return result(row?.status ?? "cancelled", { error: err.message });
     }
-    const known = err instanceof ProviderError;
-    const message = known || err instanceof ConnectionUnavailable || err instanceof JobError
-      ? err.message
-      : describeInternal(err);
-    deps.log[known ? "warn" : "error"]("backfill invocation failed", {
-      backfill_id: job.id,
-      provider,
-      error: message,
-    });
-    await recordFailure(deps, async () => {
-      await failBackfill(deps.db, {
-        id: job.id,
-        owner,
-        now: deps.now(),
-        error: message,
-        retryAfterMs: known ? err.retryAfterMs : undefined,
-      });
-      await finish("failed", { code: known ? err.code : "internal" }, message);
-    });
+    const failure = await run.fail(
+      err,
+      "backfill invocation failed",
+      (f) =>
+        failBackfill(deps.db, {
+          id: job.id,
+          owner,
+          now: deps.now(),
+          error: f.message,
+          retryAfterMs: f.retryAfterMs,
+        }),
+      { windows: windowsDone },
+    );
     const row = await getBackfill(deps.db, job.id).catch(() => undefined);
-    return result(row?.status ?? "running", { error: message });
-  }
-}
-
-/**
- * A page transaction that lost a deadlock or serialization conflict to a concurrent writer
- * (sync, webhook) is simply tried again: it changed nothing.
- */
-async function retryConflicts<T>(deps: Deps, write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (!CLASH_CODES.has(pgErrorCode(err) ?? "") || attempt >= 3) throw err;
-      await deps.clock.sleep(50 * attempt);
-    }
+    return result(row?.status ?? "running", { error: failure.message });
   }
 }
 

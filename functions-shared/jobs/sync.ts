@@ -9,8 +9,6 @@
 // pages; the next call continues from the checkpoint.
 import { z } from "zod";
 import { getConnection } from "../db/connections.ts";
-import { type UpsertCounts, upsertRecords } from "../db/records.ts";
-import { failInterruptedRuns, finishRun, insertRun } from "../db/runs.ts";
 import {
   checkpoint,
   claimDueStream,
@@ -24,25 +22,10 @@ import {
 } from "../db/sync_cursors.ts";
 import { Deadline, type Deps, type Job } from "../deps.ts";
 import { JobError } from "../errors.ts";
-import type { Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
-import {
-  type ProviderName,
-  PROVIDERS,
-  type StreamName,
-  type StreamPage,
-  type StreamReader,
-  type StreamRecords,
-} from "../providers/types.ts";
-import { ProviderError } from "../providers/types.ts";
-import { describeInternal, pacerFor, recordFailure, withRetries } from "./paging.ts";
-import {
-  adapterContext,
-  connectionRef,
-  ConnectionUnavailable,
-  getAccessToken,
-  LEASE_SECONDS,
-} from "./tokens.ts";
+import { type ProviderName, PROVIDERS, type StreamName } from "../providers/types.ts";
+import { PageRun, readPages } from "./pipeline.ts";
+import { LEASE_SECONDS } from "./tokens.ts";
 
 export const SyncInput = z.strictObject({
   provider: z.enum(PROVIDERS).optional(),
@@ -81,8 +64,6 @@ export interface SyncOptions {
   /** Records per page asked of the provider (each adapter clamps it). */
   pageSize?: number;
 }
-
-type Page = StreamPage<StreamRecords[StreamName]>;
 
 /** Providers whose adapter reads this stream. */
 export function providersWith(stream: StreamName): ProviderName[] {
@@ -176,145 +157,49 @@ export async function syncClaimed(
   opts: SyncOptions & { deadline: Deadline },
 ): Promise<StreamRunResult> {
   const key = { connectionId: claimed.connection_id, stream, owner };
-  const started = deps.now();
-  await failInterruptedRuns(
-    deps.db,
-    { kind: "sync", connectionId: key.connectionId, stream },
-    started,
-  );
-  const runId = await insertRun(deps.db, {
+  const run = await PageRun.start(deps, { kind: "sync", connectionId: key.connectionId, stream });
+  const result = (status: StreamRunResult["status"], caughtUp: boolean) => ({
     connection_id: claimed.connection_id,
-    kind: "sync",
     stream,
-    status: "running",
-    started_at: started,
+    status,
+    caught_up: caughtUp,
+    ...run.summary,
   });
-  const counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0 };
-  let pages = 0;
   let caughtUp = false;
-  let provider = "unknown";
-  let pacer: Pacer | undefined;
-  let pacedBefore = 0;
-  const pacedMs = () => Math.round((pacer?.waitedMs ?? 0) - pacedBefore);
   try {
-    const { connection, credentials } = await getAccessToken(deps, claimed.connection_id);
-    provider = connection.provider;
-    const adapter = adapterFor(provider);
-    const paced = pacerFor(connection.id, adapter.facts.rateLimit);
-    pacer = paced;
-    pacedBefore = paced.waitedMs;
-    const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]>;
-    let creds = credentials;
-    let refreshed = false;
-    const ctx = { ...adapterContext(deps), pacer: paced };
-    const fetchPage = async (cursor: string | null): Promise<Page> => {
-      const readPage = () =>
-        read(ctx, connectionRef(connection), creds, {
-          cursor,
-          from: null,
-          until: started,
-          pageSize: opts.pageSize,
-        });
-      try {
-        return await withRetries(paced, opts.deadline, readPage);
-      } catch (err) {
-        // An access token revoked or expired early: refresh once and read the page again.
-        if (!(err instanceof ProviderError) || err.code !== "unauthorized" || refreshed) throw err;
-        refreshed = true;
-        creds = (await getAccessToken(deps, claimed.connection_id, { force: true })).credentials;
-        return await withRetries(paced, opts.deadline, readPage);
-      }
-    };
-    // The next page is read while this one is written: it depends only on this page's cursor.
-    // Pages are still written one after another, each with its own cursor.
-    let next: Promise<Page> | undefined = fetchPage(claimed.cursor);
-    try {
-      while (next) {
-        const page: Page = await next;
-        next = page.hasMore && !opts.deadline.passed ? fetchPage(page.cursor) : undefined;
-        const pageCounts = await deps.db.begin(async (tx) => {
-          const written = await upsertRecords(tx, stream, claimed.connection_id, page.records);
+    const source = await run.open(opts.deadline, { pageSize: opts.pageSize });
+    await readPages(claimed.cursor, {
+      read: (cursor) => source.read({ cursor, from: null, until: run.startedAt }),
+      next: (page) => page.hasMore && !opts.deadline.passed ? page.cursor : undefined,
+      write: async (page) => {
+        await run.write(page, async (tx) => {
           const held = await checkpoint(tx, key, page.cursor, {
             now: deps.now(),
             leaseSeconds: LEASE_SECONDS,
           });
           // Another worker took the pair over (our lease lapsed): roll this page back.
           if (!held) throw new Error("lost the lease on this stream to another worker");
-          return written;
         });
-        counts.added += pageCounts.added;
-        counts.updated += pageCounts.updated;
-        counts.unchanged += pageCounts.unchanged;
-        pages++;
         caughtUp = !page.hasMore;
-      }
-    } finally {
-      // A page read ahead of a failed write is dropped (its failure, if any, with it).
-      next?.catch(() => {});
-    }
-    await finishStream(deps.db, key, { caughtUpAt: caughtUp ? started : null });
-    await finishRun(deps.db, runId, {
-      status: "succeeded",
-      finished_at: deps.now(),
-      ...runCounts(counts, pages),
-      error: null,
-      details: { provider, caught_up: caughtUp, paced_ms: pacedMs() },
+      },
     });
-    return { ...result("succeeded"), caught_up: caughtUp };
+    await finishStream(deps.db, key, { caughtUpAt: caughtUp ? run.startedAt : null });
+    await run.succeed({ caught_up: caughtUp });
+    return result("succeeded", caughtUp);
   } catch (err) {
-    const known = err instanceof ProviderError;
-    const message = known || err instanceof ConnectionUnavailable
-      ? err.message
-      : describeInternal(err);
-    deps.log[known ? "warn" : "error"](`sync of ${stream} failed`, {
-      connection_id: claimed.connection_id,
-      provider,
-      error: message,
-    });
-    await recordFailure(deps, async () => {
-      await failStream(deps.db, key, {
-        now: deps.now(),
-        error: message,
-        retryAfterMs: known ? err.retryAfterMs : undefined,
-      });
-      await finishRun(deps.db, runId, {
-        status: "failed",
-        finished_at: deps.now(),
-        ...runCounts(counts, pages),
-        error_count: 1,
-        error: message,
-        details: {
-          provider,
-          caught_up: false,
-          code: known ? err.code : "internal",
-          paced_ms: pacedMs(),
-        },
-      });
-    });
-    return { ...result("failed"), caught_up: false, error: message };
+    const failure = await run.fail(
+      err,
+      `sync of ${stream} failed`,
+      (f) =>
+        failStream(deps.db, key, {
+          now: deps.now(),
+          error: f.message,
+          retryAfterMs: f.retryAfterMs,
+        }),
+      { caught_up: false },
+    );
+    return { ...result("failed", false), error: failure.message };
   }
-
-  function result(status: "succeeded" | "failed") {
-    return {
-      connection_id: claimed.connection_id,
-      provider,
-      stream,
-      run_id: runId,
-      status,
-      pages,
-      ...counts,
-    };
-  }
-}
-
-function runCounts(counts: UpsertCounts, pages: number) {
-  return {
-    added_count: counts.added,
-    updated_count: counts.updated,
-    unchanged_count: counts.unchanged,
-    error_count: 0,
-    pages_count: pages,
-  };
 }
 
 function syncJob(stream: StreamName): Job<SyncInput, SyncResult> {

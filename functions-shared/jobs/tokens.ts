@@ -16,7 +16,7 @@ import {
 import { readCredentials, type StoredCredentials, writeCredentials } from "../db/credentials.ts";
 import { insertRun, type RunRecord } from "../db/runs.ts";
 import { Deadline, type Deps } from "../deps.ts";
-import { coerceError } from "../errors.ts";
+import { describeInternal } from "../errors.ts";
 import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
 import {
   type AdapterContext,
@@ -122,7 +122,7 @@ export async function refreshClaimed(
     }
     const known = err instanceof ProviderError;
     const status = known && err.reauthRequired ? "reauth_required" : "error";
-    const message = known ? err.message : `internal error: ${coerceError(err).message}`;
+    const message = known ? err.message : describeInternal(err);
     await recordRefreshFailure(deps.db, row.id, owner, {
       now: deps.now(),
       status,
@@ -200,20 +200,46 @@ export async function getAccessToken(
 }
 
 /**
- * Calls the provider with a valid token; after a 401 refreshes once and
- * retries once (the on-demand half of the refresh strategy).
+ * A connection's credentials for the length of one job's calls: read (refreshed if due) when
+ * opened, and refreshed once more, on demand, the first time the provider answers 401 (an access
+ * token revoked or expired early). The on-demand half of the refresh strategy.
  */
+export class ConnectionAccess {
+  #refreshed = false;
+
+  private constructor(
+    private readonly deps: Deps,
+    readonly connection: ConnectionRow,
+    public credentials: Credentials,
+  ) {}
+
+  static async open(deps: Deps, connectionId: string): Promise<ConnectionAccess> {
+    const { connection, credentials } = await getAccessToken(deps, connectionId);
+    return new ConnectionAccess(deps, connection, credentials);
+  }
+
+  /** Calls the provider; after its first 401, refreshes and calls once more. */
+  async call<T>(fn: (credentials: Credentials) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.credentials);
+    } catch (err) {
+      if (!(err instanceof ProviderError) || err.code !== "unauthorized" || this.#refreshed) {
+        throw err;
+      }
+      this.#refreshed = true;
+      const fresh = await getAccessToken(this.deps, this.connection.id, { force: true });
+      this.credentials = fresh.credentials;
+      return await fn(this.credentials);
+    }
+  }
+}
+
+/** Calls the provider with a valid token; after a 401 refreshes once and retries once. */
 export async function withAccessToken<T>(
   deps: Deps,
   connectionId: string,
   call: (credentials: Credentials, connection: ConnectionRow) => Promise<T>,
 ): Promise<T> {
-  const first = await getAccessToken(deps, connectionId);
-  try {
-    return await call(first.credentials, first.connection);
-  } catch (err) {
-    if (!(err instanceof ProviderError) || err.code !== "unauthorized") throw err;
-    const second = await getAccessToken(deps, connectionId, { force: true });
-    return await call(second.credentials, second.connection);
-  }
+  const access = await ConnectionAccess.open(deps, connectionId);
+  return await access.call((credentials) => call(credentials, access.connection));
 }

@@ -120,3 +120,25 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * One pacer per connection for the life of a function instance, so back-to-back runs share what
+ * the previous one spent (QuickBooks says nothing about its budget, and a fresh model would assume
+ * a full bucket). Kept small: the connection used longest ago is forgotten first.
+ */
+export class PacerCache {
+  readonly #pacers = new Map<string, Pacer>();
+  readonly #max: number;
+
+  constructor(max = 1000) {
+    this.#max = max;
+  }
+
+  for(connectionId: string, model: BucketModel): Pacer {
+    const pacer = this.#pacers.get(connectionId) ?? new Pacer(model);
+    this.#pacers.delete(connectionId);
+    this.#pacers.set(connectionId, pacer);
+    if (this.#pacers.size > this.#max) this.#pacers.delete(this.#pacers.keys().next().value!);
+    return pacer;
+  }
+}

@@ -10,6 +10,7 @@ import { functionEnv, readStackEnv, type StackInfo } from "./stack.ts";
 import { connect, type Sql } from "../../functions-shared/db/client.ts";
 import { createLogger } from "../../functions-shared/log.ts";
 import { type Deps, systemClock } from "../../functions-shared/deps.ts";
+import { PacerCache } from "../../functions-shared/providers/pacing.ts";
 import { readEnv } from "../../functions-shared/env.ts";
 import { TokenVault } from "../../functions-shared/vault.ts";
 
@@ -87,6 +88,7 @@ export async function testDeps(
     clock: systemClock,
     env,
     log: createLogger("test", (line) => logLines.push(line)),
+    pacers: new PacerCache(),
     logLines,
     ...rest,
   };
