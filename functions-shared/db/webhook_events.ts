@@ -14,6 +14,8 @@ export interface WebhookEventRow {
   status: WebhookStatus;
   payload: unknown;
   attempts: number;
+  /** When the delivery was received: the latest time its processing may write. */
+  received_at: Date;
 }
 
 export interface NewWebhookEvent {
@@ -23,6 +25,7 @@ export interface NewWebhookEvent {
   topic: string | null;
   status: "received" | "ignored";
   payload: unknown;
+  received_at: Date;
 }
 
 /** Inserts the event unless its id was seen before; the row when new, undefined for a repeat. */
@@ -32,11 +35,13 @@ export async function recordEvent(
 ): Promise<WebhookEventRow | undefined> {
   const [row] = await sql<WebhookEventRow[]>`
     insert into tether.webhook_events (provider, event_id, connection_id, topic, status, payload,
-                                       processed_at)
+                                       received_at, processed_at)
     values (${e.provider}, ${e.event_id}, ${e.connection_id}, ${e.topic}, ${e.status},
-            ${sql.json(e.payload as never)}, ${e.status === "ignored" ? new Date() : null})
+            ${sql.json(e.payload as never)}, ${e.received_at},
+            ${e.status === "ignored" ? e.received_at : null})
     on conflict (provider, event_id) do nothing
-    returning id::text, provider, event_id, connection_id, topic, status, payload, attempts`;
+    returning id::text, provider, event_id, connection_id, topic, status, payload, attempts,
+              received_at`;
   return row;
 }
 
@@ -79,5 +84,5 @@ export async function claimFailed(
       from due
      where e.id = due.id
     returning e.id::text, e.provider, e.event_id, e.connection_id, e.topic, e.status, e.payload,
-              e.attempts`;
+              e.attempts, e.received_at`;
 }

@@ -115,6 +115,7 @@ export async function receiveWebhook(
     ignored: 0,
     failed: 0,
   };
+  const receivedAt = deps.now();
   for (const event of events) {
     const active = event.connection && event.connection.status !== "disabled";
     const row = await recordEvent(deps.db, {
@@ -124,6 +125,7 @@ export async function receiveWebhook(
       topic: event.topic,
       status: active ? "received" : "ignored",
       payload: event.payload,
+      received_at: receivedAt,
     });
     if (!row) result.duplicates++;
     else if (!active) result.ignored++;
@@ -196,6 +198,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
     await webhooks.process(processSink(deps, connectionId), {
       topic: row.topic ?? "",
       payload: row.payload as Record<string, unknown>,
+      receivedAt: row.received_at,
     });
     await markProcessed(deps.db, row.id);
     return true;

@@ -309,10 +309,14 @@ export interface ProviderWebhooks {
     sink: WebhookReceiveSink<C>,
     delivery: { headers: WebhookHeaders; raw: Uint8Array; path: readonly string[] },
   ): Promise<IncomingEvent<C>[]>;
-  /** Processes one recorded event from its stored topic and payload only. */
+  /**
+   * Processes one recorded event from its stored topic and payload only. What it writes comes
+   * from the signed body (or a re-fetch), never from unsigned headers; `receivedAt` bounds any
+   * time it takes from the body (a time in the future is clamped to it).
+   */
   process(
     sink: WebhookProcessSink,
-    event: { topic: string; payload: Record<string, unknown> },
+    event: { topic: string; payload: Record<string, unknown>; receivedAt: Date },
   ): Promise<void>;
   /** The body answered to a delivery instead of the counts (ShipHero's acknowledgement). */
   readonly ack?: Readonly<Record<string, string>>;

@@ -41,3 +41,12 @@ export function iso(text: string): string {
 export function header(headers: Readonly<Record<string, string>>, name: string): string | null {
   return headers[name] ?? null;
 }
+
+/**
+ * A time a delivery's body claims, as ISO 8601 UTC, never later than the delivery's receipt: a
+ * replayed or forged body cannot freeze a record until a date in the future.
+ */
+export function notAfter(text: string, receivedAt: Date): string {
+  const claimed = iso(text);
+  return Date.parse(claimed) > receivedAt.getTime() ? receivedAt.toISOString() : claimed;
+}
