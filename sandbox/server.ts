@@ -34,9 +34,9 @@ import {
   type LightspeedConfig,
 } from "./providers/lightspeed.ts";
 import { createMaystro } from "./providers/maystro.ts";
-import { createQuickBooks } from "./providers/quickbooks.ts";
+import { createQuickBooks } from "./providers/quickbooks/index.ts";
 import { createShipHero } from "./providers/shiphero.ts";
-import { createShopify } from "./providers/shopify.ts";
+import { createShopify } from "./providers/shopify/index.ts";
 import { RefreshStats } from "./stats.ts";
 import { DataRegistry } from "./data.ts";
 import { type BucketSize, RateLimits } from "./limits.ts";

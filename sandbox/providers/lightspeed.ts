@@ -17,10 +17,11 @@ import {
   killNow,
 } from "../accounts.ts";
 import type { Dataset, SandboxCustomer, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
-import { hex, hmacSha256, type WebhookMessage } from "../webhooks.ts";
+import { hex, hmacSha256 } from "../webhooks.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
 import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
-import { approveAuthorize, AuthorizationCodes } from "./oauth_codes.ts";
+import { defineSandboxProvider, perChange } from "./define.ts";
+import { AuthorizationCodes } from "./oauth_codes.ts";
 
 export interface LightspeedConfig {
   /** Access-token lifetime is UNCONFIRMED (604800, 86400 or 1800 s); default 86400. */
@@ -155,7 +156,21 @@ export function createLightspeed(
   /** A refresh token unused for longer than the idle period is dead. */
   const idleDeadline = (token: IssuedToken) => token.issuedAt + config().refreshIdleSeconds * 1000;
 
-  function tokenAnswer(account: LightspeedAccount): Response {
+  const knownClient = (form: URLSearchParams) =>
+    form.get("client_id") === app.clientId && form.get("client_secret") === app.clientSecret;
+  const invalidClient = () =>
+    json({ error: "invalid_client", error_description: "Unknown client or bad secret." }, 401);
+
+  const issueRefresh = (externalId: string, now: number) =>
+    book.issue(externalId, "refresh", "sb_ls_rt_", now, null);
+  const issueAccess = (externalId: string, now: number) =>
+    book.issue(externalId, "access", "sb_ls_at_", now, config().accessTokenSeconds);
+
+  /** "Refresh tokens rotate: the old one is revoked as soon as a new one is issued". */
+  function rotate(account: LightspeedAccount, now: number): Response {
+    killNow(account.refresh);
+    account.refresh = issueRefresh(account.externalId, now);
+    account.access = issueAccess(account.externalId, now);
     return json({
       access_token: account.access.value,
       token_type: "Bearer",
@@ -171,12 +186,7 @@ export function createLightspeed(
   // "POST https://{domain_prefix}.retail.lightspeed.app/api/1.0/token, form code, client_id,
   // client_secret, grant_type=authorization_code, redirect_uri": the code once, for fresh tokens.
   function exchange(form: URLSearchParams, now: number): Response {
-    if (form.get("client_id") !== app.clientId || form.get("client_secret") !== app.clientSecret) {
-      return json(
-        { error: "invalid_client", error_description: "Unknown client or bad secret." },
-        401,
-      );
-    }
+    if (!knownClient(form)) return invalidClient();
     const externalId = codes.redeem(
       form.get("code") ?? undefined,
       form.get("client_id") ?? undefined,
@@ -190,16 +200,7 @@ export function createLightspeed(
         error_description: "The authorization code is invalid, expired or was already used.",
       }, 400);
     }
-    killNow(account.refresh);
-    account.refresh = book.issue(account.externalId, "refresh", "sb_ls_rt_", now, null);
-    account.access = book.issue(
-      account.externalId,
-      "access",
-      "sb_ls_at_",
-      now,
-      config().accessTokenSeconds,
-    );
-    return tokenAnswer(account);
+    return rotate(account, now);
   }
 
   function refresh(form: URLSearchParams, now: number): Response {
@@ -207,30 +208,10 @@ export function createLightspeed(
     if (form.get("grant_type") !== "refresh_token") {
       return json({ error: "unsupported_grant_type" }, 400);
     }
-    if (form.get("client_id") !== app.clientId || form.get("client_secret") !== app.clientSecret) {
-      return json(
-        { error: "invalid_client", error_description: "Unknown client or bad secret." },
-        401,
-      );
-    }
+    if (!knownClient(form)) return invalidClient();
     const hit = book.live(form.get("refresh_token") ?? undefined, "refresh", now);
     if (!hit || now >= idleDeadline(hit.token)) return invalidGrant();
-    const account = hit.account;
-    const { accessTokenSeconds } = config();
-    // "Refresh tokens rotate: the old one is revoked as soon as a new one is issued".
-    killNow(account.refresh);
-    account.refresh = book.issue(account.externalId, "refresh", "sb_ls_rt_", now, null);
-    account.access = book.issue(account.externalId, "access", "sb_ls_at_", now, accessTokenSeconds);
-    return json({
-      access_token: account.access.value,
-      token_type: "Bearer",
-      // "expires (unix time)", on the sandbox clock.
-      expires: Math.floor(account.access.expiresAt! / 1000),
-      expires_in: accessTokenSeconds,
-      refresh_token: account.refresh.value,
-      domain_prefix: account.domainPrefix,
-      scope: SCOPE,
-    });
+    return rotate(hit.account, now);
   }
 
   /**
@@ -292,9 +273,10 @@ export function createLightspeed(
     };
   }
 
-  const self: ProviderSandbox = {
+  return defineSandboxProvider({
     name: "lightspeed",
-    accounts: book,
+    world,
+    book,
     invalidGrant,
     unauthorized,
 
@@ -318,22 +300,16 @@ export function createLightspeed(
       },
     },
 
+    // "GET https://secure.retail.lightspeed.app/connect?response_type=code&client_id
+    // &redirect_uri&state": back to redirect_uri with code, domain_prefix and state.
+    authorize: {
+      pathname: "/connect",
+      clientId: app.clientId,
+      codes,
+      params: (account, base) => ({ ...base, domain_prefix: account.domainPrefix }),
+    },
+
     api: [
-      {
-        // "GET https://secure.retail.lightspeed.app/connect?response_type=code&client_id
-        // &redirect_uri&state": the person approves at once (oauth_codes.ts); back to
-        // redirect_uri with code, domain_prefix and state.
-        method: "GET",
-        pattern: new URLPattern({ pathname: "/connect" }),
-        handle(req, _params, now) {
-          return approveAuthorize(req, now, {
-            clientId: app.clientId,
-            codes,
-            account: (id) => book.get(id ?? self.createAccount({}, now)!.external_id),
-            params: (account, base) => ({ ...base, domain_prefix: account.domainPrefix }),
-          });
-        },
-      },
       {
         method: "GET",
         pattern: new URLPattern({ pathname: "/api/2.0/outlets" }),
@@ -360,69 +336,46 @@ export function createLightspeed(
       versionedList("/api/2.0/customers", (set) => set.customers.values(), renderCustomer),
     ],
 
-    data: {
-      streams: ["orders", "customers"],
-      customersCanBeDeleted: false,
-      truth: (externalId, stream) => truth(world.data.get("lightspeed", externalId), stream),
-    },
+    streams: ["orders", "customers"],
+    truth,
 
     // "form-encoded POST with a `payload` field holding JSON; types sale.update,
     // customer.update"; signed `X-Signature: signature=<hex HMAC-SHA256 of the raw body with the
     // client secret>,algorithm=HMAC-SHA256` (UNCONFIRMED). The form also names the retailer
     // (`retailer_id`, `domain_prefix`), which is how a receiver finds the connection.
-    webhooks: {
-      async build(items, opts) {
-        const out: WebhookMessage[] = [];
-        for (const { account, change } of items) {
-          const a = book.get(account);
-          if (!a) continue;
-          const type = change.stream === "orders" ? "sale.update" : "customer.update";
-          const payload = change.stream === "orders"
-            ? renderSale(change.record)
-            : renderCustomer(change.record);
-          const body = new URLSearchParams({
-            retailer_id: a.outletId,
-            domain_prefix: a.domainPrefix,
-            type,
-            payload: JSON.stringify(payload),
-          }).toString();
-          const signature = hex(await hmacSha256(opts.secret ?? app.clientSecret, body));
-          out.push({
-            id: `${type}:${String(payload.id)}:${String(payload.version)}`,
-            body,
-            headers: {
-              "content-type": FORM,
-              "x-signature": `signature=${signature},algorithm=HMAC-SHA256`,
-            },
-          });
-        }
-        return out;
-      },
-    },
-
-    createAccount(input, now) {
-      const externalId = book.claimId(input.externalId);
-      if (externalId === undefined) return undefined;
-      const account = book.add({
-        externalId,
-        revoked: false,
-        domainPrefix: externalId,
-        outletId: crypto.randomUUID(),
-        refresh: book.issue(externalId, "refresh", "sb_ls_rt_", now, null),
-        access: book.issue(externalId, "access", "sb_ls_at_", now, config().accessTokenSeconds),
-      });
+    webhooks: perChange(async ({ account, change }, opts) => {
+      const type = change.stream === "orders" ? "sale.update" : "customer.update";
+      const payload = change.stream === "orders"
+        ? renderSale(change.record)
+        : renderCustomer(change.record);
+      const body = new URLSearchParams({
+        retailer_id: account.outletId,
+        domain_prefix: account.domainPrefix,
+        type,
+        payload: JSON.stringify(payload),
+      }).toString();
+      const signature = hex(await hmacSha256(opts.secret ?? app.clientSecret, body));
       return {
-        external_id: externalId,
-        credentials: { refresh_token: account.refresh.value, access_token: account.access.value },
-        config: { domain_prefix: account.domainPrefix },
+        id: `${type}:${String(payload.id)}:${String(payload.version)}`,
+        body,
+        headers: {
+          "content-type": FORM,
+          "x-signature": `signature=${signature},algorithm=HMAC-SHA256`,
+        },
       };
-    },
+    }),
 
-    inspect(externalId) {
-      const a = book.get(externalId);
-      if (!a) return undefined;
-      return describeAccount(a, a.refresh, a.access, idleDeadline(a.refresh));
-    },
-  };
-  return self;
+    open: (externalId, now) => ({
+      domainPrefix: externalId,
+      outletId: crypto.randomUUID(),
+      refresh: issueRefresh(externalId, now),
+      access: issueAccess(externalId, now),
+    }),
+    created: (account) => ({
+      credentials: { refresh_token: account.refresh.value, access_token: account.access.value },
+      config: { domain_prefix: account.domainPrefix },
+    }),
+    inspect: (account) =>
+      describeAccount(account, account.refresh, account.access, idleDeadline(account.refresh)),
+  });
 }

@@ -10,11 +10,11 @@
  * `display_id` (the tracking number) is empty until the carrier assigns one.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
-import type { Dataset, OrderStage, SandboxOrder, StreamName, TruthRecord } from "../data.ts";
+import type { Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
 import { authorization, json } from "../http.ts";
 import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
 import { randomHex } from "../tokens.ts";
-import type { WebhookMessage } from "../webhooks.ts";
+import { defineSandboxProvider, perChange } from "./define.ts";
 
 interface MaystroAccount extends BaseAccount {
   readonly apiToken: IssuedToken;
@@ -156,10 +156,8 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
   const unauthorized = (detail = "Invalid token.") =>
     json({ detail }, 401, { "www-authenticate": "Token" });
 
-  const ordersOf = (externalId: string): MaystroOrder[] => {
-    const set = world.data.get("maystro", externalId);
-    return [...set.orders.values()].map((o) => views.of(set, o));
-  };
+  const ordersOf = (set: Dataset): MaystroOrder[] =>
+    [...set.orders.values()].map((o) => views.of(set, o));
 
   function list(req: Request, account: MaystroAccount): Response {
     const url = new URL(req.url);
@@ -168,7 +166,7 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
     // DRF ignores a filter given as an empty value.
     const external = query.get("external_order_id") || undefined;
     const display = query.get("display_id") || undefined;
-    const matches = ordersOf(account.externalId)
+    const matches = ordersOf(world.data.get("maystro", account.externalId))
       .filter((o) => external === undefined || o.externalOrderId === external)
       .filter((o) => display === undefined || o.displayId === display)
       .sort(newestFirst);
@@ -190,9 +188,10 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
     });
   }
 
-  return {
+  return defineSandboxProvider({
     name: "maystro",
-    accounts: book,
+    world,
+    book,
     token: undefined,
     // No token endpoint: an invalid_grant fault can only hit the API, as a 401.
     invalidGrant: () => unauthorized(),
@@ -223,57 +222,34 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
       },
     }],
 
-    data: {
-      streams: ["orders"],
-      customersCanBeDeleted: false,
-      truth(externalId: string, stream: StreamName): TruthRecord[] {
-        return stream === "orders" ? ordersOf(externalId).map(truthOf) : [];
-      },
-    },
+    streams: ["orders"],
+    truth: (set, stream) => stream === "orders" ? ordersOf(set).map(truthOf) : [],
 
     // "an `OrderStatusChanged` event with `external_order_id`, `status`, `display_id_order`";
     // unsigned. The secret lives in the URL the receiver registered (the caller's `url`).
-    webhooks: {
-      build(items) {
-        const out: WebhookMessage[] = [];
-        for (const { account, change } of items) {
-          if (change.stream !== "orders") continue;
-          const view = toMaystro(world.data.get("maystro", account), change.record);
-          const body = JSON.stringify({
-            event: "OrderStatusChanged",
-            external_order_id: view.externalOrderId,
-            status: view.status,
-            display_id_order: view.displayId,
-          });
-          out.push({
-            id: `${view.externalOrderId}:${view.status}`,
-            body,
-            headers: { "content-type": "application/json" },
-          });
-        }
-        return Promise.resolve(out);
-      },
-    },
-
-    createAccount(input, now) {
-      const externalId = book.claimId(input.externalId);
-      if (externalId === undefined) return undefined;
-      const account = book.add({
-        externalId,
-        revoked: false,
-        apiToken: book.issue(externalId, "access", "sb_maystro_", now, null),
-        webhookSecret: randomHex(24),
-      });
+    webhooks: perChange(({ account, change }) => {
+      if (change.stream !== "orders") return undefined;
+      const view = toMaystro(world.data.get("maystro", account.externalId), change.record);
       return {
-        external_id: externalId,
-        credentials: { api_token: account.apiToken.value, webhook_secret: account.webhookSecret },
-        config: {},
+        id: `${view.externalOrderId}:${view.status}`,
+        body: JSON.stringify({
+          event: "OrderStatusChanged",
+          external_order_id: view.externalOrderId,
+          status: view.status,
+          display_id_order: view.displayId,
+        }),
+        headers: { "content-type": "application/json" },
       };
-    },
+    }),
 
-    inspect(externalId) {
-      const a = book.get(externalId);
-      return a && describeAccount(a, null, a.apiToken);
-    },
-  };
+    open: (externalId, now) => ({
+      apiToken: book.issue(externalId, "access", "sb_maystro_", now, null),
+      webhookSecret: randomHex(24),
+    }),
+    created: (account) => ({
+      credentials: { api_token: account.apiToken.value, webhook_secret: account.webhookSecret },
+      config: {},
+    }),
+    inspect: (account) => describeAccount(account, null, account.apiToken),
+  });
 }

@@ -8,9 +8,10 @@
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
 import type { Change, Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
-import { base64, hmacSha256, type WebhookMessage } from "../webhooks.ts";
+import { base64, hmacSha256 } from "../webhooks.ts";
 import { bearerToken, json, readJsonObject } from "../http.ts";
 import type { ProviderSandbox, SandboxWorld } from "../provider.ts";
+import { defineSandboxProvider, perChange } from "./define.ts";
 import {
   type ArgValue,
   type FieldNode,
@@ -62,9 +63,10 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
     });
   }
 
-  return {
+  return defineSandboxProvider({
     name: "shiphero",
-    accounts: book,
+    world,
+    book,
     invalidGrant,
     unauthorized,
 
@@ -97,65 +99,43 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
       },
     }],
 
-    data: {
-      streams: ["orders"],
-      customersCanBeDeleted: false,
-      truth: (externalId, stream) =>
-        stream === "orders" ? truth(world.data.get("shiphero", externalId)) : [],
-    },
+    streams: ["orders"],
+    truth: (set, stream) => stream === "orders" ? truth(set) : [],
 
-    webhooks: {
-      async build(items, opts) {
-        const out: WebhookMessage[] = [];
-        for (const { account, change } of items) {
-          const a = book.get(account);
-          const body = a && webhookOf(change, a.accountId);
-          if (!a || !body) continue;
-          const text = JSON.stringify(body);
-          const id = crypto.randomUUID();
-          out.push({
-            id,
-            body: text,
-            headers: {
-              "content-type": "application/json",
-              "x-shiphero-hmac-sha256": base64(
-                await hmacSha256(opts.secret ?? a.webhookSecret, text),
-              ),
-              "x-shiphero-message-id": id,
-            },
-          });
-        }
-        return out;
-      },
-    },
-
-    createAccount(input, now) {
-      const externalId = book.claimId(input.externalId);
-      if (externalId === undefined) return undefined;
-      const account = book.add({
-        externalId,
-        revoked: false,
-        refresh: book.issue(externalId, "refresh", "sb_sh_rt_", now, null),
-        access: book.issue(externalId, "access", "sb_sh_at_", now, ACCESS_SECONDS),
-        accountId: btoa(`Account:${randomHex(4)}`),
-        webhookSecret: randomHex(24),
-      });
+    webhooks: perChange(async ({ account, change }, opts) => {
+      const body = webhookOf(change, account.accountId);
+      if (!body) return undefined;
+      const text = JSON.stringify(body);
+      const id = crypto.randomUUID();
       return {
-        external_id: externalId,
-        credentials: {
-          refresh_token: account.refresh.value,
-          access_token: account.access.value,
-          webhook_secret: account.webhookSecret,
+        id,
+        body: text,
+        headers: {
+          "content-type": "application/json",
+          "x-shiphero-hmac-sha256": base64(
+            await hmacSha256(opts.secret ?? account.webhookSecret, text),
+          ),
+          "x-shiphero-message-id": id,
         },
-        config: {},
       };
-    },
+    }),
 
-    inspect(externalId) {
-      const a = book.get(externalId);
-      return a && describeAccount(a, a.refresh, a.access);
-    },
-  };
+    open: (externalId, now) => ({
+      refresh: book.issue(externalId, "refresh", "sb_sh_rt_", now, null),
+      access: book.issue(externalId, "access", "sb_sh_at_", now, ACCESS_SECONDS),
+      accountId: btoa(`Account:${randomHex(4)}`),
+      webhookSecret: randomHex(24),
+    }),
+    created: (account) => ({
+      credentials: {
+        refresh_token: account.refresh.value,
+        access_token: account.access.value,
+        webhook_secret: account.webhookSecret,
+      },
+      config: {},
+    }),
+    inspect: (account) => describeAccount(account, account.refresh, account.access),
+  });
 }
 
 // ---------------------------------------------------------------------------
