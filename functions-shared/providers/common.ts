@@ -78,3 +78,8 @@ export function requireCredential(
 export function defineFacts<const F extends ProviderFacts>(facts: F): F {
   return facts;
 }
+
+/** The page size to ask for: the caller's wish or the provider's default, within 1 … max. */
+export function pageSizeFor(facts: ProviderFacts, wanted: number | undefined): number {
+  return Math.max(1, Math.min(Math.trunc(wanted ?? facts.pageSize.default), facts.pageSize.max));
+}

@@ -27,13 +27,25 @@ export function readTimeCursor(
   from: Date | null,
 ): TimeCursor {
   if (cursor === null) return { since: from?.toISOString() ?? null };
+  return parseStoredCursor(provider, timeCursorSchema, cursor);
+}
+
+/**
+ * A cursor as the job stored it (JSON text the adapter wrote), validated by the adapter's schema;
+ * one that is not (a hand edit, a cursor of an older version) is "misconfigured", naming the field.
+ */
+export function parseStoredCursor<S extends z.ZodType>(
+  provider: ProviderName,
+  schema: S,
+  cursor: string,
+): z.output<S> {
   let json: unknown;
   try {
     json = JSON.parse(cursor);
   } catch {
     json = cursor;
   }
-  return parseWith(provider, "misconfigured", "stored sync cursor", timeCursorSchema, json);
+  return parseWith(provider, "misconfigured", "stored sync cursor", schema, json);
 }
 
 /**

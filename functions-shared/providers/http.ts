@@ -452,6 +452,112 @@ export async function requestGraphql<S extends z.ZodType>(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The adapter's client: the envelope written once
+
+/** What every request to one endpoint of one connection shares. */
+export interface ClientSpec {
+  provider: ProviderName;
+  facts: ProviderFacts;
+  endpoint: ProviderEndpoint;
+  /** The base URL the request paths are appended to (see `joinUrl`). */
+  baseUrl: string;
+  /** Sent with every request: authorization, accept, API version. */
+  headers: Record<string, string>;
+  /** Values that must never appear in a message (tokens, client secret, Basic header). */
+  secrets: readonly (string | undefined)[];
+}
+
+/**
+ * Requests to one endpoint of one connection. `what` names the parsed body in messages ("refresh
+ * response", "orders page"); every answer is validated by its schema (requestJson, requestGraphql).
+ */
+export interface ProviderClient {
+  get<S extends z.ZodType>(
+    what: string,
+    path: string,
+    schema: S,
+    query?: Record<string, string>,
+  ): Promise<JsonResponse<z.output<S>>>;
+  postForm<S extends z.ZodType>(
+    what: string,
+    path: string,
+    fields: Record<string, string>,
+    schema: S,
+  ): Promise<JsonResponse<z.output<S>>>;
+  postJson<S extends z.ZodType>(
+    what: string,
+    path: string,
+    body: unknown,
+    schema: S,
+  ): Promise<JsonResponse<z.output<S>>>;
+  graphql<S extends z.ZodType>(
+    what: string,
+    path: string,
+    request: { query: string; variables?: Record<string, unknown> },
+    dataSchema: S,
+    options?: GraphqlOptions,
+  ): Promise<JsonResponse<z.output<S>>>;
+}
+
+export function providerClient(ctx: AdapterContext, spec: ClientSpec): ProviderClient {
+  const url = (path: string, query: Record<string, string> = {}) => {
+    const target = new URL(joinUrl(spec.baseUrl, path));
+    for (const [name, value] of Object.entries(query)) target.searchParams.set(name, value);
+    return target.toString();
+  };
+  const request = (
+    what: string,
+    method: "GET" | "POST",
+    target: string,
+    extra: { contentType?: string; body?: string | URLSearchParams } = {},
+  ): JsonRequest => ({
+    provider: spec.provider,
+    facts: spec.facts,
+    endpoint: spec.endpoint,
+    what,
+    method,
+    url: target,
+    headers: extra.contentType === undefined
+      ? spec.headers
+      : { ...spec.headers, "content-type": extra.contentType },
+    body: extra.body,
+    secrets: spec.secrets,
+  });
+  return {
+    get: (what, path, schema, query) =>
+      requestJson(ctx, request(what, "GET", url(path, query)), schema),
+    postForm: (what, path, fields, schema) =>
+      requestJson(
+        ctx,
+        request(what, "POST", url(path), {
+          contentType: "application/x-www-form-urlencoded",
+          body: new URLSearchParams(fields),
+        }),
+        schema,
+      ),
+    postJson: (what, path, body, schema) =>
+      requestJson(
+        ctx,
+        request(what, "POST", url(path), {
+          contentType: "application/json",
+          body: JSON.stringify(body),
+        }),
+        schema,
+      ),
+    graphql: (what, path, body, dataSchema, options) =>
+      requestGraphql(
+        ctx,
+        request(what, "POST", url(path), {
+          contentType: "application/json",
+          body: JSON.stringify(body),
+        }),
+        dataSchema,
+        options,
+      ),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Small helpers shared by adapters
 
 /** `now + seconds`. */

@@ -162,6 +162,8 @@ export interface ProviderFacts {
   readonly tokenPath: string | null;
   /** A backfill range is read as one window (the API filters by one bound only): Lightspeed, Maystro. */
   readonly backfillReadsWholeRange: boolean;
+  /** Records per page: asked unless the caller says otherwise, and the most the provider allows. */
+  readonly pageSize: { readonly default: number; readonly max: number };
   /** The provider's rate-limit bucket per account, in its own unit (query cost, credits, requests). */
   readonly rateLimit: { readonly capacity: number; readonly restorePerSecond: number };
   /** Scheme + host of the documented token endpoint for a connection's (validated) config. */

@@ -9,13 +9,14 @@ import { lightspeedWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
+  pageSizeFor,
   parseConfig,
   parseCredentials,
   requireCredential,
   seconds,
   token,
 } from "../common.ts";
-import { after, baseUrls, joinUrl, requestJson, requireApp } from "../http.ts";
+import { after, baseUrls, providerClient, requireApp } from "../http.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -70,8 +71,7 @@ export const facts = defineFacts({
   salesPath: "/api/2.0/sales",
   customersPath: "/api/2.0/customers",
   /** Records per page unless the caller asks; the API's own limit is UNCONFIRMED, so stay modest. */
-  defaultPageSize: 200,
-  maxPageSize: 1000,
+  pageSize: { default: 200, max: 1000 },
   defaultAuthBaseUrl: (config: LightspeedConfig) =>
     `https://${config.domain_prefix}.retail.lightspeed.app`,
   defaultApiBaseUrl: (config: LightspeedConfig) =>
@@ -106,6 +106,34 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
 
+/** The store's API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Credentials) {
+  return providerClient(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    baseUrl: baseUrls(facts, config).api,
+    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
+    secrets: Object.values(stored),
+  });
+}
+
+/** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
+export function tokenClient(
+  ctx: AdapterContext,
+  authBaseUrl: string,
+  secrets: readonly (string | undefined)[],
+) {
+  return providerClient(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "token",
+    baseUrl: authBaseUrl,
+    headers: { accept: "application/json" },
+    secrets,
+  });
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -115,24 +143,15 @@ async function refresh(
   const creds = parseCredentials(PROVIDER, stored, storedCredentials);
   const app = requireApp(ctx, PROVIDER, facts);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      accept: "application/json",
-    },
-    body: new URLSearchParams({
-      refresh_token: creds.refresh_token,
-      client_id: app.clientId,
-      client_secret: app.clientSecret,
-      grant_type: "refresh_token",
-    }),
-    secrets: [...Object.values(stored), app.clientSecret],
+  const token = tokenClient(ctx, baseUrls(facts, config).auth, [
+    ...Object.values(stored),
+    app.clientSecret,
+  ]);
+  const { data } = await token.postForm("refresh response", facts.tokenPath, {
+    refresh_token: creds.refresh_token,
+    client_id: app.clientId,
+    client_secret: app.clientSecret,
+    grant_type: "refresh_token",
   }, refreshResponse);
   const accessTokenExpiresAt = data.expires_in !== undefined
     ? after(now, data.expires_in)
@@ -151,16 +170,7 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "GET",
-    url: joinUrl(baseUrls(facts, config).api, facts.verifyPath),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, verifyResponse);
+  await apiClient(ctx, config, stored).get("verify response", facts.verifyPath, verifyResponse);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,23 +195,14 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
 ): Promise<StreamPage<R>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
   const cursor = readVersionCursor(req.cursor, req.from);
-  const pageSize = Math.max(1, Math.min(req.pageSize ?? facts.defaultPageSize, facts.maxPageSize));
-  const url = new URL(joinUrl(baseUrls(facts, config).api, list.path));
-  url.searchParams.set("after", String(cursor.version));
-  url.searchParams.set("page_size", String(pageSize));
-  for (const [name, value] of Object.entries(list.params ?? {})) url.searchParams.set(name, value);
-
+  const pageSize = pageSizeFor(facts, req.pageSize);
   await ctx.pacer?.take(1, ctx.signal);
-  const { data, headers } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: `${list.stream} page`,
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, pageSchema(list.record));
+  const { data, headers } = await apiClient(ctx, config, stored).get(
+    `${list.stream} page`,
+    list.path,
+    pageSchema(list.record),
+    { after: String(cursor.version), page_size: String(pageSize), ...list.params },
+  );
   observeRateLimit(ctx, headers);
 
   const records = data.data as z.output<S>[];

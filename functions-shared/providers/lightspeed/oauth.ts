@@ -2,10 +2,10 @@
 // "OAuth"): authorize at https://secure.retail.lightspeed.app/connect?response_type=code
 // &client_id&redirect_uri&state; the callback carries code, domain_prefix, state; the code is
 // exchanged with a form POST to https://{domain_prefix}.retail.lightspeed.app/api/1.0/token.
-import { after, joinUrl, requestJson } from "../http.ts";
+import { after } from "../http.ts";
 import { authorizeUrlOf, callbackParam } from "../oauth.ts";
 import type { ProviderOAuth } from "../types.ts";
-import { facts, refreshResponse } from "./adapter.ts";
+import { facts, refreshResponse, tokenClient } from "./adapter.ts";
 
 const DOMAIN_PREFIX = /^[a-z0-9][a-z0-9-]*$/i;
 
@@ -26,22 +26,13 @@ export const lightspeedOAuth: ProviderOAuth = {
   async exchangeCode(ctx, { app, code, redirectUri, account, baseUrl }) {
     const base = baseUrl ?? facts.defaultAuthBaseUrl({ domain_prefix: account.externalId });
     const now = ctx.now();
-    const { data } = await requestJson(ctx, {
-      provider: "lightspeed",
-      facts,
-      endpoint: "token",
-      what: "code exchange response",
-      method: "POST",
-      url: joinUrl(base, facts.tokenPath),
-      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-      body: new URLSearchParams({
-        code,
-        client_id: app.clientId,
-        client_secret: app.clientSecret,
-        grant_type: "authorization_code",
-        redirect_uri: redirectUri,
-      }),
-      secrets: [code, app.clientSecret],
+    const token = tokenClient(ctx, base, [code, app.clientSecret]);
+    const { data } = await token.postForm("code exchange response", facts.tokenPath, {
+      code,
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      grant_type: "authorization_code",
+      redirect_uri: redirectUri,
     }, refreshResponse);
     return {
       credentials: { access_token: data.access_token, refresh_token: data.refresh_token },

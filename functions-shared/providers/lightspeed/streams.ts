@@ -8,7 +8,7 @@
 // skipping anything: there is no clock involved, and no overlap is needed.
 
 import { z } from "zod";
-import { parseWith } from "../http.ts";
+import { parseStoredCursor } from "../cursor.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 const PROVIDER = "lightspeed";
@@ -69,13 +69,7 @@ export function readVersionCursor(cursor: string | null, from: Date | null): Ver
   if (cursor === null) {
     return from === null ? { version: 0 } : { version: 0, from: from.toISOString() };
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(cursor);
-  } catch {
-    json = cursor;
-  }
-  return parseWith(PROVIDER, "misconfigured", "stored sync cursor", versionCursorSchema, json);
+  return parseStoredCursor(PROVIDER, versionCursorSchema, cursor);
 }
 
 /**

@@ -59,6 +59,8 @@ export const facts = defineFacts({
   // not documented: a conservative guess
   backfillReadsWholeRange: true,
   rateLimit: { capacity: 60, restorePerSecond: 10 },
+  /** The list pages at about 20 records and takes no page size. */
+  pageSize: { default: 20, max: 20 },
   tokenPath: null,
   ordersPath: "/api/stores/orders/",
   /**

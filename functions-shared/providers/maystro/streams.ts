@@ -10,8 +10,7 @@
 // order created since then.
 
 import { z } from "zod";
-import { SYNC_OVERLAP_SECONDS } from "../cursor.ts";
-import { parseWith } from "../http.ts";
+import { parseStoredCursor, SYNC_OVERLAP_SECONDS } from "../cursor.ts";
 import type { OrderRecord } from "../types.ts";
 
 const PROVIDER = "maystro";
@@ -169,13 +168,7 @@ export function readWalkCursor(
       : new Date(from.getTime() - lookbackDays * 86_400_000).toISOString();
     return { watermark, page: 1, oldest_open: null, newest: null };
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(cursor);
-  } catch {
-    json = cursor;
-  }
-  const parsed = parseWith(PROVIDER, "misconfigured", "stored sync cursor", walkCursorSchema, json);
+  const parsed = parseStoredCursor(PROVIDER, walkCursorSchema, cursor);
   return {
     watermark: parsed.watermark,
     page: parsed.page ?? 1,

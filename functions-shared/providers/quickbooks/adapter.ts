@@ -9,6 +9,7 @@ import { quickbooksWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
+  pageSizeFor,
   parseConfig,
   parseCredentials,
   requireCredential,
@@ -74,8 +75,7 @@ export const facts = defineFacts({
   /** Intuit requires minor version 75 or later since 2025. */
   minorVersion: "75",
   /** "MAXRESULTS 1000" is the most one query returns. */
-  defaultPageSize: 500,
-  maxPageSize: 1000,
+  pageSize: { default: 500, max: 1000 },
   defaultAuthBaseUrl: (_config: QuickBooksConfig) => "https://oauth.platform.intuit.com",
   defaultApiBaseUrl: (_config: QuickBooksConfig) => "https://quickbooks.api.intuit.com",
 });
@@ -165,7 +165,7 @@ async function queryChanges<S extends z.ZodType, R extends { remote_updated_at: 
   read: { entity: Entity; cursor: TimeCursor; record: S; map: (record: z.output<S>) => R },
 ): Promise<StreamPage<R>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const max = Math.max(1, Math.min(req.pageSize ?? facts.defaultPageSize, facts.maxPageSize));
+  const max = pageSizeFor(facts, req.pageSize);
   const start = startPosition(read.cursor);
   const url = new URL(joinUrl(baseUrls(facts, config).api, facts.queryPath(config.realm_id)));
   url.searchParams.set(

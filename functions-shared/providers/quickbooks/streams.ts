@@ -8,8 +8,7 @@
 // the provider token used when a whole page shares one second.
 
 import { z } from "zod";
-import { readTimeCursor, type TimeCursor } from "../cursor.ts";
-import { parseWith } from "../http.ts";
+import { parseStoredCursor, readTimeCursor, type TimeCursor } from "../cursor.ts";
 import { type CustomerRecord, type OrderRecord, ProviderError } from "../types.ts";
 
 const PROVIDER = "quickbooks";
@@ -128,19 +127,7 @@ export function readOrdersCursor(cursor: string | null, from: Date | null): Orde
     const start = readTimeCursor(PROVIDER, null, from);
     return { reading: "Invoice", Invoice: start, SalesReceipt: start };
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(cursor);
-  } catch {
-    json = cursor;
-  }
-  const parsed = parseWith(
-    PROVIDER,
-    "misconfigured",
-    "stored sync cursor",
-    ordersCursorSchema,
-    json,
-  );
+  const parsed = parseStoredCursor(PROVIDER, ordersCursorSchema, cursor);
   return {
     reading: parsed.reading,
     Invoice: readTimeCursor(PROVIDER, JSON.stringify(parsed.Invoice ?? null), null),

@@ -11,6 +11,7 @@ import { shipheroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
+  pageSizeFor,
   parseConfig,
   parseCredentials,
   requireCredential,
@@ -156,11 +157,6 @@ async function verify(
 // ---------------------------------------------------------------------------------------------
 // The data half
 
-function pageSize(req: ReadRequest): number {
-  const size = Math.trunc(req.pageSize ?? facts.pageSize.default);
-  return Math.min(facts.pageSize.max, Math.max(1, size));
-}
-
 /**
  * Orders changed in [since, until], oldest change first. Out of credits, ShipHero answers "not
  * enough credits … try again in N seconds", which requestGraphql turns into "rate_limited".
@@ -174,7 +170,7 @@ async function readOrders(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const token = accessToken(stored);
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
-  const first = pageSize(req);
+  const first = pageSizeFor(facts, req.pageSize);
   const estimate = pageComplexity(first);
   await ctx.pacer?.take(estimate, ctx.signal);
   const { data } = await requestGraphql(ctx, {

@@ -13,6 +13,7 @@ import { shopifyWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
+  pageSizeFor,
   parseConfig,
   parseCredentials,
   requireCredential,
@@ -249,11 +250,6 @@ function observeCost(ctx: AdapterContext, report: unknown): number | undefined {
   return Math.max(1, Math.ceil((missing / restoreRate) * 1000));
 }
 
-function pageSize(req: ReadRequest): number {
-  const size = Math.trunc(req.pageSize ?? facts.pageSize.default);
-  return Math.min(facts.pageSize.max, Math.max(1, size));
-}
-
 /** Orders changed in [since, until], oldest change first. */
 async function readOrders(
   ctx: AdapterContext,
@@ -262,7 +258,7 @@ async function readOrders(
   req: ReadRequest,
 ): Promise<StreamPage<OrderRecord>> {
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
-  const first = pageSize(req);
+  const first = pageSizeFor(facts, req.pageSize);
   const data = await query(ctx, conn, creds, {
     what: "orders page",
     query: ORDERS_QUERY,
@@ -300,7 +296,7 @@ async function readCustomers(
     pairToken,
     parseJson(cursor.after),
   );
-  const first = pageSize(req);
+  const first = pageSizeFor(facts, req.pageSize);
   const data = await query(ctx, conn, creds, {
     what: "customers page",
     query: CUSTOMERS_QUERY,
