@@ -324,14 +324,8 @@ CREATE FUNCTION tether.backfill_streams(provider text) RETURNS text[]
     LANGUAGE sql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case provider
-    when 'shiphero' then array['orders']
-    when 'shopify' then array['orders', 'customers']
-    when 'lightspeed' then array['orders', 'customers']
-    when 'quickbooks' then array['orders', 'customers']
-    when 'maystro' then array['orders']
-    else array[]::text[]
-  end
+  select coalesce((select p.streams from tether.providers() p
+                    where p.provider = backfill_streams.provider), array[]::text[])
 $$;
 
 
@@ -374,10 +368,10 @@ CREATE FUNCTION tether.check_provider(provider text) RETURNS text
     SET search_path TO ''
     AS $$
 begin
-  if provider is not null
-     and provider not in ('shiphero', 'shopify', 'lightspeed', 'quickbooks', 'maystro') then
+  if provider is not null and not tether.is_known_provider(provider) then
     raise exception 'unknown provider "%"', provider
-      using hint = 'one of shiphero, shopify, lightspeed, quickbooks, maystro, or null for all';
+      using hint = 'one of ' || (select string_agg(p.provider, ', ') from tether.providers() p)
+                   || ', or null for all';
   end if;
   return provider;
 end
@@ -534,6 +528,64 @@ COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'C
 
 
 --
+-- Name: is_known_provider(text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.is_known_provider(provider text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from tether.providers() p where p.provider = is_known_provider.provider)
+$$;
+
+
+--
+-- Name: FUNCTION is_known_provider(provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.is_known_provider(provider text) IS 'True when tether.providers() lists the provider.';
+
+
+--
+-- Name: is_known_stream(text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.is_known_stream(stream text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from tether.providers() p where is_known_stream.stream = any(p.streams))
+$$;
+
+
+--
+-- Name: FUNCTION is_known_stream(stream text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.is_known_stream(stream text) IS 'True when some provider in tether.providers() has the stream.';
+
+
+--
+-- Name: is_oauth_provider(text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.is_oauth_provider(provider text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from tether.providers() p
+                  where p.provider = is_oauth_provider.provider and p.oauth)
+$$;
+
+
+--
+-- Name: FUNCTION is_oauth_provider(provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.is_oauth_provider(provider text) IS 'True when tether.providers() lists the provider as connecting by OAuth.';
+
+
+--
 -- Name: owns_connection(uuid); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -553,6 +605,29 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.owns_connection(connection_id uuid) IS 'True when the calling user (auth.uid()) owns the connection; used by the RLS policies.';
+
+
+--
+-- Name: providers(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.providers() RETURNS TABLE(provider text, streams text[], oauth boolean)
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  values ('shiphero', array['orders'], false),
+         ('shopify', array['orders', 'customers'], true),
+         ('lightspeed', array['orders', 'customers'], true),
+         ('quickbooks', array['orders', 'customers'], true),
+         ('maystro', array['orders'], false)
+$$;
+
+
+--
+-- Name: FUNCTION providers(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.providers() IS 'Every provider Tether knows, the streams it has and whether it connects by OAuth: the one list the constraints, check_provider() and backfill_streams() use. Equal to the registry in functions-shared/providers/registry.ts (tests/provider_registry_test.ts).';
 
 
 --
@@ -668,7 +743,7 @@ CREATE TABLE tether.backfill_records (
     backfill_id uuid NOT NULL,
     stream text NOT NULL,
     external_id text NOT NULL,
-    CONSTRAINT stream_is_valid CHECK ((stream = ANY (ARRAY['orders'::text, 'customers'::text])))
+    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
 );
 
 
@@ -710,7 +785,7 @@ CREATE TABLE tether.backfills (
     CONSTRAINT lease_is_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
     CONSTRAINT range_is_ordered CHECK ((range_start < range_end)),
     CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
-    CONSTRAINT stream_is_valid CHECK ((stream = ANY (ARRAY['orders'::text, 'customers'::text])))
+    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
 );
 
 
@@ -791,7 +866,7 @@ CREATE TABLE tether.connections (
     CONSTRAINT config_is_object CHECK ((jsonb_typeof(config) = 'object'::text)),
     CONSTRAINT consecutive_failures_not_negative CHECK ((consecutive_failures >= 0)),
     CONSTRAINT lease_is_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
-    CONSTRAINT provider_is_known CHECK ((provider = ANY (ARRAY['shiphero'::text, 'shopify'::text, 'lightspeed'::text, 'quickbooks'::text, 'maystro'::text]))),
+    CONSTRAINT provider_is_known CHECK (tether.is_known_provider(provider)),
     CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['active'::text, 'error'::text, 'reauth_required'::text, 'disabled'::text]))),
     CONSTRAINT sync_interval_is_positive CHECK ((sync_interval > '00:00:00'::interval))
 );
@@ -844,7 +919,7 @@ CREATE TABLE tether.sync_cursors (
     last_error_at timestamp with time zone,
     CONSTRAINT consecutive_failures_not_negative CHECK ((consecutive_failures >= 0)),
     CONSTRAINT lease_is_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
-    CONSTRAINT stream_is_valid CHECK ((stream = ANY (ARRAY['orders'::text, 'customers'::text])))
+    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
 );
 
 
@@ -1015,7 +1090,7 @@ CREATE TABLE tether.oauth_states (
     used_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     CONSTRAINT oauth_states_nonce_is_valid CHECK (((length(nonce) >= 16) AND (length(nonce) <= 128))),
-    CONSTRAINT oauth_states_provider_is_valid CHECK ((provider = ANY (ARRAY['shopify'::text, 'lightspeed'::text, 'quickbooks'::text])))
+    CONSTRAINT oauth_states_provider_is_valid CHECK (tether.is_oauth_provider(provider))
 );
 
 
@@ -1093,7 +1168,8 @@ CREATE TABLE tether.runs (
     CONSTRAINT counts_not_negative CHECK (((added_count >= 0) AND (updated_count >= 0) AND (unchanged_count >= 0) AND (error_count >= 0) AND (pages_count >= 0))),
     CONSTRAINT finished_after_start CHECK (((finished_at IS NULL) OR (finished_at >= started_at))),
     CONSTRAINT kind_is_valid CHECK ((kind = ANY (ARRAY['refresh'::text, 'sync'::text, 'backfill'::text, 'webhook'::text]))),
-    CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text])))
+    CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text]))),
+    CONSTRAINT stream_is_valid CHECK (((stream IS NULL) OR tether.is_known_stream(stream)))
 );
 
 
@@ -1135,7 +1211,7 @@ CREATE TABLE tether.webhook_events (
     last_error text,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     processed_at timestamp with time zone,
-    CONSTRAINT provider_is_known CHECK ((provider = ANY (ARRAY['shiphero'::text, 'shopify'::text, 'lightspeed'::text, 'quickbooks'::text, 'maystro'::text]))),
+    CONSTRAINT provider_is_known CHECK (tether.is_known_provider(provider)),
     CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['received'::text, 'processed'::text, 'ignored'::text, 'failed'::text])))
 );
 

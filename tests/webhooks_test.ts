@@ -476,6 +476,32 @@ Deno.test("a processing failure is kept as failed and the sweep from process_web
   });
 });
 
+Deno.test("a malformed _sweep body is a 400 naming the field, and nothing is swept", async () => {
+  await withWorld(async (w) => {
+    await w.db.sql`insert into tether.webhook_events
+                     (provider, event_id, status, attempts, next_attempt_at, payload)
+                   values ('shopify', 'e1', 'failed', 1, now() - interval '1 hour', '{}')`;
+    const sweep = async (body: string) => {
+      const res = await fetch(`${w.hooks}/_sweep`, {
+        method: "POST",
+        headers: { apikey: w.served.secretKey, "content-type": "application/json" },
+        body,
+      });
+      return { status: res.status, json: await res.json() };
+    };
+    assert.deepEqual(await sweep('{"force": "yes"}'), {
+      status: 400,
+      json: { error: "invalid_body", message: 'field "force": expected boolean, received string' },
+    });
+    assert.deepEqual(await sweep("{force: true"), {
+      status: 400,
+      json: { error: "invalid_body", message: "the request body must be JSON" },
+    });
+    const rows = await w.db.sql`select status, attempts from tether.webhook_events`;
+    assert.deepEqual(rows.map((r) => [r.status, r.attempts]), [["failed", 1]], "not swept");
+  });
+});
+
 for (const provider of ["shopify", "shiphero", "lightspeed", "quickbooks", "maystro"] as const) {
   Deno.test(`a ${provider} delivery is verified, recorded and processed`, async () => {
     await withWorld(async (w) => {
