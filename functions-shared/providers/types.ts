@@ -219,6 +219,8 @@ export interface OAuthEndpoints {
   redirectUri: string;
   /** Replaces scheme and host of every endpoint (the sandbox in tests). */
   baseUrl: string | undefined;
+  /** The operator's scope list (`<PROVIDER>_SCOPES`), where the provider reads one. */
+  scopes?: string | undefined;
 }
 
 export interface ProviderOAuth {

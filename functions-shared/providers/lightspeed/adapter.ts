@@ -45,6 +45,23 @@ export const configSchema = z.strictObject({
   domain_prefix: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/i, "expected the store's domain prefix (letters, digits, -)"),
+  /**
+   * The store's retailer id (GET /api/2.0/retailer → data.id): how a webhook whose form leaves
+   * out `domain_prefix` is routed, from the `retailer_id` its payload carries. Optional.
+   */
+  retailer_id: z.string().regex(/^[0-9a-f-]{8,64}$/i, "expected the retailer's id (a UUID)")
+    .optional(),
+  /**
+   * The API version in the data paths: "2.0" (default) or a date version ("2026-01"), which
+   * Lightspeed introduced in 2026, each supported at least 12 months
+   * (x-series-api.lightspeedhq.com/docs/versioning-strategy). No retirement date for 2.0 is
+   * published, so 2.0 stays the default; a connection can move on its own.
+   */
+  api_version: z.string().regex(
+    /^(2\.0|\d{4}-\d{2})$/,
+    'expected "2.0" or a date version "YYYY-MM"',
+  )
+    .optional(),
   ...baseConfigShape,
 });
 export type LightspeedConfig = z.output<typeof configSchema>;
@@ -67,11 +84,17 @@ export const facts = defineFacts({
   backfillReadsWholeRange: true,
   rateLimit: { capacity: 350, restorePerSecond: 350 / 300 },
   tokenPath: "/api/1.0/token",
-  verifyPath: "/api/2.0/outlets",
-  salesPath: "/api/2.0/sales",
-  customersPath: "/api/2.0/customers",
-  /** Records per page unless the caller asks; the API's own limit is UNCONFIRMED, so stay modest. */
-  pageSize: { default: 200, max: 1000 },
+  /** The API version of the data paths unless the connection's config names one. */
+  defaultApiVersion: "2.0",
+  verifyPath: (version: string) => `/api/${version}/outlets`,
+  salesPath: (version: string) => `/api/${version}/sales`,
+  customersPath: (version: string) => `/api/${version}/customers`,
+  /**
+   * The documented maximum `page_size` is 200 (reported from x-series-api.lightspeedhq.com by an
+   * independent client, glama.ai genvjacobc/lightspeed-x-mcp: "the documented max page_size is
+   * 200", although larger pages are served); Tether stays within the documented limit.
+   */
+  pageSize: { default: 200, max: 200 },
   defaultAuthBaseUrl: (config: LightspeedConfig) =>
     `https://${config.domain_prefix}.retail.lightspeed.app`,
   defaultApiBaseUrl: (config: LightspeedConfig) =>
@@ -170,15 +193,23 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await apiClient(ctx, config, stored).get("verify response", facts.verifyPath, verifyResponse);
+  await apiClient(ctx, config, stored).get(
+    "verify response",
+    facts.verifyPath(apiVersion(config)),
+    verifyResponse,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Streams
 
+function apiVersion(config: LightspeedConfig): string {
+  return config.api_version ?? facts.defaultApiVersion;
+}
+
 interface VersionedList<S extends z.ZodType, R> {
   stream: "orders" | "customers";
-  path: string;
+  path: (version: string) => string;
   record: S;
   map: (record: z.output<S>) => R;
   /** Extra query parameters. */
@@ -199,7 +230,7 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
   await ctx.pacer?.take(1, ctx.signal);
   const { data, headers } = await apiClient(ctx, config, stored).get(
     `${list.stream} page`,
-    list.path,
+    list.path(apiVersion(config)),
     pageSchema(list.record),
     { after: String(cursor.version), page_size: String(pageSize), ...list.params },
   );
