@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { DEFAULT_SCOPES, lightspeedOAuth } from "../functions-shared/providers/lightspeed/oauth.ts";
+import { lightspeedAdapter } from "../functions-shared/providers/lightspeed/adapter.ts";
 import { createTestDatabase, serveFunctionsFor, testDeps } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 import {
@@ -105,6 +106,31 @@ Deno.test("lightspeed: a read asks at most the documented 200 per page and follo
     // 450 records at 200 a page: three pages of records and the empty one that ends the read.
     assert.equal(read.pages, 4);
     await assertMatchesTruth(sb, setup.account, "orders", stored, "read by date version");
+  });
+});
+
+Deno.test("lightspeed: the refresh token's idle lifetime is 30 days unless the connection says otherwise", async () => {
+  await withSandbox(async (sb) => {
+    const setup = await seeded(sb, "lightspeed", { orders: 1, customers: 1 });
+    const ctx = context({
+      app: () => ({ clientId: CLIENT_ID, clientSecret: SECRET }),
+    });
+    const now = Date.now();
+    const days = async (config: Record<string, unknown>) => {
+      const account = await sb.account("lightspeed");
+      const conn = {
+        ...setup.conn,
+        externalId: account.external_id,
+        config: {
+          ...sb.configFor(account),
+          ...config,
+        },
+      };
+      const grant = await lightspeedAdapter.refresh(ctx, conn, account.credentials);
+      return Math.round((grant.refreshTokenExpiresAt!.getTime() - now) / 86_400_000);
+    };
+    assert.equal(await days({}), 30);
+    assert.equal(await days({ refresh_token_idle_days: 10 }), 10);
   });
 });
 

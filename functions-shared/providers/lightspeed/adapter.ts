@@ -57,6 +57,11 @@ export const configSchema = z.strictObject({
    * (x-series-api.lightspeedhq.com/docs/versioning-strategy). No retirement date for 2.0 is
    * published, so 2.0 stays the default; a connection can move on its own.
    */
+  /**
+   * How long an unused refresh token lives, in days. No Lightspeed page states it (audit L-5); 30
+   * is what practice reports, and the default. A shorter value makes Tether renew sooner.
+   */
+  refresh_token_idle_days: z.number().int().min(1).max(365).optional(),
   api_version: z.string().regex(
     /^(2\.0|\d{4}-\d{2})$/,
     'expected "2.0" or a date version "YYYY-MM"',
@@ -125,6 +130,13 @@ export const refreshResponse = z
 
 export const verifyResponse = z.looseObject({ data: z.array(z.unknown()) });
 
+/** The refresh token's idle lifetime: the connection's `refresh_token_idle_days`, or the fact. */
+export function idleSeconds(config: { refresh_token_idle_days?: number | undefined }): number {
+  return config.refresh_token_idle_days === undefined
+    ? facts.refreshTokenIdleSeconds
+    : config.refresh_token_idle_days * 86_400;
+}
+
 function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
@@ -182,7 +194,7 @@ async function refresh(
   return {
     credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
     accessTokenExpiresAt,
-    refreshTokenExpiresAt: after(now, facts.refreshTokenIdleSeconds),
+    refreshTokenExpiresAt: after(now, idleSeconds(config)),
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
   };
 }
@@ -286,6 +298,8 @@ function readCustomers(
     path: facts.customersPath,
     record: customerSchema,
     map: toCustomer,
+    // "deleted: true = include deleted records (default: active only)", as an independent client
+    // reads the list endpoints' reference (glama.ai usefulapi lightspeed-x-series list_customers).
     params: { deleted: "true" },
   });
 }
