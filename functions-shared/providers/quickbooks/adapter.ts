@@ -256,21 +256,17 @@ async function readDeletions(
     timePage(records, { cursor, until: req.until, nextToken: null, hasMore: false });
   if (since >= req.until.getTime()) return done([]);
 
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.cdcPath(config.realm_id)));
-  url.searchParams.set("entities", ORDER_ENTITIES.join(","));
-  url.searchParams.set("changedSince", queryTime(new Date(since)));
-  url.searchParams.set("minorversion", facts.minorVersion);
   await ctx.pacer?.take(1, ctx.signal);
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "orders deletions (CDC)",
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, cdcResponseSchema);
+  const { data } = await apiClient(ctx, config, stored).get(
+    "orders deletions (CDC)",
+    facts.cdcPath(config.realm_id),
+    cdcResponseSchema,
+    {
+      entities: ORDER_ENTITIES.join(","),
+      changedSince: queryTime(new Date(since)),
+      minorversion: facts.minorVersion,
+    },
+  );
   const until = req.until.getTime();
   const records = cdcDeletions(data).deleted
     .filter(({ record }) => Date.parse(record.MetaData.LastUpdatedTime) <= until)
