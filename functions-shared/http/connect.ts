@@ -242,6 +242,7 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
   const adapter = adapterFor(provider);
   const config = adapter.configSchema.safeParse({
     ...account.config,
+    ...grant.accountConfig,
     ...(setup.baseUrl === undefined
       ? {}
       : { auth_base_url: setup.baseUrl, api_base_url: setup.baseUrl }),

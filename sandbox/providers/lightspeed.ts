@@ -405,6 +405,28 @@ export function createLightspeed(
           );
         },
       },
+      // "2020-03 New Retailer API": GET /api/2.0/retailer, the retailer's own record.
+      {
+        method: "GET",
+        pattern: new URLPattern({ pathname: `/api/:version(${API_VERSIONS})/retailer` }),
+        handle(req, _params, now) {
+          const hit = book.live(bearerToken(req), "access", now);
+          if (!hit) return unauthorized();
+          const limit = charge(hit.account, now);
+          if (limit instanceof Response) return limit;
+          return json(
+            {
+              data: {
+                id: hit.account.retailerId,
+                name: `Sandbox store ${hit.account.domainPrefix}`,
+                domain_prefix: hit.account.domainPrefix,
+              },
+            },
+            200,
+            limit,
+          );
+        },
+      },
       versionedList(
         `/api/:version(${API_VERSIONS})/sales`,
         (set) => set.orders.values(),

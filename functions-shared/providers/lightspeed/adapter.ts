@@ -17,6 +17,7 @@ import {
   token,
 } from "../common.ts";
 import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
+import { ProviderError } from "../types.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -92,6 +93,7 @@ export const facts = defineFacts({
   /** The API version of the data paths unless the connection's config names one. */
   defaultApiVersion: "2.0",
   verifyPath: (version: string) => `/api/${version}/outlets`,
+  retailerPath: (version: string) => `/api/${version}/retailer`,
   salesPath: (version: string) => `/api/${version}/sales`,
   customersPath: (version: string) => `/api/${version}/customers`,
   /**
@@ -150,6 +152,34 @@ function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Creden
 
 /** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
 export const tokenClient = clients.token;
+
+/** "GET /api/2.0/retailer" (changelog "2020-03 New Retailer API"): the store's own record. */
+export const retailerResponse = z.looseObject({
+  data: z.looseObject({ id: z.string().min(1) }),
+});
+
+/**
+ * The store's retailer id, which API 1.0 webhook payloads carry as `retailer_id` (how a delivery
+ * without `domain_prefix` is routed); undefined when the store does not answer it (a token without
+ * the scope, an outage), since the connection works without it.
+ */
+export async function retailerIdOf(
+  ctx: AdapterContext,
+  config: LightspeedConfig,
+  stored: Credentials,
+): Promise<string | undefined> {
+  try {
+    const { data } = await apiClient(ctx, config, stored).get(
+      "retailer response",
+      facts.retailerPath(apiVersion(config)),
+      retailerResponse,
+    );
+    return data.data.id;
+  } catch (err) {
+    if (err instanceof ProviderError) return undefined;
+    throw err;
+  }
+}
 
 async function refresh(
   ctx: AdapterContext,
