@@ -92,6 +92,39 @@ Deno.test("lightspeed sandbox: an authorize request without scope is declined, o
   });
 });
 
+Deno.test("lightspeed: the connect function's authorize URL asks the default scopes, or LIGHTSPEED_SCOPES", async () => {
+  const db = await createTestDatabase();
+  try {
+    const scopeOf = async (env: Record<string, string>) => {
+      const served = await serveFunctionsFor(db, ["connect"], {
+        env: {
+          TETHER_OAUTH_STATE_SECRET: "a-state-secret-of-at-least-32-characters!",
+          TETHER_PUBLIC_FUNCTIONS_URL: "https://example.supabase.co/functions/v1",
+          ...env,
+        },
+      });
+      try {
+        const res = await fetch(`${served.functionsUrl}/connect/lightspeed/start`, {
+          headers: { apikey: served.secretKey },
+          redirect: "manual",
+        });
+        await res.body?.cancel();
+        assert.equal(res.status, 302);
+        return new URL(res.headers.get("location")!).searchParams.get("scope");
+      } finally {
+        await served.stop();
+      }
+    };
+    assert.equal(await scopeOf({}), DEFAULT_SCOPES);
+    assert.equal(
+      await scopeOf({ LIGHTSPEED_SCOPES: " sales:read   customers:read webhooks " }),
+      "sales:read customers:read webhooks",
+    );
+  } finally {
+    await db.drop();
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Reads
 
