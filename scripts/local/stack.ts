@@ -17,6 +17,7 @@ import {
   startCluster,
   stopCluster,
 } from "./postgres.ts";
+import { ensureEdgeDeno } from "./edge_deno.ts";
 import { loadOrCreateSecrets, type LocalSecrets } from "./secrets.ts";
 import { envInt, fail, isPortFree, paths, run, waitFor } from "./util.ts";
 
@@ -181,6 +182,7 @@ async function servePid(): Promise<number | null> {
 
 async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<void> {
   await ensurePackages();
+  await ensureEdgeDeno();
   await installStandInExtensions();
   await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
   await startCluster(cfg.pgPort);
