@@ -73,11 +73,13 @@ export function readEnv(get: Get): TetherEnv {
     const clientId = get(`${prefix}_CLIENT_ID`)?.trim();
     const clientSecret = get(`${prefix}_CLIENT_SECRET`)?.trim();
     const previousClientSecret = get(`${prefix}_PREVIOUS_CLIENT_SECRET`)?.trim() || undefined;
+    const scopes = get(`${prefix}_SCOPES`)?.trim() || undefined;
     if (clientId && clientSecret) {
       apps[provider] = {
         clientId,
         clientSecret,
         ...(previousClientSecret && { previousClientSecret }),
+        ...(scopes && { scopes }),
       };
     } else if (clientId || clientSecret) {
       throw new EnvError(

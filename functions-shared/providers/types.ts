@@ -30,6 +30,8 @@ export interface AppCredentials {
   clientSecret: string;
   /** The secret before a rotation (SHOPIFY_PREVIOUS_CLIENT_SECRET), still accepted on signatures. */
   previousClientSecret?: string;
+  /** <PROVIDER>_SCOPES: the scopes the authorize URL asks for instead of the adapter's default. */
+  scopes?: string;
 }
 
 export interface AdapterContext {
@@ -56,6 +58,11 @@ export interface TokenGrant {
   refreshTokenRotated: boolean;
   /** QuickBooks: the hard maximum lifetime of the refresh token, when the provider sent it. */
   refreshTokenHardExpiresAt?: Date | null;
+  /**
+   * Non-secret facts the grant states, stored in the connection's config (Shopify's granted
+   * scopes, `granted_scopes`); the adapter's configSchema admits them.
+   */
+  config?: Record<string, string>;
 }
 
 /** Applies a grant to the stored credentials: what the provider sent wins, the rest is kept. */
@@ -201,6 +208,18 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   readonly webhooks?: ProviderWebhooks;
   /** The provider's OAuth authorization-code flow, where it has one. */
   readonly oauth?: ProviderOAuth;
+  /**
+   * Why the provider would not serve a backfill of `stream` from `rangeStart` for this connection
+   * (Shopify without `read_all_orders`: no orders older than 60 days, and no error either), or
+   * undefined when it would. The backfill job asks before reading and fails the backfill with
+   * this reason instead of storing a silently empty range.
+   */
+  backfillRefusal?(
+    ctx: AdapterContext,
+    conn: ConnectionRef,
+    creds: Credentials,
+    req: { stream: StreamName; rangeStart: Date },
+  ): Promise<string | undefined>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,6 +409,12 @@ export interface StreamPage<R> {
   cursor: string;
   /** false once the read has caught up with `until`. */
   hasMore: boolean;
+  /**
+   * Fields of this page's records the provider withheld (stored as null), in Tether's column
+   * names: Shopify's protected customer data for an app without approval. The run records them
+   * in `details.withheld_fields`.
+   */
+  withheld?: readonly string[];
 }
 
 export type StreamReader<R> = (

@@ -24,6 +24,7 @@ import { readTimeCursor, timePage } from "../cursor.ts";
 import {
   after,
   baseUrls,
+  type FieldPath,
   joinUrl,
   parseWith,
   requestGraphql,
@@ -53,6 +54,7 @@ import {
   pairToken,
   timeWindow,
   toOrderRecord,
+  withheldColumn,
 } from "./streams.ts";
 
 const PROVIDER = "shopify";
@@ -61,6 +63,8 @@ export const configSchema = z.strictObject({
   shop: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*\.myshopify\.com$/, 'expected "<name>.myshopify.com"'),
+  /** The scopes Shopify granted (the code exchange's `scope`), comma-separated; not a secret. */
+  granted_scopes: z.string().optional(),
   ...baseConfigShape,
 });
 export type ShopifyConfig = z.output<typeof configSchema>;
@@ -86,6 +90,13 @@ export const facts = defineFacts({
   // "first ≤ 250" per connection; the default reads as much as a page allows.
   pageSize: { default: MAX_PAGE_SIZE, max: MAX_PAGE_SIZE },
   graphqlPath: (apiVersion: string) => `/admin/api/${apiVersion}/graphql.json`,
+  /**
+   * The `Order` description (Admin 2025-10 introspection): "Only the last 60 days' worth of orders
+   * from a store are accessible from the `Order` object by default. If you want to access older
+   * records, then you need to request access to all orders … add the `read_all_orders` … scopes."
+   * Older orders are simply absent, with no error.
+   */
+  ordersWindow: { days: 60, unlessScope: "read_all_orders" },
   defaultAuthBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
   defaultApiBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
 });
@@ -99,6 +110,7 @@ export const refreshResponse = z.object({
   scope: z.string().optional(),
 });
 
+export const VERIFY_QUERY = "{ shop { name } }";
 export const verifyData = z.object({ shop: z.looseObject({ name: z.string() }) });
 
 function accessToken(creds: Credentials): string {
@@ -145,6 +157,7 @@ async function refresh(
     accessTokenExpiresAt: after(now, data.expires_in),
     refreshTokenExpiresAt: after(now, data.refresh_token_expires_in),
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
+    ...(data.scope === undefined ? {} : { config: { granted_scopes: data.scope } }),
   };
 }
 
@@ -166,7 +179,7 @@ async function verify(
       "content-type": "application/json",
       accept: "application/json",
     },
-    body: JSON.stringify({ query: "{ shop { name } }" }),
+    body: JSON.stringify({ query: VERIFY_QUERY }),
     secrets: Object.values(stored),
   }, verifyData);
 }
@@ -205,11 +218,12 @@ async function query<S extends z.ZodType>(
   stored: Credentials,
   q: Query,
   dataSchema: S,
-): Promise<z.output<S>> {
+  acceptDenied?: (path: FieldPath) => boolean,
+): Promise<{ data: z.output<S>; denied: FieldPath[] }> {
   const config = parseConfig(PROVIDER, conn, configSchema);
   const token = accessToken(stored);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
-  const { data } = await requestGraphql(
+  const { data, denied } = await requestGraphql(
     ctx,
     {
       provider: PROVIDER,
@@ -227,9 +241,9 @@ async function query<S extends z.ZodType>(
       secrets: Object.values(stored),
     },
     dataSchema,
-    { inspect: (extensions) => observeCost(ctx, extensions?.cost) },
+    { inspect: (extensions) => observeCost(ctx, extensions?.cost), acceptDenied },
   );
-  return data;
+  return { data, denied };
 }
 
 /**
@@ -259,7 +273,7 @@ async function readOrders(
 ): Promise<StreamPage<OrderRecord>> {
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const first = pageSizeFor(facts, req.pageSize);
-  const data = await query(ctx, conn, creds, {
+  const { data } = await query(ctx, conn, creds, {
     what: "orders page",
     query: ORDERS_QUERY,
     variables: {
@@ -297,25 +311,91 @@ async function readCustomers(
     parseJson(cursor.after),
   );
   const first = pageSizeFor(facts, req.pageSize);
-  const data = await query(ctx, conn, creds, {
-    what: "customers page",
-    query: CUSTOMERS_QUERY,
-    variables: {
-      first,
-      after: previous.customers ?? null,
-      query: timeWindow("updated_at", cursor.since, req.until),
-      deletionsAfter: previous.deletions ?? null,
-      deletionsQuery: deletionsQuery(cursor.since, req.until),
+  const { data, denied } = await query(
+    ctx,
+    conn,
+    creds,
+    {
+      what: "customers page",
+      query: CUSTOMERS_QUERY,
+      variables: {
+        first,
+        after: previous.customers ?? null,
+        query: timeWindow("updated_at", cursor.since, req.until),
+        deletionsAfter: previous.deletions ?? null,
+        deletionsQuery: deletionsQuery(cursor.since, req.until),
+      },
+      estimatedCost: 2 * connectionCost(first),
     },
-    estimatedCost: 2 * connectionCost(first),
-  }, customersData);
+    customersData,
+    (path) => withheldColumn(path) !== undefined,
+  );
   const page = mergeCustomerPage(data, previous);
-  return timePage(page.records, {
-    cursor,
-    until: req.until,
-    nextToken: page.nextToken,
-    hasMore: page.hasMore,
-  });
+  const withheld = [...new Set(denied.map((path) => withheldColumn(path)!))].sort();
+  return {
+    ...timePage(page.records, {
+      cursor,
+      until: req.until,
+      nextToken: page.nextToken,
+      hasMore: page.hasMore,
+    }),
+    ...(withheld.length > 0 ? { withheld } : {}),
+  };
+}
+
+/** The scopes the app holds on the shop, as Shopify reports them. */
+export const ACCESS_SCOPES_QUERY = "{ currentAppInstallation { accessScopes { handle } } }";
+
+export const accessScopesData = z.object({
+  currentAppInstallation: z.object({
+    accessScopes: z.array(z.looseObject({ handle: z.string() })),
+  }),
+});
+
+/**
+ * The scopes the connection holds: the ones the code exchange granted (config.granted_scopes),
+ * else (a connection made with a pasted token, or before they were stored) Shopify's own answer.
+ */
+async function grantedScopes(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+): Promise<string[]> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  if (config.granted_scopes !== undefined) return splitScopes(config.granted_scopes);
+  const { data } = await query(ctx, conn, creds, {
+    what: "access scopes",
+    query: ACCESS_SCOPES_QUERY,
+    variables: {},
+    estimatedCost: 1,
+  }, accessScopesData);
+  return data.currentAppInstallation.accessScopes.map((scope) => scope.handle);
+}
+
+export function splitScopes(text: string): string[] {
+  return text.split(",").map((scope) => scope.trim()).filter((scope) => scope !== "");
+}
+
+/**
+ * Orders older than the window are absent without `read_all_orders` (facts.ordersWindow), so a
+ * backfill of orders starting before it is refused rather than "done" with nothing.
+ */
+async function backfillRefusal(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  req: { stream: string; rangeStart: Date },
+): Promise<string | undefined> {
+  if (req.stream !== "orders") return undefined;
+  const { days, unlessScope } = facts.ordersWindow;
+  const windowStart = new Date(ctx.now().getTime() - days * 86_400_000);
+  if (req.rangeStart.getTime() >= windowStart.getTime()) return undefined;
+  if ((await grantedScopes(ctx, conn, creds)).includes(unlessScope)) return undefined;
+  return `shopify: the connection lacks the ${unlessScope} scope, so Shopify returns only the ` +
+    `orders of the last ${days} days (no error, just nothing older); the range starts ` +
+    `${req.rangeStart.toISOString()}, before ${windowStart.toISOString()}. Reconnect with ` +
+    `${unlessScope} granted (it needs Shopify's approval for public apps), or start the range ` +
+    `after ${windowStart.toISOString()}`;
 }
 
 function parseJson(text: string): unknown {
@@ -337,4 +417,5 @@ export const shopifyAdapter = {
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: shopifyWebhooks,
   oauth: shopifyOAuth,
+  backfillRefusal,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -13,8 +13,14 @@ import { facts } from "./adapter.ts";
 /** `<name>.myshopify.com`, as the adapter's config requires. */
 export const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]*\.myshopify\.com$/;
 
-/** The read scopes Tether's streams need. */
-const SCOPES = "read_orders,read_customers";
+/**
+ * The read scopes Tether's streams need, `read_all_orders` included for backfills older than 60
+ * days (facts.ordersWindow; it must be used together with read_orders, and public apps need
+ * Shopify's approval for it: shopify.dev changelog "Apps now need Shopify approval to read orders
+ * older than 60 days"). SHOPIFY_SCOPES replaces the list (e.g. without read_all_orders while the
+ * approval is pending); what Shopify granted is stored as config.granted_scopes.
+ */
+export const DEFAULT_SCOPES = "read_orders,read_all_orders,read_customers";
 
 /** shopify-app-js `access-token` answers: expiring offline tokens carry the refresh fields. */
 const tokenResponse = z.object({
@@ -54,7 +60,7 @@ export const shopifyOAuth: ProviderOAuth = {
   authorizeUrl: ({ app, redirectUri, state, baseUrl, account }) =>
     authorizeUrlOf(baseUrl ?? `https://${account}`, "/admin/oauth/authorize", {
       client_id: app.clientId,
-      scope: SCOPES,
+      scope: app.scopes ?? DEFAULT_SCOPES,
       redirect_uri: redirectUri,
       state,
     }),
@@ -95,6 +101,7 @@ export const shopifyOAuth: ProviderOAuth = {
         ? null
         : after(now, data.refresh_token_expires_in),
       refreshTokenRotated: data.refresh_token !== undefined,
+      ...(data.scope === undefined ? {} : { config: { granted_scopes: data.scope } }),
     };
   },
 };

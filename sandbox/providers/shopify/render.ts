@@ -55,6 +55,9 @@ export function customerNode(customer: SandboxCustomer) {
     lastName: customer.lastName,
     displayName: `${customer.firstName} ${customer.lastName}`,
     phone: customer.phone,
+    // The current fields (`email` and `phone` are deprecated in their favour).
+    defaultEmailAddress: customer.email === null ? null : { emailAddress: customer.email },
+    defaultPhoneNumber: customer.phone === null ? null : { phoneNumber: customer.phone },
     state: "ENABLED",
     createdAt: dateTime(customer.createdAt),
     updatedAt: dateTime(customer.updatedAt),
