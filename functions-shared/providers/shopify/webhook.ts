@@ -105,8 +105,8 @@ const shopifyCustomer = z.looseObject({
  */
 const deletedCustomer = z.looseObject({
   admin_graphql_api_id: gidOf("Customer"),
-  updated_at: z.undefined({ error: "a customers/delete body has no updated_at" }),
-  created_at: z.undefined({ error: "a customers/delete body has no created_at" }),
+  updated_at: z.undefined({ error: "a customers/delete body has no updated_at" }).optional(),
+  created_at: z.undefined({ error: "a customers/delete body has no created_at" }).optional(),
 });
 
 /** What each topic Tether processes expects of its body (the rest are recorded, not processed). */
