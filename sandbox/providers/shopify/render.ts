@@ -119,7 +119,7 @@ export function deletionEventNode(customer: SandboxCustomer) {
 /**
  * A change as Shopify's webhook (REST JSON, snake_case): `orders/create`, `orders/updated`,
  * `customers/create`, `customers/update`, `customers/delete` (whose body holds little more than
- * the ids; the deletion's time is the `X-Shopify-Triggered-At` header).
+ * the ids and no time; the unsigned `X-Shopify-Triggered-At` header says when).
  */
 export function webhookOf(change: Change, set: Dataset): { topic: string; body: unknown } {
   if (change.stream === "orders") {
