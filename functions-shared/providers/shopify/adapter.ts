@@ -46,6 +46,7 @@ import {
   connectionCost,
   CUSTOMERS_QUERY,
   customersData,
+  DEFAULT_DELETION_ACTION,
   deletionsQuery,
   MAX_PAGE_SIZE,
   mergeCustomerPage,
@@ -65,6 +66,9 @@ export const configSchema = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9-]*\.myshopify\.com$/, 'expected "<name>.myshopify.com"'),
   /** The scopes Shopify granted (the code exchange's `scope`), comma-separated; not a secret. */
   granted_scopes: z.string().optional(),
+  /** The `action` of a customer deletion in `events` (streams.ts DEFAULT_DELETION_ACTION). */
+  customer_deletion_action: z.string().regex(/^[a-z_]+$/, "expected a word like destroy")
+    .optional(),
   ...baseConfigShape,
 });
 export type ShopifyConfig = z.output<typeof configSchema>;
@@ -302,6 +306,8 @@ async function readCustomers(
   creds: Credentials,
   req: ReadRequest,
 ): Promise<StreamPage<CustomerRecord>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const deletionAction = config.customer_deletion_action ?? DEFAULT_DELETION_ACTION;
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const previous = cursor.after === undefined ? {} : parseWith(
     PROVIDER,
@@ -323,14 +329,14 @@ async function readCustomers(
         after: previous.customers ?? null,
         query: timeWindow("updated_at", cursor.since, req.until),
         deletionsAfter: previous.deletions ?? null,
-        deletionsQuery: deletionsQuery(cursor.since, req.until),
+        deletionsQuery: deletionsQuery(cursor.since, req.until, deletionAction),
       },
       estimatedCost: 2 * connectionCost(first),
     },
     customersData,
     (path) => withheldColumn(path) !== undefined,
   );
-  const page = mergeCustomerPage(data, previous);
+  const page = mergeCustomerPage(data, previous, deletionAction);
   const withheld = [...new Set(denied.map((path) => withheldColumn(path)!))].sort();
   return {
     ...timePage(page.records, {

@@ -1,7 +1,7 @@
 // Shopify's authorization-code grant (shopify.dev "Authorization code grant"): authorize at
 // https://{shop}/admin/oauth/authorize?client_id&scope&redirect_uri&state; the callback carries
 // code, hmac, shop, state, timestamp, host; the code is exchanged with a JSON POST to
-// https://{shop}/admin/oauth/access_token {client_id, client_secret, code, expiring: 1}.
+// https://{shop}/admin/oauth/access_token {client_id, client_secret, code, expiring: "1"}.
 import { z } from "zod";
 import { constantTimeEqual, decodeHex, hmacSha256 } from "../../crypto.ts";
 import { seconds, token } from "../common.ts";
@@ -83,12 +83,13 @@ export const shopifyOAuth: ProviderOAuth = {
       method: "POST",
       url: joinUrl(base, facts.tokenPath),
       headers: { "content-type": "application/json", accept: "application/json" },
-      // `expiring: 1` asks for an expiring offline token with a refresh token.
+      // `expiring: "1"` asks for an expiring offline token with a refresh token; a string, as
+      // @shopify/shopify-api 13.1.0 sends it (`lib/auth/oauth/oauth.mjs`).
       body: JSON.stringify({
         client_id: app.clientId,
         client_secret: app.clientSecret,
         code,
-        expiring: 1,
+        expiring: "1",
       }),
       secrets: [code, app.clientSecret],
     }, tokenResponse);

@@ -169,9 +169,22 @@ export const CUSTOMERS_QUERY = `query TetherCustomers(
   }
 }`;
 
+/**
+ * The `action` of the event Shopify keeps for a deleted customer. The `events` query documents the
+ * `action` filter ("The action that occured", example `action:create`) but no source lists the
+ * word a customer deletion carries; "destroy" is Shopify's word for a deleted subject, and a
+ * connection can name another in `config.customer_deletion_action` (the customers/delete webhook
+ * reports deletions either way).
+ */
+export const DEFAULT_DELETION_ACTION = "destroy";
+
 /** The `events` search for customer deletions in the window. */
-export function deletionsQuery(since: string | null, until: Date): string {
-  return `subject_type:CUSTOMER AND action:destroy AND ${timeWindow("created_at", since, until)}`;
+export function deletionsQuery(
+  since: string | null,
+  until: Date,
+  action = DEFAULT_DELETION_ACTION,
+): string {
+  return `subject_type:CUSTOMER AND action:${action} AND ${timeWindow("created_at", since, until)}`;
 }
 
 /**
@@ -274,7 +287,11 @@ export type PairToken = z.output<typeof pairToken>;
  * in the page, which is what the time cursor needs. The token continues each connection after
  * the last edge kept from it.
  */
-export function mergeCustomerPage(data: CustomersData, previous: PairToken): {
+export function mergeCustomerPage(
+  data: CustomersData,
+  previous: PairToken,
+  deletionAction = DEFAULT_DELETION_ACTION,
+): {
   records: CustomerRecord[];
   nextToken: string;
   hasMore: boolean;
@@ -284,7 +301,7 @@ export function mergeCustomerPage(data: CustomersData, previous: PairToken): {
     record: toCustomerRecord(edge.node),
   }));
   const deletions = data.deletions.edges
-    .filter((edge) => edge.node.subjectType === "CUSTOMER" && edge.node.action === "destroy")
+    .filter((edge) => edge.node.subjectType === "CUSTOMER" && edge.node.action === deletionAction)
     .map((edge) => ({ cursor: edge.cursor, record: toDeletedCustomerRecord(edge.node) }));
   // The filter above may drop edges; the connection's own last edge still bounds its horizon.
   const lastDeletion = data.deletions.edges.at(-1);
