@@ -20,17 +20,8 @@ import {
   seconds,
   token,
 } from "../common.ts";
-import { readTimeCursor, timePage } from "../cursor.ts";
-import {
-  after,
-  baseUrls,
-  type FieldPath,
-  joinUrl,
-  parseWith,
-  requestGraphql,
-  requestJson,
-  requireApp,
-} from "../http.ts";
+import { parseStoredCursor, readTimeCursor, timePage } from "../cursor.ts";
+import { adapterHttp, after, baseUrls, type FieldPath, requireApp } from "../http.ts";
 import {
   type AdapterContext,
   type ConnectionRef,
@@ -121,6 +112,16 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** The Admin API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: ShopifyConfig, stored: Credentials) {
+  return clients.api(ctx, config, { "x-shopify-access-token": accessToken(stored) }, stored);
+}
+
+/** The shop's token endpoint (refresh, and the code exchange of ./oauth.ts). */
+export const tokenClient = clients.token;
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -140,21 +141,14 @@ async function refresh(
   }
   const app = requireApp(ctx, PROVIDER, facts);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: { "content-type": "application/json", accept: "application/json" },
-    body: JSON.stringify({
-      client_id: app.clientId,
-      client_secret: app.clientSecret,
-      refresh_token: creds.refresh_token,
-      grant_type: "refresh_token",
-    }),
-    secrets: [...Object.values(stored), app.clientSecret],
+  const { data } = await tokenClient(ctx, baseUrls(facts, config).auth, [
+    ...Object.values(stored),
+    app.clientSecret,
+  ]).postJson("refresh response", facts.tokenPath, {
+    client_id: app.clientId,
+    client_secret: app.clientSecret,
+    refresh_token: creds.refresh_token,
+    grant_type: "refresh_token",
   }, refreshResponse);
   return {
     credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
@@ -171,21 +165,12 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
-    headers: {
-      "x-shopify-access-token": accessToken(stored),
-      "content-type": "application/json",
-      accept: "application/json",
-    },
-    body: JSON.stringify({ query: VERIFY_QUERY }),
-    secrets: Object.values(stored),
-  }, verifyData);
+  await apiClient(ctx, config, stored).graphql(
+    "verify response",
+    facts.graphqlPath(facts.apiVersion),
+    { query: VERIFY_QUERY },
+    verifyData,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,25 +210,11 @@ async function query<S extends z.ZodType>(
   acceptDenied?: (path: FieldPath) => boolean,
 ): Promise<{ data: z.output<S>; denied: FieldPath[] }> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const token = accessToken(stored);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
-  const { data, denied } = await requestGraphql(
-    ctx,
-    {
-      provider: PROVIDER,
-      facts,
-      endpoint: "api",
-      what: q.what,
-      method: "POST",
-      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
-      headers: {
-        "x-shopify-access-token": token,
-        "content-type": "application/json",
-        accept: "application/json",
-      },
-      body: JSON.stringify({ query: q.query, variables: q.variables }),
-      secrets: Object.values(stored),
-    },
+  const { data, denied } = await apiClient(ctx, config, stored).graphql(
+    q.what,
+    facts.graphqlPath(facts.apiVersion),
+    { query: q.query, variables: q.variables },
     dataSchema,
     { inspect: (extensions) => observeCost(ctx, extensions?.cost), acceptDenied },
   );
@@ -309,13 +280,9 @@ async function readCustomers(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const deletionAction = config.customer_deletion_action ?? DEFAULT_DELETION_ACTION;
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
-  const previous = cursor.after === undefined ? {} : parseWith(
-    PROVIDER,
-    "misconfigured",
-    "stored sync cursor",
-    pairToken,
-    parseJson(cursor.after),
-  );
+  const previous = cursor.after === undefined
+    ? {}
+    : parseStoredCursor(PROVIDER, pairToken, cursor.after);
   const first = pageSizeFor(facts, req.pageSize);
   const { data, denied } = await query(
     ctx,
@@ -402,14 +369,6 @@ async function backfillRefusal(
     `${req.rangeStart.toISOString()}, before ${windowStart.toISOString()}. Reconnect with ` +
     `${unlessScope} granted (it needs Shopify's approval for public apps), or start the range ` +
     `after ${windowStart.toISOString()}`;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 export const shopifyAdapter = {
