@@ -377,3 +377,55 @@ Deno.test("webhooks are read under both published header sets (X-Shopify-* and E
     "the same signed body is the same event, whatever its headers",
   );
 });
+
+Deno.test("published REST order and customer bodies are parsed and mapped as the sync would store them", async () => {
+  const samples = await fixture<Record<string, Record<string, unknown>>>("webhook_bodies.json");
+  const upserts: { stream: string; records: Record<string, unknown>[] }[] = [];
+  const sink = {
+    upsert: (stream: string, records: unknown[]) => {
+      upserts.push({ stream, records: records as Record<string, unknown>[] });
+      return Promise.resolve();
+    },
+    applyOrderFacts: () => Promise.reject(new Error("not used")),
+    withAccessToken: () => Promise.reject(new Error("not used")),
+  };
+  const receivedAt = new Date("2025-12-01T00:00:00Z");
+  for (const topic of ["orders/updated", "customers/update"]) {
+    await shopifyWebhooks.process(sink as never, {
+      topic,
+      payload: { body: samples[topic] },
+      receivedAt,
+    });
+  }
+  const [order, customer] = upserts;
+  assert.equal(order?.stream, "orders");
+  const o = order!.records[0]!;
+  assert.equal(o.external_id, "gid://shopify/Order/450789469");
+  assert.equal(o.order_number, "#1001");
+  assert.equal(o.status, "UNFULFILLED", "REST null → the GraphQL enum word");
+  assert.equal(o.fulfillment_status, "UNFULFILLED");
+  assert.equal(o.tracking_number, "1Z2345");
+  assert.equal(o.total_price, "598.94");
+  assert.equal(o.currency, "USD");
+  assert.equal(o.customer_external_id, "gid://shopify/Customer/207119551");
+  assert.equal(o.ordered_at, "2008-01-10T16:00:00.000Z");
+  assert.equal(o.remote_updated_at, "2008-01-10T16:00:00.000Z");
+  // REST financial_status words are the display enum's, in lower case (kept in raw on both paths).
+  const financial = String(samples["orders/updated"]!.financial_status).toUpperCase();
+  assert.ok(enumValues("OrderDisplayFinancialStatus").includes(financial), financial);
+
+  assert.equal(customer?.stream, "customers");
+  const c = customer!.records[0]!;
+  assert.deepEqual(
+    [c.external_id, c.email, c.first_name, c.last_name, c.phone, c.status, c.remote_updated_at],
+    [
+      "gid://shopify/Customer/207119551",
+      "bob.norman@mail.example.com",
+      "Bob",
+      "Norman",
+      "+16136120707",
+      "active",
+      "2023-10-03T17:35:01.000Z",
+    ],
+  );
+});
