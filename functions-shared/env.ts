@@ -34,6 +34,12 @@ export interface OAuthSettings {
    * as the new connection's `auth_base_url` / `api_base_url`.
    */
   baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
+  /**
+   * LIGHTSPEED_SCOPES (space-separated), SHOPIFY_SCOPES (comma-separated): replaces the scopes a
+   * provider's authorize URL asks for,
+   * where the provider documents no exact list Tether can pin (see the README's provider matrix).
+   */
+  scopes: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
 }
 
 export interface WebhookSecrets {
@@ -73,13 +79,11 @@ export function readEnv(get: Get): TetherEnv {
     const clientId = get(`${prefix}_CLIENT_ID`)?.trim();
     const clientSecret = get(`${prefix}_CLIENT_SECRET`)?.trim();
     const previousClientSecret = get(`${prefix}_PREVIOUS_CLIENT_SECRET`)?.trim() || undefined;
-    const scopes = get(`${prefix}_SCOPES`)?.trim() || undefined;
     if (clientId && clientSecret) {
       apps[provider] = {
         clientId,
         clientSecret,
         ...(previousClientSecret && { previousClientSecret }),
-        ...(scopes && { scopes }),
       };
     } else if (clientId || clientSecret) {
       throw new EnvError(
@@ -135,7 +139,7 @@ function httpUrl(name: string, value: string): string {
 
 function readOAuthSettings(get: Get): OAuthSettings {
   const optional = (name: string) => get(name)?.trim() || undefined;
-  const settings: OAuthSettings = { baseUrls: {} };
+  const settings: OAuthSettings = { baseUrls: {}, scopes: {} };
   const stateSecret = optional("TETHER_OAUTH_STATE_SECRET");
   if (stateSecret !== undefined) {
     if (stateSecret.length < STATE_SECRET_MIN_CHARS) {
@@ -157,5 +161,10 @@ function readOAuthSettings(get: Get): OAuthSettings {
     const value = optional(name);
     if (value !== undefined) settings.baseUrls[provider] = httpUrl(name, value);
   }
+  const lightspeedScopes = optional("LIGHTSPEED_SCOPES")?.split(/\s+/).join(" ");
+  if (lightspeedScopes !== undefined) settings.scopes.lightspeed = lightspeedScopes;
+  // Shopify's list is comma-separated ("scope={scopes}", e.g. read_orders,read_customers).
+  const shopifyScopes = optional("SHOPIFY_SCOPES")?.split(/[\s,]+/).filter(Boolean).join(",");
+  if (shopifyScopes) settings.scopes.shopify = shopifyScopes;
   return settings;
 }

@@ -232,7 +232,8 @@ Deno.test("the authorize URL carries every parameter Shopify's authorization cod
   assert.equal(scopes.join(","), DEFAULT_SCOPES);
   // SHOPIFY_SCOPES replaces the list.
   const custom = new URL(shopifyAdapter.oauth.authorizeUrl({
-    app: { ...app, scopes: "read_orders,read_customers" },
+    app,
+    scopes: "read_orders,read_customers",
     redirectUri: "https://x.example/cb",
     state: "s",
     baseUrl: undefined,

@@ -118,8 +118,8 @@ export async function storeConnection(
       external_id: c.external_id,
       name: c.name,
       owner_id: c.owner_id,
-      // What the grant states (Shopify's granted scopes) joins the config the caller gave.
-      config: { ...c.config, ...grant.config },
+      // What the grant states about the account (Shopify's granted scopes) joins the config.
+      config: { ...c.config, ...grant.accountConfig },
     });
     await lockConnection(tx, row.id);
     await writeCredentials(tx, deps.vault, row.id, c.credentials, { replace: true });

@@ -30,8 +30,6 @@ export interface AppCredentials {
   clientSecret: string;
   /** The secret before a rotation (SHOPIFY_PREVIOUS_CLIENT_SECRET), still accepted on signatures. */
   previousClientSecret?: string;
-  /** <PROVIDER>_SCOPES: the scopes the authorize URL asks for instead of the adapter's default. */
-  scopes?: string;
 }
 
 export interface AdapterContext {
@@ -59,10 +57,11 @@ export interface TokenGrant {
   /** QuickBooks: the hard maximum lifetime of the refresh token, when the provider sent it. */
   refreshTokenHardExpiresAt?: Date | null;
   /**
-   * Non-secret facts the grant states, stored in the connection's config (Shopify's granted
-   * scopes, `granted_scopes`); the adapter's configSchema admits them.
+   * What an OAuth code exchange (or a first refresh) learned about the account, added to the
+   * connection's config: Lightspeed's `retailer_id`, which its webhooks are routed by; Shopify's
+   * `granted_scopes`, which its backfills check.
    */
-  config?: Record<string, string>;
+  accountConfig?: Record<string, string>;
 }
 
 /** Applies a grant to the stored credentials: what the provider sent wins, the rest is kept. */
@@ -238,6 +237,8 @@ export interface OAuthEndpoints {
   redirectUri: string;
   /** Replaces scheme and host of every endpoint (the sandbox in tests). */
   baseUrl: string | undefined;
+  /** The operator's scope list (`<PROVIDER>_SCOPES`), where the provider reads one. */
+  scopes?: string | undefined;
 }
 
 export interface ProviderOAuth {

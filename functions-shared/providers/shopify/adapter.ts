@@ -155,7 +155,7 @@ async function refresh(
     accessTokenExpiresAt: after(now, data.expires_in),
     refreshTokenExpiresAt: after(now, data.refresh_token_expires_in),
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
-    ...(data.scope === undefined ? {} : { config: { granted_scopes: data.scope } }),
+    ...(data.scope === undefined ? {} : { accountConfig: { granted_scopes: data.scope } }),
   };
 }
 

@@ -57,10 +57,10 @@ export async function verifyShopifyHmac(
 export const shopifyOAuth: ProviderOAuth = {
   accountAtStart: { param: "shop", pattern: SHOP_DOMAIN, form: '"<name>.myshopify.com"' },
 
-  authorizeUrl: ({ app, redirectUri, state, baseUrl, account }) =>
+  authorizeUrl: ({ app, redirectUri, state, baseUrl, account, scopes }) =>
     authorizeUrlOf(baseUrl ?? `https://${account}`, "/admin/oauth/authorize", {
       client_id: app.clientId,
-      scope: app.scopes ?? DEFAULT_SCOPES,
+      scope: scopes ?? DEFAULT_SCOPES,
       redirect_uri: redirectUri,
       state,
     }),
@@ -92,7 +92,7 @@ export const shopifyOAuth: ProviderOAuth = {
         ? null
         : after(now, data.refresh_token_expires_in),
       refreshTokenRotated: data.refresh_token !== undefined,
-      ...(data.scope === undefined ? {} : { config: { granted_scopes: data.scope } }),
+      ...(data.scope === undefined ? {} : { accountConfig: { granted_scopes: data.scope } }),
     };
   },
 };
