@@ -209,6 +209,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       if (worker.exited) return false;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: worker.port });
       conn.close();
+      // Booting is not a request's: charge only what comes after.
+      worker.lastCpuMs = await cpuMs(worker.process.pid);
       worker.ready = true;
       return true;
     }, 60_000);
