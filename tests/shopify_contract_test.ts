@@ -23,7 +23,11 @@ import {
   shopifyAdapter,
   VERIFY_QUERY,
 } from "../functions-shared/providers/shopify/adapter.ts";
-import { DEFAULT_SCOPES } from "../functions-shared/providers/shopify/oauth.ts";
+import {
+  CALLBACK_TOLERANCE_SECONDS,
+  DEFAULT_SCOPES,
+  verifyShopifyHmac,
+} from "../functions-shared/providers/shopify/oauth.ts";
 import {
   CUSTOMERS_QUERY,
   DISPLAY_FULFILLMENT_OF_REST,
@@ -240,6 +244,49 @@ Deno.test("the authorize URL carries every parameter Shopify's authorization cod
     account: "demo.myshopify.com",
   }));
   assert.equal(custom.searchParams.get("scope"), "read_orders,read_customers");
+});
+
+Deno.test("the OAuth callback's signature is checked as the official library checks it, timestamp window included", async () => {
+  const app = { clientId: "client-1", clientSecret: "secret-1" };
+  const now = new Date("2025-12-01T12:00:00Z");
+  const signed = async (timestamp: number) => {
+    const params: Record<string, string> = {
+      code: "0907a61c0c8d55e99db179b68161bc00",
+      host: btoa("admin.shopify.com/store/demo"),
+      shop: "demo.myshopify.com",
+      state: "nonce-1",
+      timestamp: String(timestamp),
+    };
+    // hex HMAC-SHA256 of the sorted query without hmac (hmac-validator.mjs stringifyQueryForAdmin).
+    const message = new URLSearchParams(Object.entries(params).sort()).toString();
+    const key = await crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(app.clientSecret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    const mac = new Uint8Array(
+      await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message)),
+    );
+    const hmac = Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+    return new URLSearchParams({ ...params, hmac });
+  };
+  const at = now.getTime() / 1000;
+  assert.equal(await verifyShopifyHmac(await signed(at - 30), app, now), true);
+  assert.equal(
+    await verifyShopifyHmac(await signed(at - CALLBACK_TOLERANCE_SECONDS - 1), app, now),
+    false,
+    "a callback older than 90 s is refused",
+  );
+  assert.equal(
+    await verifyShopifyHmac(await signed(at + CALLBACK_TOLERANCE_SECONDS + 1), app, now),
+    false,
+    "and one from the future",
+  );
+  const tampered = await signed(at);
+  tampered.set("shop", "other.myshopify.com");
+  assert.equal(await verifyShopifyHmac(tampered, app, now), false);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ export interface ProviderOAuth {
   };
   authorizeUrl(opts: OAuthEndpoints & { state: string; account?: string }): string;
   /** The callback's own signature, where the provider signs it (Shopify's `hmac`). */
-  verifyCallback?(query: URLSearchParams, app: AppCredentials): Promise<boolean>;
+  verifyCallback?(query: URLSearchParams, app: AppCredentials, now: Date): Promise<boolean>;
   /** The account the callback names, validated; OAuthFailure when a parameter is missing or malformed. */
   callbackAccount(query: URLSearchParams): CallbackAccount;
   /** Exchanges the callback's code at the token endpoint; ProviderError on failure. */

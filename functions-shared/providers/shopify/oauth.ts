@@ -31,6 +31,9 @@ const tokenResponse = z.object({
   refresh_token_expires_in: seconds.optional(),
 });
 
+/** How far the callback's `timestamp` may be from now. */
+export const CALLBACK_TOLERANCE_SECONDS = 90;
+
 /**
  * Shopify signs the callback's query: HMAC-SHA256 (hex, with the app's client secret) of every
  * parameter but `hmac` and `signature`, decoded, sorted by name and re-encoded. True when the
@@ -39,7 +42,14 @@ const tokenResponse = z.object({
 export async function verifyShopifyHmac(
   query: URLSearchParams,
   app: AppCredentials,
+  now: Date,
 ): Promise<boolean> {
+  // The signed `timestamp` must be within 90 s of now, as the official library requires
+  // (@shopify/shopify-api 13.1.0 `lib/utils/hmac-validator.mjs`,
+  // HMAC_TIMESTAMP_PERMITTED_CLOCK_TOLERANCE_SEC): a captured callback cannot be replayed later.
+  const timestamp = Number(query.get("timestamp") ?? Number.NaN);
+  if (!Number.isFinite(timestamp)) return false;
+  if (Math.abs(now.getTime() / 1000 - timestamp) > CALLBACK_TOLERANCE_SECONDS) return false;
   const presented = decodeHex(query.get("hmac") ?? "");
   if (presented === undefined || presented.length !== 32) return false;
   const pairs = [...query.entries()]
