@@ -118,7 +118,7 @@ export async function storeConnection(
       external_id: c.external_id,
       name: c.name,
       owner_id: c.owner_id,
-      // What the grant states about the account (Shopify's granted scopes) joins the config.
+      // What the grant states about the account (e.g. the scopes granted) joins the config.
       config: { ...c.config, ...grant.accountConfig },
     });
     await lockConnection(tx, row.id);
