@@ -40,7 +40,8 @@ export interface OAuthSettings {
    */
   baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
   /**
-   * LIGHTSPEED_SCOPES (space-separated): replaces the scopes a provider's authorize URL asks for,
+   * LIGHTSPEED_SCOPES (space-separated), SHOPIFY_SCOPES (comma-separated): replaces the scopes a
+   * provider's authorize URL asks for,
    * where the provider documents no exact list Tether can pin (see the README's provider matrix).
    */
   scopes: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
@@ -178,5 +179,8 @@ function readOAuthSettings(get: Get): OAuthSettings {
   }
   const lightspeedScopes = optional("LIGHTSPEED_SCOPES")?.split(/\s+/).join(" ");
   if (lightspeedScopes !== undefined) settings.scopes.lightspeed = lightspeedScopes;
+  // Shopify's list is comma-separated ("scope={scopes}", e.g. read_orders,read_customers).
+  const shopifyScopes = optional("SHOPIFY_SCOPES")?.split(/[\s,]+/).filter(Boolean).join(",");
+  if (shopifyScopes) settings.scopes.shopify = shopifyScopes;
   return settings;
 }

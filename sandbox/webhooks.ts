@@ -19,6 +19,8 @@ export interface WebhookBuildOptions {
   secret?: string;
   /** QuickBooks: the CloudEvents array (default) or the legacy `eventNotifications` body. */
   format?: "cloudevents" | "legacy";
+  /** Shopify: classic `X-Shopify-*` headers (default) or Shopify Events' `shopify-*`. */
+  headerStyle?: "classic" | "events";
 }
 
 export interface WebhookSender {
