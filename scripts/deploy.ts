@@ -12,6 +12,7 @@ import {
   CheckError,
   checkImportGraphs,
   checkTypes,
+  checkUploadedBundles,
   type FunctionConfig,
   functionNames,
 } from "./local/deploy_checks.ts";
@@ -406,6 +407,17 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
       run: async () => {
         await checkTypes(workdir, checked);
         return `${checked.length} entry points`;
+      },
+    },
+    {
+      what: "load what the CLI uploads, alone",
+      shown: "each function's uploaded files (entry point, the imports the CLI walks, the import " +
+        "map) copied to an empty directory without node_modules; deno cache there, npm: from " +
+        "the registry",
+      offline: true,
+      run: async () => {
+        const counts = await checkUploadedBundles(workdir, checked);
+        return Object.entries(counts).map(([n, c]) => `${n} ${c} files`).join(", ");
       },
     },
     {

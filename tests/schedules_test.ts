@@ -34,6 +34,62 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
   }
 });
 
+Deno.test("schedules.sql rerun keeps a paused job paused, with its jobid and its run history", async () => {
+  // Before: every rerun unscheduled and scheduled again, so a paused job came back active under a
+  // new jobid and its cron.job_run_details rows no longer joined to it (#13).
+  const env = await stackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const file = join(paths.root, "sql", "schedules.sql");
+  const job = "tether-cleanup";
+  try {
+    await sql.file(file);
+    const [before] = await sql<{ jobid: string }[]>`
+      select jobid::text from cron.job where jobname = ${job}`;
+    assert.ok(before);
+    await sql`select cron.alter_job(${before.jobid}::bigint, active := false)`;
+    // A run pg_cron recorded for it (what the README's cron-history join reads).
+    const [run] = await sql<{ runid: string }[]>`
+      insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, status,
+                                        return_message, start_time, end_time)
+      values (${before.jobid}::bigint, nextval('cron.runid_seq'), 0, 'postgres', 'postgres',
+              'select 1', 'succeeded', '1 row', now(), now())
+      returning runid::text`;
+    try {
+      await sql.file(file);
+      await sql.file(file);
+      const [after] = await sql<{ jobid: string; active: boolean; history: number }[]>`
+        select j.jobid::text, j.active,
+               (select count(*)::int from cron.job_run_details d
+                 where d.jobid = j.jobid and d.runid = ${run!.runid}::bigint) as history
+          from cron.job j where j.jobname = ${job}`;
+      assert.deepEqual({ ...after }, { jobid: before.jobid, active: false, history: 1 });
+    } finally {
+      await sql`delete from cron.job_run_details where runid = ${run!.runid}::bigint`;
+      await sql`select cron.alter_job(${before.jobid}::bigint, active := true)`;
+    }
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("schedules.sql retires a tether job it no longer schedules and leaves others' jobs alone", async () => {
+  const env = await stackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await sql`select cron.schedule('tether-retired-test', '0 0 1 1 *', 'select 1')`;
+    await sql`select cron.schedule('user-nightly-test', '0 0 1 1 *', 'select 1')`;
+    await sql.file(join(paths.root, "sql", "schedules.sql"));
+    const names = (await sql<{ jobname: string }[]>`
+      select jobname from cron.job where jobname in ('tether-retired-test', 'user-nightly-test')`)
+      .map((r) => r.jobname);
+    assert.deepEqual(names, ["user-nightly-test"]);
+  } finally {
+    await sql`select cron.unschedule(jobid) from cron.job
+               where jobname in ('tether-retired-test', 'user-nightly-test')`;
+    await sql.end();
+  }
+});
+
 Deno.test("cleanup deletes runs and pg_net responses older than the retention, keeps the rest", async () => {
   const db = await createTestDatabase();
   try {
