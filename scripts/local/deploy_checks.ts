@@ -602,7 +602,7 @@ export async function checkUploadedBundles(
         const text = (new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout))
           .replaceAll(dir, "<upload>").replace(/\n*Stack backtrace:[\s\S]*$/, "").trim();
         problems.push(
-          `${fn.name}: its uploaded files (${set.files.length}) do not load without node_modules:\n${text}`,
+          `${fn.name}: its uploaded files (${set.files.length}) do not load on their own (no node_modules, only what the CLI uploads):\n${text}`,
         );
       }
     } finally {
