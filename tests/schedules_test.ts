@@ -5,6 +5,36 @@ import postgres from "postgres";
 import { paths } from "../scripts/local/util.ts";
 import { createTestDatabase, stackEnv } from "./helpers/stack.ts";
 
+Deno.test("the migrations enable pg_cron (pg_catalog), pg_net (extensions) and Vault, as Supabase documents", async () => {
+  // The local stack no longer runs `create extension pg_cron` itself: in the main database (its
+  // cron.database_name) the migrations did; a test database (cloned from the template, where
+  // pg_cron cannot live) has pg_net and Vault from them too.
+  const env = await stackEnv();
+  const main = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const db = await createTestDatabase();
+  // (Vault's own objects are in schema vault wherever the extension is registered.)
+  const where = (sql: postgres.Sql) =>
+    sql<{ extname: string; schema: string }[]>`
+      select extname, case when extname = 'supabase_vault' then 'vault'
+                           else extnamespace::regnamespace::text end as schema
+        from pg_extension
+       where extname in ('pg_cron', 'pg_net', 'supabase_vault') order by extname`;
+  try {
+    assert.deepEqual((await where(main)).map((r) => [r.extname, r.schema]), [
+      ["pg_cron", "pg_catalog"],
+      ["pg_net", "extensions"],
+      ["supabase_vault", "vault"],
+    ]);
+    assert.deepEqual((await where(db.sql)).map((r) => [r.extname, r.schema]), [
+      ["pg_net", "extensions"],
+      ["supabase_vault", "vault"],
+    ]);
+  } finally {
+    await main.end();
+    await db.drop();
+  }
+});
+
 Deno.test("schedules.sql is idempotent: applied twice, each tether job exists once", async () => {
   // pg_cron lives in the stack's main database; this is the same file npm start applies.
   const env = await stackEnv();
