@@ -409,7 +409,8 @@ export async function checkImportGraphs(
         `${fn.name}: imports ${[...unmappedNoMap].map((s) => `"${s}"`).join(", ")} ` +
           `but the Supabase CLI would bundle it with no import map (it looks beside the entry ` +
           `point and in supabase/functions/import_map.json, not at the repository's deno.json); ` +
-          `add import_map = "../deno.json" to [functions.${fn.name}] in supabase/config.toml`,
+          `add import_map = "./functions/import_map.json" (imports only) to [functions.${fn.name}] ` +
+          "in supabase/config.toml",
       );
     }
     if (unmapped.size > 0) {
