@@ -37,6 +37,11 @@ export interface OAuthSettings {
    * as the new connection's `auth_base_url` / `api_base_url`.
    */
   baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
+  /**
+   * LIGHTSPEED_SCOPES (space-separated): replaces the scopes a provider's authorize URL asks for,
+   * where the provider documents no exact list Tether can pin (see the README's provider matrix).
+   */
+  scopes: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
 }
 
 export interface WebhookSecrets {
@@ -163,7 +168,7 @@ function httpUrl(name: string, value: string): string {
 
 function readOAuthSettings(get: Get): OAuthSettings {
   const optional = (name: string) => get(name)?.trim() || undefined;
-  const settings: OAuthSettings = { baseUrls: {} };
+  const settings: OAuthSettings = { baseUrls: {}, scopes: {} };
   const stateSecret = optional("TETHER_OAUTH_STATE_SECRET");
   if (stateSecret !== undefined) {
     if (stateSecret.length < STATE_SECRET_MIN_CHARS) {
@@ -185,5 +190,7 @@ function readOAuthSettings(get: Get): OAuthSettings {
     const value = optional(name);
     if (value !== undefined) settings.baseUrls[provider] = httpUrl(name, value);
   }
+  const lightspeedScopes = optional("LIGHTSPEED_SCOPES")?.split(/\s+/).join(" ");
+  if (lightspeedScopes !== undefined) settings.scopes.lightspeed = lightspeedScopes;
   return settings;
 }
