@@ -186,8 +186,8 @@ async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<v
   await installStandInExtensions();
   await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
   await startCluster(cfg.pgPort);
+  // The migrations enable pg_cron (in `postgres`, its cron.database_name), pg_net and Vault.
   await prepareDatabase(cfg, secrets, "postgres");
-  await psql("postgres", { command: "create extension if not exists pg_cron" });
   await rebuildTemplate(cfg, secrets);
 }
 
