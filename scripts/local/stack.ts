@@ -120,7 +120,16 @@ export async function readStackEnv(): Promise<StackInfo> {
 export async function prepareDatabase(cfg: StackConfig, secrets: LocalSecrets, database: string) {
   await psql(database, { file: join(paths.root, "sql", "local", "supabase.sql") });
   const url = databaseUrl(cfg.pgPort, secrets.dbPassword, database);
-  await run(paths.supabaseBin, ["db", "push", `--remote=${url}`, "--yes", "--skip-vault"], {
+  // --include-all: a long-lived local database may already hold a migration dated after one that
+  // a merge brought in; locally every missing migration is applied, whatever its date.
+  await run(paths.supabaseBin, [
+    "db",
+    "push",
+    `--remote=${url}`,
+    "--yes",
+    "--skip-vault",
+    "--include-all",
+  ], {
     quiet: true,
     hint: "the Supabase CLI could not apply supabase/migrations",
     env: { SUPABASE_AGENT: "no", DO_NOT_TRACK: "1" },
