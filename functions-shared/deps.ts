@@ -23,13 +23,7 @@ export interface Clock {
   cpuMs?(): number | undefined;
 }
 
-export const systemClock: Clock = {
-  monotonicMs: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  cpuMs: processCpuMs,
-};
-
-/** node:process's cpuUsage (user + system), where the runtime provides it. */
+/** The process's CPU time from node:process, where the runtime really measures it. */
 function processCpuMs(): number | undefined {
   try {
     const { user, system } = process.cpuUsage();
@@ -38,6 +32,19 @@ function processCpuMs(): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Supabase's Edge Runtime stubs cpuUsage (supabase/edge-runtime ext/node/polyfills/process.ts:
+ * a warning and zeros on every call), so it is asked once: a process that has run this far has
+ * spent CPU, and zeros mean the runtime cannot tell. There the wall-clock budget is what holds.
+ */
+const cpuMeasured = (processCpuMs() ?? 0) > 0;
+
+export const systemClock: Clock = {
+  monotonicMs: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  cpuMs: cpuMeasured ? processCpuMs : () => undefined,
+};
 
 export interface Deps {
   db: Sql;
