@@ -3,8 +3,15 @@
 //
 // Data: orders only, read in ascending `updated_at` with the time cursor (cursor.ts); the wire
 // format and what is stored are in streams.ts. Responses report the `complexity` charged but not
-// the credits left, so the pacer keeps its own model of the bucket (facts.rateLimit): it reserves
-// the expected complexity and gives back what the response says was not charged.
+// the credits left, so the pacer keeps its own model of the bucket (credits.ts: a documented
+// default or the connection's `credit_bucket`): it reserves the expected complexity, gives back
+// what the response says was not charged, and takes what a throttle reports (credits left, credits
+// required, the wait) as the truth about the bucket.
+//
+// Webhooks (webhook.ts) are verified with one secret per webhook type: `webhook_create` returns a
+// `shared_signature_secret` per Webhook object. They are stored as `webhook_secret_<type>` fields
+// (`webhook_secret_shipment_update`, …); `connect` also takes them as `webhook_secrets: {"Shipment
+// Update": "…"}`. A single `webhook_secret` (the earlier form) still verifies every type.
 
 import { z } from "zod";
 import { shipheroWebhooks } from "./webhook.ts";
@@ -19,7 +26,8 @@ import {
   token,
 } from "../common.ts";
 import { readTimeCursor, timePage } from "../cursor.ts";
-import { after, baseUrls, joinUrl, requestGraphql, requestJson } from "../http.ts";
+import { after, baseUrls, type GraphqlError, joinUrl, requestGraphql, requestJson } from "../http.ts";
+import { creditBucket, creditBucketConfig, creditThrottle, observedBucket } from "./credits.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -37,21 +45,60 @@ import {
   ORDERS_QUERY,
   ordersData,
   pageComplexity,
+  SHIPMENT_ORDER_QUERY,
+  shipmentOrderData,
   toOrderRecord,
 } from "./streams.ts";
 
 const PROVIDER = "shiphero";
 
-export const configSchema = z.strictObject({ ...baseConfigShape });
+export const configSchema = z.strictObject({
+  ...baseConfigShape,
+  /** The account's credit bucket, when it is not the default (credits.ts). */
+  credit_bucket: creditBucketConfig.optional(),
+});
 export type ShipHeroConfig = z.output<typeof configSchema>;
+
+/** Where a webhook type's `shared_signature_secret` is stored: "Shipment Update" → `webhook_secret_shipment_update`. */
+export function webhookSecretField(type: string): string {
+  const slug = type.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+  return `webhook_secret_${slug}`;
+}
+const WEBHOOK_SECRET_FIELD = /^webhook_secret_[a-z0-9]+(?:_[a-z0-9]+)*$/;
 
 const credentialsShape = {
   refresh_token: token,
   access_token: token.optional(),
-  // The `shared_signature_secret` webhook_create returned: verifies this connection's webhooks.
+  // The earlier single secret: verifies a delivery of any type.
   webhook_secret: token.optional(),
 };
-export const credentialsSchema = z.strictObject(credentialsShape);
+
+/**
+ * What `connect` takes: the tokens, and the webhook secrets either as `webhook_secret_<type>`
+ * fields or as `webhook_secrets: {"<webhook type>": "<shared_signature_secret>"}`; stored flat.
+ */
+export const credentialsSchema = z
+  .object({ ...credentialsShape, webhook_secrets: z.record(z.string().min(1), token).optional() })
+  .catchall(token)
+  .superRefine((value, ctx) => {
+    for (const field of Object.keys(value)) {
+      if (field in credentialsShape || field === "webhook_secrets") continue;
+      if (WEBHOOK_SECRET_FIELD.test(field)) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        message:
+          "unknown field: expected refresh_token, access_token, webhook_secret, webhook_secrets or webhook_secret_<webhook type>",
+      });
+    }
+  })
+  .transform(({ webhook_secrets, ...flat }) => {
+    const out: Record<string, string> = { ...(flat as Record<string, string>) };
+    for (const [type, secret] of Object.entries(webhook_secrets ?? {})) {
+      out[webhookSecretField(type)] = secret;
+    }
+    return out;
+  });
 const storedCredentials = z.object(credentialsShape);
 
 export const facts = defineFacts({
@@ -63,9 +110,9 @@ export const facts = defineFacts({
   refreshMarginSeconds: 3 * 24 * 3600,
   appEnv: null, // the refresh call takes the refresh token alone
   defaultRetryAfterSeconds: 2,
-  // "4004 credits, +60/s" (older: 1001, +15/s), UNCONFIRMED
   backfillReadsWholeRange: false,
-  rateLimit: { capacity: 4004, restorePerSecond: 60 },
+  // The default; a connection's `credit_bucket` replaces it (credits.ts, UNCONFIRMED).
+  rateLimit: creditBucket({}),
   tokenPath: "/auth/refresh",
   graphqlPath: "/graphql",
   pageSize: { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE },
@@ -158,8 +205,29 @@ async function verify(
 // The data half
 
 /**
- * Orders changed in [since, until], oldest change first. Out of credits, ShipHero answers "not
- * enough credits … try again in N seconds", which requestGraphql turns into "rate_limited".
+ * A throttle's report corrects the pacer (credits left, at least the credits required, the restore
+ * rate) and gives the wait ShipHero asked for; requestGraphql turns it into "rate_limited".
+ */
+function observeThrottle(
+  ctx: AdapterContext,
+  errors: readonly GraphqlError[] | undefined,
+): number | undefined {
+  const throttle = creditThrottle(errors);
+  if (throttle === undefined) return undefined;
+  const seen = ctx.pacer && observedBucket(throttle, ctx.pacer.model);
+  if (seen) ctx.pacer!.observe(seen);
+  return throttle.waitMs;
+}
+
+/** The pacer's bucket for a connection: its `credit_bucket`, else the default. */
+function rateLimitFor(config: Record<string, unknown>) {
+  const parsed = configSchema.safeParse(config);
+  return parsed.success ? creditBucket(parsed.data) : facts.rateLimit;
+}
+
+/**
+ * Orders changed in [since, until], oldest change first. Out of credits, ShipHero answers "There
+ * are not enough credits … In N seconds you will have enough credits …" (observeThrottle).
  */
 async function readOrders(
   ctx: AdapterContext,
@@ -195,7 +263,7 @@ async function readOrders(
       },
     }),
     secrets: Object.values(stored),
-  }, ordersData);
+  }, ordersData, { inspect: (_extensions, errors) => observeThrottle(ctx, errors) });
   // Charged what the response reports, not what was reserved.
   ctx.pacer?.refund(estimate - data.orders.complexity);
   const { edges, pageInfo } = data.orders.data;
@@ -207,11 +275,42 @@ async function readOrders(
   });
 }
 
+/**
+ * The order a shipment belongs to, read fresh (a Shipment Update names the shipment, not the
+ * order); null when ShipHero no longer knows the shipment.
+ */
+export async function fetchShipmentOrder(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  shipmentId: string,
+): Promise<OrderRecord | null> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const { data } = await requestGraphql(ctx, {
+    provider: PROVIDER,
+    facts,
+    endpoint: "api",
+    what: "shipment's order",
+    method: "POST",
+    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
+    headers: {
+      authorization: `Bearer ${accessToken(stored)}`,
+      "content-type": "application/json",
+      accept: "application/json",
+    },
+    body: JSON.stringify({ query: SHIPMENT_ORDER_QUERY, variables: { id: shipmentId } }),
+    secrets: Object.values(stored),
+  }, shipmentOrderData, { inspect: (_extensions, errors) => observeThrottle(ctx, errors) });
+  const order = data.shipment?.data?.order;
+  return order ? toOrderRecord(order) : null;
+}
+
 export const shipheroAdapter = {
   provider: PROVIDER,
   facts,
   credentialsSchema,
   configSchema,
+  rateLimitFor,
   refresh,
   verify,
   accessToken,

@@ -47,6 +47,11 @@ export function fromIsoDateTime(value: string): string {
   return new Date(hasOffset ? value : `${value}Z`).toISOString();
 }
 
+/** The fields of an order Tether reads, in every document that reads one. */
+const ORDER_FIELDS = `id legacy_id order_number partner_order_id shop_name fulfillment_status
+          order_date updated_at total_price tags
+          shipments { id shipping_labels { tracking_number } }`;
+
 export const ORDERS_QUERY = `query TetherOrders(
   $updatedFrom: ISODateTime, $updatedTo: ISODateTime, $first: Int, $after: String
 ) {
@@ -57,9 +62,7 @@ export const ORDERS_QUERY = `query TetherOrders(
       pageInfo { hasNextPage endCursor }
       edges {
         node {
-          id legacy_id order_number partner_order_id shop_name fulfillment_status
-          order_date updated_at total_price tags
-          shipments { id shipping_labels { tracking_number } }
+          ${ORDER_FIELDS}
         }
       }
     }
@@ -101,6 +104,32 @@ export const ordersData = z.object({
       edges: z.array(z.object({ node: orderNode })),
     }),
   }),
+});
+
+/**
+ * A Shipment Update names the shipment (`fulfillment.shipment_uuid`), not the order: the order is
+ * read through the shipment (`shipment(id) { data { order } }` in ShipHero's public schema).
+ */
+export const SHIPMENT_ORDER_QUERY = `query TetherShipmentOrder($id: String) {
+  shipment(id: $id) {
+    request_id
+    complexity
+    data {
+      id
+      order_id
+      order {
+        ${ORDER_FIELDS}
+      }
+    }
+  }
+}`;
+
+export const shipmentOrderData = z.object({
+  shipment: z.object({
+    request_id: z.string().optional(),
+    complexity: z.number().nonnegative().optional(),
+    data: z.looseObject({ order: orderNode.nullish() }).nullable(),
+  }).nullable(),
 });
 
 /** The newest shipment's first label with a tracking number. */
