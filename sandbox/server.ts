@@ -292,7 +292,7 @@ const deliverBody = z.object({
   seed: z.number().int().nonnegative().default(1),
   /** Sign with this secret instead of the real one (a wrong-secret delivery). */
   secret: z.string().min(1).optional(),
-  format: z.enum(["cloudevents", "legacy"]).optional(),
+  format: z.enum(["cloudevents", "legacy", "nested", "pubsub", "flat"]).optional(),
   attempts: z.number().int().min(1).max(10).default(3),
   retry_delay_ms: z.number().int().min(0).max(60_000).default(100),
   concurrency: z.number().int().min(1).max(64).default(8),

@@ -187,7 +187,7 @@ export const maystroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
-  webhooks: maystroWebhooks,
+  webhooks: maystroWebhooks(fetchByExternalId),
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /** The orders with this `external_order_id` (a webhook names one; Maystro's filter finds it). */

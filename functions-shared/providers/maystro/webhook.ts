@@ -11,7 +11,13 @@
 //   src/MaystroWebhook.php: `json_decode(base64_decode($item))` for `message.data`);
 // - flat: `{"event"?, "external_order_id", …}` (Tether's first reading, kept).
 import { z } from "zod";
-import type { ProviderWebhooks } from "../types.ts";
+import type {
+  AdapterContext,
+  ConnectionRef,
+  Credentials,
+  OrderRecord,
+  ProviderWebhooks,
+} from "../types.ts";
 import {
   BadPayload,
   parseJson,
@@ -20,7 +26,6 @@ import {
   sha256Hex,
   WebhookRejected,
 } from "../webhook.ts";
-import { fetchByExternalId } from "./adapter.ts";
 
 const reference = z.union([z.string().min(1), z.number()]).transform(String);
 const flat = z.looseObject({ event: z.string().optional(), external_order_id: reference });
@@ -58,7 +63,16 @@ function decodeData(data: string): unknown {
   }
 }
 
-export const maystroWebhooks: ProviderWebhooks = {
+/** Reads the orders with an `external_order_id` (adapter.ts `fetchByExternalId`). */
+export type OrderLookup = (
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  externalOrderId: string,
+) => Promise<OrderRecord[]>;
+
+/** The receiver; the adapter gives it its lookup (so this module needs no adapter). */
+export const maystroWebhooks = (fetchByExternalId: OrderLookup): ProviderWebhooks => ({
   async receive(sink, { raw, path }) {
     const { connection, secrets } = await sink.connectionInPath(path[0], "maystro");
     const secret = secrets.webhook_secret;
@@ -78,4 +92,4 @@ export const maystroWebhooks: ProviderWebhooks = {
     );
     await sink.upsert("orders", records);
   },
-};
+});

@@ -14,7 +14,7 @@
 // Update": "…"}`. A single `webhook_secret` (the earlier form) still verifies every type.
 
 import { z } from "zod";
-import { shipheroWebhooks } from "./webhook.ts";
+import { shipheroWebhooks, webhookSecretField } from "./webhook.ts";
 import {
   baseConfigShape,
   defineFacts,
@@ -26,7 +26,14 @@ import {
   token,
 } from "../common.ts";
 import { readTimeCursor, timePage } from "../cursor.ts";
-import { after, baseUrls, type GraphqlError, joinUrl, requestGraphql, requestJson } from "../http.ts";
+import {
+  after,
+  baseUrls,
+  type GraphqlError,
+  joinUrl,
+  requestGraphql,
+  requestJson,
+} from "../http.ts";
 import { creditBucket, creditBucketConfig, creditThrottle, observedBucket } from "./credits.ts";
 import type {
   AdapterContext,
@@ -59,11 +66,6 @@ export const configSchema = z.strictObject({
 });
 export type ShipHeroConfig = z.output<typeof configSchema>;
 
-/** Where a webhook type's `shared_signature_secret` is stored: "Shipment Update" → `webhook_secret_shipment_update`. */
-export function webhookSecretField(type: string): string {
-  const slug = type.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
-  return `webhook_secret_${slug}`;
-}
 const WEBHOOK_SECRET_FIELD = /^webhook_secret_[a-z0-9]+(?:_[a-z0-9]+)*$/;
 
 const credentialsShape = {
@@ -132,7 +134,7 @@ export const refreshResponse = z.object({
   refresh_token: token.optional(),
 });
 
-const VERIFY_QUERY = "query { account { request_id complexity data { id email } } }";
+export const VERIFY_QUERY = "query { account { request_id complexity data { id email } } }";
 
 /** `data` of the cheap call; `errors` are handled by `requestGraphql`. */
 export const verifyData = z.object({
@@ -241,29 +243,34 @@ async function readOrders(
   const first = pageSizeFor(facts, req.pageSize);
   const estimate = pageComplexity(first);
   await ctx.pacer?.take(estimate, ctx.signal);
-  const { data } = await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "orders page",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json",
-    },
-    body: JSON.stringify({
-      query: ORDERS_QUERY,
-      variables: {
-        updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
-        updatedTo: isoDateTime(req.until),
-        first,
-        after: cursor.after ?? null,
+  const { data } = await requestGraphql(
+    ctx,
+    {
+      provider: PROVIDER,
+      facts,
+      endpoint: "api",
+      what: "orders page",
+      method: "POST",
+      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "application/json",
       },
-    }),
-    secrets: Object.values(stored),
-  }, ordersData, { inspect: (_extensions, errors) => observeThrottle(ctx, errors) });
+      body: JSON.stringify({
+        query: ORDERS_QUERY,
+        variables: {
+          updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
+          updatedTo: isoDateTime(req.until),
+          first,
+          after: cursor.after ?? null,
+        },
+      }),
+      secrets: Object.values(stored),
+    },
+    ordersData,
+    { inspect: (_extensions, errors) => observeThrottle(ctx, errors) },
+  );
   // Charged what the response reports, not what was reserved.
   ctx.pacer?.refund(estimate - data.orders.complexity);
   const { edges, pageInfo } = data.orders.data;
@@ -286,21 +293,26 @@ export async function fetchShipmentOrder(
   shipmentId: string,
 ): Promise<OrderRecord | null> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const { data } = await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "shipment's order",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-    headers: {
-      authorization: `Bearer ${accessToken(stored)}`,
-      "content-type": "application/json",
-      accept: "application/json",
+  const { data } = await requestGraphql(
+    ctx,
+    {
+      provider: PROVIDER,
+      facts,
+      endpoint: "api",
+      what: "shipment's order",
+      method: "POST",
+      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
+      headers: {
+        authorization: `Bearer ${accessToken(stored)}`,
+        "content-type": "application/json",
+        accept: "application/json",
+      },
+      body: JSON.stringify({ query: SHIPMENT_ORDER_QUERY, variables: { id: shipmentId } }),
+      secrets: Object.values(stored),
     },
-    body: JSON.stringify({ query: SHIPMENT_ORDER_QUERY, variables: { id: shipmentId } }),
-    secrets: Object.values(stored),
-  }, shipmentOrderData, { inspect: (_extensions, errors) => observeThrottle(ctx, errors) });
+    shipmentOrderData,
+    { inspect: (_extensions, errors) => observeThrottle(ctx, errors) },
+  );
   const order = data.shipment?.data?.order;
   return order ? toOrderRecord(order) : null;
 }
@@ -315,5 +327,5 @@ export const shipheroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
-  webhooks: shipheroWebhooks,
+  webhooks: shipheroWebhooks(fetchShipmentOrder),
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -58,7 +58,9 @@ function count(value: unknown): number | undefined {
 }
 
 /** The throttle among `errors`, or undefined when none is one. */
-export function creditThrottle(errors: readonly GraphqlError[] | undefined): CreditThrottle | undefined {
+export function creditThrottle(
+  errors: readonly GraphqlError[] | undefined,
+): CreditThrottle | undefined {
   const error = errors?.find((e) =>
     e.code === 30 || e.code === "30" || /not enough credits/i.test(e.message ?? "")
   ) as (GraphqlError & Record<string, unknown>) | undefined;
@@ -82,8 +84,15 @@ export function creditThrottle(errors: readonly GraphqlError[] | undefined): Cre
 }
 
 /**
+ * Below this wait the restore rate is not derived: ShipHero shows whole seconds, so a short wait
+ * (rounded up) would understate the rate by up to half; from 10 s on, by at most a tenth.
+ */
+const MIN_WAIT_FOR_RATE_MS = 10_000;
+
+/**
  * The bucket as a throttle shows it, given the model so far: `left` credits now; at least
- * `required` of capacity; and, with the wait, a restore rate of (required − left) / wait.
+ * `required` of capacity; and, with a wait long enough to measure, a restore rate of
+ * (required − left) / wait.
  */
 export function observedBucket(
   throttle: CreditThrottle,
@@ -95,7 +104,10 @@ export function observedBucket(
   };
   const { required, waitMs } = throttle;
   if (required !== undefined && required > model.capacity) out.capacity = required;
-  if (required !== undefined && waitMs !== undefined && waitMs > 0 && required > throttle.left) {
+  if (
+    required !== undefined && waitMs !== undefined && waitMs >= MIN_WAIT_FOR_RATE_MS &&
+    required > throttle.left
+  ) {
     out.restorePerSecond = (required - throttle.left) / (waitMs / 1000);
   }
   return out;

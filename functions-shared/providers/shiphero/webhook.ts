@@ -12,7 +12,13 @@
 // sync page; an Order Canceled names the order (`order_uuid`) and cancels it (a forward-only fact).
 // Both bodies are transcribed in tests/fixtures/shiphero/.
 import { z } from "zod";
-import type { ProviderWebhooks } from "../types.ts";
+import type {
+  AdapterContext,
+  ConnectionRef,
+  Credentials,
+  OrderRecord,
+  ProviderWebhooks,
+} from "../types.ts";
 import {
   header,
   matchingSecrets,
@@ -21,7 +27,20 @@ import {
   sha256Hex,
   WebhookRejected,
 } from "../webhook.ts";
-import { fetchShipmentOrder, webhookSecretField } from "./adapter.ts";
+
+/** Where a webhook type's `shared_signature_secret` is stored: "Shipment Update" → `webhook_secret_shipment_update`. */
+export function webhookSecretField(type: string): string {
+  const slug = type.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+  return `webhook_secret_${slug}`;
+}
+
+/** Reads the order a shipment belongs to (adapter.ts `fetchShipmentOrder`). */
+export type ShipmentOrderReader = (
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  shipmentId: string,
+) => Promise<OrderRecord | null>;
 
 const orderNumber = z.union([z.string(), z.number()]).nullish();
 
@@ -41,7 +60,8 @@ export const orderCanceled = z.looseObject({
   order_number: orderNumber,
 });
 
-export const shipheroWebhooks: ProviderWebhooks = {
+/** The receiver; the adapter gives it its shipment reader (so this module needs no adapter). */
+export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): ProviderWebhooks => ({
   // The acknowledgement the webhook pages show ("Response: {"code": "200", "Message": "Success"}",
   // developer.shiphero.com/webhooks and …/order-canceled-webhook).
   ack: { code: "200", Message: "Success" },
@@ -95,4 +115,4 @@ export const shipheroWebhooks: ProviderWebhooks = {
       });
     }
   },
-};
+});
