@@ -26,14 +26,7 @@ import {
   token,
 } from "../common.ts";
 import { readTimeCursor, timePage } from "../cursor.ts";
-import {
-  after,
-  baseUrls,
-  type GraphqlError,
-  joinUrl,
-  requestGraphql,
-  requestJson,
-} from "../http.ts";
+import { adapterHttp, after, baseUrls, type GraphqlError } from "../http.ts";
 import { creditBucket, creditBucketConfig, creditThrottle, observedBucket } from "./credits.ts";
 import type {
   AdapterContext,
@@ -136,7 +129,7 @@ export const refreshResponse = z.object({
 
 export const VERIFY_QUERY = "query { account { request_id complexity data { id email } } }";
 
-/** `data` of the cheap call; `errors` are handled by `requestGraphql`. */
+/** `data` of the cheap call; `errors` are handled by the GraphQL client (`requestGraphql`). */
 export const verifyData = z.object({
   account: z.looseObject({
     request_id: z.string().optional(),
@@ -149,6 +142,13 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** The GraphQL API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: ShipHeroConfig, stored: Credentials) {
+  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -157,17 +157,10 @@ async function refresh(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const creds = parseCredentials(PROVIDER, stored, storedCredentials);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: { "content-type": "application/json", accept: "application/json" },
-    body: JSON.stringify({ refresh_token: creds.refresh_token }),
-    secrets: Object.values(stored),
-  }, refreshResponse);
+  const { data } = await clients.token(ctx, baseUrls(facts, config).auth, Object.values(stored))
+    .postJson("refresh response", facts.tokenPath, {
+      refresh_token: creds.refresh_token,
+    }, refreshResponse);
 
   const rotated = data.refresh_token !== undefined && data.refresh_token !== creds.refresh_token;
   return {
@@ -186,21 +179,12 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-    headers: {
-      authorization: `Bearer ${accessToken(stored)}`,
-      "content-type": "application/json",
-      accept: "application/json",
-    },
-    body: JSON.stringify({ query: VERIFY_QUERY }),
-    secrets: Object.values(stored),
-  }, verifyData);
+  await apiClient(ctx, config, stored).graphql(
+    "verify response",
+    facts.graphqlPath,
+    { query: VERIFY_QUERY },
+    verifyData,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,35 +222,21 @@ async function readOrders(
   req: ReadRequest,
 ): Promise<StreamPage<OrderRecord>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const token = accessToken(stored);
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const first = pageSizeFor(facts, req.pageSize);
   const estimate = pageComplexity(first);
   await ctx.pacer?.take(estimate, ctx.signal);
-  const { data } = await requestGraphql(
-    ctx,
+  const { data } = await apiClient(ctx, config, stored).graphql(
+    "orders page",
+    facts.graphqlPath,
     {
-      provider: PROVIDER,
-      facts,
-      endpoint: "api",
-      what: "orders page",
-      method: "POST",
-      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/json",
-        accept: "application/json",
+      query: ORDERS_QUERY,
+      variables: {
+        updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
+        updatedTo: isoDateTime(req.until),
+        first,
+        after: cursor.after ?? null,
       },
-      body: JSON.stringify({
-        query: ORDERS_QUERY,
-        variables: {
-          updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
-          updatedTo: isoDateTime(req.until),
-          first,
-          after: cursor.after ?? null,
-        },
-      }),
-      secrets: Object.values(stored),
     },
     ordersData,
     { inspect: (_extensions, errors) => observeThrottle(ctx, errors) },
@@ -293,23 +263,10 @@ export async function fetchShipmentOrder(
   shipmentId: string,
 ): Promise<OrderRecord | null> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const { data } = await requestGraphql(
-    ctx,
-    {
-      provider: PROVIDER,
-      facts,
-      endpoint: "api",
-      what: "shipment's order",
-      method: "POST",
-      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-      headers: {
-        authorization: `Bearer ${accessToken(stored)}`,
-        "content-type": "application/json",
-        accept: "application/json",
-      },
-      body: JSON.stringify({ query: SHIPMENT_ORDER_QUERY, variables: { id: shipmentId } }),
-      secrets: Object.values(stored),
-    },
+  const { data } = await apiClient(ctx, config, stored).graphql(
+    "shipment's order",
+    facts.graphqlPath,
+    { query: SHIPMENT_ORDER_QUERY, variables: { id: shipmentId } },
     shipmentOrderData,
     { inspect: (_extensions, errors) => observeThrottle(ctx, errors) },
   );
