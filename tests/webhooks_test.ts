@@ -630,7 +630,15 @@ Deno.test("shiphero: a genuine delivery replayed with a fresh X-Shiphero-Message
     const canceled = fixtureBody("shiphero/order_canceled.json");
     canceled.order_uuid = order.external_id;
     const body = JSON.stringify(canceled);
-    const secret = c.account.credentials.webhook_secret_order_canceled!;
+    // One secret for every type (the earlier form), so that only the replay is under test.
+    const secret = "one-secret-for-all";
+    await runConnect(w.deps, {
+      provider: "shiphero",
+      external_id: c.account.external_id,
+      name: "replay",
+      credentials: { refresh_token: c.account.credentials.refresh_token!, webhook_secret: secret },
+      config: w.sandbox.configFor(c.account),
+    });
     assert.equal((await postShipHero(w, c, secret, body, "first-id")).status, 200);
     assert.equal((await postShipHero(w, c, secret, body, "fresh-id")).status, 200, "acknowledged");
     const events = await w.db.sql`select status, attempts, payload from tether.webhook_events`;
