@@ -126,6 +126,8 @@ export function createSandboxHandler(
         return hang(closing);
       case "invalid_grant":
         return fault.endpoint === "token" ? provider.invalidGrant() : provider.unauthorized();
+      case "unauthorized":
+        return provider.unauthorized();
       default:
         return undefined;
     }

@@ -15,7 +15,12 @@ import {
 } from "../functions-shared/providers/shiphero/credits.ts";
 import { orderCanceled, shipmentUpdate } from "../functions-shared/providers/shiphero/webhook.ts";
 import { maystroEvent } from "../functions-shared/providers/maystro/webhook.ts";
-import { pageSchema, toOrder } from "../functions-shared/providers/maystro/streams.ts";
+import {
+  notNewestFirst,
+  pageSchema,
+  toOrder,
+} from "../functions-shared/providers/maystro/streams.ts";
+import { notAscending } from "../functions-shared/providers/shiphero/streams.ts";
 import { BadPayload } from "../functions-shared/providers/webhook.ts";
 
 function fixture<T = Record<string, unknown>>(path: string): T {
@@ -207,4 +212,29 @@ Deno.test("maystro: ids are text, odd rows keep their page, tracking is tracking
   });
   assert.equal(none.success, false);
   assert.match(none.error!.issues[0]!.message, /external_order_id, an instance_uuid or an id/);
+});
+
+Deno.test("a page out of the order a cursor relies on is refused, not read wrongly", () => {
+  const at = (t: string) => ({ remote_updated_at: t }) as never;
+  assert.equal(notAscending([at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:00Z")]), undefined);
+  assert.match(
+    notAscending([at("2026-01-02T00:00:00Z"), at("2026-01-01T00:00:00Z")])!,
+    /shiphero orders page: not oldest change first \(record 1/,
+  );
+  const created = (t: string) => ({ created_at: t }) as never;
+  assert.equal(
+    notNewestFirst([
+      created("2026-11-22T11:15:30.123456+01:00"),
+      created("2026-11-22T11:15:30.123999+01:00"),
+      created("2026-11-21T09:00:00.000000+01:00"),
+    ]),
+    undefined,
+  );
+  assert.match(
+    notNewestFirst([
+      created("2026-11-21T09:00:00.000000+01:00"),
+      created("2026-11-22T11:15:30.123456+01:00"),
+    ])!,
+    /maystro orders page: not newest first \(order 1/,
+  );
 });

@@ -27,6 +27,7 @@ import {
 } from "../types.ts";
 import {
   nextWatermark,
+  notNewestFirst,
   pageSchema,
   reachedWatermark,
   readWalkCursor,
@@ -165,6 +166,10 @@ async function readOrders(
   const lookback = facts.openOrderLookbackDays;
   const walk = readWalkCursor(req.cursor, req.from, lookback);
   const list = await fetchPage(ctx, conn, stored, walk.page);
+  const disorder = notNewestFirst(list.results);
+  if (disorder) {
+    throw new ProviderError(PROVIDER, "bad_response", disorder, { status: 200, endpoint: "api" });
+  }
   const orders = sinceWatermark(walk, list.results);
   const next = walkOn(walk, orders);
   const records = orders.map(toOrder);

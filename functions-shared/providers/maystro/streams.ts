@@ -238,6 +238,23 @@ export function nextWatermark(walk: WalkCursor, until: Date, lookbackDays: numbe
   return new Date(mark).toISOString();
 }
 
+/**
+ * Why a page is not newest first by created_at, or undefined when it is. The walk assumes it
+ * (no source documents the list's order): it stops at the first page that reaches the watermark,
+ * so an ascending list would end every walk on page 1. A page out of order is refused instead.
+ */
+export function notNewestFirst(orders: readonly Order[]): string | undefined {
+  for (let i = 1; i < orders.length; i++) {
+    const [before, at] = [orders[i - 1]!.created_at, orders[i]!.created_at];
+    if (Date.parse(normalizeTime(at)) > Date.parse(normalizeTime(before))) {
+      return `maystro orders page: not newest first (order ${i} created ${at}, order ${
+        i - 1
+      } ${before}); the walk takes the list as newest first`;
+    }
+  }
+  return undefined;
+}
+
 /** This page reached the watermark: an order on it was created before it. */
 export function reachedWatermark(walk: WalkCursor, orders: readonly Order[]): boolean {
   if (walk.watermark === null) return false;

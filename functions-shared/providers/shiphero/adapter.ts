@@ -28,20 +28,22 @@ import {
 import { readTimeCursor, timePage } from "../cursor.ts";
 import { adapterHttp, after, baseUrls, type GraphqlError } from "../http.ts";
 import { creditBucket, creditBucketConfig, creditThrottle, observedBucket } from "./credits.ts";
-import type {
-  AdapterContext,
-  ConnectionRef,
-  Credentials,
-  OrderRecord,
-  ProviderAdapter,
-  ReadRequest,
-  StreamPage,
-  TokenGrant,
+import {
+  type AdapterContext,
+  type ConnectionRef,
+  type Credentials,
+  type OrderRecord,
+  type ProviderAdapter,
+  ProviderError,
+  type ReadRequest,
+  type StreamPage,
+  type TokenGrant,
 } from "../types.ts";
 import {
   DEFAULT_PAGE_SIZE,
   isoDateTime,
   MAX_PAGE_SIZE,
+  notAscending,
   ORDERS_QUERY,
   ordersData,
   pageComplexity,
@@ -149,6 +151,26 @@ function apiClient(ctx: AdapterContext, config: ShipHeroConfig, stored: Credenti
   return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
 }
 
+/**
+ * The refresh call presents the refresh token and nothing else, so a 401 or 403 from it can only
+ * mean that token was refused, whatever the body says: reconnect (invalid_grant). No sample of
+ * ShipHero's error body is known (audit H-3); an OAuth `invalid_grant` is already classified so.
+ */
+function refusedRefresh(error: unknown): unknown {
+  if (
+    error instanceof ProviderError && error.code === "unauthorized" &&
+    (error.status === 401 || error.status === 403)
+  ) {
+    return new ProviderError(
+      PROVIDER,
+      "invalid_grant",
+      `${error.message}; reconnect the ${facts.displayName} account`,
+      { status: error.status, endpoint: "token" },
+    );
+  }
+  return error;
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -160,7 +182,10 @@ async function refresh(
   const { data } = await clients.token(ctx, baseUrls(facts, config).auth, Object.values(stored))
     .postJson("refresh response", facts.tokenPath, {
       refresh_token: creds.refresh_token,
-    }, refreshResponse);
+    }, refreshResponse)
+    .catch((error) => {
+      throw refusedRefresh(error);
+    });
 
   const rotated = data.refresh_token !== undefined && data.refresh_token !== creds.refresh_token;
   return {
@@ -244,7 +269,12 @@ async function readOrders(
   // Charged what the response reports, not what was reserved.
   ctx.pacer?.refund(estimate - data.orders.complexity);
   const { edges, pageInfo } = data.orders.data;
-  return timePage(edges.map((edge) => toOrderRecord(edge.node)), {
+  const records = edges.map((edge) => toOrderRecord(edge.node));
+  const disorder = notAscending(records);
+  if (disorder) {
+    throw new ProviderError(PROVIDER, "bad_response", disorder, { status: 200, endpoint: "api" });
+  }
+  return timePage(records, {
     cursor,
     until: req.until,
     nextToken: pageInfo.endCursor,

@@ -132,6 +132,24 @@ export const shipmentOrderData = z.object({
   }).nullable(),
 });
 
+/**
+ * Why a page is not oldest change first, or undefined when it is. No source states what
+ * `sort: "updated_at"` does (the argument exists; its direction is not documented); the time
+ * cursor needs ascending pages, since it moves to a page's newest record. A page out of order is
+ * refused rather than read, which would skip every older record behind it.
+ */
+export function notAscending(records: readonly OrderRecord[]): string | undefined {
+  for (let i = 1; i < records.length; i++) {
+    const [before, at] = [records[i - 1]!.remote_updated_at, records[i]!.remote_updated_at];
+    if (Date.parse(at) < Date.parse(before)) {
+      return `shiphero orders page: not oldest change first (record ${i} updated ${at}, record ${
+        i - 1
+      } ${before}); sort: "updated_at" is taken as ascending`;
+    }
+  }
+  return undefined;
+}
+
 /** The newest shipment's first label with a tracking number. */
 function trackingNumber(node: OrderNode): string | null {
   for (const shipment of [...(node.shipments ?? [])].reverse()) {
