@@ -236,7 +236,7 @@ export async function sweepWebhookEvents(
   deps: Deps,
   opts: { force?: boolean; limit?: number } = {},
 ): Promise<SweepResult> {
-  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const result: SweepResult = { claimed: 0, processed: 0, failed: 0 };
   while (!deadline.passed) {
     const rows = await claimFailed(deps.db, {
