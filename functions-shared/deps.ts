@@ -97,7 +97,7 @@ export async function createDeps(
   opts: { name: string; log?: Logger },
 ): Promise<Deps> {
   return {
-    db: connect(env.databaseUrl, { name: `tether-${opts.name}` }),
+    db: connect(env.databaseUrl, { max: env.dbPoolSize, name: `tether-${opts.name}` }),
     vault: await TokenVault.fromKeyRing(env.tokenKeyRing),
     fetch: globalThis.fetch,
     now: () => new Date(),

@@ -9,7 +9,10 @@ export class EnvError extends Error {
 }
 
 export interface TetherEnv {
+  /** TETHER_DB_URL (e.g. Supavisor in transaction mode, port 6543), else SUPABASE_DB_URL. */
   databaseUrl: string;
+  /** Connections each function worker opens at most (TETHER_DB_POOL_SIZE). */
+  dbPoolSize: number;
   /** TOKEN_ENCRYPTION_KEYS, or TOKEN_ENCRYPTION_KEY as a one-key ring. */
   tokenKeyRing: string;
   auth: CallerAuthConfig;
@@ -40,7 +43,8 @@ export interface OAuthSettings {
    */
   baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
   /**
-   * LIGHTSPEED_SCOPES (space-separated): replaces the scopes a provider's authorize URL asks for,
+   * LIGHTSPEED_SCOPES (space-separated), SHOPIFY_SCOPES (comma-separated): replaces the scopes a
+   * provider's authorize URL asks for,
    * where the provider documents no exact list Tether can pin (see the README's provider matrix).
    */
   scopes: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
@@ -65,12 +69,38 @@ function required(get: Get, name: string, hint: string): string {
   return value;
 }
 
+/** Connections per worker: the direct connection's default, and the pooler's (TETHER_DB_URL). */
+export const DB_POOL_SIZE = { direct: 5, pooler: 2, max: 20 } as const;
+
 export function readEnv(get: Get): TetherEnv {
-  const databaseUrl = required(
+  // Supabase sets SUPABASE_DB_URL (the direct connection) and reserves the SUPABASE_ prefix for
+  // itself, so a deploy points the functions elsewhere, e.g. at the pooler, with TETHER_DB_URL.
+  const pooled = get("TETHER_DB_URL")?.trim() || undefined;
+  const databaseUrl = pooled ?? required(
     get,
     "SUPABASE_DB_URL",
     "Supabase sets it for deployed functions; locally the stack does",
   );
+  if (pooled) {
+    let url: URL | undefined;
+    try {
+      url = new URL(pooled);
+    } catch { /* reported below */ }
+    if (!url || !["postgres:", "postgresql:"].includes(url.protocol) || !url.hostname) {
+      throw new EnvError(
+        "TETHER_DB_URL must be a Postgres URL (postgresql://user:pass@host:port/db)",
+      );
+    }
+  }
+  const poolText = get("TETHER_DB_POOL_SIZE")?.trim();
+  const dbPoolSize = poolText
+    ? Number(poolText)
+    : pooled
+    ? DB_POOL_SIZE.pooler
+    : DB_POOL_SIZE.direct;
+  if (!Number.isInteger(dbPoolSize) || dbPoolSize < 1 || dbPoolSize > DB_POOL_SIZE.max) {
+    throw new EnvError(`TETHER_DB_POOL_SIZE must be a whole number from 1 to ${DB_POOL_SIZE.max}`);
+  }
   const tokenKeyRing = get("TOKEN_ENCRYPTION_KEYS")?.trim() || get("TOKEN_ENCRYPTION_KEY")?.trim();
   if (!tokenKeyRing) {
     throw new EnvError(
@@ -121,6 +151,7 @@ export function readEnv(get: Get): TetherEnv {
   };
   return {
     databaseUrl,
+    dbPoolSize,
     tokenKeyRing,
     oauth: readOAuthSettings(get),
     auth: callerAuthConfigFromEnv(get),
@@ -178,5 +209,8 @@ function readOAuthSettings(get: Get): OAuthSettings {
   }
   const lightspeedScopes = optional("LIGHTSPEED_SCOPES")?.split(/\s+/).join(" ");
   if (lightspeedScopes !== undefined) settings.scopes.lightspeed = lightspeedScopes;
+  // Shopify's list is comma-separated ("scope={scopes}", e.g. read_orders,read_customers).
+  const shopifyScopes = optional("SHOPIFY_SCOPES")?.split(/[\s,]+/).filter(Boolean).join(",");
+  if (shopifyScopes) settings.scopes.shopify = shopifyScopes;
   return settings;
 }

@@ -25,6 +25,10 @@ export interface AccountInput {
   externalId?: string;
   /** Shopify only. */
   kind?: ShopifyTokenKind;
+  /** Shopify only: the scopes the shop granted the app (default read_orders,read_all_orders,read_customers). */
+  scopes?: string;
+  /** Shopify only: the app is approved for protected customer data (default false). */
+  protectedCustomerData?: boolean;
 }
 
 export interface CreatedAccount {

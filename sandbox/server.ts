@@ -238,10 +238,16 @@ const createAccountBody = z.object({
   provider: providerName,
   external_id: externalId.optional(),
   kind: z.enum(["legacy", "expiring"]).optional(),
-}).refine((b) => b.kind === undefined || b.provider === "shopify", {
-  message: "kind is for shopify accounts only",
-  path: ["kind"],
-});
+  /** Shopify: the scopes the shop granted (default read_orders,read_all_orders,read_customers). */
+  scopes: z.string().optional(),
+  /** Shopify: approved for protected customer data (default false: names, emails, phones denied). */
+  protected_customer_data: z.boolean().optional(),
+}).refine(
+  (b) =>
+    b.provider === "shopify" ||
+    (b.kind === undefined && b.scopes === undefined && b.protected_customer_data === undefined),
+  { message: "kind, scopes and protected_customer_data are for shopify accounts only" },
+);
 
 const clockBody = z.union([
   z.object({ advance_seconds: z.number().finite() }).strict(),
@@ -295,6 +301,8 @@ const deliverBody = z.object({
   /** Sign with this secret instead of the real one (a wrong-secret delivery). */
   secret: z.string().min(1).optional(),
   format: z.enum(["cloudevents", "legacy", "nested", "pubsub", "flat"]).optional(),
+  /** Shopify: "events" sends Shopify Events' lower-case shopify-* headers. */
+  header_style: z.enum(["classic", "events"]).optional(),
   attempts: z.number().int().min(1).max(10).default(3),
   retry_delay_ms: z.number().int().min(0).max(60_000).default(100),
   concurrency: z.number().int().min(1).max(64).default(8),
@@ -372,7 +380,12 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       if (body instanceof Response) return body;
       const provider = s.providers.get(body.provider)!;
       const created = provider.createAccount(
-        { externalId: body.external_id, kind: body.kind },
+        {
+          externalId: body.external_id,
+          kind: body.kind,
+          scopes: body.scopes,
+          protectedCustomerData: body.protected_customer_data,
+        },
         s.clock.now(),
       );
       if (!created) {
@@ -532,6 +545,7 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       const messages = await provider.webhooks.build(items, {
         secret: body.secret,
         format: body.format,
+        headerStyle: body.header_style,
       });
       const reports = await deliver(messages, {
         url: body.url,

@@ -23,6 +23,8 @@ export interface WebhookBuildOptions {
    * `message.data` ("pubsub"), or flat.
    */
   format?: "cloudevents" | "legacy" | "nested" | "pubsub" | "flat";
+  /** Shopify: classic `X-Shopify-*` headers (default) or Shopify Events' `shopify-*`. */
+  headerStyle?: "classic" | "events";
 }
 
 export interface WebhookSender {

@@ -24,6 +24,14 @@ import {
 } from "./cli/common.ts";
 import { displayRow, healthRows } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import {
+  describePlan,
+  INSTALL_HELP,
+  planInstall,
+  planUninstall,
+  UNINSTALL_HELP,
+  writePlan,
+} from "./cli/install.ts";
 
 const HELP: Record<string, string> = {
   status: "status [--provider <p>] [--json]\n" +
@@ -44,6 +52,8 @@ const HELP: Record<string, string> = {
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
   schedules: SCHEDULES_HELP,
+  install: INSTALL_HELP,
+  uninstall: UNINSTALL_HELP,
 };
 
 const GENERAL = `usage: npm run tether -- <command> [options]
@@ -73,6 +83,8 @@ const OPTIONS = {
   status: { type: "string" },
   limit: { type: "string" },
   batch: { type: "string" },
+  "project-dir": { type: "string" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
@@ -305,6 +317,16 @@ async function main(argv: string[]): Promise<void> {
     }
     case "schedules": {
       await schedulesCommand(await target(), positionals, json);
+      return;
+    }
+    case "install":
+    case "uninstall": {
+      noPositionals();
+      const dir = values["project-dir"];
+      if (!dir) throw new UsageError(`--project-dir is required: usage: ${HELP[command]}`);
+      const { plan, files } = command === "install" ? planInstall(dir) : planUninstall(dir);
+      if (!values["dry-run"]) writePlan(dir, files);
+      print(plan, () => describePlan(command, plan, Boolean(values["dry-run"])));
       return;
     }
     case "rotate-key": {

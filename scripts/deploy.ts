@@ -12,12 +12,15 @@ import {
   CheckError,
   checkImportGraphs,
   checkTypes,
+  checkUploadedBundles,
   type FunctionConfig,
   functionNames,
 } from "./local/deploy_checks.ts";
 import { paths } from "./local/util.ts";
+import { planInstall, tetherSource, writePlan } from "./cli/install.ts";
+import { CliError, UsageError as UsageErrorOfCli } from "./cli/common.ts";
 
-const USAGE = `Usage: npm run deploy -- [--dry-run] [--yes] [--workdir <dir>]
+const USAGE = `Usage: npm run deploy -- [--dry-run] [--yes] [--project-dir <dir>] [--workdir <dir>]
 
 Settings (environment variables):
   SUPABASE_PROJECT_REF      required  the project ref (https://<ref>.supabase.co)
@@ -29,15 +32,24 @@ Settings (environment variables):
   TETHER_SERVICE_KEY        required  a secret API key (sb_secret_...) stored in Vault as
                                       tether_service_key, for pg_cron's calls to the functions
   TETHER_FUNCTIONS_URL      optional  default https://<ref>.supabase.co/functions/v1
+  TETHER_DB_URL             optional  the functions' database URL, e.g. the pooler's transaction
+                                      mode (port 6543); default: SUPABASE_DB_URL, set by Supabase
+  TETHER_DB_POOL_SIZE       optional  connections per function worker (default 5, or 2 with
+                                      TETHER_DB_URL)
   Function secrets, optional:  SHOPIFY_CLIENT_ID + SHOPIFY_CLIENT_SECRET,
     LIGHTSPEED_CLIENT_ID + LIGHTSPEED_CLIENT_SECRET, QUICKBOOKS_CLIENT_ID + QUICKBOOKS_CLIENT_SECRET,
     SHOPIFY_PREVIOUS_CLIENT_SECRET, QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN,
-    LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING, TETHER_TIME_BUDGET_MS, TETHER_OAUTH_STATE_SECRET,
-    TETHER_PUBLIC_FUNCTIONS_URL
+    LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING, TETHER_TIME_BUDGET_MS, TETHER_CPU_BUDGET_MS,
+    SHOPIFY_SCOPES, LIGHTSPEED_SCOPES, TETHER_OAUTH_STATE_SECRET, TETHER_PUBLIC_FUNCTIONS_URL
 
 Flags:
   --dry-run        print every step with secrets masked; run only the offline checks
   --yes            do not ask for confirmation before changing the project
+  --project-dir <dir>
+                   a Supabase project directory with migrations of its own: Tether's migrations
+                   are added to <dir>/supabase/migrations (npm run tether -- install) and pushed
+                   from there, so the project keeps one history; without it, Tether's own
+                   supabase/migrations are pushed (a project used for Tether alone)
   --workdir <dir>  the repository to deploy (default: this one)`;
 
 /** Function secrets forwarded to `supabase secrets set` when set (never printed). */
@@ -53,8 +65,13 @@ const FUNCTION_SECRETS = [
   "QUICKBOOKS_CLIENT_SECRET",
   "QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN",
   "TETHER_TIME_BUDGET_MS",
+  "TETHER_CPU_BUDGET_MS",
+  "SHOPIFY_SCOPES",
+  "LIGHTSPEED_SCOPES",
   "TETHER_OAUTH_STATE_SECRET",
   "TETHER_PUBLIC_FUNCTIONS_URL",
+  "TETHER_DB_URL",
+  "TETHER_DB_POOL_SIZE",
 ] as const;
 
 const VAULT_SECRETS = ["tether_functions_url", "tether_service_key"] as const;
@@ -67,6 +84,8 @@ interface Options {
   dryRun: boolean;
   yes: boolean;
   workdir: string;
+  /** The user's Supabase project, when it has migrations of its own. */
+  projectDir?: string;
 }
 
 function parseArgs(args: string[]): Options {
@@ -80,7 +99,13 @@ function parseArgs(args: string[]): Options {
       if (!dir) throw new UsageError("--workdir needs a directory");
       options.workdir = dir;
     } else if (arg.startsWith("--workdir=")) options.workdir = arg.slice("--workdir=".length);
-    else if (arg === "--help" || arg === "-h") {
+    else if (arg === "--project-dir") {
+      const dir = args[++i];
+      if (!dir) throw new UsageError("--project-dir needs a directory");
+      options.projectDir = dir;
+    } else if (arg.startsWith("--project-dir=")) {
+      options.projectDir = arg.slice("--project-dir=".length);
+    } else if (arg === "--help" || arg === "-h") {
       console.log(USAGE);
       Deno.exit(0);
     } else throw new UsageError(`unknown argument "${arg}"`);
@@ -217,6 +242,11 @@ async function readSettings(get: (name: string) => string | undefined): Promise<
     if (password) sensitive.push(password, decodeURIComponent(password));
   }
   for (const entry of keyRing!.split(",")) sensitive.push(entry.split(":").pop()!.trim());
+  const functionsDbUrl = secrets.get("TETHER_DB_URL");
+  if (functionsDbUrl) {
+    const password = new URL(functionsDbUrl).password;
+    if (password) sensitive.push(password, decodeURIComponent(password));
+  }
   return {
     ref: ref!,
     accessToken: accessToken!,
@@ -339,10 +369,10 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
   childEnv.SUPABASE_ACCESS_TOKEN = settings.accessToken;
   if (settings.dbPassword && !settings.dbUrl) childEnv.SUPABASE_DB_PASSWORD = settings.dbPassword;
 
-  const cli = async (what: string, args: string[]) => {
+  const cli = async (what: string, args: string[], cwd = workdir) => {
     const child = new Deno.Command(supabase, {
       args,
-      cwd: workdir,
+      cwd,
       env: childEnv,
       clearEnv: true,
       stdin: "null",
@@ -369,7 +399,11 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
   const remoteShown = settings.dbUrl ? `--remote=${maskUrl(settings.dbUrl)}` : "--remote";
   const dbAuth = settings.dbUrl ? "" : " (SUPABASE_DB_PASSWORD from the environment)";
   const ref = settings.ref;
-  const linkedFile = join(workdir, "supabase", ".temp", "project-ref");
+  // Where the migrations are pushed from: the user's project (its history, Tether's copies
+  // added by `install`), or this repository for a project used for Tether alone.
+  const migrationsDir = options.projectDir ?? workdir;
+  const inDir = options.projectDir ? ` (in ${options.projectDir})` : "";
+  const linkedFile = join(migrationsDir, "supabase", ".temp", "project-ref");
   const linked = () => {
     try {
       return Deno.readTextFileSync(linkedFile).trim() === ref;
@@ -409,16 +443,31 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
       },
     },
     {
-      what: "link the project",
-      shown: `supabase link --project-ref ${ref}${linked() ? " (already linked: skipped)" : ""}`,
+      what: "load what the CLI uploads, alone",
+      shown: "each function's uploaded files (entry point, the imports the CLI walks, the import " +
+        "map) copied to an empty directory without node_modules; deno cache there, npm: from " +
+        "the registry",
+      offline: true,
       run: async () => {
-        if (!linked()) await cli("supabase link", ["link", "--project-ref", ref]);
+        const counts = await checkUploadedBundles(workdir, checked);
+        return Object.entries(counts).map(([n, c]) => `${n} ${c} files`).join(", ");
       },
     },
     {
+      what: "link the project",
+      shown: `supabase link --project-ref ${ref}${inDir}${
+        linked() ? " (already linked: skipped)" : ""
+      }`,
+      run: async () => {
+        if (!linked()) await cli("supabase link", ["link", "--project-ref", ref], migrationsDir);
+      },
+    },
+    ...(options.projectDir ? [installStep(options.projectDir, workdir)] : []),
+    {
       what: "push the migrations",
-      shown: `supabase db push ${remoteShown} --yes --skip-vault${dbAuth}`,
-      run: () => cli("supabase db push", ["db", "push", remote, "--yes", "--skip-vault"]),
+      shown: `supabase db push ${remoteShown} --yes --skip-vault${dbAuth}${inDir}`,
+      run: () =>
+        cli("supabase db push", ["db", "push", remote, "--yes", "--skip-vault"], migrationsDir),
     },
     {
       what: "set the function secrets",
@@ -492,6 +541,38 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
     },
   ];
   return steps;
+}
+
+/** Adds Tether's migrations (or a newer Tether's new ones) to the user's project. */
+function installStep(projectDir: string, workdir: string): Step {
+  let shown: string;
+  try {
+    const { plan } = planInstall(projectDir, tetherSource(workdir));
+    shown = plan.written.length === 0
+      ? `all ${plan.already} Tether migrations already in ${projectDir}/supabase/migrations`
+      : `npm run tether -- install --project-dir ${projectDir}: ${plan.written.length} ` +
+        `migration(s) added after the project's own (${
+          plan.written.map((w) => w.file).join(", ")
+        })`;
+  } catch (err) {
+    shown = `npm run tether -- install --project-dir ${projectDir}: ${(err as Error).message}`;
+  }
+  return {
+    what: "add Tether's migrations to the project's",
+    shown,
+    run: () => {
+      try {
+        const { plan, files } = planInstall(projectDir, tetherSource(workdir));
+        writePlan(projectDir, files);
+        return Promise.resolve(`${plan.written.length} written`);
+      } catch (err) {
+        if (err instanceof CliError || err instanceof UsageErrorOfCli) {
+          throw new StepError(err.message);
+        }
+        throw err;
+      }
+    },
+  };
 }
 
 const SMOKE_SQL = "select (select count(*) from tether.connections) as connections, " +

@@ -1,12 +1,28 @@
--- Tether's pg_cron schedules. Idempotent: each job is unscheduled, then
--- scheduled again, so rerunning this file after an upgrade is always safe.
+-- Tether's pg_cron schedules. Idempotent: run it again after an upgrade.
 -- Run it in the database where pg_cron lives (on Supabase: postgres), after
 -- the migrations and the two Vault secrets (see README, "Deploy").
+--
+-- cron.schedule(job_name, …) updates a job of that name in place: its
+-- "on conflict on constraint jobname_username_uniq do update" sets schedule
+-- and command (and, from pg_cron 1.6, database) only (citusdata/pg_cron
+-- src/job_metadata.c, ScheduleCronJob, v1.4.2 and v1.6.4). So rerunning this
+-- file keeps each job's jobid (and with it its cron.job_run_details history)
+-- and keeps a job an operator paused with cron.alter_job(…, active := false)
+-- paused.
 
+-- pg_cron as Supabase documents it (https://supabase.com/docs/guides/cron/install);
+-- the migrations enable it too, this keeps the file runnable on its own.
+create extension if not exists pg_cron with schema pg_catalog;
+grant usage on schema cron to postgres;
+grant all privileges on all tables in schema cron to postgres;
+
+-- A tether-* job this version no longer schedules (renamed or retired) goes.
 select cron.unschedule(jobid)
   from cron.job
- where jobname in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
-                   'tether-continue-backfills', 'tether-cleanup', 'tether-process-webhook-events');
+ where jobname like 'tether-%'
+   and jobname not in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
+                       'tether-continue-backfills', 'tether-cleanup',
+                       'tether-process-webhook-events');
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or

@@ -761,6 +761,24 @@ COMMENT ON TABLE tether.backfill_records IS 'Every record a backfill stored or f
 
 
 --
+-- Name: tether_backfill_records; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_backfill_records WITH (security_invoker='true') AS
+ SELECT backfill_records.backfill_id,
+    backfill_records.stream,
+    backfill_records.external_id
+   FROM tether.backfill_records;
+
+
+--
+-- Name: VIEW tether_backfill_records; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_backfill_records IS 'Tether (Data API): records found by the signed-in user''s backfills.';
+
+
+--
 -- Name: backfills; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -842,6 +860,41 @@ COMMENT ON COLUMN tether.backfills.consecutive_failures IS 'Failed invocations i
 --
 
 COMMENT ON COLUMN tether.backfills.next_attempt_at IS 'After a failed invocation: continue_backfills() does not pick the job up before this time (tether.backoff).';
+
+
+--
+-- Name: tether_backfills; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_backfills WITH (security_invoker='true') AS
+ SELECT backfills.id,
+    backfills.connection_id,
+    backfills.stream,
+    backfills.range_start,
+    backfills.range_end,
+    backfills.status,
+    backfills.checkpoint,
+    backfills.window_seconds,
+    backfills.windows_done,
+    backfills.records_count,
+    backfills.covered_until,
+    backfills.last_error,
+    backfills.lease_owner,
+    backfills.lease_expires_at,
+    backfills.created_at,
+    backfills.started_at,
+    backfills.finished_at,
+    backfills.updated_at,
+    backfills.consecutive_failures,
+    backfills.next_attempt_at
+   FROM tether.backfills;
+
+
+--
+-- Name: VIEW tether_backfills; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_backfills IS 'Tether (Data API): backfills of the signed-in user''s connections.';
 
 
 --
@@ -1024,24 +1077,70 @@ COMMENT ON VIEW tether.connection_health IS 'One row per connection: status, tok
 
 
 --
--- Name: credentials; Type: TABLE; Schema: tether; Owner: -
+-- Name: tether_connection_health; Type: VIEW; Schema: public; Owner: -
 --
 
-CREATE TABLE tether.credentials (
-    connection_id uuid NOT NULL,
-    field text NOT NULL,
-    ciphertext text NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT ciphertext_is_vault_format CHECK ((ciphertext ~ '^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'::text)),
-    CONSTRAINT field_is_valid CHECK ((field ~ '^[a-z][a-z0-9_]*$'::text))
-);
+CREATE VIEW public.tether_connection_health WITH (security_invoker='true') AS
+ SELECT connection_health.id,
+    connection_health.provider,
+    connection_health.name,
+    connection_health.external_id,
+    connection_health.owner_id,
+    connection_health.status,
+    connection_health.token_expires_at,
+    connection_health.refresh_token_expires_at,
+    connection_health.last_token_refresh_at,
+    connection_health.consecutive_failures,
+    connection_health.next_attempt_at,
+    connection_health.last_error,
+    connection_health.last_error_at,
+    connection_health.orders_last_synced_at,
+    connection_health.customers_last_synced_at,
+    connection_health.backfill_id,
+    connection_health.backfill_stream,
+    connection_health.backfill_status,
+    connection_health.backfill_windows_done,
+    connection_health.backfill_records_count,
+    connection_health.backfill_percent,
+    connection_health.backfill_last_error
+   FROM tether.connection_health;
 
 
 --
--- Name: TABLE credentials; Type: COMMENT; Schema: tether; Owner: -
+-- Name: VIEW tether_connection_health; Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON TABLE tether.credentials IS 'Encrypted secrets per connection and field (access_token, refresh_token, api_token, ...): AES-256-GCM text v1.<keyId>.<iv>.<ciphertext>, bound to <connection_id>:<field>. No grant to anon or authenticated, ever.';
+COMMENT ON VIEW public.tether_connection_health IS 'Tether (Data API): tether.connection_health for the signed-in user''s connections.';
+
+
+--
+-- Name: tether_connections; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_connections WITH (security_invoker='true') AS
+ SELECT connections.id,
+    connections.provider,
+    connections.external_id,
+    connections.name,
+    connections.owner_id,
+    connections.status,
+    connections.token_expires_at,
+    connections.refresh_token_expires_at,
+    connections.last_token_refresh_at,
+    connections.consecutive_failures,
+    connections.next_attempt_at,
+    connections.last_error,
+    connections.last_error_at,
+    connections.created_at,
+    connections.updated_at
+   FROM tether.connections;
+
+
+--
+-- Name: VIEW tether_connections; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_connections IS 'Tether (Data API): the signed-in user''s connections, status columns only (RLS: owner_id = auth.uid()).';
 
 
 --
@@ -1070,6 +1169,206 @@ CREATE TABLE tether.customers (
 --
 
 COMMENT ON TABLE tether.customers IS 'Customers from Shopify, Lightspeed and QuickBooks. A customer deleted at the provider becomes inactive, never a deleted row.';
+
+
+--
+-- Name: tether_customers; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_customers WITH (security_invoker='true') AS
+ SELECT customers.id,
+    customers.connection_id,
+    customers.external_id,
+    customers.email,
+    customers.first_name,
+    customers.last_name,
+    customers.phone,
+    customers.status,
+    customers.remote_updated_at,
+    customers.raw,
+    customers.first_seen_at,
+    customers.updated_at
+   FROM tether.customers;
+
+
+--
+-- Name: VIEW tether_customers; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_customers IS 'Tether (Data API): customers of the signed-in user''s connections.';
+
+
+--
+-- Name: orders; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.orders (
+    id bigint NOT NULL,
+    connection_id uuid NOT NULL,
+    external_id text NOT NULL,
+    order_number text,
+    status text,
+    fulfillment_status text,
+    tracking_number text,
+    total_price numeric,
+    currency text,
+    customer_external_id text,
+    ordered_at timestamp with time zone,
+    remote_updated_at timestamp with time zone,
+    raw jsonb NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE orders; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
+
+
+--
+-- Name: tether_orders; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_orders WITH (security_invoker='true') AS
+ SELECT orders.id,
+    orders.connection_id,
+    orders.external_id,
+    orders.order_number,
+    orders.status,
+    orders.fulfillment_status,
+    orders.tracking_number,
+    orders.total_price,
+    orders.currency,
+    orders.customer_external_id,
+    orders.ordered_at,
+    orders.remote_updated_at,
+    orders.raw,
+    orders.first_seen_at,
+    orders.updated_at
+   FROM tether.orders;
+
+
+--
+-- Name: VIEW tether_orders; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_orders IS 'Tether (Data API): orders of the signed-in user''s connections.';
+
+
+--
+-- Name: runs; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.runs (
+    id bigint NOT NULL,
+    connection_id uuid,
+    kind text NOT NULL,
+    stream text,
+    backfill_id uuid,
+    status text DEFAULT 'running'::text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    added_count integer DEFAULT 0 NOT NULL,
+    updated_count integer DEFAULT 0 NOT NULL,
+    unchanged_count integer DEFAULT 0 NOT NULL,
+    error_count integer DEFAULT 0 NOT NULL,
+    pages_count integer DEFAULT 0 NOT NULL,
+    error text,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT counts_not_negative CHECK (((added_count >= 0) AND (updated_count >= 0) AND (unchanged_count >= 0) AND (error_count >= 0) AND (pages_count >= 0))),
+    CONSTRAINT finished_after_start CHECK (((finished_at IS NULL) OR (finished_at >= started_at))),
+    CONSTRAINT kind_is_valid CHECK ((kind = ANY (ARRAY['refresh'::text, 'sync'::text, 'backfill'::text, 'webhook'::text]))),
+    CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text]))),
+    CONSTRAINT stream_is_valid CHECK (((stream IS NULL) OR tether.is_known_stream(stream)))
+);
+
+
+--
+-- Name: TABLE runs; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.runs IS 'One row per token refresh, sync run, backfill slice or webhook batch, with its counts, timing and error. Never holds a token.';
+
+
+--
+-- Name: tether_runs; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_runs WITH (security_invoker='true') AS
+ SELECT runs.id,
+    runs.connection_id,
+    runs.kind,
+    runs.stream,
+    runs.backfill_id,
+    runs.status,
+    runs.started_at,
+    runs.finished_at,
+    runs.added_count,
+    runs.updated_count,
+    runs.unchanged_count,
+    runs.error_count,
+    runs.pages_count,
+    runs.error,
+    runs.details
+   FROM tether.runs;
+
+
+--
+-- Name: VIEW tether_runs; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_runs IS 'Tether (Data API): runs of the signed-in user''s connections.';
+
+
+--
+-- Name: tether_sync_cursors; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_sync_cursors WITH (security_invoker='true') AS
+ SELECT sync_cursors.connection_id,
+    sync_cursors.stream,
+    sync_cursors.cursor,
+    sync_cursors.last_synced_at,
+    sync_cursors.last_run_started_at,
+    sync_cursors.lease_owner,
+    sync_cursors.lease_expires_at,
+    sync_cursors.updated_at,
+    sync_cursors.consecutive_failures,
+    sync_cursors.next_attempt_at,
+    sync_cursors.last_error,
+    sync_cursors.last_error_at
+   FROM tether.sync_cursors;
+
+
+--
+-- Name: VIEW tether_sync_cursors; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_sync_cursors IS 'Tether (Data API): sync cursors of the signed-in user''s connections.';
+
+
+--
+-- Name: credentials; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.credentials (
+    connection_id uuid NOT NULL,
+    field text NOT NULL,
+    ciphertext text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ciphertext_is_vault_format CHECK ((ciphertext ~ '^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'::text)),
+    CONSTRAINT field_is_valid CHECK ((field ~ '^[a-z][a-z0-9_]*$'::text))
+);
+
+
+--
+-- Name: TABLE credentials; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.credentials IS 'Encrypted secrets per connection and field (access_token, refresh_token, api_token, ...): AES-256-GCM text v1.<keyId>.<iv>.<ciphertext>, bound to <connection_id>:<field>. No grant to anon or authenticated, ever.';
 
 
 --
@@ -1131,36 +1430,6 @@ COMMENT ON TABLE tether.oauth_states IS 'OAuth state nonces already used by a ca
 
 
 --
--- Name: orders; Type: TABLE; Schema: tether; Owner: -
---
-
-CREATE TABLE tether.orders (
-    id bigint NOT NULL,
-    connection_id uuid NOT NULL,
-    external_id text NOT NULL,
-    order_number text,
-    status text,
-    fulfillment_status text,
-    tracking_number text,
-    total_price numeric,
-    currency text,
-    customer_external_id text,
-    ordered_at timestamp with time zone,
-    remote_updated_at timestamp with time zone,
-    raw jsonb NOT NULL,
-    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-
---
--- Name: TABLE orders; Type: COMMENT; Schema: tether; Owner: -
---
-
-COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
-
-
---
 -- Name: orders_id_seq; Type: SEQUENCE; Schema: tether; Owner: -
 --
 
@@ -1172,41 +1441,6 @@ ALTER TABLE tether.orders ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
-
-
---
--- Name: runs; Type: TABLE; Schema: tether; Owner: -
---
-
-CREATE TABLE tether.runs (
-    id bigint NOT NULL,
-    connection_id uuid,
-    kind text NOT NULL,
-    stream text,
-    backfill_id uuid,
-    status text DEFAULT 'running'::text NOT NULL,
-    started_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
-    added_count integer DEFAULT 0 NOT NULL,
-    updated_count integer DEFAULT 0 NOT NULL,
-    unchanged_count integer DEFAULT 0 NOT NULL,
-    error_count integer DEFAULT 0 NOT NULL,
-    pages_count integer DEFAULT 0 NOT NULL,
-    error text,
-    details jsonb DEFAULT '{}'::jsonb NOT NULL,
-    CONSTRAINT counts_not_negative CHECK (((added_count >= 0) AND (updated_count >= 0) AND (unchanged_count >= 0) AND (error_count >= 0) AND (pages_count >= 0))),
-    CONSTRAINT finished_after_start CHECK (((finished_at IS NULL) OR (finished_at >= started_at))),
-    CONSTRAINT kind_is_valid CHECK ((kind = ANY (ARRAY['refresh'::text, 'sync'::text, 'backfill'::text, 'webhook'::text]))),
-    CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text, 'skipped'::text]))),
-    CONSTRAINT stream_is_valid CHECK (((stream IS NULL) OR tether.is_known_stream(stream)))
-);
-
-
---
--- Name: TABLE runs; Type: COMMENT; Schema: tether; Owner: -
---
-
-COMMENT ON TABLE tether.runs IS 'One row per token refresh, sync run, backfill slice or webhook batch, with its counts, timing and error. Never holds a token.';
 
 
 --
@@ -1875,11 +2109,27 @@ GRANT SELECT ON TABLE tether.backfill_records TO authenticated;
 
 
 --
+-- Name: TABLE tether_backfill_records; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_backfill_records TO authenticated;
+GRANT SELECT ON TABLE public.tether_backfill_records TO service_role;
+
+
+--
 -- Name: TABLE backfills; Type: ACL; Schema: tether; Owner: -
 --
 
 GRANT ALL ON TABLE tether.backfills TO service_role;
 GRANT SELECT ON TABLE tether.backfills TO authenticated;
+
+
+--
+-- Name: TABLE tether_backfills; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_backfills TO authenticated;
+GRANT SELECT ON TABLE public.tether_backfills TO service_role;
 
 
 --
@@ -2011,11 +2261,75 @@ GRANT SELECT ON TABLE tether.connection_health TO service_role;
 
 
 --
+-- Name: TABLE tether_connection_health; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_connection_health TO authenticated;
+GRANT SELECT ON TABLE public.tether_connection_health TO service_role;
+
+
+--
+-- Name: TABLE tether_connections; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_connections TO authenticated;
+GRANT SELECT ON TABLE public.tether_connections TO service_role;
+
+
+--
 -- Name: TABLE customers; Type: ACL; Schema: tether; Owner: -
 --
 
 GRANT ALL ON TABLE tether.customers TO service_role;
 GRANT SELECT ON TABLE tether.customers TO authenticated;
+
+
+--
+-- Name: TABLE tether_customers; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_customers TO authenticated;
+GRANT SELECT ON TABLE public.tether_customers TO service_role;
+
+
+--
+-- Name: TABLE orders; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.orders TO service_role;
+GRANT SELECT ON TABLE tether.orders TO authenticated;
+
+
+--
+-- Name: TABLE tether_orders; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_orders TO authenticated;
+GRANT SELECT ON TABLE public.tether_orders TO service_role;
+
+
+--
+-- Name: TABLE runs; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.runs TO service_role;
+GRANT SELECT ON TABLE tether.runs TO authenticated;
+
+
+--
+-- Name: TABLE tether_runs; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_runs TO authenticated;
+GRANT SELECT ON TABLE public.tether_runs TO service_role;
+
+
+--
+-- Name: TABLE tether_sync_cursors; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_sync_cursors TO authenticated;
+GRANT SELECT ON TABLE public.tether_sync_cursors TO service_role;
 
 
 --
@@ -2030,22 +2344,6 @@ GRANT ALL ON TABLE tether.invocations TO service_role;
 --
 
 GRANT ALL ON TABLE tether.oauth_states TO service_role;
-
-
---
--- Name: TABLE orders; Type: ACL; Schema: tether; Owner: -
---
-
-GRANT ALL ON TABLE tether.orders TO service_role;
-GRANT SELECT ON TABLE tether.orders TO authenticated;
-
-
---
--- Name: TABLE runs; Type: ACL; Schema: tether; Owner: -
---
-
-GRANT ALL ON TABLE tether.runs TO service_role;
-GRANT SELECT ON TABLE tether.runs TO authenticated;
 
 
 --

@@ -5,7 +5,12 @@ import assert from "node:assert/strict";
 import { cpSync, realpathSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseToml, TomlError } from "../scripts/local/deploy_checks.ts";
+import {
+  checkConfig,
+  checkUploadedBundles,
+  parseToml,
+  TomlError,
+} from "../scripts/local/deploy_checks.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
@@ -42,6 +47,9 @@ function fakeEnv(): Record<string, string> {
     QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: "quickbooks-verifier-token-fake",
     TETHER_TIME_BUDGET_MS: "90000",
     TETHER_OAUTH_STATE_SECRET: "oauth-state-secret-fake-0123456789abcdef",
+    TETHER_DB_URL:
+      "postgresql://postgres.abcdefghijklmnopqrst:Pooler-Pa55@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+    TETHER_DB_POOL_SIZE: "2",
   };
 }
 
@@ -56,6 +64,7 @@ const SECRET_NAMES = [
   "QUICKBOOKS_CLIENT_SECRET",
   "QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN",
   "TETHER_OAUTH_STATE_SECRET",
+  "TETHER_DB_URL",
 ];
 
 interface Result {
@@ -64,7 +73,11 @@ interface Result {
   stderr: string;
 }
 
-async function dryRun(env: Record<string, string>, workdir?: string): Promise<Result> {
+async function dryRun(
+  env: Record<string, string>,
+  workdir?: string,
+  extra: string[] = [],
+): Promise<Result> {
   const base: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "DENO_DIR", "TMPDIR"]) {
     const value = Deno.env.get(name);
@@ -72,6 +85,7 @@ async function dryRun(env: Record<string, string>, workdir?: string): Promise<Re
   }
   const args = ["run", "-A", "scripts/deploy.ts", "--dry-run"];
   if (workdir) args.push("--workdir", workdir);
+  args.push(...extra);
   const out = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: root,
@@ -104,10 +118,13 @@ function copyRepo(edit: (config: string) => string): string {
   return dir;
 }
 
-/** config.toml with every function bundled with the repository's import map. */
+/** config.toml with every function bundled with the import map made for deployment. */
 function withImportMaps(config: string): string {
   if (config.includes("import_map")) return config;
-  return config.replace(/^\[functions\.([^\]]+)\]\n/gm, '$&import_map = "../deno.json"\n');
+  return config.replace(
+    /^\[functions\.([^\]]+)\]\n/gm,
+    '$&import_map = "./functions/import_map.json"\n',
+  );
 }
 
 function assertNoSecrets(result: Result, env: Record<string, string>) {
@@ -117,7 +134,7 @@ function assertNoSecrets(result: Result, env: Record<string, string>) {
     if (!value) continue;
     assert.ok(!printed.includes(value), `the output shows ${name}`);
   }
-  for (const key of [KEY_1, KEY_2, "Db-Pa55word-Fake"]) {
+  for (const key of [KEY_1, KEY_2, "Db-Pa55word-Fake", "Pooler-Pa55"]) {
     assert.ok(!printed.includes(key), "the output shows key material or the db password");
   }
 }
@@ -133,6 +150,7 @@ Deno.test("deploy --dry-run lists every step in order, with no secret in its out
       /config\.toml/,
       /import graphs: deno info/,
       /type-check.*: deno check/,
+      /load what the CLI uploads, alone: .*empty directory without node_modules/,
       /supabase link --project-ref abcdefghijklmnopqrst/,
       /supabase db push --remote=postgresql:\/\/postgres\.abcdefghijklmnopqrst:\*\*\*@.* --yes/,
       /supabase secrets set --env-file <private temp file: TOKEN_ENCRYPTION_KEYS, .*QUICKBOOKS_CLIENT_SECRET.*> --remote=abcdefghijklmnopqrst/,
@@ -152,7 +170,7 @@ Deno.test("deploy --dry-run lists every step in order, with no secret in its out
     // The secrets step lists every function secret that is set, by name only.
     for (const name of Object.keys(env)) {
       if (/^(SUPABASE_|TETHER_SERVICE_KEY)/.test(name)) continue;
-      assert.match(lines[5]!, new RegExp(`\\b${name}\\b`), `secrets set should name ${name}`);
+      assert.match(lines[6]!, new RegExp(`\\b${name}\\b`), `secrets set should name ${name}`);
     }
     assert.match(result.stdout, /offline checks passed/);
     assertNoSecrets(result, env);
@@ -166,6 +184,114 @@ Deno.test("deploy: the repository's own config passes the offline checks", async
   const result = await dryRun(env);
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assertNoSecrets(result, env);
+});
+
+Deno.test("deploy: functions bundled with the development deno.json fail the dry run, as they would on Supabase", async () => {
+  // The CLI uploads the entry point, the files it imports and the import map, never node_modules;
+  // with "nodeModulesDir": "manual" nothing npm resolves there. Before #13 the dry run passed.
+  const workdir = copyRepo((config) =>
+    config.replaceAll('import_map = "./functions/import_map.json"', 'import_map = "../deno.json"')
+  );
+  try {
+    const result = await dryRun(fakeEnv(), workdir);
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stderr, /load what the CLI uploads, alone\) failed/);
+    assert.match(result.stderr, /do not load on their own/);
+    assert.match(result.stderr, /npm:(zod|jose|postgres)@/);
+    assert.match(result.stderr, /also sets nodeModulesDir, fmt, lint, exclude, tasks/);
+  } finally {
+    Deno.removeSync(workdir, { recursive: true });
+  }
+});
+
+Deno.test("deploy: a file the CLI's upload would miss fails the upload check, naming it", async () => {
+  const workdir = copyRepo((config) => config);
+  try {
+    // Deno follows this import; the CLI's regex walk does not (a default and named import split
+    // over lines), so the upload would lack extra.ts and the deployed function would not load.
+    Deno.writeTextFileSync(
+      join(workdir, "functions-shared", "extra.ts"),
+      "export default 1;\nexport const two = 2;\n",
+    );
+    const entry = join(workdir, "supabase", "functions", "connect", "index.ts");
+    Deno.writeTextFileSync(
+      entry,
+      `import one, {\n  two,\n} from "../../../functions-shared/extra.ts";\nconsole.log(one, two);\n${
+        Deno.readTextFileSync(entry)
+      }`,
+    );
+    let message = "the check passed";
+    try {
+      await checkUploadedBundles(workdir, checkConfig(workdir));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, /connect: its uploaded files \(\d+\) do not load on their own/);
+    assert.match(message, /functions-shared\/extra\.ts/);
+    assert.doesNotMatch(message, /sync-orders:/);
+  } finally {
+    Deno.removeSync(workdir, { recursive: true });
+  }
+});
+
+Deno.test("deploy: the import map made for deployment agrees with deno.json on every version", async () => {
+  const workdir = copyRepo((config) => config);
+  try {
+    const map = join(workdir, "supabase", "functions", "import_map.json");
+    Deno.writeTextFileSync(
+      map,
+      Deno.readTextFileSync(map).replace("npm:zod@4.6.7", "npm:zod@4.0.0"),
+    );
+    await assert.rejects(
+      () => checkUploadedBundles(workdir, checkConfig(workdir).slice(0, 1)),
+      /maps "zod" to npm:zod@4\.0\.0, deno\.json \(what the tests run\) to npm:zod@4\.6\.7/,
+    );
+  } finally {
+    Deno.removeSync(workdir, { recursive: true });
+  }
+});
+
+Deno.test("deploy --project-dir: Tether's migrations join the project's history and are pushed from there", async () => {
+  const project = Deno.makeTempDirSync({ prefix: "tether-deploy-project-" });
+  try {
+    Deno.mkdirSync(join(project, "supabase", "migrations"), { recursive: true });
+    Deno.writeTextFileSync(join(project, "supabase", "config.toml"), 'project_id = "shop"\n');
+    Deno.writeTextFileSync(
+      join(project, "supabase", "migrations", "20250101000000_shop.sql"),
+      "create table public.products (id bigint primary key);\n",
+    );
+    const env = fakeEnv();
+    const result = await dryRun(env, undefined, ["--project-dir", project]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const lines = result.stdout.split("\n").filter((line) => /^\[\d+\/\d+\] /.test(line));
+    const link = lines.findIndex((l) => /supabase link/.test(l));
+    assert.match(lines[link]!, new RegExp(`\\(in ${project}\\)`));
+    assert.match(
+      lines[link + 1]!,
+      /add Tether's migrations to the project's: npm run tether -- install --project-dir .*: \d+ migration\(s\) added after the project's own \(\d{14}_tether_preflight\.sql, /,
+    );
+    assert.match(lines[link + 2]!, new RegExp(`supabase db push .*\\(in ${project}\\)`));
+    // A dry run writes nothing into the project.
+    assert.deepEqual(
+      [...Deno.readDirSync(join(project, "supabase", "migrations"))].map((e) => e.name),
+      [
+        "20250101000000_shop.sql",
+      ],
+    );
+    assertNoSecrets(result, env);
+  } finally {
+    Deno.removeSync(project, { recursive: true });
+  }
+});
+
+Deno.test("deploy: TETHER_DB_URL and TETHER_DB_POOL_SIZE are checked before anything runs", async () => {
+  // (The dry run above sends both as function secrets, masked: they are in fakeEnv.)
+  const badSize = await dryRun({ ...fakeEnv(), TETHER_DB_POOL_SIZE: "50" });
+  assert.equal(badSize.code, 2);
+  assert.match(badSize.stderr, /TETHER_DB_POOL_SIZE must be a whole number from 1 to 20/);
+  const badUrl = await dryRun({ ...fakeEnv(), TETHER_DB_URL: "https://pooler.example.com" });
+  assert.equal(badUrl.code, 2);
+  assert.match(badUrl.stderr, /TETHER_DB_URL must be a Postgres URL/);
 });
 
 Deno.test("deploy: a missing TOKEN_ENCRYPTION_KEYS stops before any step, naming it", async () => {

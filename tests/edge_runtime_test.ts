@@ -12,6 +12,7 @@ import {
   startFunctions,
   WORKER_RESOURCE_LIMIT,
 } from "../scripts/local/functions.ts";
+import { EDGE_RUNTIME_DENO } from "../scripts/local/edge_deno.ts";
 import { cpuMs } from "../scripts/local/proc.ts";
 import { paths } from "../scripts/local/util.ts";
 import { eventually } from "./helpers/stack.ts";
@@ -41,6 +42,13 @@ async function health(served: FunctionsServer) {
   const res = await fetch(`${served.url}/health`);
   return { status: res.status, body: await res.json() };
 }
+
+Deno.test("functions run on the Deno that Supabase's Edge Runtime embeds, not the toolchain's", () =>
+  withFixture({}, async (_served, call) => {
+    const res = await call("op=version");
+    assert.deepEqual(await res.json(), { deno: EDGE_RUNTIME_DENO });
+    assert.notEqual(Deno.version.deno, EDGE_RUNTIME_DENO, "the tests themselves run on another");
+  }));
 
 Deno.test("a request within the CPU limit is answered; one past it gets 546 WORKER_RESOURCE_LIMIT and a new worker", () =>
   withFixture({ cpuMs: 300 }, async (served, call) => {

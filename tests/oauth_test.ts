@@ -140,7 +140,11 @@ Deno.test("OAuth connect end to end over one served connect function, sandbox an
           authorize.searchParams.get("redirect_uri"),
           `${PUBLIC_FUNCTIONS_URL}/connect/shopify/callback`,
         );
-        assert.equal(authorize.searchParams.get("scope"), "read_orders,read_customers");
+        // read_all_orders too: without it Shopify shows only 60 days of orders (issue #12).
+        assert.equal(
+          authorize.searchParams.get("scope"),
+          "read_orders,read_all_orders,read_customers",
+        );
         const back = await approve(w, authorize, (q) => q.set("account", account.external_id));
         for (const p of ["code", "hmac", "shop", "state", "timestamp", "host"]) {
           assert.ok(back.searchParams.has(p), p);
@@ -155,6 +159,8 @@ Deno.test("OAuth connect end to end over one served connect function, sandbox an
         assert.equal(row.owner_id, OWNER);
         assert.equal(row.config.shop, shop);
         assert.equal(row.config.auth_base_url, `${w.sandbox.url}/shopify`);
+        // The scopes the code exchange granted are kept, for the backfill's 60-day check.
+        assert.equal(row.config.granted_scopes, "read_orders,read_all_orders,read_customers");
         assert.ok(row.token_expires_at, "an expiring offline token");
         await assertWorkingCredentials(w, row);
       },

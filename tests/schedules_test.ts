@@ -5,6 +5,36 @@ import postgres from "postgres";
 import { paths } from "../scripts/local/util.ts";
 import { createTestDatabase, stackEnv } from "./helpers/stack.ts";
 
+Deno.test("the migrations enable pg_cron (pg_catalog), pg_net (extensions) and Vault, as Supabase documents", async () => {
+  // The local stack no longer runs `create extension pg_cron` itself: in the main database (its
+  // cron.database_name) the migrations did; a test database (cloned from the template, where
+  // pg_cron cannot live) has pg_net and Vault from them too.
+  const env = await stackEnv();
+  const main = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const db = await createTestDatabase();
+  // (Vault's own objects are in schema vault wherever the extension is registered.)
+  const where = (sql: postgres.Sql) =>
+    sql<{ extname: string; schema: string }[]>`
+      select extname, case when extname = 'supabase_vault' then 'vault'
+                           else extnamespace::regnamespace::text end as schema
+        from pg_extension
+       where extname in ('pg_cron', 'pg_net', 'supabase_vault') order by extname`;
+  try {
+    assert.deepEqual((await where(main)).map((r) => [r.extname, r.schema]), [
+      ["pg_cron", "pg_catalog"],
+      ["pg_net", "extensions"],
+      ["supabase_vault", "vault"],
+    ]);
+    assert.deepEqual((await where(db.sql)).map((r) => [r.extname, r.schema]), [
+      ["pg_net", "extensions"],
+      ["supabase_vault", "vault"],
+    ]);
+  } finally {
+    await main.end();
+    await db.drop();
+  }
+});
+
 Deno.test("schedules.sql is idempotent: applied twice, each tether job exists once", async () => {
   // pg_cron lives in the stack's main database; this is the same file npm start applies.
   const env = await stackEnv();
@@ -30,6 +60,62 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
     assert.match(jobs[4]!.command, /public\.sync_customers\(\)/);
     assert.match(jobs[5]!.command, /public\.sync_orders\(\)/);
   } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("schedules.sql rerun keeps a paused job paused, with its jobid and its run history", async () => {
+  // Before: every rerun unscheduled and scheduled again, so a paused job came back active under a
+  // new jobid and its cron.job_run_details rows no longer joined to it (#13).
+  const env = await stackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const file = join(paths.root, "sql", "schedules.sql");
+  const job = "tether-cleanup";
+  try {
+    await sql.file(file);
+    const [before] = await sql<{ jobid: string }[]>`
+      select jobid::text from cron.job where jobname = ${job}`;
+    assert.ok(before);
+    await sql`select cron.alter_job(${before.jobid}::bigint, active := false)`;
+    // A run pg_cron recorded for it (what the README's cron-history join reads).
+    const [run] = await sql<{ runid: string }[]>`
+      insert into cron.job_run_details (jobid, runid, job_pid, database, username, command, status,
+                                        return_message, start_time, end_time)
+      values (${before.jobid}::bigint, nextval('cron.runid_seq'), 0, 'postgres', 'postgres',
+              'select 1', 'succeeded', '1 row', now(), now())
+      returning runid::text`;
+    try {
+      await sql.file(file);
+      await sql.file(file);
+      const [after] = await sql<{ jobid: string; active: boolean; history: number }[]>`
+        select j.jobid::text, j.active,
+               (select count(*)::int from cron.job_run_details d
+                 where d.jobid = j.jobid and d.runid = ${run!.runid}::bigint) as history
+          from cron.job j where j.jobname = ${job}`;
+      assert.deepEqual({ ...after }, { jobid: before.jobid, active: false, history: 1 });
+    } finally {
+      await sql`delete from cron.job_run_details where runid = ${run!.runid}::bigint`;
+      await sql`select cron.alter_job(${before.jobid}::bigint, active := true)`;
+    }
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("schedules.sql retires a tether job it no longer schedules and leaves others' jobs alone", async () => {
+  const env = await stackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await sql`select cron.schedule('tether-retired-test', '0 0 1 1 *', 'select 1')`;
+    await sql`select cron.schedule('user-nightly-test', '0 0 1 1 *', 'select 1')`;
+    await sql.file(join(paths.root, "sql", "schedules.sql"));
+    const names = (await sql<{ jobname: string }[]>`
+      select jobname from cron.job where jobname in ('tether-retired-test', 'user-nightly-test')`)
+      .map((r) => r.jobname);
+    assert.deepEqual(names, ["user-nightly-test"]);
+  } finally {
+    await sql`select cron.unschedule(jobid) from cron.job
+               where jobname in ('tether-retired-test', 'user-nightly-test')`;
     await sql.end();
   }
 });

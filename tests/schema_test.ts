@@ -147,6 +147,65 @@ Deno.test("an authenticated user sees only their own connection, its health and 
     assert.equal(all!.n, 2);
   }));
 
+const DATA_API_VIEWS = [
+  "tether_backfill_records",
+  "tether_backfills",
+  "tether_connection_health",
+  "tether_connections",
+  "tether_customers",
+  "tether_orders",
+  "tether_runs",
+  "tether_sync_cursors",
+];
+
+Deno.test("the Data API: in public (exposed by default), a signed-in user reads only their own rows; anon nothing", () =>
+  withTestDatabase(async (db) => {
+    // PostgREST serves only exposed schemas, `public` unless the project changes it; before #13
+    // nothing of Tether's was there, so the README's promise could not hold on a real project.
+    const views = await db.sql<{ relname: string; options: string[] | null }[]>`
+      select c.relname, c.reloptions as options from pg_class c
+       where c.relnamespace = 'public'::regnamespace and c.relname like 'tether\_%' and c.relkind = 'v'
+       order by c.relname`;
+    assert.deepEqual(views.map((v) => v.relname), DATA_API_VIEWS);
+    for (const view of views) {
+      assert.ok(
+        view.options?.includes("security_invoker=true"),
+        `${view.relname} runs as the caller`,
+      );
+    }
+    const { a, b } = await seed(db.sql);
+    for (const [user, own] of [[USER_A, a], [USER_B, b]] as const) {
+      await as(db.sql, "authenticated", user, async (tx) => {
+        const connections = await tx`select id, owner_id, status from public.tether_connections`;
+        assert.deepEqual(connections.map((r) => ({ ...r })), [
+          { id: own, owner_id: user, status: "active" },
+        ]);
+        for (const view of DATA_API_VIEWS.filter((v) => v !== "tether_backfill_records")) {
+          const column = view === "tether_connections" || view === "tether_connection_health"
+            ? "id"
+            : "connection_id";
+          const rows = await tx.unsafe(`select ${column} as c from public.${view}`);
+          assert.deepEqual(rows.map((r) => r.c), [own], view);
+        }
+      });
+      // The view shows status columns only: config and leases stay out of reach.
+      const err = await pgError(() =>
+        as(db.sql, "authenticated", user, (tx) => tx`select config from public.tether_connections`)
+      );
+      assert.equal(err.code, "42703");
+      // Writing through a view is refused (no grant), whatever the row.
+      await deniedAs(
+        db.sql,
+        "authenticated",
+        user,
+        `update public.tether_connections set name = 'x' where id = '${own}'`,
+      );
+    }
+    for (const view of DATA_API_VIEWS) {
+      await deniedAs(db.sql, "anon", null, `select * from public.${view}`);
+    }
+  }));
+
 Deno.test("auth.uid() returns the claim's sub, and null without claims", () =>
   withTestDatabase(async (db) => {
     const withClaims = await as(

@@ -19,6 +19,7 @@ import {
   StreamStore,
   syncRun,
   withAccount,
+  type World,
 } from "./helpers/streams.ts";
 
 const PROVIDER = "shopify";
@@ -186,4 +187,118 @@ Deno.test("shopify sandbox: second-precision DateTime, GID ids, and GraphQL erro
       '{ customers(first: 1, query: "updated_at:>=2026-01-01 OR state:DISABLED") { nodes { id } } }',
     );
     assert.ok(deleted.errors[0].message.includes("AND"), deleted.errors[0].message);
+  }));
+
+// ---------------------------------------------------------------------------------------------
+// What the real Shopify withholds (issue #12), as the sandbox plays it
+
+/** A Shopify account created with `options` (scopes, approval) and a connection to it. */
+async function shopWith(
+  world: World,
+  options: { scopes?: string; protected_customer_data?: boolean },
+): Promise<World> {
+  const account = await world.sb.call<World["account"]>("POST", "/accounts", {
+    provider: PROVIDER,
+    ...options,
+  });
+  const conn = {
+    ...world.conn,
+    externalId: account.external_id,
+    config: world.sb.configFor(account),
+  };
+  return { ...world, account, conn };
+}
+
+Deno.test("shopify customers without protected-data approval: nulls and a withheld list, not a failure", () =>
+  withAccount(PROVIDER, async (world) => {
+    const approved = await shopWith(world, { protected_customer_data: true });
+    for (const w of [world, approved]) await seed(w.sb, w.account, { seed: 4, customers: 60 });
+    const read = async (w: World) =>
+      await readCustomers(context(), w.conn, w.account.credentials, {
+        cursor: null,
+        from: null,
+        until: await sandboxNow(w.sb),
+        pageSize: 250,
+      });
+    const denied = await read(world);
+    assert.equal(denied.records.length, 60);
+    assert.deepEqual(denied.withheld, ["email", "first_name", "last_name", "phone"]);
+    assert.ok(denied.records.every((r) => r.email === null && r.first_name === null));
+    const open = await read(approved);
+    assert.equal(open.withheld, undefined);
+    assert.ok(open.records.some((r) => r.email !== null && r.first_name !== null));
+  }));
+
+Deno.test("shopify orders older than 60 days are absent without read_all_orders, and the backfill says so", () =>
+  withAccount(PROVIDER, async (full) => {
+    const limited = await shopWith(full, { scopes: "read_orders,read_customers" });
+    for (const w of [full, limited]) {
+      await seed(w.sb, w.account, { seed: 9, orders: 150, spread_days: 150 });
+    }
+    const now = await sandboxNow(full.sb);
+    const windowStart = now.getTime() - 60 * 86_400_000;
+    const everything = new StreamStore<OrderRecord>();
+    await syncRun(readOrders, full, everything, { pageSize: 250 });
+    const visible = new StreamStore<OrderRecord>();
+    await syncRun(readOrders, limited, visible, { pageSize: 250 });
+    assert.equal(everything.rows.size, 150);
+    const recent = [...everything.rows.values()].filter((o) =>
+      Date.parse(o.ordered_at!) >= windowStart + 60_000
+    );
+    assert.ok(
+      visible.rows.size < 150 && visible.rows.size >= recent.length,
+      `${visible.rows.size}`,
+    );
+    assert.ok(
+      [...visible.rows.values()].every((o) => Date.parse(o.ordered_at!) >= windowStart - 60_000),
+      "nothing older than the window, and no error either",
+    );
+
+    // The adapter knows it: asked live (no stored scopes), then from the stored ones.
+    const refusal = shopifyAdapter.backfillRefusal;
+    const old = { stream: "orders" as const, rangeStart: new Date(windowStart - 86_400_000) };
+    const creds = limited.account.credentials;
+    assert.match(
+      (await refusal(context(), limited.conn, creds, old)) ?? "",
+      /lacks the read_all_orders scope/,
+    );
+    assert.equal(await refusal(context(), full.conn, full.account.credentials, old), undefined);
+    const stored = {
+      ...full.conn,
+      config: { ...full.conn.config, granted_scopes: "read_orders,read_customers" },
+    };
+    assert.match(
+      (await refusal(context(), stored, full.account.credentials, old)) ?? "",
+      /read_all_orders/,
+    );
+    const fresh = { stream: "orders" as const, rangeStart: new Date(windowStart + 86_400_000) };
+    assert.equal(await refusal(context(), limited.conn, creds, fresh), undefined);
+    assert.equal(
+      await refusal(context(), limited.conn, creds, { ...old, stream: "customers" }),
+      undefined,
+    );
+  }));
+
+Deno.test("shopify customer deletions are searched by the configured event action (default destroy)", () =>
+  withAccount(PROVIDER, async (world) => {
+    await seed(world.sb, world.account, { seed: 3, customers: 100 });
+    await mutateTwice(world.sb, world.account, 80);
+    const inactive = async (config: Record<string, unknown>) => {
+      const store = new StreamStore<CustomerRecord>();
+      await syncRun(readCustomers, { ...world, conn: { ...world.conn, config } }, store, {
+        pageSize: 250,
+      });
+      return [...store.rows.values()].filter((r) => r.status === "inactive").length;
+    };
+    const byDefault = await inactive(world.conn.config);
+    assert.ok(byDefault > 0, "the sandbox's deletions are read with action:destroy");
+    assert.equal(
+      await inactive({ ...world.conn.config, customer_deletion_action: "destroy" }),
+      byDefault,
+    );
+    assert.equal(
+      await inactive({ ...world.conn.config, customer_deletion_action: "removed" }),
+      0,
+      "another word finds other events",
+    );
   }));

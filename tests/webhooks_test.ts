@@ -151,7 +151,10 @@ async function assertRowsAreNewest(
     if (stream === "orders") {
       assert.equal(row.tracking_number, want.tracking_number ?? null, `${label}: tracking`);
     }
-    if (opts.timeAndAll !== false) {
+    // A Shopify customers/delete body carries no time: the deletion is stored at its receipt
+    // (the X-Shopify-Triggered-At header is unsigned, issue #12), not at the sandbox's time.
+    const deletedAtReceipt = c.provider === "shopify" && want.status === "inactive";
+    if (opts.timeAndAll !== false && !deletedAtReceipt) {
       assert.equal(
         Math.floor(row.t!.getTime() / 1000),
         Math.floor(Date.parse(want.updated_at) / 1000),
@@ -182,6 +185,9 @@ Deno.test("1,000 deliveries across providers, 30 % duplicated and shuffled: each
     const quickbooks = await connection(w, "quickbooks");
     const shiphero = await connection(w, "shiphero", { orders: 60, customers: 10 });
     const maystro = await connection(w, "maystro");
+    // The rounds below move the providers' clock 100 s on; it starts an hour behind ours, so
+    // the records' times stay before their receipt (a receiver clamps later ones to it).
+    await w.sandbox.call("POST", "/clock", { advance_seconds: -3600 });
     const perRound: [Conn, number][] = [
       [shopify, 20],
       [lightspeed, 15],

@@ -197,14 +197,23 @@ export const MAX_BACKFILL_FAILURES = 10;
  */
 export async function failBackfill(
   sql: Sql,
-  o: { id: string; owner: string; now: Date; error: string; retryAfterMs?: number },
+  o: {
+    id: string;
+    owner: string;
+    now: Date;
+    error: string;
+    retryAfterMs?: number;
+    /** Fails the job at once: trying again cannot help (the provider refuses the range). */
+    final?: boolean;
+  },
 ): Promise<void> {
+  const final = o.final ?? false;
   await sql`
     update tether.backfills
        set consecutive_failures = consecutive_failures + 1,
-           status = case when consecutive_failures + 1 >= ${MAX_BACKFILL_FAILURES}
+           status = case when ${final} or consecutive_failures + 1 >= ${MAX_BACKFILL_FAILURES}
                          then 'failed' else status end,
-           finished_at = case when consecutive_failures + 1 >= ${MAX_BACKFILL_FAILURES}
+           finished_at = case when ${final} or consecutive_failures + 1 >= ${MAX_BACKFILL_FAILURES}
                               then ${o.now}::timestamptz end,
            next_attempt_at = ${o.now}::timestamptz + tether.backoff(consecutive_failures + 1,
              make_interval(secs => ${(o.retryAfterMs ?? 0) / 1000})),

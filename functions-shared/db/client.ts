@@ -1,5 +1,7 @@
-// The Postgres connection of a function or a test. postgres.js speaks to
-// Supabase's pooler in transaction mode, so prepared statements are off.
+// The Postgres connection of a function or a test. Functions connect to SUPABASE_DB_URL (the
+// direct connection) or to TETHER_DB_URL, typically Supabase's pooler (Supavisor) in transaction
+// mode, which does not keep prepared statements across transactions: so they are off, and
+// nothing here relies on session state (no LISTEN, session SET or advisory locks; leases are rows).
 import postgres from "postgres";
 
 export type Sql = postgres.Sql;

@@ -169,7 +169,7 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
     );
   }
   const oauth = oauthOf(provider);
-  if (oauth.verifyCallback && !(await oauth.verifyCallback(query, setup.app))) {
+  if (oauth.verifyCallback && !(await oauth.verifyCallback(query, setup.app, deps.now()))) {
     deps.log.warn("oauth callback: bad signature", { provider });
     return page(
       400,

@@ -26,7 +26,7 @@ import {
 } from "../db/backfills.ts";
 import { type Clock, Deadline, type Deps, type Job } from "../deps.ts";
 import { JobError, type JobErrorCode, pgErrorCode } from "../errors.ts";
-import { type StreamName, STREAMS } from "../providers/types.ts";
+import { ProviderError, type ProviderName, type StreamName, STREAMS } from "../providers/types.ts";
 import { PageRun, readPages, type StreamSource } from "./pipeline.ts";
 import { LEASE_SECONDS } from "./tokens.ts";
 
@@ -113,6 +113,9 @@ const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
   "22023": "invalid_backfill",
   "23P01": "backfill_overlaps",
 };
+
+/** The provider would not serve the range (the adapter's `backfillRefusal`): fail at once. */
+class Refused extends ProviderError {}
 
 class Stop extends Error {
   constructor(readonly why: Exclude<HoldState, "held">) {
@@ -278,6 +281,11 @@ async function work(
 
   try {
     const source = await run.open(deadline, { pageSize: opts.pageSize });
+    // A range the provider would answer as empty without saying so is refused, never "done".
+    const refusal = await source.backfillRefusal(job.range_start);
+    if (refusal !== undefined) {
+      throw new Refused(run.provider as ProviderName, "misconfigured", refusal);
+    }
     const windows = new Windows(job, source, deps.clock);
     let window: BackfillCheckpoint | null = windows.first();
     while (true) {
@@ -368,6 +376,7 @@ async function work(
           now: deps.now(),
           error: f.message,
           retryAfterMs: f.retryAfterMs,
+          final: err instanceof Refused,
         }),
       { windows: windowsDone },
     );

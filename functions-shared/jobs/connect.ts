@@ -118,7 +118,8 @@ export async function storeConnection(
       external_id: c.external_id,
       name: c.name,
       owner_id: c.owner_id,
-      config: c.config,
+      // What the grant states about the account (e.g. the scopes granted) joins the config.
+      config: { ...c.config, ...grant.accountConfig },
     });
     await lockConnection(tx, row.id);
     await writeCredentials(tx, deps.vault, row.id, c.credentials, { replace: true });

@@ -47,6 +47,8 @@ export interface StreamSource {
   /** Throttles met and waited out so far. */
   readonly throttles: number;
   read(at: Omit<ReadRequest, "pageSize">): Promise<Page>;
+  /** Why the provider would not serve a backfill from `rangeStart` (the adapter's say), if so. */
+  backfillRefusal(rangeStart: Date): Promise<string | undefined>;
 }
 
 /** Why a run failed, as recorded and returned. */
@@ -80,6 +82,8 @@ export class PageRun {
   readonly counts: UpsertCounts = { added: 0, updated: 0, unchanged: 0 };
   pages = 0;
   provider = "unknown";
+  /** Fields the provider withheld from the records written (`StreamPage.withheld`). */
+  readonly withheld = new Set<string>();
   #pacer: Pacer | undefined;
   #pacedBefore = 0;
 
@@ -136,6 +140,16 @@ export class PageRun {
             },
           )
         ),
+      backfillRefusal: (rangeStart: Date) =>
+        adapter.backfillRefusal === undefined
+          ? Promise.resolve(undefined)
+          : access.call((credentials) =>
+            withRetries(
+              pacer,
+              deadline,
+              () => adapter.backfillRefusal!(ctx, ref, credentials, { stream, rangeStart }),
+            )
+          ),
     };
     return source;
   }
@@ -156,6 +170,16 @@ export class PageRun {
     this.counts.updated += written.updated;
     this.counts.unchanged += written.unchanged;
     this.pages++;
+    const fresh = (page.withheld ?? []).filter((field) => !this.withheld.has(field));
+    for (const field of fresh) this.withheld.add(field);
+    if (fresh.length > 0) {
+      this.deps.log.warn("the provider withheld fields; they are stored as null", {
+        connection_id: connectionId,
+        provider: this.provider,
+        stream,
+        fields: fresh,
+      });
+    }
   }
 
   async succeed(details: Record<string, unknown>): Promise<void> {
@@ -203,6 +227,7 @@ export class PageRun {
       error: failure?.message ?? null,
       details: {
         provider: this.provider,
+        ...(this.withheld.size > 0 ? { withheld_fields: [...this.withheld].sort() } : {}),
         ...details,
         ...(failure === null ? {} : { code: failure.code }),
         paced_ms: Math.round((this.#pacer?.waitedMs ?? 0) - this.#pacedBefore),

@@ -9,9 +9,10 @@
 // retries it with backoff.
 //
 // How each delivery is verified and routed to its connection:
-// - shopify    /webhooks/shopify: X-Shopify-Hmac-Sha256 = base64 HMAC of the body with
-//   SHOPIFY_CLIENT_SECRET or SHOPIFY_PREVIOUS_CLIENT_SECRET; X-Shopify-Shop-Domain → the
-//   connection whose config.shop (or external id) is that domain; id X-Shopify-Webhook-Id.
+// - shopify    /webhooks/shopify: X-Shopify-Hmac-Sha256 (or Shopify Events' shopify-hmac-sha256)
+//   = base64 HMAC of the body with SHOPIFY_CLIENT_SECRET or SHOPIFY_PREVIOUS_CLIENT_SECRET;
+//   X-Shopify-Shop-Domain → the connection whose config.shop (or external id) is that domain;
+//   id = the topic and a SHA-256 of the signed body (a replay under a fresh webhook id is a repeat).
 // - shiphero   /webhooks/shiphero/<connection_id>: X-ShipHero-HMAC-SHA256 = base64 HMAC with the
 //   secret of the delivery's webhook type (`webhook_secret_<type>`, each webhook's
 //   shared_signature_secret; a single `webhook_secret` still verifies every type); id = SHA-256

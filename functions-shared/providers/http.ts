@@ -363,6 +363,32 @@ export interface GraphqlError {
   message?: string | undefined;
   extensions?: { code?: unknown } | undefined;
   code?: unknown;
+  path?: readonly (string | number)[] | undefined;
+}
+
+/** A GraphQL error path: `customers.edges.0.node.firstName`. */
+export type FieldPath = readonly (string | number)[];
+
+/**
+ * The errors of a response that are field-level access denials the caller accepts (see
+ * `GraphqlOptions.acceptDenied`): `extensions.code` "ACCESS_DENIED" with a `path` the caller
+ * names. Everything else stays an error.
+ */
+export function splitDenied(
+  errors: readonly GraphqlError[] | undefined,
+  acceptDenied: ((path: FieldPath) => boolean) | undefined,
+): { denied: FieldPath[]; rest: GraphqlError[] } {
+  const denied: FieldPath[] = [];
+  const rest: GraphqlError[] = [];
+  for (const error of errors ?? []) {
+    const path = error.path;
+    if (
+      acceptDenied !== undefined && error.extensions?.code === "ACCESS_DENIED" &&
+      path !== undefined && path.length > 0 && acceptDenied(path)
+    ) denied.push(path);
+    else rest.push(error);
+  }
+  return { denied, rest };
 }
 
 /**
@@ -406,6 +432,7 @@ const graphqlEnvelope = z.object({
       z.looseObject({
         message: z.string().optional(),
         extensions: z.looseObject({ code: z.unknown().optional() }).optional(),
+        path: z.array(z.union([z.string(), z.number()])).optional(),
       }),
     )
     .optional(),
@@ -421,11 +448,25 @@ export interface GraphqlOptions {
     extensions: Record<string, unknown> | undefined,
     errors: readonly GraphqlError[] | undefined,
   ) => number | undefined;
+  /**
+   * The one kind of GraphQL error a caller may accept instead of failing: a field the app is not
+   * allowed to read, answered with the field null and an error `{path, extensions: {code:
+   * "ACCESS_DENIED"}}` beside the data (Shopify's protected customer data for an app without
+   * approval). Only errors with that code and a path this function accepts are accepted; they
+   * are returned as `denied`, and any other error is thrown as before.
+   */
+  acceptDenied?: (path: FieldPath) => boolean;
+}
+
+export interface GraphqlResponse<T> extends JsonResponse<T> {
+  /** The paths of the fields withheld by accepted ACCESS_DENIED errors (null in `data`). */
+  denied: FieldPath[];
 }
 
 /**
  * A GraphQL call: HTTP handled as `requestJson`, then `extensions` shown to `inspect`, then
- * `errors` thrown (`throwOnGraphqlErrors`), then `data` validated by `dataSchema` (messages name the
+ * `errors` thrown (`throwOnGraphqlErrors`) but for the access denials `acceptDenied` accepts,
+ * then `data` validated by `dataSchema` (messages name the
  * field as `data.…`).
  */
 export async function requestGraphql<S extends z.ZodType>(
@@ -433,10 +474,11 @@ export async function requestGraphql<S extends z.ZodType>(
   req: JsonRequest,
   dataSchema: S,
   options: GraphqlOptions = {},
-): Promise<JsonResponse<z.output<S>>> {
+): Promise<GraphqlResponse<z.output<S>>> {
   const response = await requestJson(ctx, req, graphqlEnvelope);
   const throttleWaitMs = options.inspect?.(response.data.extensions, response.data.errors);
-  throwOnGraphqlErrors(req, response.data.errors, throttleWaitMs);
+  const { denied, rest } = splitDenied(response.data.errors, options.acceptDenied);
+  throwOnGraphqlErrors(req, rest, throttleWaitMs);
   // `data` is wrapped so that messages name the field from the top: `field "data.shop.name"`.
   const wrapped = z.object({ data: dataSchema }) as unknown as z.ZodType<{ data: z.output<S> }>;
   const parsed = parseWith(
@@ -447,7 +489,7 @@ export async function requestGraphql<S extends z.ZodType>(
     { data: response.data.data },
     { secrets: req.secrets, status: response.status, endpoint: req.endpoint },
   );
-  return { ...response, data: parsed.data };
+  return { ...response, data: parsed.data, denied };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -495,7 +537,7 @@ export interface ProviderClient {
     request: { query: string; variables?: Record<string, unknown> },
     dataSchema: S,
     options?: GraphqlOptions,
-  ): Promise<JsonResponse<z.output<S>>>;
+  ): Promise<GraphqlResponse<z.output<S>>>;
 }
 
 export function providerClient(ctx: AdapterContext, spec: ClientSpec): ProviderClient {

@@ -57,8 +57,9 @@ export interface TokenGrant {
   /** QuickBooks: the hard maximum lifetime of the refresh token, when the provider sent it. */
   refreshTokenHardExpiresAt?: Date | null;
   /**
-   * What an OAuth code exchange learned about the account, added to the new connection's config
-   * (Lightspeed's `retailer_id`, which its webhooks are routed by).
+   * What an OAuth code exchange (or a first refresh) learned about the account, added to the
+   * connection's config: Lightspeed's `retailer_id`, which its webhooks are routed by; Shopify's
+   * `granted_scopes`, which its backfills check.
    */
   accountConfig?: Record<string, string>;
 }
@@ -214,6 +215,18 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   readonly webhooks?: ProviderWebhooks;
   /** The provider's OAuth authorization-code flow, where it has one. */
   readonly oauth?: ProviderOAuth;
+  /**
+   * Why the provider would not serve a backfill of `stream` from `rangeStart` for this connection
+   * (Shopify without `read_all_orders`: no orders older than 60 days, and no error either), or
+   * undefined when it would. The backfill job asks before reading and fails the backfill with
+   * this reason instead of storing a silently empty range.
+   */
+  backfillRefusal?(
+    ctx: AdapterContext,
+    conn: ConnectionRef,
+    creds: Credentials,
+    req: { stream: StreamName; rangeStart: Date },
+  ): Promise<string | undefined>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +261,7 @@ export interface ProviderOAuth {
   };
   authorizeUrl(opts: OAuthEndpoints & { state: string; account?: string }): string;
   /** The callback's own signature, where the provider signs it (Shopify's `hmac`). */
-  verifyCallback?(query: URLSearchParams, app: AppCredentials): Promise<boolean>;
+  verifyCallback?(query: URLSearchParams, app: AppCredentials, now: Date): Promise<boolean>;
   /** The account the callback names, validated; OAuthFailure when a parameter is missing or malformed. */
   callbackAccount(query: URLSearchParams): CallbackAccount;
   /** Exchanges the callback's code at the token endpoint; ProviderError on failure. */
@@ -409,6 +422,12 @@ export interface StreamPage<R> {
   cursor: string;
   /** false once the read has caught up with `until`. */
   hasMore: boolean;
+  /**
+   * Fields of this page's records the provider withheld (stored as null), in Tether's column
+   * names: Shopify's protected customer data for an app without approval. The run records them
+   * in `details.withheld_fields`.
+   */
+  withheld?: readonly string[];
 }
 
 export type StreamReader<R> = (

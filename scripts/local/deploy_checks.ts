@@ -1,10 +1,11 @@
-// Offline checks run before a deploy (and by `npm run deploy -- --dry-run`):
-// supabase/config.toml parses and declares every function with verify_jwt = false,
-// every function's import graph stays inside the repository (plus npm packages
-// mapped by the import map the Supabase CLI will use), and every entry point
-// type-checks. Nothing here touches the network.
-import { existsSync, realpathSync } from "node:fs";
-import { isAbsolute, join, relative, resolve } from "node:path";
+// Checks run before a deploy (and by `npm run deploy -- --dry-run`): supabase/config.toml
+// parses and declares every function with verify_jwt = false, every function's import graph
+// stays inside the repository (plus npm packages mapped by the import map the Supabase CLI will
+// use), every entry point type-checks, and the file set the CLI uploads for each function loads
+// on its own, in an empty directory without node_modules (checkUploadedBundles, the only check
+// that reaches the network: the npm registry, as the bundler does).
+import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync } from "node:fs";
+import { dirname, isAbsolute, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // ---------------------------------------------------------------------------
@@ -408,7 +409,8 @@ export async function checkImportGraphs(
         `${fn.name}: imports ${[...unmappedNoMap].map((s) => `"${s}"`).join(", ")} ` +
           `but the Supabase CLI would bundle it with no import map (it looks beside the entry ` +
           `point and in supabase/functions/import_map.json, not at the repository's deno.json); ` +
-          `add import_map = "../deno.json" to [functions.${fn.name}] in supabase/config.toml`,
+          `add import_map = "./functions/import_map.json" (imports only) to [functions.${fn.name}] ` +
+          "in supabase/config.toml",
       );
     }
     if (unmapped.size > 0) {
@@ -449,4 +451,165 @@ export async function checkTypes(
     const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
     throw new CheckError(`deno check failed:\n${text.trim()}`);
   }
+}
+
+// ---------------------------------------------------------------------------
+// What `supabase functions deploy` uploads, and whether that alone loads.
+//
+// The CLI's server-side bundler uploads, per function, the import map named for it and the
+// files it reaches from the entry point by matching import statements with a regular
+// expression, never node_modules (supabase/cli apps/cli-go/pkg/function/deploy.go `writeForm`,
+// and deno.go `importPathPattern` / `WalkImportPaths`, at 1d1e719). A file the walk misses is
+// skipped with a warning and simply absent from the upload. These functions follow that code;
+// checkUploadedBundles then loads each upload the way the bundler does: Deno resolving `npm:`
+// from the registry, a deno.json import map read as the Deno config it is.
+
+/** supabase/cli's importPathPattern (apps/cli-go/pkg/function/deno.go), as a JS regex. */
+const IMPORT_PATH_PATTERN =
+  /(?:import|export)\s+(?:type\s+)?(?:{[^{}]+}|.*?)\s*(?:from)?\s*['"](.*?)['"]|import\(\s*['"](.*?)['"]\)/gi;
+
+const isDenoConfig = (file: string) => /^deno\.jsonc?$/i.test(posix.basename(file));
+
+/** The import map's "imports", each target resolved against the map's directory (deno.go `Resolve`). */
+function uploadImports(mapPath: string): Record<string, string> {
+  const imports = readImports(mapPath);
+  const resolved: Record<string, string> = {};
+  for (const [key, target] of Object.entries(imports)) {
+    if (target.startsWith("/") || /^[a-z][a-z0-9+.-]*:/i.test(target)) resolved[key] = target;
+    else {
+      let joined = posix.join(posix.dirname(mapPath), target);
+      if (target.endsWith("/")) joined += "/";
+      resolved[key] = joined.startsWith("/") || joined.startsWith("../") ? joined : `./${joined}`;
+    }
+  }
+  return resolved;
+}
+
+export interface UploadSet {
+  /** Paths relative to the project directory, as the CLI uploads them. */
+  files: string[];
+  /** The import map among them, if any. */
+  importMap?: string;
+  /** Imports the walk followed to a file that does not exist (the CLI warns and goes on). */
+  missing: string[];
+}
+
+/** The files `supabase functions deploy <name>` uploads for one function (deno.go `WalkImportPaths`). */
+export function uploadSet(workdir: string, fn: FunctionConfig): UploadSet {
+  const mapAbs = importMapFor(workdir, fn);
+  const importMap = mapAbs ? relative(workdir, mapAbs).split("\\").join("/") : undefined;
+  const imports = importMap && existsSync(mapAbs!) ? uploadImports(importMap) : {};
+  const files: string[] = importMap ? [importMap] : [];
+  const missing: string[] = [];
+  const seen = new Set<string>();
+  const queue = [`supabase/functions/${fn.name}/index.ts`];
+  while (queue.length > 0) {
+    const current = queue.pop()!;
+    if (seen.has(current)) continue;
+    seen.add(current);
+    let text: string;
+    try {
+      text = readFileSync(join(workdir, current), "utf8");
+    } catch {
+      missing.push(current);
+      continue;
+    }
+    files.push(current);
+    for (const match of text.matchAll(IMPORT_PATH_PATTERN)) {
+      let mod = (match[1] || match[2] || "").trim();
+      let substituted = false;
+      for (const [key, target] of Object.entries(imports)) {
+        if (mod.startsWith(key)) {
+          mod = target + mod.slice(key.length);
+          substituted = true;
+        }
+      }
+      if (posix.extname(mod) === "") continue;
+      const rel = mod.startsWith("./") || mod.startsWith("../");
+      if (!rel && !mod.startsWith("/")) continue;
+      if (rel && !substituted) mod = posix.join(posix.dirname(current), mod);
+      queue.push(posix.normalize(mod));
+    }
+  }
+  return { files: [...new Set(files)], importMap, missing };
+}
+
+/**
+ * Copies each function's upload set into an empty directory (no node_modules, no deno.json but
+ * the import map itself) and loads the entry point's whole graph there (`deno cache`: every
+ * module read, every specifier resolved, `npm:` packages fetched from the registry), which is
+ * what the bundler does; types are checked by checkTypes. Returns the files uploaded per function.
+ */
+export async function checkUploadedBundles(
+  workdir: string,
+  functions: FunctionConfig[],
+  deno = Deno.execPath(),
+): Promise<Record<string, number>> {
+  const problems: string[] = [];
+  const counts: Record<string, number> = {};
+  for (const fn of functions) {
+    const set = uploadSet(workdir, fn);
+    counts[fn.name] = set.files.length;
+    for (const file of set.missing) {
+      problems.push(`${fn.name}: ${file} is imported but does not exist, so it is not uploaded`);
+    }
+    if (set.importMap) {
+      const keys = Object.keys(
+        JSON.parse(readFileSync(join(workdir, set.importMap), "utf8").replace(/^\s*\/\/.*$/gm, "")),
+      );
+      const extra = keys.filter((k) => !["imports", "scopes", "compilerOptions"].includes(k));
+      // The versions deployed are the versions tested: the map agrees with the repository's
+      // development config (deno.json) on every package both name.
+      const devConfig = join(workdir, "deno.json");
+      if (!isDenoConfig(set.importMap) && existsSync(devConfig)) {
+        const dev = readImports(devConfig);
+        for (const [key, target] of Object.entries(readImports(join(workdir, set.importMap)))) {
+          if (key in dev && dev[key] !== target) {
+            problems.push(
+              `${fn.name}: ${set.importMap} maps "${key}" to ${target}, deno.json (what the tests ` +
+                `run) to ${dev[key]}: make them agree`,
+            );
+          }
+        }
+      }
+      if (extra.length > 0) {
+        problems.push(
+          `${fn.name}: its import map ${set.importMap} also sets ${extra.join(", ")}: ` +
+            `deploy with an import map made for deployment (imports only), ` +
+            `e.g. supabase/functions/import_map.json`,
+        );
+      }
+    }
+    const dir = realpathSync(Deno.makeTempDirSync({ prefix: `tether-upload-${fn.name}-` }));
+    try {
+      for (const file of set.files) {
+        mkdirSync(join(dir, dirname(file)), { recursive: true });
+        cpSync(join(workdir, file), join(dir, file));
+      }
+      const entry = `supabase/functions/${fn.name}/index.ts`;
+      const mapArgs = !set.importMap
+        ? ["--no-config"]
+        : isDenoConfig(set.importMap)
+        ? [`--config=${set.importMap}`]
+        : ["--no-config", `--import-map=${set.importMap}`];
+      const out = await new Deno.Command(deno, {
+        args: ["cache", "--quiet", ...mapArgs, entry],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      if (out.code !== 0) {
+        const text = (new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout))
+          .replaceAll(dir, "<upload>").replace(/\n*Stack backtrace:[\s\S]*$/, "").trim();
+        problems.push(
+          `${fn.name}: its uploaded files (${set.files.length}) do not load on their own (no node_modules, only what the CLI uploads):\n${text}`,
+        );
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+  if (problems.length > 0) throw new CheckError(problems.join("\n"));
+  return counts;
 }

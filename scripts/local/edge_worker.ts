@@ -38,6 +38,23 @@ Object.defineProperty(globalThis, "EdgeRuntime", {
   }),
 });
 
+// The platform serves a function wherever it routes it, whatever address the function asks for;
+// here that is TETHER_EDGE_PORT, given by the gateway (Deno 2.1 has no DENO_SERVE_ADDRESS).
+const port = Number(Deno.env.get("TETHER_EDGE_PORT"));
+const serve = Deno.serve.bind(Deno);
+Object.assign(Deno, {
+  serve(...args: unknown[]) {
+    const [first, second] = args as [unknown, unknown];
+    const handler = typeof first === "function" ? first : second ??
+      (first as { handler: unknown }).handler;
+    const options = typeof first === "function" ? {} : first as Record<string, unknown>;
+    return serve(
+      { ...options, hostname: "127.0.0.1", port, onListen: () => {} },
+      handler as Deno.ServeHandler,
+    );
+  },
+});
+
 // The parent holds our stdin open for as long as it lives.
 (async () => {
   const buffer = new Uint8Array(64);

@@ -1,5 +1,5 @@
-// Serves the Edge Functions locally the way Supabase does: each function is its own Deno process
-// (./edge_worker.ts running supabase/functions/<name>/index.ts), behind a gateway at
+// Serves the Edge Functions locally the way Supabase does: each function is its own process on the
+// Edge Runtime's Deno (./edge_deno.ts; ./edge_worker.ts running supabase/functions/<name>/index.ts), behind a gateway at
 // <url>/functions/v1/<name>/… that forwards `/<name>/…` (the path a deployed function sees). The
 // gateway also publishes the project's JWKS at /auth/v1/.well-known/jwks.json, as Supabase Auth
 // does.
@@ -20,6 +20,7 @@
 // as the platform starts a new isolate; /health reports each function.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { edgeDenoPath } from "./edge_deno.ts";
 import { cpuMs, rssMb } from "./proc.ts";
 import { fail, freePort, paths, waitFor } from "./util.ts";
 
@@ -136,7 +137,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
 
   function spawnWorker(fn: { name: string; entry: string }): Worker {
     const port = freePort();
-    const process = new Deno.Command(Deno.execPath(), {
+    const process = new Deno.Command(edgeDenoPath(), {
       args: [
         "run",
         "--allow-net",
@@ -155,8 +156,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         ...opts.env,
         PATH: Deno.env.get("PATH") ?? "",
         HOME: Deno.env.get("HOME") ?? "",
-        DENO_DIR: Deno.env.get("DENO_DIR") ?? "",
-        DENO_SERVE_ADDRESS: `tcp:127.0.0.1:${port}`,
+        // An empty DENO_DIR would put Deno's caches in the working directory.
+        ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+        TETHER_EDGE_PORT: String(port),
         TETHER_EDGE_WALL_CLOCK_MS: String(limits.wallClockMs),
         NO_COLOR: "1",
       },
@@ -258,6 +260,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   function killForLimit(f: Fn, why: string): void {
     f.limitKills++;
     f.worker.killedFor = `shut down: ${why}`;
+    f.worker.ready = false; // new requests wait for the next worker
     try {
       f.worker.process.kill("SIGKILL");
     } catch { /* already gone */ }
@@ -328,9 +331,13 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         redirect: "manual",
         signal: AbortSignal.timeout(limits.requestIdleMs),
       });
-      // The request counts until its body is read: that is when the worker is done with it.
+      // The request counts until its body is read: that is when the worker is done with it. The
+      // body arrives decoded, so its encoding and length headers no longer apply.
       const body = await res.arrayBuffer();
-      return new Response(body, { status: res.status, headers: res.headers });
+      const headers = new Headers(res.headers);
+      headers.delete("content-encoding");
+      headers.delete("content-length");
+      return new Response(body, { status: res.status, headers });
     } catch (err) {
       if (worker.killedFor) return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
       if (err instanceof DOMException && err.name === "TimeoutError") {

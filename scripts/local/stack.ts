@@ -17,6 +17,7 @@ import {
   startCluster,
   stopCluster,
 } from "./postgres.ts";
+import { ensureEdgeDeno } from "./edge_deno.ts";
 import { loadOrCreateSecrets, type LocalSecrets } from "./secrets.ts";
 import { envInt, fail, isPortFree, paths, run, waitFor } from "./util.ts";
 
@@ -119,7 +120,16 @@ export async function readStackEnv(): Promise<StackInfo> {
 export async function prepareDatabase(cfg: StackConfig, secrets: LocalSecrets, database: string) {
   await psql(database, { file: join(paths.root, "sql", "local", "supabase.sql") });
   const url = databaseUrl(cfg.pgPort, secrets.dbPassword, database);
-  await run(paths.supabaseBin, ["db", "push", `--remote=${url}`, "--yes", "--skip-vault"], {
+  // --include-all: a long-lived local database may already hold a migration dated after one that
+  // a merge brought in; locally every missing migration is applied, whatever its date.
+  await run(paths.supabaseBin, [
+    "db",
+    "push",
+    `--remote=${url}`,
+    "--yes",
+    "--skip-vault",
+    "--include-all",
+  ], {
     quiet: true,
     hint: "the Supabase CLI could not apply supabase/migrations",
     env: { SUPABASE_AGENT: "no", DO_NOT_TRACK: "1" },
@@ -181,11 +191,12 @@ async function servePid(): Promise<number | null> {
 
 async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<void> {
   await ensurePackages();
+  await ensureEdgeDeno();
   await installStandInExtensions();
   await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
   await startCluster(cfg.pgPort);
+  // The migrations enable pg_cron (in `postgres`, its cron.database_name), pg_net and Vault.
   await prepareDatabase(cfg, secrets, "postgres");
-  await psql("postgres", { command: "create extension if not exists pg_cron" });
   await rebuildTemplate(cfg, secrets);
 }
 

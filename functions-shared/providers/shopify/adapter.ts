@@ -21,7 +21,7 @@ import {
   token,
 } from "../common.ts";
 import { parseStoredCursor, readTimeCursor, timePage } from "../cursor.ts";
-import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
+import { adapterHttp, after, baseUrls, type FieldPath, requireApp } from "../http.ts";
 import {
   type AdapterContext,
   type ConnectionRef,
@@ -37,6 +37,7 @@ import {
   connectionCost,
   CUSTOMERS_QUERY,
   customersData,
+  DEFAULT_DELETION_ACTION,
   deletionsQuery,
   MAX_PAGE_SIZE,
   mergeCustomerPage,
@@ -45,6 +46,7 @@ import {
   pairToken,
   timeWindow,
   toOrderRecord,
+  withheldColumn,
 } from "./streams.ts";
 
 const PROVIDER = "shopify";
@@ -53,6 +55,11 @@ export const configSchema = z.strictObject({
   shop: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*\.myshopify\.com$/, 'expected "<name>.myshopify.com"'),
+  /** The scopes Shopify granted (the code exchange's `scope`), comma-separated; not a secret. */
+  granted_scopes: z.string().optional(),
+  /** The `action` of a customer deletion in `events` (streams.ts DEFAULT_DELETION_ACTION). */
+  customer_deletion_action: z.string().regex(/^[a-z_]+$/, "expected a word like destroy")
+    .optional(),
   ...baseConfigShape,
 });
 export type ShopifyConfig = z.output<typeof configSchema>;
@@ -78,6 +85,13 @@ export const facts = defineFacts({
   // "first ≤ 250" per connection; the default reads as much as a page allows.
   pageSize: { default: MAX_PAGE_SIZE, max: MAX_PAGE_SIZE },
   graphqlPath: (apiVersion: string) => `/admin/api/${apiVersion}/graphql.json`,
+  /**
+   * The `Order` description (Admin 2025-10 introspection): "Only the last 60 days' worth of orders
+   * from a store are accessible from the `Order` object by default. If you want to access older
+   * records, then you need to request access to all orders … add the `read_all_orders` … scopes."
+   * Older orders are simply absent, with no error.
+   */
+  ordersWindow: { days: 60, unlessScope: "read_all_orders" },
   defaultAuthBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
   defaultApiBaseUrl: (config: ShopifyConfig) => `https://${config.shop}`,
 });
@@ -91,6 +105,7 @@ export const refreshResponse = z.object({
   scope: z.string().optional(),
 });
 
+export const VERIFY_QUERY = "{ shop { name } }";
 export const verifyData = z.object({ shop: z.looseObject({ name: z.string() }) });
 
 function accessToken(creds: Credentials): string {
@@ -140,6 +155,7 @@ async function refresh(
     accessTokenExpiresAt: after(now, data.expires_in),
     refreshTokenExpiresAt: after(now, data.refresh_token_expires_in),
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
+    ...(data.scope === undefined ? {} : { accountConfig: { granted_scopes: data.scope } }),
   };
 }
 
@@ -152,7 +168,7 @@ async function verify(
   await apiClient(ctx, config, stored).graphql(
     "verify response",
     facts.graphqlPath(facts.apiVersion),
-    { query: "{ shop { name } }" },
+    { query: VERIFY_QUERY },
     verifyData,
   );
 }
@@ -191,17 +207,18 @@ async function query<S extends z.ZodType>(
   stored: Credentials,
   q: Query,
   dataSchema: S,
-): Promise<z.output<S>> {
+  acceptDenied?: (path: FieldPath) => boolean,
+): Promise<{ data: z.output<S>; denied: FieldPath[] }> {
   const config = parseConfig(PROVIDER, conn, configSchema);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
-  const { data } = await apiClient(ctx, config, stored).graphql(
+  const { data, denied } = await apiClient(ctx, config, stored).graphql(
     q.what,
     facts.graphqlPath(facts.apiVersion),
     { query: q.query, variables: q.variables },
     dataSchema,
-    { inspect: (extensions) => observeCost(ctx, extensions?.cost) },
+    { inspect: (extensions) => observeCost(ctx, extensions?.cost), acceptDenied },
   );
-  return data;
+  return { data, denied };
 }
 
 /**
@@ -231,7 +248,7 @@ async function readOrders(
 ): Promise<StreamPage<OrderRecord>> {
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const first = pageSizeFor(facts, req.pageSize);
-  const data = await query(ctx, conn, creds, {
+  const { data } = await query(ctx, conn, creds, {
     what: "orders page",
     query: ORDERS_QUERY,
     variables: {
@@ -260,30 +277,98 @@ async function readCustomers(
   creds: Credentials,
   req: ReadRequest,
 ): Promise<StreamPage<CustomerRecord>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const deletionAction = config.customer_deletion_action ?? DEFAULT_DELETION_ACTION;
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const previous = cursor.after === undefined
     ? {}
     : parseStoredCursor(PROVIDER, pairToken, cursor.after);
   const first = pageSizeFor(facts, req.pageSize);
-  const data = await query(ctx, conn, creds, {
-    what: "customers page",
-    query: CUSTOMERS_QUERY,
-    variables: {
-      first,
-      after: previous.customers ?? null,
-      query: timeWindow("updated_at", cursor.since, req.until),
-      deletionsAfter: previous.deletions ?? null,
-      deletionsQuery: deletionsQuery(cursor.since, req.until),
+  const { data, denied } = await query(
+    ctx,
+    conn,
+    creds,
+    {
+      what: "customers page",
+      query: CUSTOMERS_QUERY,
+      variables: {
+        first,
+        after: previous.customers ?? null,
+        query: timeWindow("updated_at", cursor.since, req.until),
+        deletionsAfter: previous.deletions ?? null,
+        deletionsQuery: deletionsQuery(cursor.since, req.until, deletionAction),
+      },
+      estimatedCost: 2 * connectionCost(first),
     },
-    estimatedCost: 2 * connectionCost(first),
-  }, customersData);
-  const page = mergeCustomerPage(data, previous);
-  return timePage(page.records, {
-    cursor,
-    until: req.until,
-    nextToken: page.nextToken,
-    hasMore: page.hasMore,
-  });
+    customersData,
+    (path) => withheldColumn(path) !== undefined,
+  );
+  const page = mergeCustomerPage(data, previous, deletionAction);
+  const withheld = [...new Set(denied.map((path) => withheldColumn(path)!))].sort();
+  return {
+    ...timePage(page.records, {
+      cursor,
+      until: req.until,
+      nextToken: page.nextToken,
+      hasMore: page.hasMore,
+    }),
+    ...(withheld.length > 0 ? { withheld } : {}),
+  };
+}
+
+/** The scopes the app holds on the shop, as Shopify reports them. */
+export const ACCESS_SCOPES_QUERY = "{ currentAppInstallation { accessScopes { handle } } }";
+
+export const accessScopesData = z.object({
+  currentAppInstallation: z.object({
+    accessScopes: z.array(z.looseObject({ handle: z.string() })),
+  }),
+});
+
+/**
+ * The scopes the connection holds: the ones the code exchange granted (config.granted_scopes),
+ * else (a connection made with a pasted token, or before they were stored) Shopify's own answer.
+ */
+async function grantedScopes(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+): Promise<string[]> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  if (config.granted_scopes !== undefined) return splitScopes(config.granted_scopes);
+  const { data } = await query(ctx, conn, creds, {
+    what: "access scopes",
+    query: ACCESS_SCOPES_QUERY,
+    variables: {},
+    estimatedCost: 1,
+  }, accessScopesData);
+  return data.currentAppInstallation.accessScopes.map((scope) => scope.handle);
+}
+
+export function splitScopes(text: string): string[] {
+  return text.split(",").map((scope) => scope.trim()).filter((scope) => scope !== "");
+}
+
+/**
+ * Orders older than the window are absent without `read_all_orders` (facts.ordersWindow), so a
+ * backfill of orders starting before it is refused rather than "done" with nothing.
+ */
+async function backfillRefusal(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  creds: Credentials,
+  req: { stream: string; rangeStart: Date },
+): Promise<string | undefined> {
+  if (req.stream !== "orders") return undefined;
+  const { days, unlessScope } = facts.ordersWindow;
+  const windowStart = new Date(ctx.now().getTime() - days * 86_400_000);
+  if (req.rangeStart.getTime() >= windowStart.getTime()) return undefined;
+  if ((await grantedScopes(ctx, conn, creds)).includes(unlessScope)) return undefined;
+  return `shopify: the connection lacks the ${unlessScope} scope, so Shopify returns only the ` +
+    `orders of the last ${days} days (no error, just nothing older); the range starts ` +
+    `${req.rangeStart.toISOString()}, before ${windowStart.toISOString()}. Reconnect with ` +
+    `${unlessScope} granted (it needs Shopify's approval for public apps), or start the range ` +
+    `after ${windowStart.toISOString()}`;
 }
 
 export const shopifyAdapter = {
@@ -297,4 +382,5 @@ export const shopifyAdapter = {
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: shopifyWebhooks,
   oauth: shopifyOAuth,
+  backfillRefusal,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -1,7 +1,7 @@
 // Shopify's authorization-code grant (shopify.dev "Authorization code grant"): authorize at
 // https://{shop}/admin/oauth/authorize?client_id&scope&redirect_uri&state; the callback carries
 // code, hmac, shop, state, timestamp, host; the code is exchanged with a JSON POST to
-// https://{shop}/admin/oauth/access_token {client_id, client_secret, code, expiring: 1}.
+// https://{shop}/admin/oauth/access_token {client_id, client_secret, code, expiring: "1"}.
 import { z } from "zod";
 import { constantTimeEqual, decodeHex, hmacSha256 } from "../../crypto.ts";
 import { seconds, token } from "../common.ts";
@@ -13,8 +13,14 @@ import { facts, tokenClient } from "./adapter.ts";
 /** `<name>.myshopify.com`, as the adapter's config requires. */
 export const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]*\.myshopify\.com$/;
 
-/** The read scopes Tether's streams need. */
-const SCOPES = "read_orders,read_customers";
+/**
+ * The read scopes Tether's streams need, `read_all_orders` included for backfills older than 60
+ * days (facts.ordersWindow; it must be used together with read_orders, and public apps need
+ * Shopify's approval for it: shopify.dev changelog "Apps now need Shopify approval to read orders
+ * older than 60 days"). SHOPIFY_SCOPES replaces the list (e.g. without read_all_orders while the
+ * approval is pending); what Shopify granted is stored as config.granted_scopes.
+ */
+export const DEFAULT_SCOPES = "read_orders,read_all_orders,read_customers";
 
 /** shopify-app-js `access-token` answers: expiring offline tokens carry the refresh fields. */
 const tokenResponse = z.object({
@@ -25,6 +31,9 @@ const tokenResponse = z.object({
   refresh_token_expires_in: seconds.optional(),
 });
 
+/** How far the callback's `timestamp` may be from now. */
+export const CALLBACK_TOLERANCE_SECONDS = 90;
+
 /**
  * Shopify signs the callback's query: HMAC-SHA256 (hex, with the app's client secret) of every
  * parameter but `hmac` and `signature`, decoded, sorted by name and re-encoded. True when the
@@ -33,7 +42,14 @@ const tokenResponse = z.object({
 export async function verifyShopifyHmac(
   query: URLSearchParams,
   app: AppCredentials,
+  now: Date,
 ): Promise<boolean> {
+  // The signed `timestamp` must be within 90 s of now, as the official library requires
+  // (@shopify/shopify-api 13.1.0 `lib/utils/hmac-validator.mjs`,
+  // HMAC_TIMESTAMP_PERMITTED_CLOCK_TOLERANCE_SEC): a captured callback cannot be replayed later.
+  const timestamp = Number(query.get("timestamp") ?? Number.NaN);
+  if (!Number.isFinite(timestamp)) return false;
+  if (Math.abs(now.getTime() / 1000 - timestamp) > CALLBACK_TOLERANCE_SECONDS) return false;
   const presented = decodeHex(query.get("hmac") ?? "");
   if (presented === undefined || presented.length !== 32) return false;
   const pairs = [...query.entries()]
@@ -51,10 +67,10 @@ export async function verifyShopifyHmac(
 export const shopifyOAuth: ProviderOAuth = {
   accountAtStart: { param: "shop", pattern: SHOP_DOMAIN, form: '"<name>.myshopify.com"' },
 
-  authorizeUrl: ({ app, redirectUri, state, baseUrl, account }) =>
+  authorizeUrl: ({ app, redirectUri, state, baseUrl, account, scopes }) =>
     authorizeUrlOf(baseUrl ?? `https://${account}`, "/admin/oauth/authorize", {
       client_id: app.clientId,
-      scope: SCOPES,
+      scope: scopes ?? DEFAULT_SCOPES,
       redirect_uri: redirectUri,
       state,
     }),
@@ -69,11 +85,12 @@ export const shopifyOAuth: ProviderOAuth = {
   async exchangeCode(ctx, { app, code, account, baseUrl }) {
     const base = baseUrl ?? facts.defaultAuthBaseUrl({ shop: account.externalId });
     const now = ctx.now();
-    // `expiring: 1` asks for an expiring offline token with a refresh token.
+    // `expiring: "1"` asks for an expiring offline token with a refresh token; a string, as
+    // @shopify/shopify-api 13.1.0 sends it (`lib/auth/oauth/oauth.mjs`).
     const { data } = await tokenClient(ctx, base, [code, app.clientSecret]).postJson(
       "code exchange response",
       facts.tokenPath,
-      { client_id: app.clientId, client_secret: app.clientSecret, code, expiring: 1 },
+      { client_id: app.clientId, client_secret: app.clientSecret, code, expiring: "1" },
       tokenResponse,
     );
     const credentials: Record<string, string> = { access_token: data.access_token };
@@ -85,6 +102,7 @@ export const shopifyOAuth: ProviderOAuth = {
         ? null
         : after(now, data.refresh_token_expires_in),
       refreshTokenRotated: data.refresh_token !== undefined,
+      ...(data.scope === undefined ? {} : { accountConfig: { granted_scopes: data.scope } }),
     };
   },
 };

@@ -7,7 +7,11 @@
 //   fulfillment_status = `displayFulfillmentStatus`; tracking_number = the newest fulfillment's
 //   first tracking number; remote_updated_at = `updatedAt`.
 // - customers: external_id = the Customer GID; status "active" for every customer the `customers`
-//   query returns. A deleted customer is no longer returned at all; its deletion is read from the
+//   query returns; email = `defaultEmailAddress.emailAddress`, phone =
+//   `defaultPhoneNumber.phoneNumber` (`Customer.email`/`phone` are deprecated: "Use
+//   `defaultEmailAddress.emailAddress` instead"), first_name/last_name. Those four are protected
+//   customer data: an app without Shopify's approval gets them null with one ACCESS_DENIED error
+//   per field (PROTECTED_CUSTOMER_FIELDS); the rest is stored and the page names what was withheld. A deleted customer is no longer returned at all; its deletion is read from the
 //   `events` connection (subject_type CUSTOMER, action destroy, kept a year) and stored as
 //   status "inactive" with remote_updated_at = the event's time and raw = the event.
 
@@ -88,6 +92,30 @@ export const ordersData = z.object({
   orders: z.object({ edges: z.array(z.object({ node: orderNode })), pageInfo }),
 });
 
+/**
+ * REST `fulfillment_status` (webhook bodies) in the GraphQL `OrderDisplayFulfillmentStatus` words
+ * the sync stores. REST knows four states ("fulfilled", "partial", "restocked", and null for none
+ * fulfilled: the words of the Admin API's `OrderCreateFulfillmentStatus` enum, which mirrors
+ * them); null covers every display state without a fulfilled item (UNFULFILLED, but also ON_HOLD,
+ * SCHEDULED, IN_PROGRESS…, which REST does not tell apart), so it maps to UNFULFILLED. Checked
+ * against the 2025-10 introspection by tests/shopify_contract_test.ts.
+ */
+export const DISPLAY_FULFILLMENT_OF_REST: Readonly<Record<string, string>> = {
+  fulfilled: "FULFILLED",
+  partial: "PARTIALLY_FULFILLED",
+  restocked: "RESTOCKED",
+};
+
+/** A webhook order's `fulfillment_status` as the sync would show it; throws naming an unknown word. */
+export function displayFulfillmentOfRest(status: string | null | undefined): string {
+  if (status === null || status === undefined) return "UNFULFILLED";
+  const display = DISPLAY_FULFILLMENT_OF_REST[status];
+  if (display === undefined) {
+    throw new Error(`shopify order: fulfillment_status: unknown value ${JSON.stringify(status)}`);
+  }
+  return display;
+}
+
 /** The newest fulfillment that has a tracking number, its first number. */
 function trackingNumber(node: OrderNode): string | null {
   for (const fulfillment of [...node.fulfillments].reverse()) {
@@ -120,7 +148,14 @@ export const CUSTOMERS_QUERY = `query TetherCustomers(
   $first: Int!, $after: String, $query: String!, $deletionsAfter: String, $deletionsQuery: String!
 ) {
   customers(first: $first, after: $after, sortKey: UPDATED_AT, query: $query) {
-    edges { cursor node { id email firstName lastName phone state createdAt updatedAt } }
+    edges {
+      cursor
+      node {
+        id firstName lastName state createdAt updatedAt
+        defaultEmailAddress { emailAddress }
+        defaultPhoneNumber { phoneNumber }
+      }
+    }
     pageInfo { hasNextPage endCursor }
   }
   deletions: events(
@@ -134,17 +169,55 @@ export const CUSTOMERS_QUERY = `query TetherCustomers(
   }
 }`;
 
+/**
+ * The `action` of the event Shopify keeps for a deleted customer. The `events` query documents the
+ * `action` filter ("The action that occured", example `action:create`) but no source lists the
+ * word a customer deletion carries; "destroy" is Shopify's word for a deleted subject, and a
+ * connection can name another in `config.customer_deletion_action` (the customers/delete webhook
+ * reports deletions either way).
+ */
+export const DEFAULT_DELETION_ACTION = "destroy";
+
 /** The `events` search for customer deletions in the window. */
-export function deletionsQuery(since: string | null, until: Date): string {
-  return `subject_type:CUSTOMER AND action:destroy AND ${timeWindow("created_at", since, until)}`;
+export function deletionsQuery(
+  since: string | null,
+  until: Date,
+  action = DEFAULT_DELETION_ACTION,
+): string {
+  return `subject_type:CUSTOMER AND action:${action} AND ${timeWindow("created_at", since, until)}`;
+}
+
+/**
+ * The protected customer data Tether selects (the introspection's `isProtected` fields), by their
+ * path under the customer node, with the column each fills. Without approval Shopify answers each
+ * null with an error `{path: ["customers","edges",<i>,"node",…], extensions: {code:
+ * "ACCESS_DENIED", …}}` ("This app is not approved to use the email field"; shopify.dev
+ * docs/apps/launch/protected-customer-data, "GraphQL Admin API request with unapproved fields";
+ * the error shape as MONEI/Shopify-api-node's test of it, commit a2179ac, carries it).
+ * `emailAddress` and `phoneNumber` are non-null in their objects, so the object itself may be the
+ * null one.
+ */
+export const PROTECTED_CUSTOMER_FIELDS: Readonly<Record<string, keyof CustomerRecord>> = {
+  firstName: "first_name",
+  lastName: "last_name",
+  "defaultEmailAddress.emailAddress": "email",
+  "defaultPhoneNumber.phoneNumber": "phone",
+};
+
+/** The column a denied path withholds, when it is a protected field of a customer node. */
+export function withheldColumn(path: readonly (string | number)[]): string | undefined {
+  const [root, edges, index, node, ...field] = path;
+  if (root !== "customers" || edges !== "edges" || node !== "node") return undefined;
+  if (!/^\d+$/.test(String(index))) return undefined;
+  return PROTECTED_CUSTOMER_FIELDS[field.join(".")];
 }
 
 export const customerNode = z.looseObject({
   id: z.string().min(1),
-  email: z.string().nullable(),
   firstName: z.string().nullable(),
   lastName: z.string().nullable(),
-  phone: z.string().nullable(),
+  defaultEmailAddress: z.looseObject({ emailAddress: z.string().nullable() }).nullable(),
+  defaultPhoneNumber: z.looseObject({ phoneNumber: z.string().nullable() }).nullable(),
   updatedAt: dateTime,
 });
 export type CustomerNode = z.output<typeof customerNode>;
@@ -173,10 +246,10 @@ export type CustomersData = z.output<typeof customersData>;
 export function toCustomerRecord(node: CustomerNode): CustomerRecord {
   return {
     external_id: node.id,
-    email: node.email,
+    email: node.defaultEmailAddress?.emailAddress ?? null,
     first_name: node.firstName,
     last_name: node.lastName,
-    phone: node.phone,
+    phone: node.defaultPhoneNumber?.phoneNumber ?? null,
     status: "active",
     remote_updated_at: iso(node.updatedAt),
     raw: node,
@@ -214,7 +287,11 @@ export type PairToken = z.output<typeof pairToken>;
  * in the page, which is what the time cursor needs. The token continues each connection after
  * the last edge kept from it.
  */
-export function mergeCustomerPage(data: CustomersData, previous: PairToken): {
+export function mergeCustomerPage(
+  data: CustomersData,
+  previous: PairToken,
+  deletionAction = DEFAULT_DELETION_ACTION,
+): {
   records: CustomerRecord[];
   nextToken: string;
   hasMore: boolean;
@@ -224,7 +301,7 @@ export function mergeCustomerPage(data: CustomersData, previous: PairToken): {
     record: toCustomerRecord(edge.node),
   }));
   const deletions = data.deletions.edges
-    .filter((edge) => edge.node.subjectType === "CUSTOMER" && edge.node.action === "destroy")
+    .filter((edge) => edge.node.subjectType === "CUSTOMER" && edge.node.action === deletionAction)
     .map((edge) => ({ cursor: edge.cursor, record: toDeletedCustomerRecord(edge.node) }));
   // The filter above may drop edges; the connection's own last edge still bounds its horizon.
   const lastDeletion = data.deletions.edges.at(-1);

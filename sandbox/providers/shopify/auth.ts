@@ -12,11 +12,19 @@ import type { AuthorizationCodes } from "../oauth_codes.ts";
 /** Expiring offline tokens: "access token 3600 s, refresh token 90 days". */
 const ACCESS_SECONDS = 3600;
 const REFRESH_SECONDS = 7_776_000;
-const SCOPE = "read_orders,read_customers";
+/** What a shop grants unless the account says otherwise: everything Tether asks for. */
+export const DEFAULT_SCOPES = "read_orders,read_all_orders,read_customers";
 
 export interface ShopifyAccount extends BaseAccount {
   readonly kind: ShopifyTokenKind;
   readonly shop: string;
+  /** The scopes granted, comma-separated: what the token endpoint reports as `scope`. */
+  readonly scopes: string;
+  /**
+   * Approved for protected customer data: without it the customers' names, emails and phones are
+   * null with an ACCESS_DENIED error each (shopify.dev docs/apps/launch/protected-customer-data).
+   */
+  readonly protectedCustomerData: boolean;
   /** The one live access token ("only one expiring token is live per app and shop"). */
   access: IssuedToken;
   /** null for legacy offline tokens, which have no refresh token. */
@@ -80,7 +88,7 @@ export function shopifyTokenEndpoint(
     account.refresh = refresh;
     return json({
       access_token: access.value,
-      scope: SCOPE,
+      scope: account.scopes,
       expires_in: ACCESS_SECONDS,
       refresh_token: refresh.value,
       refresh_token_expires_in: REFRESH_SECONDS,
@@ -117,7 +125,7 @@ export function shopifyTokenEndpoint(
       }, 400);
     }
     if (account.kind === "legacy") {
-      return json({ access_token: account.access.value, scope: SCOPE });
+      return json({ access_token: account.access.value, scope: account.scopes });
     }
     return rotate(account, now);
   }

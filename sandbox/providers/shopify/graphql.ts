@@ -23,7 +23,43 @@ import { SCHEMA } from "./schema.ts";
 const MAX_QUERY_COST = 1000;
 const RATE_LIMIT_DOCS = "https://shopify.dev/api/usage/rate-limits";
 
-function planRoot(field: FieldNode, account: { externalId: string; shop: string }): Plan {
+/** What the endpoint needs of the shop's account (auth.ts `ShopifyAccount`). */
+interface ShopAccount {
+  externalId: string;
+  shop: string;
+  scopes: string;
+  protectedCustomerData: boolean;
+}
+
+/**
+ * "Only the last 60 days' worth of orders from a store are accessible from the `Order` object by
+ * default … request access to all orders … the `read_all_orders` … scopes" (the `Order`
+ * description of the Admin 2025-10 introspection). Older orders are simply not there: no error.
+ */
+export const ORDERS_WINDOW_DAYS = 60;
+
+function grants(account: ShopAccount, scope: string): boolean {
+  return account.scopes.split(",").map((s) => s.trim()).includes(scope);
+}
+
+function planRoot(field: FieldNode, account: ShopAccount, now: number): Plan {
+  if (field.name === "currentAppInstallation") {
+    return {
+      field,
+      type: "AppInstallation",
+      requested: 1,
+      resolve: () => ({
+        value: {
+          id: gid("AppInstallation", 1),
+          accessScopes: account.scopes.split(",").map((handle) => ({
+            handle: handle.trim(),
+            description: null,
+          })),
+        },
+        cost: 1,
+      }),
+    };
+  }
   if (field.name === "shop") {
     return {
       field,
@@ -41,8 +77,14 @@ function planRoot(field: FieldNode, account: { externalId: string; shop: string 
     };
   }
   switch (field.name) {
-    case "orders":
-      return planConnection(ORDERS, field);
+    case "orders": {
+      if (grants(account, "read_all_orders")) return planConnection(ORDERS, field);
+      const oldest = now - ORDERS_WINDOW_DAYS * 86_400_000;
+      return planConnection({
+        ...ORDERS,
+        records: (set) => [...ORDERS.records(set)].filter((order) => order.createdAt >= oldest),
+      }, field);
+    }
     case "customers":
       return planConnection(CUSTOMERS, field);
     default: // "events": validate() admits no other root field
@@ -70,6 +112,54 @@ function costExtension(
   };
 }
 
+/**
+ * Protected customer data, as Shopify answers an app without approval: each protected field of
+ * every customer node null, with one error per field (shopify.dev docs/apps/launch/
+ * protected-customer-data, "GraphQL Admin API request with unapproved fields"): "This app is not
+ * approved to use the email field…", `path` to the field, `extensions.code` ACCESS_DENIED. A
+ * non-null protected field (`emailAddress`, `phoneNumber`) nulls its parent object.
+ */
+const PROTECTED: readonly (readonly [string] | readonly [string, string])[] = [
+  ["email"],
+  ["phone"],
+  ["firstName"],
+  ["lastName"],
+  ["displayName"],
+  ["defaultEmailAddress", "emailAddress"],
+  ["defaultPhoneNumber", "phoneNumber"],
+];
+const CUSTOMER_DATA_DOCS = "https://partners.shopify.com/1/apps/1/customer_data";
+
+function withholdProtected(data: Record<string, unknown>, errors: unknown[]): void {
+  const customers = data.customers as { edges?: { node?: Record<string, unknown> }[] } | undefined;
+  for (const [index, edge] of (customers?.edges ?? []).entries()) {
+    const node = edge.node;
+    if (!node) continue;
+    for (const path of PROTECTED) {
+      const [first, second] = path;
+      if (!(first in node)) continue; // not selected
+      if (second === undefined) {
+        node[first] = null;
+      } else {
+        const holder = node[first] as Record<string, unknown> | null;
+        if (holder === null || !(second in holder)) continue; // nothing resolved, no error
+        node[first] = null;
+      }
+      const field = path.at(-1)!;
+      errors.push({
+        message:
+          `This app is not approved to use the ${field} field. See ${CUSTOMER_DATA_DOCS} for more details.`,
+        path: ["customers", "edges", index, "node", ...path],
+        extensions: {
+          code: "ACCESS_DENIED",
+          documentation: CUSTOMER_DATA_DOCS,
+          requiredAccess: `Shopify approval is required before using the ${field} field.`,
+        },
+      });
+    }
+  }
+}
+
 function graphqlError(fault: GraphqlFault): Response {
   return json({
     errors: [{
@@ -81,7 +171,7 @@ function graphqlError(fault: GraphqlFault): Response {
 
 export async function serveGraphql(
   world: SandboxWorld,
-  account: { externalId: string; shop: string },
+  account: ShopAccount,
   req: Request,
   now: number,
 ): Promise<Response> {
@@ -91,7 +181,7 @@ export async function serveGraphql(
   try {
     const roots = rootFields(parseQuery(body.query, body.variables, "ruby"));
     validate(SCHEMA, "QueryRoot", roots, "ruby");
-    plans = roots.map((field) => planRoot(field, account));
+    plans = roots.map((field) => planRoot(field, account, now));
   } catch (error) {
     if (error instanceof GraphqlFault) return graphqlError(error);
     throw error;
@@ -126,5 +216,11 @@ export async function serveGraphql(
   // What was reserved but not used (fewer nodes than `first`) goes back to the bucket.
   world.limits.refund("shopify", account.externalId, requested - actual, now);
   const available = world.limits.level("shopify", account.externalId, now);
-  return json({ data, extensions: costExtension(requested, actual, available, size) });
+  const errors: unknown[] = [];
+  if (!account.protectedCustomerData) withholdProtected(data, errors);
+  return json({
+    data,
+    ...(errors.length > 0 ? { errors } : {}),
+    extensions: costExtension(requested, actual, available, size),
+  });
 }

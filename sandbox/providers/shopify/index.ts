@@ -14,6 +14,7 @@ import { base64, hex, hmacSha256 } from "../../webhooks.ts";
 import { defineSandboxProvider, perChange } from "../define.ts";
 import { AuthorizationCodes } from "../oauth_codes.ts";
 import {
+  DEFAULT_SCOPES,
   invalidGrant,
   issueTokens,
   type ShopifyAccount,
@@ -78,18 +79,23 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
       const rendered = webhookOf(change, world.data.get("shopify", account.externalId));
       const body = JSON.stringify(rendered.body);
       const id = crypto.randomUUID();
+      // Classic webhooks carry X-Shopify-*; Shopify Events deliveries the same in lower-case
+      // shopify-* (@shopify/shopify-api `ShopifyHeader`, `ShopifyEventsHeader`).
+      const prefix = opts.headerStyle === "events" ? "shopify-" : "x-shopify-";
       return {
         id,
         body,
         headers: {
           "content-type": "application/json",
-          "x-shopify-topic": rendered.topic,
-          "x-shopify-hmac-sha256": base64(await hmacSha256(opts.secret ?? app.clientSecret, body)),
-          "x-shopify-shop-domain": account.shop,
-          "x-shopify-webhook-id": id,
-          "x-shopify-event-id": crypto.randomUUID(),
-          "x-shopify-triggered-at": new Date(change.at).toISOString(),
-          "x-shopify-api-version": "2026-01",
+          [`${prefix}topic`]: rendered.topic,
+          [`${prefix}hmac-sha256`]: base64(
+            await hmacSha256(opts.secret ?? app.clientSecret, body),
+          ),
+          [`${prefix}shop-domain`]: account.shop,
+          [`${prefix}webhook-id`]: id,
+          [`${prefix}event-id`]: crypto.randomUUID(),
+          [`${prefix}triggered-at`]: new Date(change.at).toISOString(),
+          [`${prefix}api-version`]: "2025-10",
         },
       };
     }),
@@ -99,6 +105,8 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
       return {
         kind,
         shop: externalId.endsWith(".myshopify.com") ? externalId : `${externalId}.myshopify.com`,
+        scopes: input.scopes ?? DEFAULT_SCOPES,
+        protectedCustomerData: input.protectedCustomerData ?? false,
         ...issueTokens(book, externalId, kind, now),
       };
     },

@@ -55,6 +55,9 @@ export function customerNode(customer: SandboxCustomer) {
     lastName: customer.lastName,
     displayName: `${customer.firstName} ${customer.lastName}`,
     phone: customer.phone,
+    // The current fields (`email` and `phone` are deprecated in their favour).
+    defaultEmailAddress: customer.email === null ? null : { emailAddress: customer.email },
+    defaultPhoneNumber: customer.phone === null ? null : { phoneNumber: customer.phone },
     state: "ENABLED",
     createdAt: dateTime(customer.createdAt),
     updatedAt: dateTime(customer.updatedAt),
@@ -116,7 +119,7 @@ export function deletionEventNode(customer: SandboxCustomer) {
 /**
  * A change as Shopify's webhook (REST JSON, snake_case): `orders/create`, `orders/updated`,
  * `customers/create`, `customers/update`, `customers/delete` (whose body holds little more than
- * the ids; the deletion's time is the `X-Shopify-Triggered-At` header).
+ * the ids and no time; the unsigned `X-Shopify-Triggered-At` header says when).
  */
 export function webhookOf(change: Change, set: Dataset): { topic: string; body: unknown } {
   if (change.stream === "orders") {

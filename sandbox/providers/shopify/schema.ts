@@ -30,8 +30,11 @@ export const SCHEMA: Schema = {
       orders: { type: "OrderConnection", args: CONNECTION_ARGS },
       customers: { type: "CustomerConnection", args: CONNECTION_ARGS },
       events: { type: "EventConnection", args: CONNECTION_ARGS },
+      currentAppInstallation: "AppInstallation",
     },
   },
+  AppInstallation: { fields: { id: "ID", accessScopes: "AccessScope" } },
+  AccessScope: { fields: { handle: "String", description: "String" } },
   Shop: { fields: { id: "ID", name: "String", myshopifyDomain: "String", email: "String" } },
   PageInfo: {
     fields: {
@@ -80,11 +83,15 @@ export const SCHEMA: Schema = {
       lastName: "String",
       displayName: "String",
       phone: "String",
+      defaultEmailAddress: "CustomerEmailAddress",
+      defaultPhoneNumber: "CustomerPhoneNumber",
       state: "CustomerState",
       createdAt: "DateTime",
       updatedAt: "DateTime",
     },
   },
+  CustomerEmailAddress: { fields: { emailAddress: "String" } },
+  CustomerPhoneNumber: { fields: { phoneNumber: "String" } },
   ...connectionTypes("Event"),
   Event: { fields: EVENT_FIELDS, possibleTypes: ["BasicEvent", "CommentEvent"] },
   BasicEvent: {
