@@ -2,7 +2,7 @@
  * Fault switches: queued per (provider, endpoint), served first-in first-out
  * to the next matching requests.
  *
- * Error faults (5xx, hang, 429, invalid_grant) answer instead of the provider,
+ * Error faults (5xx, hang, 429, invalid_grant, unauthorized) answer instead of the provider,
  * so the presented token is NOT consumed or rotated. The 200 faults
  * (malformed_json, missing_field) corrupt the provider's real answer, so the
  * refresh DID happen (tokens rotated), as when a good response is garbled on
@@ -16,6 +16,8 @@ export const FAULT_KINDS = [
   "malformed_json",
   "missing_field",
   "invalid_grant",
+  // The provider's own 401 on either endpoint (for ShipHero's token endpoint: no OAuth `error`).
+  "unauthorized",
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 

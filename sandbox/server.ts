@@ -126,6 +126,8 @@ export function createSandboxHandler(
         return hang(closing);
       case "invalid_grant":
         return fault.endpoint === "token" ? provider.invalidGrant() : provider.unauthorized();
+      case "unauthorized":
+        return provider.unauthorized();
       default:
         return undefined;
     }
@@ -298,7 +300,7 @@ const deliverBody = z.object({
   seed: z.number().int().nonnegative().default(1),
   /** Sign with this secret instead of the real one (a wrong-secret delivery). */
   secret: z.string().min(1).optional(),
-  format: z.enum(["cloudevents", "legacy"]).optional(),
+  format: z.enum(["cloudevents", "legacy", "nested", "pubsub", "flat"]).optional(),
   /** Shopify: "events" sends Shopify Events' lower-case shopify-* headers. */
   header_style: z.enum(["classic", "events"]).optional(),
   attempts: z.number().int().min(1).max(10).default(3),

@@ -17,8 +17,12 @@ export interface WebhookMessage {
 export interface WebhookBuildOptions {
   /** Sign with this instead of the provider's real secret (a wrong-secret delivery). */
   secret?: string;
-  /** QuickBooks: the CloudEvents array (default) or the legacy `eventNotifications` body. */
-  format?: "cloudevents" | "legacy";
+  /**
+   * QuickBooks: the CloudEvents array (default) or the legacy `eventNotifications` body. Maystro:
+   * the nested `{event, payload}` body (default), the same in a push envelope's base64
+   * `message.data` ("pubsub"), or flat.
+   */
+  format?: "cloudevents" | "legacy" | "nested" | "pubsub" | "flat";
   /** Shopify: classic `X-Shopify-*` headers (default) or Shopify Events' `shopify-*`. */
   headerStyle?: "classic" | "events";
 }

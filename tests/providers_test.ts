@@ -368,6 +368,21 @@ Deno.test("an unknown refresh token is invalid_grant without any fault (shiphero
   });
 });
 
+Deno.test("shiphero: a 401 from the refresh call without an OAuth error is still invalid_grant (reconnect)", async () => {
+  await withSandbox(async (sb) => {
+    const { account, conn, adapter } = await setup(sb, "shiphero");
+    await sb.fault({ provider: "shiphero", endpoint: "token", kind: "unauthorized" });
+    const error = await rejectsWith(
+      adapter.refresh(context(), conn, account.credentials),
+      "invalid_grant",
+      secretsOf(account),
+    );
+    assert.equal(error.status, 401);
+    assert.ok(error.reauthRequired);
+    assert.match(error.message, /reconnect the ShipHero account/);
+  });
+});
+
 Deno.test("a 5xx from the token endpoint is a retryable server_error", async () => {
   await withSandbox(async (sb) => {
     for (const provider of OAUTH) {

@@ -158,13 +158,25 @@ Deno.test("maystro sandbox: newest first, 20 a page, filters by external_order_i
     assert.equal(page3.body.list.next, null);
     assert.equal((await list(sb, account, { page: "4" })).status, 404);
 
-    const tracked = page1.body.list.results.find((o: { display_id: string | null }) =>
-      o.display_id
-    );
+    // Ids as clients type them: `id` text, `instance_uuid` the order's own id.
+    for (const o of page1.body.list.results) {
+      assert.equal(typeof o.id, "string");
+      assert.match(o.instance_uuid, /^[0-9a-f-]{36}$/);
+    }
+    type Row = { id: string; display_id?: string | null; tracking_number?: string | null };
+    const all: Row[] = [
+      ...page1.body.list.results,
+      ...page3.body.list.results,
+      ...(await list(sb, account, { page: "2" })).body.list.results,
+    ];
+    // The tracking number comes in `tracking_number` for some orders and in `display_id` for others.
+    assert.ok(all.some((o) => o.tracking_number), "some carry tracking_number");
+    const tracked = all.find((o) => o.display_id) as Row & { external_order_id: string };
+    assert.ok(tracked, "some carry display_id");
     const byRef = await list(sb, account, { external_order_id: tracked.external_order_id });
-    assert.deepEqual(byRef.body.list.results.map((o: { id: number }) => o.id), [tracked.id]);
-    const byTracking = await list(sb, account, { display_id: tracked.display_id });
-    assert.deepEqual(byTracking.body.list.results.map((o: { id: number }) => o.id), [tracked.id]);
+    assert.deepEqual(byRef.body.list.results.map((o: Row) => o.id), [tracked.id]);
+    const byTracking = await list(sb, account, { display_id: tracked.display_id! });
+    assert.deepEqual(byTracking.body.list.results.map((o: Row) => o.id), [tracked.id]);
   });
 });
 

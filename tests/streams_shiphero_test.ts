@@ -104,7 +104,8 @@ Deno.test("shiphero without a pacer, running out of credits is rate_limited with
     const error = await rejection(syncRun(readOrders, world, store, { pageSize: 20 }));
     assert.equal(error.code, "rate_limited");
     assert.ok(error.message.includes("not enough credits"), error.message);
-    // 21 credits required, 9 left, 1 credit per second: "Please try again in 12 seconds".
+    // 21 credits required, 9 left, 1 credit per second: "…which requires 21 credits, but there
+    // are only 9 left. In 12 seconds you will have enough credits to perform the operation".
     assert.ok(
       error.retryAfterMs !== undefined && error.retryAfterMs >= 10_000 &&
         error.retryAfterMs <= 21_000,
@@ -147,4 +148,20 @@ Deno.test("shiphero sandbox: ISODateTime without offset, Relay ids, and a date-o
 
     const unknown = await ask(`{ orders { data(first: 1) { edges { node { tracking } } } } }`);
     assert.equal(unknown.errors[0].message, "Cannot query field 'tracking' on type 'Order'.");
+  }));
+
+Deno.test("shiphero: a throttle teaches the pacer the bucket ShipHero reports (credits left, restore rate)", () =>
+  withAccount(PROVIDER, async (world) => {
+    // The account's real bucket is far smaller than the model's default.
+    await setLimits(world.sb, PROVIDER, { capacity: 30, restorePerSecond: 1 });
+    await seed(world.sb, world.account, { orders: 100 });
+    const pacer = new Pacer(shipheroAdapter.facts.rateLimit);
+    assert.deepEqual(pacer.model, { capacity: 4004, restorePerSecond: 60 });
+    const store = new StreamStore<OrderRecord>();
+    const error = await rejection(syncRun(readOrders, world, store, { pageSize: 20, pacer }));
+    assert.equal(error.code, "rate_limited");
+    assert.equal(error.retryAfterMs, 12_000, "In 12 seconds you will have enough credits");
+    // "requires 21 credits, but there are only 9 left", 12 s: 1 credit per second.
+    assert.deepEqual(pacer.model, { capacity: 4004, restorePerSecond: 1 });
+    assert.ok(pacer.available >= 9 && pacer.available < 10, `available ${pacer.available}`);
   }));

@@ -354,7 +354,7 @@ Deno.test("tampered, unsigned, wrong-secret, truncated and oversized deliveries 
       "shiphero unknown connection",
       await post(`${w.hooks}/shiphero/${crypto.randomUUID()}`, {
         "x-shiphero-hmac-sha256": await hmac(
-          shiphero.account.credentials.webhook_secret!,
+          shiphero.account.credentials.webhook_secret_order_canceled!,
           shBody,
           "base64",
         ),
@@ -532,3 +532,171 @@ for (const provider of ["shopify", "shiphero", "lightspeed", "quickbooks", "mays
     });
   });
 }
+
+// --- ShipHero and Maystro as they really deliver (issue #12) ---------------------------------
+
+function fixtureBody(path: string): Record<string, unknown> {
+  const text = Deno.readTextFileSync(new URL(`./fixtures/${path}`, import.meta.url));
+  return structuredClone(JSON.parse(text).body);
+}
+
+async function postShipHero(w: World, c: Conn, secret: string, body: string, messageId: string) {
+  const res = await fetch(urlFor(w, c), {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-shiphero-hmac-sha256": await hmac(secret, body, "base64"),
+      "x-shiphero-message-id": messageId,
+    },
+    body,
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+/** A sandbox order of the connection (its Relay id and truth), tracked or not, or any. */
+async function shipheroOrder(w: World, c: Conn, tracked?: boolean) {
+  const truth = [...(await truthOf(w, c, "orders")).values()];
+  const order = truth.find((t) => tracked === undefined || (t.tracking_number != null) === tracked);
+  assert.ok(order, "the sandbox holds such an order");
+  const seq = atob(order.external_id).split(":")[1]!;
+  return { ...order, seq };
+}
+
+async function storedOrder(w: World, c: Conn, externalId: string) {
+  const [row] = await w.db.sql<
+    { status: string; tracking_number: string | null; t: Date | null }[]
+  >`select status, tracking_number, remote_updated_at as t from tether.orders
+     where connection_id = ${c.id} and external_id = ${externalId}`;
+  return row;
+}
+
+Deno.test("shiphero: each webhook type verifies only with its own secret; the earlier single secret verifies every type", async () => {
+  await withWorld(async (w) => {
+    const c = await connection(w, "shiphero", { orders: 5, customers: 0 });
+    const creds = c.account.credentials;
+    const order = await shipheroOrder(w, c);
+    const canceled = fixtureBody("shiphero/order_canceled.json");
+    canceled.order_uuid = order.external_id;
+    const body = JSON.stringify(canceled);
+
+    const other = await postShipHero(w, c, creds.webhook_secret_shipment_update!, body, "m-1");
+    assert.equal(other.status, 401, "signed with the Shipment Update webhook's secret");
+    const stored = await w.db.sql`select 1 from tether.webhook_events`;
+    assert.equal(stored.length, 0, "nothing stored");
+
+    const own = await postShipHero(w, c, creds.webhook_secret_order_canceled!, body, "m-2");
+    assert.deepEqual(own, { status: 200, json: { code: "200", Message: "Success" } });
+    assert.equal((await storedOrder(w, c, order.external_id))?.status, "canceled");
+
+    // Reconnected with one secret for every type (the earlier form): both types verify with it.
+    await runConnect(w.deps, {
+      provider: "shiphero",
+      external_id: c.account.external_id,
+      name: "legacy",
+      credentials: { refresh_token: creds.refresh_token!, webhook_secret: "one-secret-for-all" },
+      config: w.sandbox.configFor(c.account),
+    });
+    const legacy = await postShipHero(w, c, "one-secret-for-all", body + " ", "m-3");
+    assert.equal(legacy.status, 200);
+    const stale = await postShipHero(w, c, creds.webhook_secret_order_canceled!, body, "m-4");
+    assert.equal(stale.status, 401, "the replaced per-type secret no longer verifies");
+  });
+});
+
+Deno.test("shiphero: the official Shipment Update sample (no order id) stores the shipment's order as ShipHero has it", async () => {
+  await withWorld(async (w) => {
+    const c = await connection(w, "shiphero", { orders: 10, customers: 0 });
+    const order = await shipheroOrder(w, c, true);
+    const update = fixtureBody("shiphero/shipment_update.json");
+    const f = update.fulfillment as Record<string, unknown>;
+    f.shipment_id = Number(order.seq);
+    f.shipment_uuid = btoa(`Shipment:${order.seq}`);
+    f.tracking_number = order.tracking_number;
+    const body = JSON.stringify(update);
+    const res = await postShipHero(
+      w,
+      c,
+      c.account.credentials.webhook_secret_shipment_update!,
+      body,
+      "m-1",
+    );
+    assert.deepEqual(res, { status: 200, json: { code: "200", Message: "Success" } });
+    const [event] = await w.db.sql`select status, topic, last_error from tether.webhook_events`;
+    assert.deepEqual([event!.status, event!.topic], ["processed", "Shipment Update"]);
+    const row = await storedOrder(w, c, order.external_id);
+    assert.ok(row, "the order is stored under its Relay id");
+    assert.equal(row.tracking_number, order.tracking_number);
+    assert.equal(row.status, order.status);
+    // The time is ShipHero's (a re-read), not the delivery's.
+    assert.equal(row.t?.toISOString(), order.updated_at);
+  });
+});
+
+Deno.test("shiphero: a genuine delivery replayed with a fresh X-Shiphero-Message-ID is not processed again", async () => {
+  await withWorld(async (w) => {
+    const c = await connection(w, "shiphero", { orders: 5, customers: 0 });
+    const order = await shipheroOrder(w, c);
+    const canceled = fixtureBody("shiphero/order_canceled.json");
+    canceled.order_uuid = order.external_id;
+    const body = JSON.stringify(canceled);
+    // One secret for every type (the earlier form), so that only the replay is under test.
+    const secret = "one-secret-for-all";
+    await runConnect(w.deps, {
+      provider: "shiphero",
+      external_id: c.account.external_id,
+      name: "replay",
+      credentials: { refresh_token: c.account.credentials.refresh_token!, webhook_secret: secret },
+      config: w.sandbox.configFor(c.account),
+    });
+    assert.equal((await postShipHero(w, c, secret, body, "first-id")).status, 200);
+    assert.equal((await postShipHero(w, c, secret, body, "fresh-id")).status, 200, "acknowledged");
+    const events = await w.db.sql`select status, attempts, payload from tether.webhook_events`;
+    assert.equal(events.length, 1, "the same signed body is the same event");
+    assert.deepEqual([events[0]!.status, events[0]!.attempts], ["processed", 1]);
+    assert.equal(events[0]!.payload.message_id, "first-id");
+  });
+});
+
+for (const format of ["nested", "pubsub", "flat"] as const) {
+  Deno.test(`maystro: ${format} deliveries are accepted and processed`, async () => {
+    await withWorld(async (w) => {
+      const c = await connection(w, "maystro", { orders: 10, customers: 0 });
+      await mutate(w, c, 12);
+      const r = await deliver(w, [c], { format });
+      assert.ok(r.messages >= 1);
+      assert.equal(r.failed, 0);
+      const counts = await eventCounts(w);
+      assert.equal(counts[0]?.other, 0, "all processed");
+      assert.ok(await assertRowsAreNewest(w, c, "orders") >= 1);
+    });
+  });
+}
+
+Deno.test("maystro: the client-published bodies (nested, base64 message.data) reach the order they name", async () => {
+  await withWorld(async (w) => {
+    const c = await connection(w, "maystro", { orders: 5, customers: 0 });
+    const [order] = (await truthOf(w, c, "orders")).values();
+    const nested = fixtureBody("maystro/webhook_nested.json");
+    (nested.payload as Record<string, unknown>).external_order_id = order!.external_id;
+    const pubsub = fixtureBody("maystro/webhook_pubsub.json");
+    const message = pubsub.message as Record<string, unknown>;
+    const inner = JSON.parse(atob(message.data as string));
+    inner.payload.external_order_id = order!.external_id;
+    inner.payload.status = 31;
+    message.data = btoa(JSON.stringify(inner));
+    for (const body of [nested, pubsub]) {
+      const status = await post(
+        urlFor(w, c),
+        { "content-type": "application/json" },
+        JSON.stringify(body),
+      );
+      assert.equal(status, 200);
+    }
+    const events = await w.db.sql`select status, topic from tether.webhook_events`;
+    assert.deepEqual(events.map((e) => [e.status, e.topic]), [
+      ["processed", "OrderStatusChanged"],
+      ["processed", "OrderStatusChanged"],
+    ]);
+    assert.equal(await assertRowsAreNewest(w, c, "orders"), 1);
+  });
+});

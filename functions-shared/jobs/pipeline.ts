@@ -118,7 +118,10 @@ export class PageRun {
     const adapter = adapterFor(connection.provider);
     const read = adapter.streams[stream] as StreamReader<StreamRecords[typeof stream]> | undefined;
     if (!read) throw new JobError("no_such_stream", `${this.provider} has no ${stream} stream`);
-    const pacer = this.deps.pacers.for(connection.id, adapter.facts.rateLimit);
+    const pacer = this.deps.pacers.for(
+      connection.id,
+      adapter.rateLimitFor?.(connection.config) ?? adapter.facts.rateLimit,
+    );
     this.#pacer = pacer;
     this.#pacedBefore = pacer.waitedMs;
     const ctx = { ...adapterContext(this.deps), pacer };

@@ -14,7 +14,9 @@
 //   X-Shopify-Shop-Domain → the connection whose config.shop (or external id) is that domain;
 //   id = the topic and a SHA-256 of the signed body (a replay under a fresh webhook id is a repeat).
 // - shiphero   /webhooks/shiphero/<connection_id>: X-ShipHero-HMAC-SHA256 = base64 HMAC with the
-//   connection's `webhook_secret` (the shared_signature_secret); id X-Shiphero-Message-ID.
+//   secret of the delivery's webhook type (`webhook_secret_<type>`, each webhook's
+//   shared_signature_secret; a single `webhook_secret` still verifies every type); id = SHA-256
+//   of the signed body (X-Shiphero-Message-ID is unsigned; a fresh one on a replay changes nothing).
 // - quickbooks /webhooks/quickbooks: intuit-signature = base64 HMAC with
 //   QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN; each event's realm (realmId / intuitaccountid) → the
 //   connection with that external id; id = the CloudEvents id, or a hash of the entity change.
@@ -148,27 +150,31 @@ function receiveSink(deps: Deps, provider: ProviderName): WebhookReceiveSink<Con
   };
 }
 
-/** A connection named in the path, with its per-connection webhook secret; rejected otherwise. */
+/** A connection named in the path, with its per-connection webhook secrets; rejected otherwise. */
 async function pathConnection(
   deps: Deps,
   id: string | undefined,
   what: string,
-): Promise<{ connection: ConnectionRow; secret: string }> {
+): Promise<{ connection: ConnectionRow; secrets: Record<string, string> }> {
   if (!id || !uuid.safeParse(id).success) {
     throw new WebhookRejected(`${what}: no connection in the URL`);
   }
   const connection = await getConnection(deps.db, id);
   if (!connection) throw new WebhookRejected(`${what}: unknown connection`);
   const { values } = await readCredentials(deps.db, deps.vault, connection.id);
-  const secret = values.webhook_secret;
-  if (!secret) {
+  const secrets = Object.fromEntries(
+    Object.entries(values).filter(([field, value]) =>
+      /^webhook_secret(?:_[a-z0-9_]+)?$/.test(field) && value !== ""
+    ),
+  );
+  if (Object.keys(secrets).length === 0) {
     deps.log.error("webhook secret is not configured", {
       provider: connection.provider,
       connection_id: id,
     });
     throw new WebhookRejected(`${what}: no webhook secret is configured for the connection`);
   }
-  return { connection, secret };
+  return { connection, secrets };
 }
 
 function processSink(deps: Deps, connectionId: string): WebhookProcessSink {

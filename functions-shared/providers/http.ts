@@ -392,8 +392,9 @@ export function splitDenied(
 }
 
 /**
- * GraphQL answers HTTP 200 with `errors` for throttling (Shopify `THROTTLED`, ShipHero "not enough
- * credits … try again in N seconds") and for failed queries; both become ProviderErrors.
+ * GraphQL answers HTTP 200 with `errors` for throttling (Shopify `THROTTLED`, ShipHero "There are
+ * not enough credits …") and for failed queries; both become ProviderErrors. The wait is the one
+ * the caller read from the response (`GraphqlOptions.inspect`), else the provider's default.
  */
 export function throwOnGraphqlErrors(
   req: Pick<JsonRequest, "provider" | "facts" | "secrets">,
@@ -408,12 +409,7 @@ export function throwOnGraphqlErrors(
     e.extensions?.code === "THROTTLED" || /throttl|not enough credits/i.test(e.message ?? "")
   );
   if (throttled) {
-    const seconds = /try again in (\d+(?:\.\d+)?) ?s/i.exec(messages.join(" "))?.[1];
-    const retryAfterMs = throttleWaitMs !== undefined
-      ? throttleWaitMs
-      : seconds !== undefined
-      ? Math.ceil(Number(seconds) * 1000)
-      : req.facts.defaultRetryAfterSeconds * 1000;
+    const retryAfterMs = throttleWaitMs ?? req.facts.defaultRetryAfterSeconds * 1000;
     throw new ProviderError(
       req.provider,
       "rate_limited",
@@ -445,10 +441,13 @@ const graphqlEnvelope = z.object({
 
 export interface GraphqlOptions {
   /**
-   * Sees the response's `extensions` (Shopify's cost report) before any error is thrown; returns
-   * the wait a throttle implies when the extensions say it.
+   * Sees the response's `extensions` (Shopify's cost report) and `errors` (ShipHero's credits
+   * report) before any error is thrown; returns the wait a throttle implies when they say it.
    */
-  inspect?: (extensions: Record<string, unknown> | undefined) => number | undefined;
+  inspect?: (
+    extensions: Record<string, unknown> | undefined,
+    errors: readonly GraphqlError[] | undefined,
+  ) => number | undefined;
   /**
    * The one kind of GraphQL error a caller may accept instead of failing: a field the app is not
    * allowed to read, answered with the field null and an error `{path, extensions: {code:
@@ -477,7 +476,7 @@ export async function requestGraphql<S extends z.ZodType>(
   options: GraphqlOptions = {},
 ): Promise<GraphqlResponse<z.output<S>>> {
   const response = await requestJson(ctx, req, graphqlEnvelope);
-  const throttleWaitMs = options.inspect?.(response.data.extensions);
+  const throttleWaitMs = options.inspect?.(response.data.extensions, response.data.errors);
   const { denied, rest } = splitDenied(response.data.errors, options.acceptDenied);
   throwOnGraphqlErrors(req, rest, throttleWaitMs);
   // `data` is wrapped so that messages name the field from the top: `field "data.shop.name"`.

@@ -43,6 +43,11 @@ export class Pacer {
     this.#at = this.#clock();
   }
 
+  /** The bucket the model assumes now (as constructed, or as `observe` corrected it). */
+  get model(): BucketModel {
+    return { capacity: this.#capacity, restorePerSecond: this.#restorePerSecond };
+  }
+
   /** What the model holds now. */
   get available(): number {
     this.#refill();

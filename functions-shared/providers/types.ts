@@ -193,6 +193,14 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   /** The connection's config: provider fields plus optional `auth_base_url` / `api_base_url`. */
   readonly configSchema: z.ZodType;
   /**
+   * The connection's rate-limit bucket when its config may set one (ShipHero's `credit_bucket`);
+   * `facts.rateLimit` otherwise.
+   */
+  rateLimitFor?(config: Record<string, unknown>): {
+    readonly capacity: number;
+    readonly restorePerSecond: number;
+  };
+  /**
    * Renews the access token. Providers without refresh (Maystro, Shopify legacy tokens) verify the
    * token instead and return it unchanged with a null expiry.
    */
@@ -292,11 +300,15 @@ export interface WebhookReceiveSink<C extends WebhookConnection = WebhookConnect
   connectionByExternalId(externalId: string): Promise<C | undefined>;
   /** The provider's connection whose config[key] or external id is `value`. */
   connectionByConfigOrExternalId(key: string, value: string): Promise<C | undefined>;
-  /** The connection named in the URL and its `webhook_secret`; WebhookRejected otherwise. */
+  /**
+   * The connection named in the URL and its webhook secrets: every stored credential field named
+   * `webhook_secret` or `webhook_secret_<kind>` (ShipHero keeps one per webhook type), by field
+   * name, never empty; WebhookRejected otherwise.
+   */
   connectionInPath(
     id: string | undefined,
     what: string,
-  ): Promise<{ connection: C; secret: string }>;
+  ): Promise<{ connection: C; secrets: Readonly<Record<string, string>> }>;
 }
 
 /** One event of a verified delivery, before it is recorded. */

@@ -2,7 +2,13 @@
 // and the one timestamp normaliser. Signature checks are in webhooks/verify.ts.
 import type { z } from "zod";
 
-export { secretsEqual, sha256Hex, verifyHmac, WebhookRejected } from "../webhooks/verify.ts";
+export {
+  matchingSecrets,
+  secretsEqual,
+  sha256Hex,
+  verifyHmac,
+  WebhookRejected,
+} from "../webhooks/verify.ts";
 
 /** The delivery is genuine but its body is not what the provider documents: 400, nothing stored. */
 export class BadPayload extends Error {

@@ -75,15 +75,30 @@ export async function verifyHmac(
   encoding: "base64" | "hex",
   what: string,
 ): Promise<void> {
+  await matchingSecrets(body, signature, secrets, encoding, what);
+}
+
+/**
+ * `verifyHmac` that also says which secrets signed the body (their indexes in `secrets`), for a
+ * provider that issues one secret per kind of delivery (ShipHero: one per webhook type).
+ */
+export async function matchingSecrets(
+  body: Uint8Array,
+  signature: string | null,
+  secrets: readonly string[],
+  encoding: "base64" | "hex",
+  what: string,
+): Promise<number[]> {
   if (secrets.length === 0) throw new WebhookRejected(`${what}: no secret is configured`);
   if (signature === null || signature.trim() === "") {
     throw new WebhookRejected(`${what}: the signature header is missing`);
   }
   const presented = encoding === "base64" ? decodeBase64(signature) : decodeHex(signature);
   if (!presented) throw new WebhookRejected(`${what}: the signature is malformed`);
-  let ok = false;
-  for (const secret of secrets) {
-    if (constantTimeEqual(await hmacSha256(secret, body), presented)) ok = true;
+  const matched: number[] = [];
+  for (const [i, secret] of secrets.entries()) {
+    if (constantTimeEqual(await hmacSha256(secret, body), presented)) matched.push(i);
   }
-  if (!ok) throw new WebhookRejected(`${what}: the signature does not match`);
+  if (matched.length === 0) throw new WebhookRejected(`${what}: the signature does not match`);
+  return matched;
 }

@@ -7,7 +7,12 @@
  * per page); filters external_order_id=, display_id=; no updated-since filter". Orders come
  * newest first (by created_at), as Django REST Framework pages them: a page past the end is a
  * 404 "Invalid page.". Timestamps are Django's: microseconds and the Algiers offset (+01:00).
- * `display_id` (the tracking number) is empty until the carrier assigns one.
+ *
+ * As independent client code reads an order (MaystroService, code-index id 9906604906): `id` is
+ * text and `instance_uuid` is "the actual Maystro order ID"; the tracking number is
+ * `tracking_number || display_id`. Both fields occur here: some orders carry it in
+ * `tracking_number` (no `display_id`), the others in `display_id` only, empty until the carrier
+ * assigns one, so an adapter reading only one of them disagrees with the truth.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
 import type { Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
@@ -50,8 +55,10 @@ const WILAYAS = ["Alger", "Oran", "Constantine", "Blida", "Sétif", "Annaba", "T
 /** An order as Maystro holds it: the neutral order in Maystro's terms. */
 interface MaystroOrder {
   readonly id: number;
+  /** Where the tracking number is rendered: `tracking_number` (true) or `display_id`. */
+  readonly inTrackingField: boolean;
   /** The tracking number, "" or null (both are seen) until the carrier assigns one. */
-  readonly displayId: string | null;
+  readonly tracking: string | null;
   readonly externalOrderId: string;
   readonly status: number;
   readonly createdAt: number;
@@ -88,7 +95,8 @@ function toMaystro(set: Dataset, order: SandboxOrder): MaystroOrder {
   const status = STATUS_CODE[order.stage];
   return {
     id: order.seq,
-    displayId: order.trackingNumber ?? (order.variant === "a" ? null : ""),
+    inTrackingField: order.variant === "a",
+    tracking: order.trackingNumber ?? (order.variant === "a" ? null : ""),
     externalOrderId: order.reference,
     status,
     createdAt: order.createdAt,
@@ -102,7 +110,7 @@ function toMaystro(set: Dataset, order: SandboxOrder): MaystroOrder {
 }
 
 function isFinal(o: MaystroOrder): boolean {
-  return o.status === 50 || (o.status === 41 && o.displayId !== null && o.displayId !== "");
+  return o.status === 50 || (o.status === 41 && o.tracking !== null && o.tracking !== "");
 }
 
 /**
@@ -114,11 +122,20 @@ function djangoTime(epochMs: number, filler: number): string {
   return `${local}${String(filler % 1000).padStart(3, "0")}+01:00`;
 }
 
+/** A stable UUID for an order: Maystro's `instance_uuid`. */
+function instanceUuid(id: number): string {
+  return `6d61792d-0000-4000-8000-${id.toString(16).padStart(12, "0")}`;
+}
+
 function render(o: MaystroOrder): Record<string, unknown> {
   const filler = (o.id * 379) % 1000;
+  const tracking = o.inTrackingField
+    ? { tracking_number: o.tracking, display_id: null }
+    : { display_id: o.tracking };
   return {
-    id: o.id,
-    display_id: o.displayId,
+    id: String(o.id),
+    instance_uuid: instanceUuid(o.id),
+    ...tracking,
     external_order_id: o.externalOrderId,
     status: o.status,
     created_at: djangoTime(o.createdAt, filler),
@@ -138,7 +155,7 @@ function truthOf(o: MaystroOrder): TruthRecord {
     external_id: o.externalOrderId,
     updated_at: new Date(o.lastUpdate).toISOString(),
     status: STATUS_NAME[o.status] ?? `status_${o.status}`,
-    tracking_number: o.displayId === "" ? null : o.displayId,
+    tracking_number: o.tracking === "" ? null : o.tracking,
     order_number: o.externalOrderId,
   };
 }
@@ -168,7 +185,7 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
     const display = query.get("display_id") || undefined;
     const matches = ordersOf(world.data.get("maystro", account.externalId))
       .filter((o) => external === undefined || o.externalOrderId === external)
-      .filter((o) => display === undefined || o.displayId === display)
+      .filter((o) => display === undefined || (!o.inTrackingField && o.tracking === display))
       .sort(newestFirst);
     const pages = Math.max(1, Math.ceil(matches.length / PAGE_SIZE));
     const page = /^\d+$/.test(pageText) ? Number(pageText) : 0;
@@ -225,19 +242,34 @@ export function createMaystro(world: SandboxWorld): ProviderSandbox {
     streams: ["orders"],
     truth: (set, stream) => stream === "orders" ? ordersOf(set).map(truthOf) : [],
 
-    // "an `OrderStatusChanged` event with `external_order_id`, `status`, `display_id_order`";
-    // unsigned. The secret lives in the URL the receiver registered (the caller's `url`).
-    webhooks: perChange(({ account, change }) => {
+    // "an `OrderStatusChanged` event with `external_order_id`, `status`, `display_id_order`",
+    // nested under `payload` (MaystroService.processWebhook), or that JSON base64-encoded in a
+    // push envelope's `message.data` (moh4git/MaystroWebhook), or flat; unsigned. The secret
+    // lives in the URL the receiver registered (the caller's `url`).
+    webhooks: perChange(({ account, change }, opts) => {
       if (change.stream !== "orders") return undefined;
       const view = toMaystro(world.data.get("maystro", account.externalId), change.record);
+      const fields = {
+        external_order_id: view.externalOrderId,
+        status: view.status,
+        display_id_order: view.tracking,
+      };
+      const event = { event: "OrderStatusChanged", payload: fields };
+      const body = opts.format === "flat"
+        ? { event: "OrderStatusChanged", ...fields }
+        : opts.format === "pubsub"
+        ? {
+          message: {
+            data: btoa(String.fromCharCode(...new TextEncoder().encode(JSON.stringify(event)))),
+            messageId: randomHex(8),
+            publishTime: new Date(view.lastUpdate).toISOString(),
+          },
+          subscription: "projects/maystro/subscriptions/store-webhooks",
+        }
+        : event;
       return {
         id: `${view.externalOrderId}:${view.status}`,
-        body: JSON.stringify({
-          event: "OrderStatusChanged",
-          external_order_id: view.externalOrderId,
-          status: view.status,
-          display_id_order: view.displayId,
-        }),
+        body: JSON.stringify(body),
         headers: { "content-type": "application/json" },
       };
     }),

@@ -36,8 +36,20 @@ interface ShipHeroAccount extends BaseAccount {
   /** Newest access token; older ones stay valid until they expire. */
   access: IssuedToken;
   readonly accountId: string;
-  /** The `shared_signature_secret` that `webhook_create` returns once (one per account here). */
-  readonly webhookSecret: string;
+  /**
+   * The `shared_signature_secret` of each registered webhook: `webhook_create` returns one per
+   * Webhook object, so each type signs with its own.
+   */
+  readonly webhookSecrets: Readonly<Record<WebhookType, string>>;
+}
+
+/** The webhook types a Tether connection registers. */
+const WEBHOOK_TYPES = ["Shipment Update", "Order Canceled"] as const;
+type WebhookType = typeof WEBHOOK_TYPES[number];
+
+/** Where a client keeps a type's secret: "Shipment Update" → `webhook_secret_shipment_update`. */
+function secretField(type: WebhookType): string {
+  return `webhook_secret_${type.toLowerCase().replace(/[^a-z0-9]+/g, "_")}`;
 }
 
 export function createShipHero(world: SandboxWorld): ProviderSandbox {
@@ -103,18 +115,17 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
     truth: (set, stream) => stream === "orders" ? truth(set) : [],
 
     webhooks: perChange(async ({ account, change }, opts) => {
-      const body = webhookOf(change, account.accountId);
+      const body = webhookOf(change, `Sandbox ${account.externalId}`);
       if (!body) return undefined;
       const text = JSON.stringify(body);
       const id = crypto.randomUUID();
+      const secret = opts.secret ?? account.webhookSecrets[body.webhook_type];
       return {
         id,
         body: text,
         headers: {
           "content-type": "application/json",
-          "x-shiphero-hmac-sha256": base64(
-            await hmacSha256(opts.secret ?? account.webhookSecret, text),
-          ),
+          "x-shiphero-hmac-sha256": base64(await hmacSha256(secret, text)),
           "x-shiphero-message-id": id,
         },
       };
@@ -124,13 +135,17 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
       refresh: book.issue(externalId, "refresh", "sb_sh_rt_", now, null),
       access: book.issue(externalId, "access", "sb_sh_at_", now, ACCESS_SECONDS),
       accountId: btoa(`Account:${randomHex(4)}`),
-      webhookSecret: randomHex(24),
+      webhookSecrets: Object.fromEntries(
+        WEBHOOK_TYPES.map((type) => [type, randomHex(24)]),
+      ) as Record<WebhookType, string>,
     }),
     created: (account) => ({
       credentials: {
         refresh_token: account.refresh.value,
         access_token: account.access.value,
-        webhook_secret: account.webhookSecret,
+        ...Object.fromEntries(
+          WEBHOOK_TYPES.map((type) => [secretField(type), account.webhookSecrets[type]]),
+        ),
       },
       config: {},
     }),
@@ -219,41 +234,50 @@ function orderNode(order: SandboxOrder, set: Dataset, shopName: string) {
 
 /**
  * A change as ShipHero's webhook, for the two types Tether registers: "Shipment Update" (a label
- * with a tracking number was bought) and "Order Canceled". Other changes send nothing.
+ * with a tracking number was bought) and "Order Canceled". Other changes send nothing. The bodies
+ * follow the official samples (developer.shiphero.com/webhooks/shipment-update-webhook and
+ * …/order-canceled-webhook): a Shipment Update names the shipment, the warehouse and the order's
+ * number and partner id, never the order's id; an Order Canceled names the order.
  */
-function webhookOf(change: Change, accountId: string): Record<string, unknown> | undefined {
+function webhookOf(
+  change: Change,
+  shopName: string,
+): ({ webhook_type: WebhookType } & Record<string, unknown>) | undefined {
   if (change.stream !== "orders") return undefined;
   const order = change.record;
   if (change.kind === "tracking" && order.trackingNumber !== null) {
     return {
       test: "0",
       webhook_type: "Shipment Update",
-      account_id: accountId,
       fulfillment: {
         shipment_id: order.seq,
         shipment_uuid: relayId("Shipment", order.seq),
-        order_id: order.seq,
-        order_uuid: relayId("Order", order.seq),
-        order_number: order.number,
+        warehouse: "Primary",
+        warehouse_id: 76733,
+        warehouse_uuid: relayId("Warehouse", 76733),
+        webhook_type: "Shipment Update",
         partner_order_id: order.reference,
+        order_number: order.number,
         tracking_number: order.trackingNumber,
-        shipping_carrier: "sandbox_post",
+        line_items: [],
+        custom_tracking_url: "",
+        package_number: 1,
+        total_packages: 1,
         shipping_method: "ground",
-        tracking_url: `https://track.sandbox.test/${order.trackingNumber}`,
-        created_at: isoDateTime(order.updatedAt),
+        shipping_carrier: "sandbox_post",
       },
     };
   }
   if (change.kind === "cancelled") {
     return {
-      test: "0",
-      webhook_type: "Order Canceled",
-      account_id: accountId,
-      order_id: order.seq,
-      order_uuid: relayId("Order", order.seq),
       order_number: order.number,
       partner_order_id: order.reference,
-      fulfillment_status: FULFILLMENT_STATUS.cancelled,
+      "fulfillment-status": FULFILLMENT_STATUS.cancelled,
+      order_id: order.seq,
+      order_uuid: relayId("Order", order.seq),
+      shop_name: shopName,
+      shop_order_number: order.number,
+      webhook_type: "Order Canceled",
     };
   }
   return undefined;
@@ -282,7 +306,11 @@ const SCHEMA: Schema = {
     fields: {
       account: "AccountQueryResult",
       orders: { type: "OrdersQueryResult", args: ORDERS_ARGS },
+      shipment: { type: "ShipmentQueryResult", args: ["id"] },
     },
+  },
+  ShipmentQueryResult: {
+    fields: { request_id: "String", complexity: "Int", data: "Shipment" },
   },
   AccountQueryResult: { fields: { request_id: "String", complexity: "Int", data: "Account" } },
   Account: { fields: { id: "String", legacy_id: "Int", email: "String", username: "String" } },
@@ -329,6 +357,7 @@ const SCHEMA: Schema = {
       order_id: "String",
       created_date: "ISODateTime",
       shipping_labels: "ShippingLabel",
+      order: "Order",
     },
   },
   ShippingLabel: {
@@ -467,9 +496,40 @@ function planOrders(field: FieldNode, shopName: string): Plan {
   };
 }
 
+/** `shipment(id)`: the order's one shipment (it exists once a label is bought), with its order. */
+function planShipment(field: FieldNode, shopName: string): Plan {
+  const id = field.args.get("id");
+  let seq: number | undefined;
+  try {
+    const match = typeof id === "string" ? /^Shipment:(\d+)$/.exec(atob(id)) : null;
+    if (match) seq = Number(match[1]);
+  } catch {
+    // not a Relay id: no such shipment
+  }
+  return {
+    field,
+    type: "ShipmentQueryResult",
+    required: 2,
+    resolve(set) {
+      const order = seq === undefined ? undefined : set.orders.get(seq);
+      const node = order && orderNode(order, set, shopName);
+      const shipment = node?.shipments[0];
+      return {
+        value: {
+          request_id: randomHex(12),
+          complexity: 2,
+          data: shipment ? { ...shipment, order: node } : null,
+        },
+        complexity: 2,
+      };
+    },
+  };
+}
+
 function planRoot(field: FieldNode, account: ShipHeroAccount): Plan {
   const shopName = `Sandbox ${account.externalId}`;
   if (field.name === "orders") return planOrders(field, shopName);
+  if (field.name === "shipment") return planShipment(field, shopName);
   return {
     field,
     type: "AccountQueryResult",
@@ -493,8 +553,11 @@ function planRoot(field: FieldNode, account: ShipHeroAccount): Plan {
 // --- the endpoint -------------------------------------------------------------
 
 /**
- * "Throttled calls come back as a GraphQL error … with a wait time" (code 30; wording as ShipHero
- * clients quote it, UNCONFIRMED).
+ * Out of credits: a GraphQL error with code 30, in the words independent clients quote from real
+ * responses ("There are not enough credits to perform the requested operation, which requires
+ * 1301 credits, but there are only 263 left. In 18 seconds you will have enough credits to perform
+ * the operation", ShipHeroCreditLimitTest.php) and the fields another client parses
+ * (`required_credits`, `remaining_credits`, `time_remaining: "4 seconds"`, ShipHeroThrottleError).
  */
 function notEnoughCredits(plans: Plan[], required: number, available: number, waitMs: number) {
   const left = Math.floor(available);
@@ -503,7 +566,7 @@ function notEnoughCredits(plans: Plan[], required: number, available: number, wa
     errors: [{
       code: 30,
       message:
-        `There are not enough credits to perform the requested operation, which requires ${required} credits. The account has ${left} credits left. Please try again in ${seconds} seconds`,
+        `There are not enough credits to perform the requested operation, which requires ${required} credits, but there are only ${left} left. In ${seconds} seconds you will have enough credits to perform the operation`,
       operation: plans[0]?.field.name ?? "query",
       request_id: randomHex(12),
       required_credits: required,

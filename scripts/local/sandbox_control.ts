@@ -28,7 +28,14 @@ export interface AccountFingerprints {
 export interface SandboxFault {
   provider: ProviderName;
   endpoint?: "token" | "api";
-  kind: "5xx" | "hang" | "429" | "malformed_json" | "missing_field" | "invalid_grant";
+  kind:
+    | "5xx"
+    | "hang"
+    | "429"
+    | "malformed_json"
+    | "missing_field"
+    | "invalid_grant"
+    | "unauthorized";
   count?: number;
   retry_after?: number;
   field?: string;

@@ -27,6 +27,7 @@ import {
 } from "../types.ts";
 import {
   nextWatermark,
+  notNewestFirst,
   pageSchema,
   reachedWatermark,
   readWalkCursor,
@@ -165,6 +166,10 @@ async function readOrders(
   const lookback = facts.openOrderLookbackDays;
   const walk = readWalkCursor(req.cursor, req.from, lookback);
   const list = await fetchPage(ctx, conn, stored, walk.page);
+  const disorder = notNewestFirst(list.results);
+  if (disorder) {
+    throw new ProviderError(PROVIDER, "bad_response", disorder, { status: 200, endpoint: "api" });
+  }
   const orders = sinceWatermark(walk, list.results);
   const next = walkOn(walk, orders);
   const records = orders.map(toOrder);
@@ -187,7 +192,7 @@ export const maystroAdapter = {
   verify,
   accessToken,
   streams: { orders: readOrders },
-  webhooks: maystroWebhooks,
+  webhooks: maystroWebhooks(fetchByExternalId),
 } as const satisfies ProviderAdapter<typeof facts>;
 
 /** The orders with this `external_order_id` (a webhook names one; Maystro's filter finds it). */

@@ -68,16 +68,30 @@ export function normalizeTime(text: string): string {
 
 const integer = z.union([z.number().int(), z.string().regex(/^-?\d+$/, "expected an integer")]);
 
+/** An identifier as clients see it: text (`id: string`), a number accepted and kept as text. */
+const text = z.union([z.string(), z.number()]).transform(String);
+
+/**
+ * One order of the list. Only what places it and names it is required (its times, and an
+ * identity); every other field is taken as it comes, so one odd row never fails a page. Ids are
+ * text: the one client that types the order says `id: string` and that `instance_uuid` "is the
+ * actual Maystro order ID" (MaystroService, code-index id 9906604906).
+ */
 export const orderSchema = z.looseObject({
-  id: integer,
-  display_id: z.union([z.string(), z.number()]).nullish(),
-  external_order_id: z.string().nullish(),
-  status: integer,
+  id: text.nullish(),
+  instance_uuid: text.nullish(),
+  display_id: text.nullish(),
+  /** The carrier's tracking number where Maystro sends one; `display_id` otherwise (same client). */
+  tracking_number: text.nullish(),
+  external_order_id: text.nullish(),
+  status: z.union([integer, z.string()]).nullish(),
   created_at: djangoTime,
   last_update: djangoTime,
-  delivered_at: djangoTime.nullish(),
   product_price: z.union([z.number(), z.string()]).nullish(),
-});
+}).refine(
+  (o) => [o.external_order_id, o.instance_uuid, o.id].some((v) => v != null && v.trim() !== ""),
+  "expected an external_order_id, an instance_uuid or an id",
+);
 export type Order = z.output<typeof orderSchema>;
 
 export const pageSchema = z.object({
@@ -91,28 +105,39 @@ export const pageSchema = z.object({
 // ---------------------------------------------------------------------------------------------
 // Mapping
 
+function present(value: string | null | undefined): string | null {
+  return value == null || value.trim() === "" ? null : value;
+}
+
+/** `tracking_number || display_id`, as the client reads it (an empty one is none). */
 function trackingNumber(o: Order): string | null {
-  const value = o.display_id === null || o.display_id === undefined ? "" : String(o.display_id);
-  return value.trim() === "" ? null : value;
+  return present(o.tracking_number) ?? present(o.display_id);
+}
+
+/** The status code as a number; NaN when Maystro sends something else. */
+function statusCode(o: Order): number {
+  return o.status == null || o.status === "" ? NaN : Number(o.status);
 }
 
 /** Delivered, cancelled or returned, with a tracking number where one is due: nothing will change. */
 export function isFinal(o: Order): boolean {
-  const status = Number(o.status);
+  const status = statusCode(o);
   if (!FINAL_STATUSES.has(status)) return false;
   return FINAL_UNTRACKED.has(status) || trackingNumber(o) !== null;
 }
 
 /**
  * An order, matched on `external_order_id` (our order reference). One created in Maystro's
- * dashboard has none; it is kept under `id:<Maystro id>` so it can never collide with ours.
+ * dashboard has none; it is kept under `id:<instance_uuid>` (else `id:<id>`), Maystro's own id as
+ * text, so it can never collide with ours.
  */
 export function toOrder(o: Order): OrderRecord {
-  const reference = o.external_order_id?.trim() ? o.external_order_id : null;
+  const reference = present(o.external_order_id);
+  const code = statusCode(o);
   return {
-    external_id: reference ?? `id:${o.id}`,
+    external_id: reference ?? `id:${present(o.instance_uuid) ?? present(o.id)}`,
     order_number: reference,
-    status: statusName(Number(o.status)),
+    status: Number.isInteger(code) ? statusName(code) : `status_${o.status ?? "none"}`,
     fulfillment_status: null,
     tracking_number: trackingNumber(o),
     total_price: o.product_price === null || o.product_price === undefined
@@ -211,6 +236,23 @@ export function nextWatermark(walk: WalkCursor, until: Date, lookbackDays: numbe
     mark = Math.min(mark, Math.max(Date.parse(walk.oldest_open), floor));
   }
   return new Date(mark).toISOString();
+}
+
+/**
+ * Why a page is not newest first by created_at, or undefined when it is. The walk assumes it
+ * (no source documents the list's order): it stops at the first page that reaches the watermark,
+ * so an ascending list would end every walk on page 1. A page out of order is refused instead.
+ */
+export function notNewestFirst(orders: readonly Order[]): string | undefined {
+  for (let i = 1; i < orders.length; i++) {
+    const [before, at] = [orders[i - 1]!.created_at, orders[i]!.created_at];
+    if (Date.parse(normalizeTime(at)) > Date.parse(normalizeTime(before))) {
+      return `maystro orders page: not newest first (order ${i} created ${at}, order ${
+        i - 1
+      } ${before}); the walk takes the list as newest first`;
+    }
+  }
+  return undefined;
 }
 
 /** This page reached the watermark: an order on it was created before it. */

@@ -47,6 +47,11 @@ export function fromIsoDateTime(value: string): string {
   return new Date(hasOffset ? value : `${value}Z`).toISOString();
 }
 
+/** The fields of an order Tether reads, in every document that reads one. */
+const ORDER_FIELDS = `id legacy_id order_number partner_order_id shop_name fulfillment_status
+          order_date updated_at total_price tags
+          shipments { id shipping_labels { tracking_number } }`;
+
 export const ORDERS_QUERY = `query TetherOrders(
   $updatedFrom: ISODateTime, $updatedTo: ISODateTime, $first: Int, $after: String
 ) {
@@ -57,9 +62,7 @@ export const ORDERS_QUERY = `query TetherOrders(
       pageInfo { hasNextPage endCursor }
       edges {
         node {
-          id legacy_id order_number partner_order_id shop_name fulfillment_status
-          order_date updated_at total_price tags
-          shipments { id shipping_labels { tracking_number } }
+          ${ORDER_FIELDS}
         }
       }
     }
@@ -102,6 +105,50 @@ export const ordersData = z.object({
     }),
   }),
 });
+
+/**
+ * A Shipment Update names the shipment (`fulfillment.shipment_uuid`), not the order: the order is
+ * read through the shipment (`shipment(id) { data { order } }` in ShipHero's public schema).
+ */
+export const SHIPMENT_ORDER_QUERY = `query TetherShipmentOrder($id: String) {
+  shipment(id: $id) {
+    request_id
+    complexity
+    data {
+      id
+      order_id
+      order {
+        ${ORDER_FIELDS}
+      }
+    }
+  }
+}`;
+
+export const shipmentOrderData = z.object({
+  shipment: z.object({
+    request_id: z.string().optional(),
+    complexity: z.number().nonnegative().optional(),
+    data: z.looseObject({ order: orderNode.nullish() }).nullable(),
+  }).nullable(),
+});
+
+/**
+ * Why a page is not oldest change first, or undefined when it is. No source states what
+ * `sort: "updated_at"` does (the argument exists; its direction is not documented); the time
+ * cursor needs ascending pages, since it moves to a page's newest record. A page out of order is
+ * refused rather than read, which would skip every older record behind it.
+ */
+export function notAscending(records: readonly OrderRecord[]): string | undefined {
+  for (let i = 1; i < records.length; i++) {
+    const [before, at] = [records[i - 1]!.remote_updated_at, records[i]!.remote_updated_at];
+    if (Date.parse(at) < Date.parse(before)) {
+      return `shiphero orders page: not oldest change first (record ${i} updated ${at}, record ${
+        i - 1
+      } ${before}); sort: "updated_at" is taken as ascending`;
+    }
+  }
+  return undefined;
+}
 
 /** The newest shipment's first label with a tracking number. */
 function trackingNumber(node: OrderNode): string | null {
