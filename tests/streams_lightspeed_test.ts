@@ -35,6 +35,15 @@ for (const stream of ["orders", "customers"] as const) {
       assert.ok(first.pages > 5, `several pages (${first.pages})`);
       store(stored, first.records);
       await assertMatchesTruth(sb, setup.account, stream, stored, "after the first read");
+      // `raw` is the record as Lightspeed sent it (a same-second change differs only there).
+      for (const r of first.records) {
+        const raw = r.raw as { id?: unknown; version?: unknown };
+        assert.deepEqual(
+          [raw.id, typeof raw.version],
+          [r.external_id, "number"],
+          "raw is the record",
+        );
+      }
       let cursor = first.cursor;
 
       for (let round = 1; round <= 4; round++) {

@@ -31,6 +31,8 @@ export interface Stored {
   status: string | null;
   tracking_number?: string | null;
   order_number?: string | null;
+  /** The record as the provider sent it. */
+  raw?: unknown;
 }
 
 type Versioned = Pick<Stored, "external_id" | "remote_updated_at">;

@@ -263,7 +263,9 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
   const records = data.data as z.output<S>[];
   const next = nextVersionCursor(cursor, records, data.version?.max);
   return {
-    records: changedSince(records, cursor).map(list.map),
+    // One argument only: toOrder/toCustomer take an optional `raw` second, which Array.map would
+    // fill with the record's index (raw = 0, 1, … made a same-second change look unchanged).
+    records: changedSince(records, cursor).map((record) => list.map(record)),
     cursor: JSON.stringify(next.hasMore ? next.cursor : { version: next.cursor.version }),
     hasMore: next.hasMore,
   };
