@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { quickbooksOAuth } from "../functions-shared/providers/quickbooks/oauth.ts";
-import { refreshResponse } from "../functions-shared/providers/quickbooks/adapter.ts";
+import { facts, refreshResponse } from "../functions-shared/providers/quickbooks/adapter.ts";
+import { Pacer } from "../functions-shared/providers/pacing.ts";
 import {
   CDC_LOOKBACK_SECONDS,
   cdcDeletions,
@@ -128,6 +129,49 @@ Deno.test("quickbooks orders: CDC is asked at most 30 days back; a window older 
       2,
     );
     assert.ok(CDC_LOOKBACK_SECONDS <= 30 * 86_400, "never more than Intuit's 30 days");
+  });
+});
+
+Deno.test("quickbooks orders: CDC's changedSince is chosen after the pacer's wait, so a throttle's 60 s back-off cannot push it out of the 30 days", async () => {
+  await withSandbox(async (sb) => {
+    await setLimits(sb, "quickbooks", { capacity: 100_000, restorePerSecond: 10_000 });
+    const setup = await seeded(sb, "quickbooks", { orders: 20, customers: 5, spread_days: 90 });
+    // One time for the job and the sandbox: the pacer's waits move both, without waiting.
+    let offsetMs = 0;
+    const pacer = new Pacer(facts.rateLimit, {
+      clock: () => performance.now() + offsetMs,
+      sleep: async (ms) => {
+        offsetMs += ms;
+        await sb.call("POST", "/clock", { advance_seconds: ms / 1000 });
+      },
+    });
+    const ctx = context({ pacer, now: () => new Date(Date.now() + offsetMs) });
+    // A first read at its deletions phase (nothing stored yet: CDC's whole look-back), right after
+    // a 429, whose wait (facts.defaultRetryAfterSeconds) the pacer holds the next request for.
+    const start = { since: null };
+    const cursor = JSON.stringify({
+      reading: "Deleted",
+      Invoice: start,
+      SalesReceipt: start,
+      Deleted: start,
+    });
+    pacer.backOff(facts.defaultRetryAfterSeconds * 1000);
+    const page = await readerOf("quickbooks", "orders")(
+      ctx,
+      setup.conn,
+      setup.account.credentials,
+      {
+        cursor,
+        from: null,
+        until: ctx.now(),
+        pageSize: 50,
+      },
+    );
+    assert.ok(
+      offsetMs > (facts.defaultRetryAfterSeconds - 1) * 1000,
+      `the pacer waited (${offsetMs} ms)`,
+    );
+    assert.equal(JSON.parse(page.cursor).reading, "Invoice", "CDC answered; the read went round");
   });
 });
 

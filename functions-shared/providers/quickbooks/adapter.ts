@@ -250,13 +250,19 @@ async function readDeletions(
   cursor: TimeCursor,
 ): Promise<StreamPage<OrderRecord>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const oldest = ctx.now().getTime() - CDC_LOOKBACK_SECONDS * 1000;
-  const since = Math.max(oldest, cursor.since === null ? oldest : Date.parse(cursor.since));
+  const sinceNow = () => {
+    const oldest = ctx.now().getTime() - CDC_LOOKBACK_SECONDS * 1000;
+    return Math.max(oldest, cursor.since === null ? oldest : Date.parse(cursor.since));
+  };
   const done = (records: OrderRecord[]) =>
     timePage(records, { cursor, until: req.until, nextToken: null, hasMore: false });
-  if (since >= req.until.getTime()) return done([]);
+  if (sinceNow() >= req.until.getTime()) return done([]);
 
   await ctx.pacer?.take(1, ctx.signal);
+  // `changedSince` is chosen after the pacer's wait, which can be a throttle's 60 s back-off: one
+  // chosen before it at the edge of the look-back would be out of it when QuickBooks reads it.
+  const since = sinceNow();
+  if (since >= req.until.getTime()) return done([]);
   const { data } = await apiClient(ctx, config, stored).get(
     "orders deletions (CDC)",
     facts.cdcPath(config.realm_id),
