@@ -110,9 +110,10 @@ export async function invocationOf<R>(
 
 /**
  * Runs `fn` with dependencies whose database goes away mid-run: when the provider is asked for
- * the `atRequest`-th URL containing `urlPart`, the job's own connections are cut and new ones are
- * refused for `forMs` (from the main database: a database cannot refuse connections to itself).
- * `fn` gets the deps and a function that waits for the outage to be over.
+ * the `atRequest`-th URL containing `urlPart`, the job's own connections are cut (before that
+ * request is answered) and new ones are refused for `forMs` (from the main database: a database
+ * cannot refuse connections to itself). `fn` gets the deps and a function that waits for the
+ * outage to be over.
  */
 export async function withDatabaseOutage<T>(
   db: TestDatabase,
@@ -132,13 +133,19 @@ export async function withDatabaseOutage<T>(
     db: victim,
     fetch: (input, init) => {
       if (String(input).includes(at.urlPart) && ++requests === at.atRequest) {
-        outage = (async () => {
+        const cut = (async () => {
           await allowConnections(false);
           await admin`select pg_terminate_backend(pid) from pg_stat_activity
                        where application_name = ${appName}`;
+        })();
+        outage = (async () => {
+          await cut;
           await new Promise((r) => setTimeout(r, at.forMs ?? 1500));
           await allowConnections(true);
         })();
+        // This request is answered only once the cut has landed: otherwise a fast job outran the
+        // admin's ALTER DATABASE and terminate (tens of ms on a busy machine) and finished first.
+        return cut.then(() => fetch(input, init));
       }
       return fetch(input, init);
     },
