@@ -28,6 +28,7 @@ import {
   type OAuthProvider,
 } from "../providers/registry.ts";
 import { ProviderError, PROVIDERS } from "../providers/types.ts";
+import { hasControlCharacter, NO_CONTROL_CHARACTERS } from "../validation.ts";
 import { authenticated, createJobHandler, jsonError } from "./serve.ts";
 
 const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
@@ -97,6 +98,9 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
   const name = query.get("name")?.trim() || undefined;
   if (name !== undefined && name.length > 200) {
     return jsonError("invalid_query", "name: at most 200 characters");
+  }
+  if (name !== undefined && hasControlCharacter(name)) {
+    return jsonError("invalid_query", `name: ${NO_CONTROL_CHARACTERS}`);
   }
   const oauth = oauthOf(provider);
   let account: string | undefined;

@@ -214,7 +214,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
   }
 }
 
-export const sweepInput = z.object({ force: z.boolean().optional() }).loose();
+export const sweepInput = z.strictObject({ force: z.boolean().optional() });
 
 // ---------------------------------------------------------------------------------------------
 // The sweep
