@@ -2,7 +2,8 @@
 // supabase-js `functions.invoke`, exactly as a user's app would; status is read
 // with SQL. Works against the local stack by default (.tether/stack.env), or a
 // real project given SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL.
-// Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
+// Exit codes: 0 done, 1 the work failed, a connection failed or needs reauth (named on stderr), or
+// Tether is unreachable, 2 a usage mistake.
 import { parseArgs } from "node:util";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
 import type { SyncResult } from "../functions-shared/jobs/sync.ts";
@@ -14,7 +15,9 @@ import {
   checkProvider,
   checkUuid,
   CliError,
+  fetchKeyRing,
   invoke,
+  output,
   printResult,
   table,
   target,
@@ -22,7 +25,7 @@ import {
   withDb,
   withProgress,
 } from "./cli/common.ts";
-import { displayRow, healthRows } from "./cli/health.ts";
+import { describeUnhealthy, displayRow, healthRows, unhealthyConnections } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
 
 const HELP: Record<string, string> = {
@@ -50,7 +53,8 @@ const GENERAL = `usage: npm run tether -- <command> [options]
 
 Targets the local stack (.tether/stack.env) by default, or a project when SUPABASE_URL,
 TETHER_SERVICE_KEY and DATABASE_URL are set. Every command takes --help and --json.
-Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
+Exit codes: 0 done; 1 the work failed, a connection failed or needs reauth (each is named), or
+Tether is unreachable; 2 a usage mistake.
 `;
 
 function generalHelp(): string {
@@ -98,6 +102,41 @@ function positiveInt(name: string, value: string | undefined, fallback?: number)
 }
 
 let jsonMode = false;
+
+/**
+ * Refuses to rotate to a key the functions do not hold (same id and fingerprint): every value
+ * re-encrypted with it would stop decrypting for them, and every connection would break.
+ */
+async function checkFunctionsHoldKey(
+  t: Awaited<ReturnType<typeof target>>,
+  vault: TokenVault,
+): Promise<void> {
+  const active = vault.fingerprints[0]!;
+  const held = await fetchKeyRing(t);
+  const theirs = held.keys.map((k) => `${k.id}${k.id === held.active_key_id ? " (active)" : ""}`);
+  if (!held.keys.some((k) => k.id === active.id && k.fingerprint === active.fingerprint)) {
+    const sameId = held.keys.some((k) => k.id === active.id);
+    throw new CliError(
+      `refusing to rotate: the functions do not hold ${
+        sameId ? `the same key "${active.id}" (same id, another key)` : `key "${active.id}"`
+      }, the first of TOKEN_ENCRYPTION_KEYS here; they hold ${theirs.join(", ")}. ` +
+        (t.kind === "local"
+          ? "The local functions use the stack's key ring (TOKEN_ENCRYPTION_KEYS in .tether/stack.env)."
+          : "Set TOKEN_ENCRYPTION_KEYS on the project first (supabase secrets set), the new key " +
+            "first and the old ones after it, then run rotate-key again.") +
+        " Nothing was re-encrypted.",
+    );
+  }
+}
+
+/** Exit 1 naming every connection (of the filter) that failed or needs reauth. */
+async function failIfUnhealthy(
+  t: Awaited<ReturnType<typeof target>>,
+  f: { provider?: string; connection?: string },
+): Promise<void> {
+  const bad = await withDb(t, (sql) => unhealthyConnections(sql, f));
+  if (bad.length > 0) throw new CliError(describeUnhealthy(bad));
+}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -149,6 +188,8 @@ async function main(argv: string[]): Promise<void> {
             ? "no connections yet: add one with `npm run tether -- connect …` (or run `npm start`)"
             : table(shown.map((r) => ({ id: r.id, ...displayRow(r) }))),
       );
+      const bad = shown.filter((r) => r.status === "reauth_required" || r.status === "error");
+      if (bad.length > 0) throw new CliError(describeUnhealthy(bad));
       return;
     }
     case "connect": {
@@ -197,6 +238,7 @@ async function main(argv: string[]): Promise<void> {
           }),
       );
       print(data, () => table([data]));
+      await failIfUnhealthy(t, { provider, connection });
       return;
     }
     case "sync": {
@@ -224,7 +266,11 @@ async function main(argv: string[]): Promise<void> {
         );
         const out = [
           runs.length === 0
-            ? "nothing was due (every stream synced within its interval): add --force to sync now"
+            ? values.force
+              ? skipped.length > 0
+                ? "nothing was synced: every matching connection was skipped (why is listed below)"
+                : "nothing was synced: no active connection matches"
+              : "nothing was due (every stream synced within its interval): add --force to sync now"
             : table(runs.map((r) => ({
               connection: r.connection_id,
               provider: r.provider,
@@ -244,6 +290,7 @@ async function main(argv: string[]): Promise<void> {
       if (Object.values(answers).some((a) => a.runs.some((r) => r.status !== "succeeded"))) {
         throw new CliError("some runs failed: see their error above, or `npm run tether -- runs`");
       }
+      await failIfUnhealthy(t, { provider, connection });
       return;
     }
     case "runs": {
@@ -317,6 +364,7 @@ async function main(argv: string[]): Promise<void> {
         );
       }
       const vault = await TokenVault.fromKeyRing(t.keyRing);
+      await checkFunctionsHoldKey(t, vault);
       const result = await withDb(t, (sql) =>
         runRotateKey({ db: sql, vault }, {
           batchSize,
@@ -343,8 +391,15 @@ try {
   const usage = err instanceof UsageError;
   if (usage || err instanceof CliError || err instanceof StackError) {
     console.error(`tether: ${err.message}`);
-    if (jsonMode) console.log(JSON.stringify({ error: err.message }));
+    if (jsonMode && !output.printed) console.log(JSON.stringify({ error: err.message }));
     Deno.exit(usage ? 2 : 1);
   }
-  throw err;
+  // Anything else (a database refusal, a bug): one line, never a stack trace, unless asked.
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(
+    `tether: ${message}${Deno.env.get("TETHER_DEBUG") ? "" : " (TETHER_DEBUG=1 shows where)"}`,
+  );
+  if (Deno.env.get("TETHER_DEBUG")) console.error(err);
+  if (jsonMode && !output.printed) console.log(JSON.stringify({ error: message }));
+  Deno.exit(1);
 }

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { startSandbox } from "../sandbox/server.ts";
 import { paths } from "../scripts/local/util.ts";
-import { serveFunctionsFor, stackEnv, withTestDatabase } from "./helpers/stack.ts";
+import { generateKeyRingEntry } from "../functions-shared/vault.ts";
+import { localSecrets, serveFunctionsFor, stackEnv, withTestDatabase } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 
 interface Result {
@@ -313,4 +314,127 @@ Deno.test("schedules show, pause and resume the pg_cron jobs of the stack", asyn
   const unknown = await cli(["schedules", "pause", "nightly"], env);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /no schedule "nightly": one of .*sync-orders/);
+});
+
+/** A test database with its own functions and one sandbox Shopify connection, for the CLI. */
+async function withProject(
+  fn: (p: {
+    env: Record<string, string>;
+    db: { sql: postgres.Sql; url: string };
+    id: string;
+    name: string;
+  }) => Promise<void>,
+): Promise<void> {
+  await withTestDatabase(async (db) => {
+    const sandbox = await startSandbox({ port: 0 });
+    const served = await serveFunctionsFor(db);
+    try {
+      const env = {
+        SUPABASE_URL: served.url,
+        TETHER_SERVICE_KEY: served.secretKey,
+        DATABASE_URL: db.url,
+      };
+      const control = new SandboxControl(sandbox.url);
+      const account = await control.account("shopify");
+      const name = "Honest Shop";
+      const connected = json<{ connection_id: string }>(
+        await cli([
+          "connect",
+          "shopify",
+          account.external_id,
+          name,
+          "--credentials",
+          JSON.stringify(account.credentials),
+          "--config",
+          JSON.stringify(control.configFor(account)),
+          "--json",
+        ], env),
+        "connect",
+      );
+      await fn({ env, db, id: connected.connection_id, name });
+    } finally {
+      await served.stop();
+      await sandbox.close();
+    }
+  });
+}
+
+Deno.test("refresh, sync and status exit 1 naming each connection that failed or needs reauth; sync --force never says to add --force", async () => {
+  await withProject(async ({ env, db, id, name }) => {
+    // Healthy: exit 0.
+    ok(await cli(["refresh", "--force"], env), "refresh (healthy)");
+    ok(await cli(["status"], env), "status (healthy)");
+    await db.sql`
+      update tether.connections
+         set status = 'reauth_required', last_error = 'shopify rejected the access token'
+       where id = ${id}`;
+    const named = new RegExp(
+      `1 connection\\(s\\) failed or need reauth:\\n  shopify "${name}" ${id} reauth_required: ` +
+        "shopify rejected the access token",
+    );
+    const refresh = await cli(["refresh", "--force"], env);
+    assert.equal(refresh.code, 1, refresh.stdout);
+    assert.match(refresh.stderr, named);
+    const refreshJson = await cli(["refresh", "--json"], env);
+    assert.equal(refreshJson.code, 1);
+    assert.equal(typeof JSON.parse(refreshJson.stdout).refreshed, "number", "one JSON document");
+    const sync = await cli(["sync", "--force"], env);
+    assert.equal(sync.code, 1, sync.stdout);
+    assert.doesNotMatch(sync.stdout, /add --force/);
+    assert.match(sync.stdout, /nothing was synced: every matching connection was skipped/);
+    assert.match(sync.stdout, /reconnect it/);
+    assert.match(sync.stderr, named);
+    const status = await cli(["status"], env);
+    assert.equal(status.code, 1);
+    assert.match(status.stdout, /reauth_required/);
+    assert.match(status.stderr, named);
+  });
+});
+
+Deno.test("rotate-key refuses a key ring whose active key the functions do not hold, and re-encrypts nothing", async () => {
+  await withProject(async ({ env, db }) => {
+    const keyIds = async () =>
+      (await db.sql<{ key: string }[]>`
+        select split_part(ciphertext, '.', 2) as key from tether.credentials`).map((r) => r.key);
+    const before = await keyIds();
+    assert.ok(before.length > 0);
+    const theirs = (await localSecrets()).tokenEncryptionKeys;
+    const foreign = generateKeyRingEntry("k2");
+    const refused = await cli(["rotate-key"], {
+      ...env,
+      TOKEN_ENCRYPTION_KEYS: `${foreign},${theirs}`,
+    });
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(
+      refused.stderr,
+      /refusing to rotate: the functions do not hold key "k2".*they hold k1 \(active\)/,
+    );
+    assert.match(refused.stderr, /Nothing was re-encrypted/);
+    assert.deepEqual(await keyIds(), before);
+    // Same id, another key: refused too (the fingerprint differs).
+    const sameId = await cli(["rotate-key"], {
+      ...env,
+      TOKEN_ENCRYPTION_KEYS: generateKeyRingEntry("k1"),
+    });
+    assert.equal(sameId.code, 1);
+    assert.match(sameId.stderr, /the same key "k1" \(same id, another key\)/);
+    // The functions' own ring: allowed.
+    const allowed = ok(
+      await cli(["rotate-key"], { ...env, TOKEN_ENCRYPTION_KEYS: theirs }),
+      "rotate",
+    );
+    assert.match(allowed.stdout, /with key k1/);
+  });
+});
+
+Deno.test("a command the database refuses prints one line, never a stack trace", async () => {
+  await withProject(async ({ env, db }) => {
+    await db
+      .sql`alter view tether.connection_health rename column last_error to last_error_renamed`;
+    const r = await cli(["status"], env);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /^tether: column h\.last_error does not exist/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  });
 });

@@ -18,7 +18,9 @@ import { createWebhookHandler } from "../functions-shared/http/webhooks.ts";
 import { LIMITS } from "../functions-shared/providers/common.ts";
 import { connectSeeded } from "./helpers/records.ts";
 import { localSecrets } from "./helpers/stack.ts";
-import { newAccount, withWorld, type World } from "./helpers/refresh_world.ts";
+import { newAccount, sweep, withWorld, type World } from "./helpers/refresh_world.ts";
+import { readCredentials, writeCredentials } from "../functions-shared/db/credentials.ts";
+import { generateKeyRingEntry, TokenVault } from "../functions-shared/vault.ts";
 
 async function call(
   handler: Handler,
@@ -322,5 +324,29 @@ Deno.test("errors never name the database host or echo a 100 KB argument back", 
         return true;
       },
     );
+  });
+});
+
+Deno.test("a credential no key can decrypt puts its connection in reauth_required naming the missing key, never error retried forever", async () => {
+  await withWorld(async (w) => {
+    const shop = await seeded(w);
+    // Its credentials re-encrypted with a key the functions do not hold (a rotation gone wrong).
+    const foreign = await TokenVault.fromKeyRing(generateKeyRingEntry("k7"));
+    const plain = await readCredentials(w.db.sql, w.deps.vault, shop.id);
+    await w.db.sql.begin((tx) =>
+      writeCredentials(tx, foreign, shop.id, plain.values, { replace: true })
+    );
+    // The sync reads a fresh token: it cannot, and the connection says why.
+    const synced = await runSync(w.deps, "orders", { connection_id: shop.id, force: true });
+    assert.equal(synced.runs[0]?.status, "failed");
+    const [row] = await w.db.sql<{ status: string; last_error: string }[]>`
+      select status, last_error from tether.connections where id = ${shop.id}`;
+    assert.equal(row!.status, "reauth_required");
+    assert.match(row!.last_error, /key "k7", which is not in the key ring \(has: k1\)/);
+    // Not retried: the next sweeps leave it alone, and a sync lists it as skipped.
+    assert.equal((await sweep(w.deps, { force: true })).failed, 0);
+    const skipped = await runSync(w.deps, "orders", { connection_id: shop.id, force: true });
+    assert.deepEqual(skipped.runs, []);
+    assert.match(skipped.skipped[0]!.reason, /reconnect it/);
   });
 });

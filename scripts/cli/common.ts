@@ -90,6 +90,27 @@ export async function invoke<T = Record<string, unknown>>(
   throw new CliError(`${name}: ${error.message}`);
 }
 
+/** The key ring the functions hold (ids and fingerprints): GET connect/_key_ring. */
+export async function fetchKeyRing(
+  t: Target,
+): Promise<{ active_key_id: string; keys: { id: string; fingerprint: string }[] }> {
+  const url = `${t.supabaseUrl}/functions/v1/connect/_key_ring`;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { apikey: t.serviceKey } });
+  } catch {
+    throw new CliError(unreachable(t, `the connect function at ${t.supabaseUrl}`));
+  }
+  const body = await res.json().catch(() => null);
+  if (!res.ok || typeof body?.active_key_id !== "string" || !Array.isArray(body?.keys)) {
+    throw new CliError(
+      `could not read the functions' key ring (HTTP ${res.status} from ${url}): deploy the ` +
+        "current functions first; nothing was re-encrypted",
+    );
+  }
+  return body;
+}
+
 /** Runs `fn` with a database connection; an unreachable database says what to do. */
 export async function withDb<T>(t: Target, fn: (sql: Sql) => Promise<T>): Promise<T> {
   const sql = connectDb(t.databaseUrl, { max: 2, name: "tether-cli" });
@@ -160,8 +181,12 @@ export function table(rows: Record<string, unknown>[], cols?: string[]): string 
   ].join("\n");
 }
 
+/** Whether a command printed its result (then a later failure adds no second JSON document). */
+export const output = { printed: false };
+
 export function printResult(json: boolean, data: unknown, human: () => string): void {
   console.log(json ? JSON.stringify(data, null, 2) : human());
+  output.printed = true;
 }
 
 const enc = new TextEncoder();
