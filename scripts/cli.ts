@@ -27,6 +27,7 @@ import {
 } from "./cli/common.ts";
 import { describeUnhealthy, displayRow, healthRows, unhealthyConnections } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import { webhookEvents } from "./cli/activity.ts";
 
 const HELP: Record<string, string> = {
   status: "status [--provider <p>] [--json]\n" +
@@ -42,7 +43,13 @@ const HELP: Record<string, string> = {
     "  run; --force syncs streams synced recently or backing off.",
   runs: "runs [--kind refresh|sync|backfill|webhook] [--stream orders|customers] [--status <s>]\n" +
     "     [--connection <uuid>] [--provider <p>] [--limit N] [--json]\n" +
-    "  Recent run records (tether.runs), newest first; default limit 20.",
+    "  Recent run records (tether.runs), newest first; default limit 20. --kind webhook: the\n" +
+    "  webhook retry sweeps (the deliveries themselves: `webhooks`).",
+  webhooks:
+    "webhooks [--provider <p>] [--connection <uuid>] [--status received|processed|ignored|failed]\n" +
+    "         [--topic <t>] [--since <minutes>] [--limit N] [--json]\n" +
+    "  Recent webhook events (tether.webhook_events), newest first; default limit 20. Payloads\n" +
+    "  are never shown.",
   backfill: BACKFILL_HELP,
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
@@ -76,6 +83,8 @@ const OPTIONS = {
   stream: { type: "string" },
   status: { type: "string" },
   limit: { type: "string" },
+  topic: { type: "string" },
+  since: { type: "string" },
   batch: { type: "string" },
 } as const;
 
@@ -335,7 +344,7 @@ async function main(argv: string[]): Promise<void> {
         table(rows.map((r) => ({
           id: r.id,
           provider: r.provider,
-          name: r.name,
+          name: r.name ?? (r.kind === "webhook" ? "(retry sweep)" : null),
           kind: r.kind,
           stream: r.stream,
           status: r.status,
@@ -343,6 +352,38 @@ async function main(argv: string[]): Promise<void> {
           added: r.added,
           updated: r.updated,
           error: r.error ? String(r.error).replace(/\s+/g, " ").slice(0, 60) : null,
+        }))));
+      return;
+    }
+    case "webhooks": {
+      noPositionals();
+      const status = checkChoice(
+        values.status,
+        "--status",
+        ["received", "processed", "ignored", "failed"] as const,
+      );
+      const limit = positiveInt("limit", values.limit, 20)!;
+      const sinceMinutes = positiveInt("since", values.since);
+      const t = await target();
+      const rows = await withDb(t, (sql) =>
+        webhookEvents(sql, {
+          provider,
+          connection,
+          status,
+          topic: values.topic,
+          sinceMinutes,
+          limit,
+        }));
+      print(rows, () =>
+        table(rows.map((r) => ({
+          id: r.id,
+          provider: r.provider,
+          name: r.name,
+          topic: r.topic,
+          status: r.status,
+          attempts: r.attempts,
+          received_at: r.received_at,
+          error: r.last_error ? String(r.last_error).replace(/\s+/g, " ").slice(0, 60) : null,
         }))));
       return;
     }

@@ -60,6 +60,7 @@ const COMMANDS = [
   "backfill",
   "rotate-key",
   "schedules",
+  "webhooks",
 ];
 
 Deno.test("every command has --help, and --help lists them all", async () => {
@@ -323,6 +324,7 @@ async function withProject(
     db: { sql: postgres.Sql; url: string };
     id: string;
     name: string;
+    functionsUrl: string;
   }) => Promise<void>,
 ): Promise<void> {
   await withTestDatabase(async (db) => {
@@ -351,7 +353,7 @@ async function withProject(
         ], env),
         "connect",
       );
-      await fn({ env, db, id: connected.connection_id, name });
+      await fn({ env, db, id: connected.connection_id, name, functionsUrl: served.functionsUrl });
     } finally {
       await served.stop();
       await sandbox.close();
@@ -436,5 +438,57 @@ Deno.test("a command the database refuses prints one line, never a stack trace",
     assert.match(r.stderr, /^tether: column h\.last_error does not exist/);
     assert.doesNotMatch(r.stderr, /^\s+at /m);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  });
+});
+
+Deno.test("webhooks lists recent events with filters, and runs --kind webhook shows the retry sweeps", async () => {
+  await withProject(async ({ env, db, id, name, functionsUrl }) => {
+    // Two events as the receiver stores them: one processed, one that failed (its record is not
+    // in the sandbox, so the retry fails again).
+    await db.sql`
+      insert into tether.webhook_events (provider, event_id, connection_id, topic, status,
+                                         payload, attempts, last_error, processed_at)
+      values ('shopify', 'evt-ok', ${id}, 'orders/updated', 'processed', '{}', 1, null, now()),
+             ('shopify', 'evt-bad', null, 'orders/updated', 'failed', '{}', 1,
+              'the event has no connection', null)`;
+    const all = json<{ event_id: string; status: string; name: string | null }[]>(
+      await cli(["webhooks", "--json"], env),
+      "webhooks",
+    );
+    assert.deepEqual(all.map((e) => e.event_id).sort(), ["evt-bad", "evt-ok"]);
+    assert.equal(all.find((e) => e.event_id === "evt-ok")!.name, name);
+    assert.ok(all.every((e) => !("payload" in e)), "payloads are never shown");
+    const failed = json<{ event_id: string }[]>(
+      await cli(["webhooks", "--status", "failed", "--json"], env),
+      "webhooks --status failed",
+    );
+    assert.deepEqual(failed.map((e) => e.event_id), ["evt-bad"]);
+    const byConnection = json<{ event_id: string }[]>(
+      await cli(["webhooks", "--connection", id, "--topic", "orders/updated", "--json"], env),
+      "webhooks --connection",
+    );
+    assert.deepEqual(byConnection.map((e) => e.event_id), ["evt-ok"]);
+    const text = ok(await cli(["webhooks", "--since", "60"], env), "webhooks (text)");
+    assert.match(text.stdout, /shopify\s+Honest Shop\s+orders\/updated\s+processed/);
+    const bad = await cli(["webhooks", "--status", "done"], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--status must be one of received, processed, ignored, failed/);
+
+    // A forced sweep through the function is a run of kind webhook.
+    const res = await fetch(`${functionsUrl}/webhooks/_sweep`, {
+      method: "POST",
+      headers: { apikey: env.TETHER_SERVICE_KEY!, "content-type": "application/json" },
+      body: JSON.stringify({ force: true }),
+    });
+    assert.deepEqual(await res.json(), { claimed: 1, processed: 0, failed: 1 });
+    const sweeps = json<{ kind: string; status: string; error: string; name: string | null }[]>(
+      await cli(["runs", "--kind", "webhook", "--json"], env),
+      "runs --kind webhook",
+    );
+    assert.equal(sweeps.length, 1);
+    assert.equal(sweeps[0]!.status, "failed");
+    assert.match(sweeps[0]!.error, /shopify event evt-bad: the event has no connection/);
+    const sweepText = ok(await cli(["runs", "--kind", "webhook"], env), "runs (text)");
+    assert.match(sweepText.stdout, /\(retry sweep\)\s+webhook/);
   });
 });

@@ -30,6 +30,7 @@ import {
   getConnection,
 } from "../db/connections.ts";
 import { readCredentials } from "../db/credentials.ts";
+import { insertRun } from "../db/runs.ts";
 import { applyOrderFacts, upsertRecords } from "../db/records.ts";
 import {
   claimFailed,
@@ -129,7 +130,7 @@ export async function receiveWebhook(
     });
     if (!row) result.duplicates++;
     else if (!active) result.ignored++;
-    else if (await processRow(deps, row)) result.processed++;
+    else if (await processRow(deps, row) === undefined) result.processed++;
     else result.failed++;
   }
   return webhooks.ack ?? result;
@@ -188,8 +189,8 @@ function processSink(deps: Deps, connectionId: string): WebhookProcessSink {
 // ---------------------------------------------------------------------------------------------
 // Processing (from the stored row only, so the sweep does exactly what the receiver did)
 
-/** Processes one recorded event; true when processed, false when it failed (kept for the sweep). */
-async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
+/** Processes one recorded event; undefined when processed, else why it failed (kept for the sweep). */
+async function processRow(deps: Deps, row: WebhookEventRow): Promise<string | undefined> {
   try {
     const connectionId = row.connection_id;
     if (!connectionId) throw new Error("the event has no connection");
@@ -201,7 +202,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
       receivedAt: row.received_at,
     });
     await markProcessed(deps.db, row.id);
-    return true;
+    return undefined;
   } catch (err) {
     const error = coerceError(err);
     deps.log.warn("webhook processing failed", {
@@ -210,7 +211,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
       error: error.message,
     });
     await markFailed(deps.db, row.id, error.message);
-    return false;
+    return error.message;
   }
 }
 
@@ -225,13 +226,19 @@ export interface SweepResult {
   failed: number;
 }
 
-/** Processes failed events whose retry time has come (all failed ones with `force`). */
+/**
+ * Processes failed events whose retry time has come (all failed ones with `force`). A sweep that
+ * claimed anything, or was forced, is recorded in tether.runs (kind webhook, no connection), so
+ * `npm run tether -- runs --kind webhook` shows it.
+ */
 export async function sweepWebhookEvents(
   deps: Deps,
   opts: { force?: boolean; limit?: number } = {},
 ): Promise<SweepResult> {
+  const started = deps.now();
   const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
   const result: SweepResult = { claimed: 0, processed: 0, failed: 0 };
+  let lastError: string | undefined;
   while (!deadline.passed) {
     const rows = await claimFailed(deps.db, {
       limit: opts.limit ?? 50,
@@ -241,11 +248,28 @@ export async function sweepWebhookEvents(
     if (rows.length === 0) break;
     result.claimed += rows.length;
     for (const row of rows) {
-      if (await processRow(deps, row)) result.processed++;
-      else result.failed++;
+      const error = await processRow(deps, row);
+      if (error === undefined) result.processed++;
+      else {
+        result.failed++;
+        lastError = `${row.provider} event ${row.event_id}: ${error}`;
+      }
     }
     // Forced: one pass, so an event that fails again is not retried in a loop.
     if (opts.force) break;
+  }
+  if (result.claimed > 0 || opts.force) {
+    await insertRun(deps.db, {
+      connection_id: null,
+      kind: "webhook",
+      status: result.failed > 0 ? "failed" : "succeeded",
+      started_at: started,
+      finished_at: deps.now(),
+      updated_count: result.processed,
+      error_count: result.failed,
+      error: lastError ?? null,
+      details: { sweep: true, force: opts.force ?? false, ...result },
+    });
   }
   return result;
 }
