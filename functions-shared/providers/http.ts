@@ -557,6 +557,44 @@ export function providerClient(ctx: AdapterContext, spec: ClientSpec): ProviderC
   };
 }
 
+/**
+ * The two clients every adapter builds, bound to its provider and facts: `api`, the provider's API
+ * as one connection (the config's base URL, the auth header, the stored credentials never shown),
+ * and `token`, the token endpoint at a base URL (refresh, and the OAuth code exchange).
+ */
+export function adapterHttp(provider: ProviderName, facts: ProviderFacts) {
+  return {
+    api: (
+      ctx: AdapterContext,
+      config: ProviderConfig,
+      auth: Record<string, string>,
+      stored: Readonly<Record<string, string>>,
+    ): ProviderClient =>
+      providerClient(ctx, {
+        provider,
+        facts,
+        endpoint: "api",
+        baseUrl: baseUrls(facts, config).api,
+        headers: { ...auth, accept: "application/json" },
+        secrets: Object.values(stored),
+      }),
+    token: (
+      ctx: AdapterContext,
+      baseUrl: string,
+      secrets: readonly (string | undefined)[],
+      headers: Record<string, string> = {},
+    ): ProviderClient =>
+      providerClient(ctx, {
+        provider,
+        facts,
+        endpoint: "token",
+        baseUrl,
+        headers: { ...headers, accept: "application/json" },
+        secrets,
+      }),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small helpers shared by adapters
 

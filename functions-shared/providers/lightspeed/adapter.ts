@@ -16,7 +16,7 @@ import {
   seconds,
   token,
 } from "../common.ts";
-import { after, baseUrls, providerClient, requireApp } from "../http.ts";
+import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -106,33 +106,15 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
 /** The store's API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Credentials) {
-  return providerClient(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    baseUrl: baseUrls(facts, config).api,
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  });
+  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
 }
 
 /** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
-export function tokenClient(
-  ctx: AdapterContext,
-  authBaseUrl: string,
-  secrets: readonly (string | undefined)[],
-) {
-  return providerClient(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    baseUrl: authBaseUrl,
-    headers: { accept: "application/json" },
-    secrets,
-  });
-}
+export const tokenClient = clients.token;
 
 async function refresh(
   ctx: AdapterContext,

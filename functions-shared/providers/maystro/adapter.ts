@@ -13,7 +13,7 @@ import {
   requireCredential,
   token,
 } from "../common.ts";
-import { baseUrls, joinUrl, requestJson } from "../http.ts";
+import { adapterHttp } from "../http.ts";
 import {
   type AdapterContext,
   type ConnectionRef,
@@ -81,6 +81,23 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "api_token");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** `GET /api/stores/orders/?…` as the connection's token: the one endpoint Tether reads. */
+async function listOrders<S extends z.ZodType>(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  what: string,
+  query: Record<string, string>,
+  schema: S,
+): Promise<z.output<S>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const api = clients.api(ctx, config, { authorization: `Token ${accessToken(stored)}` }, stored);
+  const { data } = await api.get(what, facts.ordersPath, schema, query);
+  return data;
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -101,19 +118,7 @@ async function verify(
   conn: ConnectionRef,
   stored: Credentials,
 ): Promise<void> {
-  const config = parseConfig(PROVIDER, conn, configSchema);
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.ordersPath));
-  url.searchParams.set("page", "1");
-  await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Token ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, verifyResponse);
+  await listOrders(ctx, conn, stored, "verify response", { page: "1" }, verifyResponse);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,21 +131,16 @@ async function fetchPage(
   stored: Credentials,
   page: number,
 ) {
-  const config = parseConfig(PROVIDER, conn, configSchema);
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.ordersPath));
-  url.searchParams.set("page", String(page));
   await ctx.pacer?.take(1, ctx.signal);
   try {
-    const { data } = await requestJson(ctx, {
-      provider: PROVIDER,
-      facts,
-      endpoint: "api",
-      what: "orders page",
-      method: "GET",
-      url: url.toString(),
-      headers: { authorization: `Token ${accessToken(stored)}`, accept: "application/json" },
-      secrets: Object.values(stored),
-    }, pageSchema);
+    const data = await listOrders(
+      ctx,
+      conn,
+      stored,
+      "orders page",
+      { page: String(page) },
+      pageSchema,
+    );
     return data.list;
   } catch (error) {
     // Pages only grow at the back, so this happens only if orders were removed meanwhile.
@@ -197,18 +197,8 @@ export async function fetchByExternalId(
   stored: Credentials,
   externalOrderId: string,
 ): Promise<OrderRecord[]> {
-  const config = parseConfig(PROVIDER, conn, configSchema);
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.ordersPath));
-  url.searchParams.set("external_order_id", externalOrderId);
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "order by external_order_id",
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Token ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
+  const data = await listOrders(ctx, conn, stored, "order by external_order_id", {
+    external_order_id: externalOrderId,
   }, pageSchema);
   return data.list.results.filter((o) => o.external_order_id === externalOrderId).map(toOrder);
 }

@@ -17,9 +17,17 @@ import {
   token,
 } from "../common.ts";
 import { readTimeCursor, type TimeCursor, timePage } from "../cursor.ts";
-import { after, base64Utf8, baseUrls, joinUrl, requestJson, requireApp } from "../http.ts";
+import {
+  adapterHttp,
+  after,
+  base64Utf8,
+  baseUrls,
+  type ProviderClient,
+  requireApp,
+} from "../http.ts";
 import type {
   AdapterContext,
+  AppCredentials,
   ConnectionRef,
   Credentials,
   CustomerRecord,
@@ -96,6 +104,49 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** The company's API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: QuickBooksConfig, stored: Credentials) {
+  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+}
+
+/**
+ * The token endpoint (refresh, and the code exchange of ./oauth.ts): Basic auth with the app's
+ * client, and the opt-in header that reports the refresh token's hard expiry.
+ */
+export function tokenClient(
+  ctx: AdapterContext,
+  authBaseUrl: string,
+  app: AppCredentials,
+  secrets: readonly (string | undefined)[],
+) {
+  const basic = `Basic ${base64Utf8(`${app.clientId}:${app.clientSecret}`)}`;
+  return clients.token(ctx, authBaseUrl, [...secrets, app.clientSecret, basic], {
+    authorization: basic,
+    "x-include-refresh-token-hard-expires-in": "true",
+  });
+}
+
+/** A token endpoint answer as a grant; the hard expiry only when it was reported. */
+export function grantOf(
+  data: z.output<typeof refreshResponse>,
+  now: Date,
+  sent?: string,
+): TokenGrant {
+  const grant: TokenGrant = {
+    // Always keep the newest refresh token, even when it equals the one sent.
+    credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
+    accessTokenExpiresAt: after(now, data.expires_in),
+    refreshTokenExpiresAt: after(now, data.x_refresh_token_expires_in),
+    refreshTokenRotated: data.refresh_token !== sent,
+  };
+  if (data.x_refresh_token_hard_expires_in !== undefined) {
+    grant.refreshTokenHardExpiresAt = after(now, data.x_refresh_token_hard_expires_in);
+  }
+  return grant;
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -104,35 +155,13 @@ async function refresh(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const creds = parseCredentials(PROVIDER, stored, storedCredentials);
   const app = requireApp(ctx, PROVIDER, facts);
-  const basic = base64Utf8(`${app.clientId}:${app.clientSecret}`);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: {
-      authorization: `Basic ${basic}`,
-      accept: "application/json",
-      "content-type": "application/x-www-form-urlencoded",
-      "x-include-refresh-token-hard-expires-in": "true",
-    },
-    body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: creds.refresh_token }),
-    secrets: [...Object.values(stored), app.clientSecret, basic],
+  const token = tokenClient(ctx, baseUrls(facts, config).auth, app, Object.values(stored));
+  const { data } = await token.postForm("refresh response", facts.tokenPath, {
+    grant_type: "refresh_token",
+    refresh_token: creds.refresh_token,
   }, refreshResponse);
-  const grant: TokenGrant = {
-    // Always keep the newest refresh token, even when it equals the one sent.
-    credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
-    accessTokenExpiresAt: after(now, data.expires_in),
-    refreshTokenExpiresAt: after(now, data.x_refresh_token_expires_in),
-    refreshTokenRotated: data.refresh_token !== creds.refresh_token,
-  };
-  if (data.x_refresh_token_hard_expires_in !== undefined) {
-    grant.refreshTokenHardExpiresAt = after(now, data.x_refresh_token_hard_expires_in);
-  }
-  return grant;
+  return grantOf(data, now, creds.refresh_token);
 }
 
 async function verify(
@@ -141,20 +170,30 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "GET",
-    url: joinUrl(baseUrls(facts, config).api, facts.companyInfoPath(config.realm_id)),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, verifyResponse);
+  await apiClient(ctx, config, stored).get(
+    "verify response",
+    facts.companyInfoPath(config.realm_id),
+    verifyResponse,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Streams
+
+/** `GET …/query?query=<statement>&minorversion=…`: one statement of Intuit's query language. */
+async function runQuery<S extends z.ZodType>(
+  api: ProviderClient,
+  config: QuickBooksConfig,
+  what: string,
+  statement: string,
+  schema: S,
+): Promise<z.output<S>> {
+  const { data } = await api.get(what, facts.queryPath(config.realm_id), schema, {
+    query: statement,
+    minorversion: facts.minorVersion,
+  });
+  return data;
+}
 
 /** One query page: the entity's changes after the time cursor, oldest first. */
 async function queryChanges<S extends z.ZodType, R extends { remote_updated_at: string }>(
@@ -167,24 +206,18 @@ async function queryChanges<S extends z.ZodType, R extends { remote_updated_at: 
   const config = parseConfig(PROVIDER, conn, configSchema);
   const max = pageSizeFor(facts, req.pageSize);
   const start = startPosition(read.cursor);
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.queryPath(config.realm_id)));
-  url.searchParams.set(
-    "query",
-    changesQuery(read.entity, { since: read.cursor.since, until: req.until }, { start, max }),
-  );
-  url.searchParams.set("minorversion", facts.minorVersion);
-
+  const query = changesQuery(read.entity, { since: read.cursor.since, until: req.until }, {
+    start,
+    max,
+  });
   await ctx.pacer?.take(1, ctx.signal);
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: `${read.entity === "Customer" ? "customers" : "orders"} page`,
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, queryResponseSchema(read.entity, read.record));
+  const data = await runQuery(
+    apiClient(ctx, config, stored),
+    config,
+    `${read.entity === "Customer" ? "customers" : "orders"} page`,
+    query,
+    queryResponseSchema(read.entity, read.record),
+  );
 
   const rows = (data.QueryResponse[read.entity] ?? []) as z.output<S>[];
   // A short page is the last one: QuickBooks reports no total.
@@ -271,23 +304,14 @@ export async function fetchEntities(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const safe = ids.filter((id) => /^\d+$/.test(id));
   if (safe.length === 0) return [];
-  const url = new URL(joinUrl(baseUrls(facts, config).api, facts.queryPath(config.realm_id)));
-  url.searchParams.set(
-    "query",
-    `SELECT * FROM ${entity} WHERE Id IN (${safe.map((id) => `'${id}'`).join(",")})`,
-  );
-  url.searchParams.set("minorversion", facts.minorVersion);
   const record = entity === "Customer" ? customerSchema : transactionSchema;
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: `${entity} by id`,
-    method: "GET",
-    url: url.toString(),
-    headers: { authorization: `Bearer ${accessToken(stored)}`, accept: "application/json" },
-    secrets: Object.values(stored),
-  }, queryResponseSchema(entity, record));
+  const data = await runQuery(
+    apiClient(ctx, config, stored),
+    config,
+    `${entity} by id`,
+    `SELECT * FROM ${entity} WHERE Id IN (${safe.map((id) => `'${id}'`).join(",")})`,
+    queryResponseSchema(entity, record),
+  );
   const rows = data.QueryResponse[entity] ?? [];
   if (entity === "Customer") return (rows as Customer[]).map(toCustomer);
   return (rows as Transaction[]).map((t) => toOrder(entity, t));

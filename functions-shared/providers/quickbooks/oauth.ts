@@ -2,11 +2,10 @@
 // https://appcenter.intuit.com/connect/oauth2?client_id&response_type=code
 // &scope=com.intuit.quickbooks.accounting&redirect_uri&state; the callback carries code, state,
 // realmId; the code is exchanged at https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer with
-// Basic auth and the form grant_type=authorization_code&code&redirect_uri.
-import { after, base64Utf8, joinUrl, requestJson } from "../http.ts";
+// Basic auth and the form grant_type=authorization_code&code&redirect_uri (./adapter.ts tokenClient).
 import { authorizeUrlOf, callbackParam } from "../oauth.ts";
 import type { ProviderOAuth } from "../types.ts";
-import { facts, refreshResponse } from "./adapter.ts";
+import { facts, grantOf, refreshResponse, tokenClient } from "./adapter.ts";
 
 const SCOPE = "com.intuit.quickbooks.accounting";
 const REALM_ID = /^\d+$/;
@@ -29,31 +28,12 @@ export const quickbooksOAuth: ProviderOAuth = {
   async exchangeCode(ctx, { app, code, redirectUri, account, baseUrl }) {
     const base = baseUrl ?? facts.defaultAuthBaseUrl({ realm_id: account.externalId });
     const now = ctx.now();
-    const basic = `Basic ${base64Utf8(`${app.clientId}:${app.clientSecret}`)}`;
-    const { data } = await requestJson(ctx, {
-      provider: "quickbooks",
-      facts,
-      endpoint: "token",
-      what: "code exchange response",
-      method: "POST",
-      url: joinUrl(base, facts.tokenPath),
-      headers: {
-        authorization: basic,
-        "content-type": "application/x-www-form-urlencoded",
-        accept: "application/json",
-      },
-      body: new URLSearchParams({
-        grant_type: "authorization_code",
-        code,
-        redirect_uri: redirectUri,
-      }),
-      secrets: [code, app.clientSecret, basic],
-    }, refreshResponse);
-    return {
-      credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
-      accessTokenExpiresAt: after(now, data.expires_in),
-      refreshTokenExpiresAt: after(now, data.x_refresh_token_expires_in),
-      refreshTokenRotated: true,
-    };
+    const { data } = await tokenClient(ctx, base, app, [code]).postForm(
+      "code exchange response",
+      facts.tokenPath,
+      { grant_type: "authorization_code", code, redirect_uri: redirectUri },
+      refreshResponse,
+    );
+    return grantOf(data, now);
   },
 };

@@ -19,7 +19,7 @@ import {
   token,
 } from "../common.ts";
 import { readTimeCursor, timePage } from "../cursor.ts";
-import { after, baseUrls, joinUrl, requestGraphql, requestJson } from "../http.ts";
+import { adapterHttp, after, baseUrls } from "../http.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -100,6 +100,13 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** The GraphQL API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: ShipHeroConfig, stored: Credentials) {
+  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+}
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -108,17 +115,10 @@ async function refresh(
   const config = parseConfig(PROVIDER, conn, configSchema);
   const creds = parseCredentials(PROVIDER, stored, storedCredentials);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: { "content-type": "application/json", accept: "application/json" },
-    body: JSON.stringify({ refresh_token: creds.refresh_token }),
-    secrets: Object.values(stored),
-  }, refreshResponse);
+  const { data } = await clients.token(ctx, baseUrls(facts, config).auth, Object.values(stored))
+    .postJson("refresh response", facts.tokenPath, {
+      refresh_token: creds.refresh_token,
+    }, refreshResponse);
 
   const rotated = data.refresh_token !== undefined && data.refresh_token !== creds.refresh_token;
   return {
@@ -137,21 +137,12 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-    headers: {
-      authorization: `Bearer ${accessToken(stored)}`,
-      "content-type": "application/json",
-      accept: "application/json",
-    },
-    body: JSON.stringify({ query: VERIFY_QUERY }),
-    secrets: Object.values(stored),
-  }, verifyData);
+  await apiClient(ctx, config, stored).graphql(
+    "verify response",
+    facts.graphqlPath,
+    { query: VERIFY_QUERY },
+    verifyData,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,33 +159,18 @@ async function readOrders(
   req: ReadRequest,
 ): Promise<StreamPage<OrderRecord>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const token = accessToken(stored);
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const first = pageSizeFor(facts, req.pageSize);
   const estimate = pageComplexity(first);
   await ctx.pacer?.take(estimate, ctx.signal);
-  const { data } = await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "orders page",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath),
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json",
+  const { data } = await apiClient(ctx, config, stored).graphql("orders page", facts.graphqlPath, {
+    query: ORDERS_QUERY,
+    variables: {
+      updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
+      updatedTo: isoDateTime(req.until),
+      first,
+      after: cursor.after ?? null,
     },
-    body: JSON.stringify({
-      query: ORDERS_QUERY,
-      variables: {
-        updatedFrom: cursor.since === null ? null : isoDateTime(cursor.since),
-        updatedTo: isoDateTime(req.until),
-        first,
-        after: cursor.after ?? null,
-      },
-    }),
-    secrets: Object.values(stored),
   }, ordersData);
   // Charged what the response reports, not what was reserved.
   ctx.pacer?.refund(estimate - data.orders.complexity);

@@ -20,16 +20,8 @@ import {
   seconds,
   token,
 } from "../common.ts";
-import { readTimeCursor, timePage } from "../cursor.ts";
-import {
-  after,
-  baseUrls,
-  joinUrl,
-  parseWith,
-  requestGraphql,
-  requestJson,
-  requireApp,
-} from "../http.ts";
+import { parseStoredCursor, readTimeCursor, timePage } from "../cursor.ts";
+import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
 import {
   type AdapterContext,
   type ConnectionRef,
@@ -105,6 +97,16 @@ function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token");
 }
 
+const clients = adapterHttp(PROVIDER, facts);
+
+/** The Admin API, as the connection's access token. */
+function apiClient(ctx: AdapterContext, config: ShopifyConfig, stored: Credentials) {
+  return clients.api(ctx, config, { "x-shopify-access-token": accessToken(stored) }, stored);
+}
+
+/** The shop's token endpoint (refresh, and the code exchange of ./oauth.ts). */
+export const tokenClient = clients.token;
+
 async function refresh(
   ctx: AdapterContext,
   conn: ConnectionRef,
@@ -124,21 +126,14 @@ async function refresh(
   }
   const app = requireApp(ctx, PROVIDER, facts);
   const now = ctx.now();
-  const { data } = await requestJson(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "token",
-    what: "refresh response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).auth, facts.tokenPath),
-    headers: { "content-type": "application/json", accept: "application/json" },
-    body: JSON.stringify({
-      client_id: app.clientId,
-      client_secret: app.clientSecret,
-      refresh_token: creds.refresh_token,
-      grant_type: "refresh_token",
-    }),
-    secrets: [...Object.values(stored), app.clientSecret],
+  const { data } = await tokenClient(ctx, baseUrls(facts, config).auth, [
+    ...Object.values(stored),
+    app.clientSecret,
+  ]).postJson("refresh response", facts.tokenPath, {
+    client_id: app.clientId,
+    client_secret: app.clientSecret,
+    refresh_token: creds.refresh_token,
+    grant_type: "refresh_token",
   }, refreshResponse);
   return {
     credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
@@ -154,21 +149,12 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await requestGraphql(ctx, {
-    provider: PROVIDER,
-    facts,
-    endpoint: "api",
-    what: "verify response",
-    method: "POST",
-    url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
-    headers: {
-      "x-shopify-access-token": accessToken(stored),
-      "content-type": "application/json",
-      accept: "application/json",
-    },
-    body: JSON.stringify({ query: "{ shop { name } }" }),
-    secrets: Object.values(stored),
-  }, verifyData);
+  await apiClient(ctx, config, stored).graphql(
+    "verify response",
+    facts.graphqlPath(facts.apiVersion),
+    { query: "{ shop { name } }" },
+    verifyData,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,25 +193,11 @@ async function query<S extends z.ZodType>(
   dataSchema: S,
 ): Promise<z.output<S>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const token = accessToken(stored);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
-  const { data } = await requestGraphql(
-    ctx,
-    {
-      provider: PROVIDER,
-      facts,
-      endpoint: "api",
-      what: q.what,
-      method: "POST",
-      url: joinUrl(baseUrls(facts, config).api, facts.graphqlPath(facts.apiVersion)),
-      headers: {
-        "x-shopify-access-token": token,
-        "content-type": "application/json",
-        accept: "application/json",
-      },
-      body: JSON.stringify({ query: q.query, variables: q.variables }),
-      secrets: Object.values(stored),
-    },
+  const { data } = await apiClient(ctx, config, stored).graphql(
+    q.what,
+    facts.graphqlPath(facts.apiVersion),
+    { query: q.query, variables: q.variables },
     dataSchema,
     { inspect: (extensions) => observeCost(ctx, extensions?.cost) },
   );
@@ -289,13 +261,9 @@ async function readCustomers(
   req: ReadRequest,
 ): Promise<StreamPage<CustomerRecord>> {
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
-  const previous = cursor.after === undefined ? {} : parseWith(
-    PROVIDER,
-    "misconfigured",
-    "stored sync cursor",
-    pairToken,
-    parseJson(cursor.after),
-  );
+  const previous = cursor.after === undefined
+    ? {}
+    : parseStoredCursor(PROVIDER, pairToken, cursor.after);
   const first = pageSizeFor(facts, req.pageSize);
   const data = await query(ctx, conn, creds, {
     what: "customers page",
@@ -316,14 +284,6 @@ async function readCustomers(
     nextToken: page.nextToken,
     hasMore: page.hasMore,
   });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 export const shopifyAdapter = {

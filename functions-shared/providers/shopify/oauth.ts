@@ -5,10 +5,10 @@
 import { z } from "zod";
 import { constantTimeEqual, decodeHex, hmacSha256 } from "../../crypto.ts";
 import { seconds, token } from "../common.ts";
-import { after, joinUrl, requestJson } from "../http.ts";
+import { after } from "../http.ts";
 import { authorizeUrlOf, callbackParam } from "../oauth.ts";
 import type { AppCredentials, ProviderOAuth } from "../types.ts";
-import { facts } from "./adapter.ts";
+import { facts, tokenClient } from "./adapter.ts";
 
 /** `<name>.myshopify.com`, as the adapter's config requires. */
 export const SHOP_DOMAIN = /^[a-z0-9][a-z0-9-]*\.myshopify\.com$/;
@@ -69,23 +69,13 @@ export const shopifyOAuth: ProviderOAuth = {
   async exchangeCode(ctx, { app, code, account, baseUrl }) {
     const base = baseUrl ?? facts.defaultAuthBaseUrl({ shop: account.externalId });
     const now = ctx.now();
-    const { data } = await requestJson(ctx, {
-      provider: "shopify",
-      facts,
-      endpoint: "token",
-      what: "code exchange response",
-      method: "POST",
-      url: joinUrl(base, facts.tokenPath),
-      headers: { "content-type": "application/json", accept: "application/json" },
-      // `expiring: 1` asks for an expiring offline token with a refresh token.
-      body: JSON.stringify({
-        client_id: app.clientId,
-        client_secret: app.clientSecret,
-        code,
-        expiring: 1,
-      }),
-      secrets: [code, app.clientSecret],
-    }, tokenResponse);
+    // `expiring: 1` asks for an expiring offline token with a refresh token.
+    const { data } = await tokenClient(ctx, base, [code, app.clientSecret]).postJson(
+      "code exchange response",
+      facts.tokenPath,
+      { client_id: app.clientId, client_secret: app.clientSecret, code, expiring: 1 },
+      tokenResponse,
+    );
     const credentials: Record<string, string> = { access_token: data.access_token };
     if (data.refresh_token !== undefined) credentials.refresh_token = data.refresh_token;
     return {
