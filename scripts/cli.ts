@@ -9,6 +9,9 @@ import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
 import type { SyncResult } from "../functions-shared/jobs/sync.ts";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { StackError } from "./local/util.ts";
+import { SandboxControl } from "./local/sandbox_control.ts";
+import { coerceError } from "../functions-shared/errors.ts";
+import type { ProviderName } from "../functions-shared/providers/types.ts";
 import { BACKFILL_HELP, backfillCommand } from "./cli/backfill.ts";
 import {
   checkChoice,
@@ -35,7 +38,10 @@ const HELP: Record<string, string> = {
     "  per stream, records, running backfill, last error (tether.connection_health).",
   connect:
     "connect <provider> <external_id> <name> --credentials '<json>' [--config '<json>'] [--owner <uuid>] [--json]\n" +
-    "  Registers (or reconnects) a connection through the connect function.",
+    "  Registers (or reconnects) a connection through the connect function.\n" +
+    "connect --sandbox <provider> [<name>] [--owner <uuid>] [--json]\n" +
+    "  Local stack only: creates a sandbox account (seeded with 50 orders and 20 customers over\n" +
+    "  30 days) and connects it, its base URLs pointing at the sandbox.",
   refresh: "refresh [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
     "  Runs the refresh-tokens function now and prints its counts.",
   sync: "sync [orders|customers|all] [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
@@ -59,7 +65,8 @@ const HELP: Record<string, string> = {
 const GENERAL = `usage: npm run tether -- <command> [options]
 
 Targets the local stack (.tether/stack.env) by default, or a project when SUPABASE_URL,
-TETHER_SERVICE_KEY and DATABASE_URL are set. Every command takes --help and --json.
+TETHER_SERVICE_KEY and DATABASE_URL are all set. --local or --project chooses explicitly (only
+some of the three set: the local stack, saying so). Every command takes --help and --json.
 Exit codes: 0 done; 1 the work failed, a connection failed or needs reauth (each is named), or
 Tether is unreachable; 2 a usage mistake.
 `;
@@ -83,6 +90,9 @@ const OPTIONS = {
   stream: { type: "string" },
   status: { type: "string" },
   limit: { type: "string" },
+  local: { type: "boolean" },
+  project: { type: "boolean" },
+  sandbox: { type: "boolean" },
   topic: { type: "string" },
   since: { type: "string" },
   batch: { type: "string" },
@@ -111,6 +121,47 @@ function positiveInt(name: string, value: string | undefined, fallback?: number)
 }
 
 let jsonMode = false;
+
+/** A new, seeded sandbox account of the local stack, connected through the connect function. */
+async function connectSandbox(
+  t: Awaited<ReturnType<typeof target>>,
+  provider: ProviderName,
+  name: string | undefined,
+  owner: string | undefined,
+) {
+  const sandbox = new SandboxControl(t.sandboxUrl!);
+  let account;
+  try {
+    account = await sandbox.account(provider);
+    await sandbox.call(
+      "POST",
+      `/data/${provider}/${encodeURIComponent(account.external_id)}/seed`,
+      {
+        orders: 50,
+        customers: 20,
+        spread_days: 30,
+      },
+    );
+  } catch (err) {
+    throw new CliError(
+      `the sandboxes at ${t.sandboxUrl} did not create an account (${coerceError(err).message}): ` +
+        "is the stack up? `npm run stack:up`",
+    );
+  }
+  const data = await invoke<{ connection_id: string; name: string; provider: string }>(
+    t,
+    "connect",
+    {
+      provider,
+      external_id: account.external_id,
+      name: name ?? `Sandbox ${provider} ${account.external_id}`,
+      credentials: account.credentials,
+      config: sandbox.configFor(account),
+      ...(owner ? { owner_id: owner } : {}),
+    },
+  );
+  return { ...data, external_id: account.external_id };
+}
 
 /**
  * Refuses to rotate to a key the functions do not hold (same id and fingerprint): every value
@@ -174,6 +225,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   if (values.help) return console.log(`usage: npm run tether -- ${HELP[command]}`);
   const json = Boolean(values.json);
+  const pick = () => target({ local: values.local, project: values.project, quiet: json });
   const print = (data: unknown, human: () => string) => printResult(json, data, human);
   const provider = checkProvider(values.provider);
   const connection = checkUuid(values.connection, "--connection");
@@ -187,7 +239,7 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "status": {
       noPositionals();
-      const t = await target();
+      const t = await pick();
       const rows = await withDb(t, (sql) => healthRows(sql));
       const shown = provider ? rows.filter((r) => r.provider === provider) : rows;
       print(
@@ -202,6 +254,32 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "connect": {
+      if (values.sandbox) {
+        const [p, sandboxName, ...extra] = positionals;
+        if (!p || extra.length > 0 || values.credentials || values.config) {
+          throw new UsageError(
+            "usage: npm run tether -- connect --sandbox <provider> [<name>] (no --credentials or " +
+              "--config: the sandbox account supplies them)",
+          );
+        }
+        checkProvider(p);
+        checkUuid(values.owner, "--owner");
+        const t = await pick();
+        if (t.kind !== "local" || !t.sandboxUrl) {
+          throw new UsageError("--sandbox needs the local stack (its sandboxes): drop --project");
+        }
+        const data = await progress(
+          `creating a ${p} sandbox account and connecting it`,
+          () => connectSandbox(t, p as ProviderName, sandboxName, values.owner),
+        );
+        print(
+          data,
+          () =>
+            `connected: ${data.name} (${data.provider}) ${data.connection_id}, sandbox account ` +
+            `${data.external_id}`,
+        );
+        return;
+      }
       const [p, externalId, name, ...extra] = positionals;
       if (!p || !externalId || !name || extra.length > 0) {
         throw new UsageError(`usage: npm run tether -- ${HELP.connect}`);
@@ -221,7 +299,7 @@ async function main(argv: string[]): Promise<void> {
         config: parseJsonFlag("config", values.config),
         ...(values.owner ? { owner_id: values.owner } : {}),
       };
-      const t = await target();
+      const t = await pick();
       const data = await progress(
         `connecting ${name}`,
         () =>
@@ -236,7 +314,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "refresh": {
       noPositionals();
-      const t = await target();
+      const t = await pick();
       const data = await progress(
         "refreshing tokens",
         () =>
@@ -255,7 +333,7 @@ async function main(argv: string[]): Promise<void> {
       if (extra.length > 0) throw new UsageError(`usage: npm run tether -- ${HELP.sync}`);
       checkChoice(which, "the stream", ["orders", "customers", "all"] as const);
       const streams = which === "all" ? ["orders", "customers"] : [which];
-      const t = await target();
+      const t = await pick();
       const body = {
         ...(provider ? { provider } : {}),
         ...(connection ? { connection_id: connection } : {}),
@@ -326,7 +404,7 @@ async function main(argv: string[]): Promise<void> {
         ] as const,
       );
       const limit = positiveInt("limit", values.limit, 20)!;
-      const t = await target();
+      const t = await pick();
       const rows = await withDb(t, (sql) =>
         sql`
           select r.id::text as id, r.connection_id, c.provider, c.name, r.kind, r.stream,
@@ -364,7 +442,7 @@ async function main(argv: string[]): Promise<void> {
       );
       const limit = positiveInt("limit", values.limit, 20)!;
       const sinceMinutes = positiveInt("since", values.since);
-      const t = await target();
+      const t = await pick();
       const rows = await withDb(t, (sql) =>
         webhookEvents(sql, {
           provider,
@@ -388,17 +466,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "backfill": {
-      await backfillCommand(await target(), positionals, json);
+      await backfillCommand(await pick(), positionals, json);
       return;
     }
     case "schedules": {
-      await schedulesCommand(await target(), positionals, json);
+      await schedulesCommand(await pick(), positionals, json);
       return;
     }
     case "rotate-key": {
       noPositionals();
       const batchSize = positiveInt("batch", values.batch);
-      const t = await target();
+      const t = await pick();
       if (!t.keyRing) {
         throw new UsageError(
           "set TOKEN_ENCRYPTION_KEYS to the key ring, the new key first (k2:…,k1:…)",

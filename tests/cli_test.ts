@@ -7,6 +7,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { startSandbox } from "../sandbox/server.ts";
 import { paths } from "../scripts/local/util.ts";
+import { forgetSandboxConnections } from "../scripts/local/stack.ts";
 import { generateKeyRingEntry } from "../functions-shared/vault.ts";
 import { localSecrets, serveFunctionsFor, stackEnv, withTestDatabase } from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
@@ -112,10 +113,20 @@ Deno.test("with no stack up, a command says to start it and exits 1", async () =
     const j = await cli(["status", "--json"], { TETHER_STATE_DIR: empty });
     assert.equal(j.code, 1);
     assert.match(JSON.parse(j.stdout).error, /the local stack is not up/);
-    // Only part of a project's settings: says which are missing.
-    const partial = await cli(["status"], { SUPABASE_URL: "http://127.0.0.1:1" });
-    assert.equal(partial.code, 2);
-    assert.match(partial.stderr, /missing: TETHER_SERVICE_KEY, DATABASE_URL/);
+    // Only part of a project's settings (a shell exporting SUPABASE_URL for something else): the
+    // local stack, saying which was chosen and why; --project requires all three.
+    const partial = await cli(["status"], {
+      SUPABASE_URL: "http://127.0.0.1:1",
+      TETHER_STATE_DIR: empty,
+    });
+    assert.equal(partial.code, 1);
+    assert.match(
+      partial.stderr,
+      /using the local stack \(SUPABASE_URL is set, but not TETHER_SERVICE_KEY or DATABASE_URL; set all three \(or pass --project\)/,
+    );
+    const project = await cli(["status", "--project"], { SUPABASE_URL: "http://127.0.0.1:1" });
+    assert.equal(project.code, 2);
+    assert.match(project.stderr, /--project needs .*missing: TETHER_SERVICE_KEY, DATABASE_URL/);
     // A project that does not answer.
     const down = await cli(["refresh"], {
       SUPABASE_URL: "http://127.0.0.1:1",
@@ -490,5 +501,86 @@ Deno.test("webhooks lists recent events with filters, and runs --kind webhook sh
     assert.match(sweeps[0]!.error, /shopify event evt-bad: the event has no connection/);
     const sweepText = ok(await cli(["runs", "--kind", "webhook"], env), "runs (text)");
     assert.match(sweepText.stdout, /\(retry sweep\)\s+webhook/);
+  });
+});
+
+Deno.test("an exported DATABASE_URL alone does not break commands; --local and --project choose explicitly", async () => {
+  await withProject(async ({ env, id }) => {
+    // Only DATABASE_URL (pointing at the project's database): the local stack, said so.
+    const partial = await cli(["status", "--json"], { DATABASE_URL: env.DATABASE_URL! });
+    assert.notEqual(partial.code, 2, partial.stderr);
+    assert.ok(Array.isArray(JSON.parse(partial.stdout)), "a status of the local stack");
+    const text = await cli(["status"], { DATABASE_URL: env.DATABASE_URL! });
+    assert.match(text.stderr, /^tether: using the local stack \(DATABASE_URL is set, but not/m);
+    // All three set: the project; --local overrides it.
+    const project = json<{ id: string }[]>(await cli(["status", "--json"], env), "project");
+    assert.deepEqual(project.map((r) => r.id), [id]);
+    const local = await cli(["status", "--json", "--local"], env);
+    assert.ok(!JSON.parse(local.stdout).some((r: { id: string }) => r.id === id), "the stack");
+    const both = await cli(["status", "--local", "--project"], env);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--local and --project exclude each other/);
+  });
+});
+
+Deno.test("connect names the host it could not reach; connect --sandbox creates a sandbox account and connects it", async () => {
+  await withProject(async ({ env }) => {
+    const unreachable = await cli([
+      "connect",
+      "quickbooks",
+      "9341",
+      "Books",
+      "--credentials",
+      JSON.stringify({ refresh_token: "r" }),
+      "--config",
+      JSON.stringify({ realm_id: "9341", auth_base_url: "http://127.0.0.1:9" }),
+    ], env);
+    assert.equal(unreachable.code, 1);
+    assert.match(
+      unreachable.stderr,
+      /quickbooks token endpoint at 127\.0\.0\.1:9 could not be reached.*nothing was stored/,
+    );
+    const onProject = await cli(["connect", "--sandbox", "maystro"], env);
+    assert.equal(onProject.code, 2);
+    assert.match(onProject.stderr, /--sandbox needs the local stack/);
+  });
+  // On the local stack (its main database): created, connected, active; removed afterwards.
+  const made = json<{ connection_id: string; provider: string; external_id: string }>(
+    await cli(["connect", "--sandbox", "maystro", "Sandbox probe", "--json"]),
+    "connect --sandbox",
+  );
+  const stack = await stackEnv();
+  const admin = postgres(stack.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await admin<{ status: string; name: string; api: string }[]>`
+      select status, name, config->>'api_base_url' as api from tether.connections
+       where id = ${made.connection_id}`;
+    assert.deepEqual([row?.status, row?.name], ["active", "Sandbox probe"]);
+    assert.equal(row!.api, `${stack.SANDBOX_URL}/maystro`);
+  } finally {
+    await admin`delete from tether.connections where id = ${made.connection_id}`;
+    await admin.end();
+  }
+});
+
+Deno.test("after the sandboxes restart, stack:up removes the connections whose accounts they lost, and only those", async () => {
+  await withTestDatabase(async (db) => {
+    const sandboxUrl = "http://127.0.0.1:58999";
+    await db.sql`
+      insert into tether.connections (provider, external_id, name, config)
+      values ('maystro', 'a', 'Demo Maystro', ${
+      db.sql.json({ api_base_url: `${sandboxUrl}/maystro` })
+    }),
+             ('shopify', 'b', 'Sandbox shopify b',
+              ${db.sql.json({ shop: "b.myshopify.com", auth_base_url: `${sandboxUrl}/shopify` })}),
+             ('maystro', 'c', 'Real Maystro', '{}'),
+             ('maystro', 'd', 'Other sandbox',
+              ${db.sql.json({ api_base_url: "http://127.0.0.1:589990/maystro" })})`;
+    const gone = await forgetSandboxConnections(db.sql as never, sandboxUrl);
+    assert.deepEqual(gone, ["Demo Maystro", "Sandbox shopify b"]);
+    const left = await db.sql<
+      { name: string }[]
+    >`select name from tether.connections order by name`;
+    assert.deepEqual(left.map((r) => r.name), ["Other sandbox", "Real Maystro"]);
   });
 });
