@@ -28,7 +28,13 @@ import {
   withDb,
   withProgress,
 } from "./cli/common.ts";
-import { describeUnhealthy, displayRow, healthRows, unhealthyConnections } from "./cli/health.ts";
+import {
+  describeUnhealthy,
+  displayRow,
+  healthRows,
+  streamsOf,
+  unhealthyConnections,
+} from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
 import { webhookEvents } from "./cli/activity.ts";
 
@@ -243,7 +249,11 @@ async function main(argv: string[]): Promise<void> {
       const rows = await withDb(t, (sql) => healthRows(sql));
       const shown = provider ? rows.filter((r) => r.provider === provider) : rows;
       print(
-        shown,
+        // A provider without a customers stream has no count (the table says n/a), not 0.
+        shown.map((r) => ({
+          ...r,
+          customers: streamsOf(r.provider).includes("customers") ? r.customers : null,
+        })),
         () =>
           shown.length === 0
             ? "no connections yet: add one with `npm run tether -- connect …` (or run `npm start`)"

@@ -584,3 +584,35 @@ Deno.test("after the sandboxes restart, stack:up removes the connections whose a
     assert.deepEqual(left.map((r) => r.name), ["Other sandbox", "Real Maystro"]);
   });
 });
+
+Deno.test("backfill cancel of a finished job says it had finished; a bad id points at backfill list; status --json has no customer count for Maystro", async () => {
+  await withProject(async ({ env, id }) => {
+    const to = new Date(Math.floor(Date.now() / 1000) * 1000 - 5000);
+    const from = new Date(to.getTime() - 86_400_000);
+    const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+    const done = json<{ id: string; status: string }>(
+      await cli(["backfill", "start", id, "orders", iso(from), iso(to), "--json"], env),
+      "backfill start",
+    );
+    assert.equal(done.status, "succeeded");
+    const cancel = ok(await cli(["backfill", "cancel", done.id], env), "cancel");
+    assert.match(cancel.stdout, /had already finished \(succeeded\): nothing to cancel/);
+    const badId = await cli(["backfill", "status", "nope"], env);
+    assert.equal(badId.code, 2);
+    assert.match(badId.stderr, /list the ids with `npm run tether -- backfill list`/);
+
+    const withDb = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+    try {
+      await withDb`insert into tether.connections (provider, external_id, name)
+                   values ('maystro', 'm1', 'Maystro row')`;
+    } finally {
+      await withDb.end();
+    }
+    const rows = json<{ provider: string; customers: number | null; orders: number }[]>(
+      await cli(["status", "--json"], env),
+      "status",
+    );
+    assert.equal(rows.find((r) => r.provider === "maystro")!.customers, null);
+    assert.equal(typeof rows.find((r) => r.provider === "shopify")!.customers, "number");
+  });
+});

@@ -163,10 +163,14 @@ export async function withDb<T>(t: Target, fn: (sql: Sql) => Promise<T>): Promis
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function checkUuid(value: string | undefined, what: string): string | undefined {
+export function checkUuid(
+  value: string | undefined,
+  what: string,
+  listedBy = "status",
+): string | undefined {
   if (value !== undefined && !UUID.test(value)) {
     throw new UsageError(
-      `${what} must be a uuid, got "${value}"; list the ids with \`npm run tether -- status\``,
+      `${what} must be a uuid, got "${value}"; list the ids with \`npm run tether -- ${listedBy}\``,
     );
   }
   return value;
