@@ -414,18 +414,22 @@ CREATE FUNCTION tether.cleanup(keep interval DEFAULT '14 days'::interval) RETURN
     AS $_$
 declare
   runs_deleted bigint;
+  invocations_deleted bigint;
   responses_deleted bigint;
   cron_deleted bigint := 0;
 begin
   delete from tether.runs where started_at < now() - keep;
   get diagnostics runs_deleted = row_count;
+  delete from tether.invocations where accepted_at < now() - keep;
+  get diagnostics invocations_deleted = row_count;
   delete from net._http_response where created < now() - keep;
   get diagnostics responses_deleted = row_count;
   if to_regclass('cron.job_run_details') is not null then
     execute 'delete from cron.job_run_details where start_time < now() - $1' using keep;
     get diagnostics cron_deleted = row_count;
   end if;
-  return jsonb_build_object('runs', runs_deleted, 'http_responses', responses_deleted,
+  return jsonb_build_object('runs', runs_deleted, 'invocations', invocations_deleted,
+                            'http_responses', responses_deleted,
                             'cron_job_run_details', cron_deleted);
 end
 $_$;
@@ -435,7 +439,7 @@ $_$;
 -- Name: FUNCTION cleanup(keep interval); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.cleanup(keep interval) IS 'Deletes run records, pg_net responses and pg_cron run details older than keep (default 14 days); scheduled daily by sql/schedules.sql.';
+COMMENT ON FUNCTION tether.cleanup(keep interval) IS 'Deletes run records, invocations, pg_net responses and pg_cron run details older than keep (default 14 days); scheduled daily by sql/schedules.sql. pg_net itself keeps responses for pg_net.ttl (6 hours).';
 
 
 --
@@ -539,11 +543,13 @@ begin
       using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url''); '
                 || 'select vault.create_secret(''<a secret API key>'', ''tether_service_key'');';
   end if;
+  -- The function answers 202 within milliseconds; 2 s covers a cold start.
   return net.http_post(
     url := rtrim(functions_url, '/') || '/' || function_name,
     body := coalesce(body, '{}'::jsonb),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key),
-    timeout_milliseconds := 145000
+    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key,
+                                  'Prefer', 'respond-async'),
+    timeout_milliseconds := 2000
   );
 end
 $$;
@@ -553,7 +559,7 @@ $$;
 -- Name: FUNCTION invoke_function(function_name text, body jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key); returns the pg_net request id.';
+COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
 
 
 --
@@ -1132,6 +1138,29 @@ ALTER TABLE tether.customers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: invocations; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.invocations (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    function_name text NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    accepted_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    result jsonb,
+    error text,
+    CONSTRAINT invocations_status_is_valid CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: TABLE invocations; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.invocations IS 'One row per asynchronous function call (the SQL API''s calls through pg_net): accepted with a 202 carrying its id, then running, then succeeded with the job''s result or failed with its error.';
+
+
+--
 -- Name: oauth_states; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -1359,6 +1388,14 @@ ALTER TABLE ONLY tether.customers
 
 
 --
+-- Name: invocations invocations_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.invocations
+    ADD CONSTRAINT invocations_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: oauth_states oauth_states_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1462,6 +1499,13 @@ CREATE INDEX connections_shopify_shop_idx ON tether.connections USING btree (((c
 --
 
 CREATE INDEX customers_email_idx ON tether.customers USING btree (connection_id, email);
+
+
+--
+-- Name: invocations_accepted_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX invocations_accepted_idx ON tether.invocations USING btree (accepted_at);
 
 
 --
@@ -1655,6 +1699,13 @@ ALTER TABLE tether.customers ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY customers_owner_read ON tether.customers FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: invocations; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.invocations ENABLE ROW LEVEL SECURITY;
 
 
 --
@@ -2031,6 +2082,13 @@ GRANT SELECT ON TABLE tether.connection_health TO service_role;
 
 GRANT ALL ON TABLE tether.customers TO service_role;
 GRANT SELECT ON TABLE tether.customers TO authenticated;
+
+
+--
+-- Name: TABLE invocations; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.invocations TO service_role;
 
 
 --

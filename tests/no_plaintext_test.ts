@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type RefreshTokensResult } from "../functions-shared/jobs/refresh_tokens.ts";
 import { adapterContext, connectionRef, withAccessToken } from "../functions-shared/jobs/tokens.ts";
 import { adapterFor } from "../functions-shared/providers/registry.ts";
-import { eventually, serveFunctionsFor } from "./helpers/stack.ts";
+import { invocationOf, serveFunctionsFor } from "./helpers/stack.ts";
 import {
   type Conn,
   connectNew,
@@ -78,13 +78,9 @@ Deno.test("no token appears in plaintext in a pg_dump of the database, in run re
       for (let round = 1; round <= 2; round++) {
         await sql`update tether.connections set token_expires_at = now()`;
         const [req] = await sql<{ id: string }[]>`select public.refresh_tokens() as id`;
-        const res = await eventually("the refresh-tokens response", async () => {
-          const [r] = await sql<{ status_code: number | null; content: string | null }[]>`
-            select status_code, content from net._http_response where id = ${req!.id}`;
-          return r;
-        }, 60_000);
-        assert.equal(res.status_code, 200);
-        const answer = JSON.parse(res.content ?? "null") as RefreshTokensResult;
+        const done = await invocationOf<RefreshTokensResult>(sql, req!.id);
+        assert.equal(done.status, "succeeded");
+        const answer = done.result;
         assert.equal(answer.refreshed, conns.length, `round ${round}`);
         for (const conn of conns) await storedCredentials(w, conn);
       }

@@ -248,6 +248,85 @@ Deno.test("net.http_get sends a GET with its params and headers and no body", ()
     assert.equal(seen.body, "");
   }));
 
+// The batch semantics of the real worker (supabase/pg_net v0.20.4 src/worker.c: one transaction
+// per batch of pg_net.batch_size requests, sent together, committed when the last one ends; then a
+// pause of up to a second). Measured against the real extension: a fast POST queued 0.5 s into a
+// 5 s call reached its target 4.5 s later, and a fast response in a slow batch became visible only
+// when the slow one ended.
+
+Deno.test("like pg_net, a request queued while a batch is in flight waits for the whole batch", () =>
+  withNet(async ({ db, target }) => {
+    const [{ slow }] = await db.sql<[{ slow: string }]>`
+      select net.http_post(${target.url + "/slow"})::text as slow`;
+    await eventually(
+      "the slow call to start",
+      () => Promise.resolve(target.seen.length === 1 || undefined),
+    );
+    const [{ fast }] = await db.sql<[{ fast: string }]>`
+      select net.http_post(${target.url + "/fast"})::text as fast`;
+    await sleep(700);
+    assert.deepEqual(target.seen.map((s) => s.path), ["/slow"], "sent before the batch ended");
+    await responseFor(db, slow);
+    await responseFor(db, fast);
+    assert.deepEqual(target.seen.map((s) => s.path), ["/slow", "/fast"]);
+  }));
+
+Deno.test("like pg_net, the responses of one batch become visible together", () =>
+  withNet(async ({ db, target }) => {
+    const [{ slow, fast }] = await db.sql<[{ slow: string; fast: string }]>`
+      select net.http_post(${target.url + "/slow"})::text as slow,
+             net.http_post(${target.url + "/fast"})::text as fast`;
+    await eventually(
+      "both calls to reach the target",
+      () => Promise.resolve(target.seen.length === 2 || undefined),
+    );
+    await sleep(500);
+    assert.equal(await count(db, "net._http_response"), 0, "the fast answer waits for the batch");
+    await responseFor(db, slow);
+    assert.equal((await responseFor(db, fast)).status_code, 201);
+  }));
+
+Deno.test("a worker that dies mid-batch leaves its requests queued, and the next one sends them", async () => {
+  const db = await createTestDatabase();
+  const target = startTarget();
+  try {
+    const first = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+    const [{ id }] = await db.sql<[{ id: string }]>`
+      select net.http_post(${target.url + "/slow"})::text as id`;
+    await eventually(
+      "the call to start",
+      () => Promise.resolve(target.seen.length === 1 || undefined),
+    );
+    // Cut the worker's connections mid-batch, as a crash would.
+    await db.sql`select pg_terminate_backend(pid) from pg_stat_activity
+                  where datname = ${db.name} and pid <> pg_backend_pid()`;
+    await first.stop().catch(() => {});
+    assert.equal(await count(db, "net.http_request_queue"), 1, "the request is back in the queue");
+    const second = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+    try {
+      assert.equal((await responseFor(db, id)).status_code, 201);
+      assert.equal(target.seen.length, 2, "sent again: at least once, as pg_net");
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await target.stop();
+    await db.drop();
+  }
+});
+
+Deno.test("like pg_net, responses older than the ttl are deleted when the worker is awake", () =>
+  withNet(async ({ db, target }) => {
+    await db.sql`insert into net._http_response (id, status_code, created)
+                 values (-1, 200, now() - interval '7 hours'), (-2, 200, now() - interval '5 hours')`;
+    const [{ id }] = await db.sql<[{ id: string }]>`
+      select net.http_get(${target.url + "/wake"})::text as id`;
+    await responseFor(db, id);
+    const left = await db.sql<{ id: string }[]>`
+      select id::text from net._http_response where id < 0 order by id`;
+    assert.deepEqual(left.map((r) => r.id), ["-2"]);
+  }));
+
 Deno.test("the Vault stand-in stores secrets encrypted and decrypts them by name", async () => {
   const db = await createTestDatabase();
   const plaintext = `plain-${crypto.randomUUID()}`;

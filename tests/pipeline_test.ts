@@ -10,6 +10,7 @@ import { writeCredentials } from "../functions-shared/db/credentials.ts";
 import {
   createTestDatabase,
   eventually,
+  invocationOf,
   localSecrets,
   serveFunctionsFor,
   stackEnv,
@@ -89,12 +90,14 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
   try {
     const id = await seedDueConnection(db);
     await storeVaultSecrets(db, functions.functionsUrl, functions.secretKey);
-    const [{ request_id }] = await db.sql<[{ request_id: string }]>`
-      select public.refresh_tokens()::text as request_id`;
-    const response = await responseFor(db, request_id);
-    assert.equal(response.status_code, 200, response.content ?? response.error_msg ?? "");
-    assert.equal(response.content_type, "application/json");
-    const { duration_ms, ...counts } = JSON.parse(response.content!);
+    const [{ request_id, called }] = await db.sql<[{ request_id: string; called: Date }]>`
+      select public.refresh_tokens()::text as request_id, clock_timestamp() as called`;
+    const invocation = await invocationOf<Record<string, number>>(db.sql, request_id);
+    // The function answered before it worked: pg_net's call lasted well under a second.
+    const answeredMs = invocation.response.created.getTime() - called.getTime();
+    assert.ok(answeredMs < 1000, `pg_net's call lasted ${answeredMs} ms`);
+    assert.equal(invocation.status, "succeeded", invocation.error ?? "");
+    const { duration_ms, ...counts } = invocation.result;
     assert.deepEqual(counts, { refreshed: 0, failed: 1, reauth_required: 0, skipped: 0 });
     assert.equal(typeof duration_ms, "number");
     const state = await connectionState(db, id);
@@ -276,13 +279,13 @@ Deno.test({
         select cron.schedule_in_database(${jobName}, '* * * * *', 'select refresh_tokens()',
                                          ${db.name})::text as jobid`;
       jobId = job.jobid;
-      const row = await eventually("a 200 from the cron-fired refresh-tokens call", async () => {
-        const [r] = await db.sql<ResponseRow[]>`
-          select status_code, content_type, content, error_msg
-            from net._http_response where status_code = 200 limit 1`;
+      const row = await eventually("the cron-fired refresh-tokens call's answer", async () => {
+        const [r] = await db.sql<{ id: string }[]>`select id::text from net._http_response limit 1`;
         return r;
       }, 66_000);
-      const { duration_ms: _, ...counts } = JSON.parse(row.content!);
+      const invocation = await invocationOf<Record<string, number>>(db.sql, row.id);
+      assert.equal(invocation.status, "succeeded", invocation.error ?? "");
+      const { duration_ms: _, ...counts } = invocation.result;
       assert.deepEqual(counts, { refreshed: 0, failed: 0, reauth_required: 0, skipped: 0 });
       const run = await eventually("the cron run record", async () => {
         const [r] = await main`

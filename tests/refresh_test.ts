@@ -10,7 +10,7 @@ import { connect } from "../functions-shared/db/client.ts";
 import { type RefreshTokensResult } from "../functions-shared/jobs/refresh_tokens.ts";
 import { ConnectionUnavailable, getAccessToken } from "../functions-shared/jobs/tokens.ts";
 import { type ProviderName } from "../functions-shared/providers/types.ts";
-import { eventually, serveFunctionsFor } from "./helpers/stack.ts";
+import { eventually, invocationOf, serveFunctionsFor } from "./helpers/stack.ts";
 import { fingerprint } from "./helpers/sandbox.ts";
 import {
   advance,
@@ -48,14 +48,9 @@ Deno.test("refresh_tokens() in SQL refreshes each provider's due connection thro
       /** Calls an SQL API function, waits for pg_net's response, returns the function's answer. */
       const callSqlApi = async (call: string): Promise<RefreshTokensResult> => {
         const [req] = await sql.unsafe<{ id: string }[]>(`select ${call} as id`);
-        const id = req!.id;
-        const res = await eventually(`pg_net response to ${call}`, async () => {
-          const [r] = await sql<{ status_code: number | null; content: string | null }[]>`
-            select status_code, content from net._http_response where id = ${id}`;
-          return r;
-        }, 60_000);
-        assert.equal(res.status_code, 200, `${call} answered ${hideTokens(w, res.content ?? "")}`);
-        return JSON.parse(res.content ?? "null") as RefreshTokensResult;
+        const done = await invocationOf<RefreshTokensResult>(sql, req!.id);
+        assert.equal(done.status, "succeeded", `${call}: ${hideTokens(w, done.error ?? "")}`);
+        return done.result;
       };
 
       const cases: { provider: ProviderName; kind?: "legacy" | "expiring" }[] = [

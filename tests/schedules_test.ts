@@ -43,11 +43,19 @@ Deno.test("cleanup deletes runs and pg_net responses older than the retention, k
                      ('refresh', 'succeeded', now() - interval '1 day', now() - interval '1 day')`;
     await sql`insert into net._http_response (id, status_code, created)
               values (1, 200, now() - interval '15 days'), (2, 200, now())`;
+    await sql`insert into tether.invocations (function_name, accepted_at)
+              values ('sync-orders', now() - interval '15 days'), ('sync-orders', now())`;
     const [result] = await sql`select tether.cleanup() as cleanup`;
-    assert.deepEqual(result?.cleanup, { runs: 1, http_responses: 1, cron_job_run_details: 0 });
+    assert.deepEqual(result?.cleanup, {
+      runs: 1,
+      invocations: 1,
+      http_responses: 1,
+      cron_job_run_details: 0,
+    });
     const [left] = await sql`select (select count(*)::int from tether.runs) as runs,
+                                    (select count(*)::int from tether.invocations) as invocations,
                                     (select count(*)::int from net._http_response) as responses`;
-    assert.deepEqual({ ...left }, { runs: 1, responses: 1 });
+    assert.deepEqual({ ...left }, { runs: 1, invocations: 1, responses: 1 });
   } finally {
     await db.drop();
   }

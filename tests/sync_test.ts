@@ -13,6 +13,7 @@ import type { ProviderName, StreamName } from "../functions-shared/providers/typ
 import {
   createTestDatabase,
   eventually,
+  invocationOf,
   manualClock,
   serveFunctionsFor,
   type TestDatabase,
@@ -401,13 +402,9 @@ Deno.test("sync_orders() and sync_customers() reach the functions through pg_net
       await sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
       for (const call of ["public.sync_orders()", "public.sync_customers('shopify')"]) {
         const [req] = await sql.unsafe<{ id: string }[]>(`select ${call} as id`);
-        const res = await eventually(`pg_net response to ${call}`, async () => {
-          const [r] = await sql<{ status_code: number | null; content: string | null }[]>`
-            select status_code, content from net._http_response where id = ${req!.id}`;
-          return r;
-        }, 60_000);
-        assert.equal(res.status_code, 200, res.content ?? "");
-        const body = JSON.parse(res.content ?? "{}") as SyncResult;
+        const done = await invocationOf<SyncResult>(sql, req!.id);
+        assert.equal(done.status, "succeeded", done.error ?? "");
+        const body = done.result;
         assert.equal(body.runs.length, 1);
         assert.equal(body.runs[0]!.status, "succeeded");
       }

@@ -6,6 +6,7 @@ import { createDeps, type Deps, type Job } from "../deps.ts";
 import { readEnv } from "../env.ts";
 import { coerceError, httpStatus, JobError, type JobErrorCode, safeMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
+import { startInvocation } from "../jobs/invocations.ts";
 import { findNulCharacter, formatIssues } from "../validation.ts";
 import { PayloadTooLarge, readRawBody } from "../webhooks/verify.ts";
 
@@ -63,12 +64,46 @@ export async function readJsonBody(req: Request, max = MAX_JOB_BODY_BYTES): Prom
   return value;
 }
 
+/** RFC 7240 `Prefer: respond-async`, which the SQL API's calls through pg_net send. */
+function prefersAsync(req: Request): boolean {
+  return /(^|[\s,])respond-async\s*(?:[,;]|$)/i.test(req.headers.get("prefer") ?? "");
+}
+
+/**
+ * Keeps the instance alive for work done after the answer: `EdgeRuntime.waitUntil` on Supabase
+ * (and on the local function server, which provides it with the platform's limits).
+ */
+function waitUntil(work: Promise<unknown>): void {
+  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } })
+    .EdgeRuntime;
+  runtime?.waitUntil(work);
+}
+
+/**
+ * Answers with the work's result; or, when the caller prefers an asynchronous answer, with 202
+ * and the id of a tether.invocations row at once, the work running after the answer.
+ */
+export async function answerWith(
+  deps: Deps,
+  req: Request,
+  functionName: string,
+  work: () => Promise<unknown>,
+): Promise<Response> {
+  if (!prefersAsync(req)) return Response.json(await work());
+  const invocation = await startInvocation(deps, functionName, work);
+  waitUntil(invocation.done);
+  return Response.json({ accepted: true, invocation_id: invocation.id }, {
+    status: 202,
+    headers: { "preference-applied": "respond-async" },
+  });
+}
+
 /** Runs a job on a request's JSON body, parsed with the job's schema (400 naming the field). */
 export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): Promise<Response> {
   try {
     const parsed = job.input.safeParse(await readJsonBody(req));
     if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
-    return Response.json(await job.run(deps, parsed.data));
+    return await answerWith(deps, req, job.name, () => job.run(deps, parsed.data));
   } catch (err) {
     return errorResponse(deps, job.name, err);
   }

@@ -9,7 +9,14 @@ import {
   webhooksOf,
 } from "../jobs/webhooks.ts";
 import { MAX_BODY_BYTES, PayloadTooLarge, readRawBody } from "../webhooks/verify.ts";
-import { authenticated, errorResponse, type Handler, jsonError, readJsonBody } from "./serve.ts";
+import {
+  answerWith,
+  authenticated,
+  errorResponse,
+  type Handler,
+  jsonError,
+  readJsonBody,
+} from "./serve.ts";
 import { formatIssues } from "../validation.ts";
 
 export function createWebhookHandler(deps: Deps): Handler {
@@ -17,7 +24,8 @@ export function createWebhookHandler(deps: Deps): Handler {
     try {
       const parsed = sweepInput.safeParse(await readJsonBody(req));
       if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
-      return Response.json(await sweepWebhookEvents(deps, { force: parsed.data.force === true }));
+      const force = parsed.data.force === true;
+      return await answerWith(deps, req, "webhooks", () => sweepWebhookEvents(deps, { force }));
     } catch (err) {
       return errorResponse(deps, "webhook sweep", err);
     }

@@ -66,6 +66,48 @@ export async function eventually<T>(
   }
 }
 
+export interface InvocationOutcome<R> {
+  /** pg_net's record of the call: the function's 202 and the id it answered with. */
+  response: { status_code: number | null; content: string | null; created: Date };
+  status: "succeeded" | "failed";
+  result: R;
+  error: string | null;
+}
+
+/**
+ * Follows a call of the SQL API through pg_net: the function must have answered 202 with an
+ * invocation id (it works after answering), and that invocation must have ended; returns both.
+ */
+export async function invocationOf<R>(
+  sql: TestDatabase["sql"],
+  requestId: string | number,
+  timeoutMs = 60_000,
+): Promise<InvocationOutcome<R>> {
+  const response = await eventually(`the pg_net response to request ${requestId}`, async () => {
+    const [r] = await sql<InvocationOutcome<R>["response"][]>`
+      select status_code, content, created from net._http_response where id = ${requestId}`;
+    return r;
+  }, timeoutMs);
+  if (response.status_code !== 202) {
+    throw new Error(`request ${requestId} answered ${response.status_code}: ${response.content}`);
+  }
+  const { invocation_id } = JSON.parse(response.content ?? "{}") as { invocation_id?: string };
+  if (typeof invocation_id !== "string") {
+    throw new Error(`request ${requestId}'s 202 carries no invocation_id: ${response.content}`);
+  }
+  const ended = await eventually(`invocation ${invocation_id} to end`, async () => {
+    const [r] = await sql<{ status: string; result: R; error: string | null }[]>`
+      select status, result, error from tether.invocations where id = ${invocation_id}`;
+    return r && r.status !== "running" ? r : undefined;
+  }, timeoutMs);
+  return {
+    response,
+    status: ended.status as "succeeded" | "failed",
+    result: ended.result,
+    error: ended.error,
+  };
+}
+
 /**
  * Runs `fn` with dependencies whose database goes away mid-run: when the provider is asked for
  * the `atRequest`-th URL containing `urlPart`, the job's own connections are cut and new ones are
