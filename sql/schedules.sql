@@ -1,12 +1,13 @@
--- Tether's pg_cron schedules. Idempotent: each job is unscheduled, then
--- scheduled again, so rerunning this file after an upgrade is always safe.
+-- Tether's pg_cron schedules. Idempotent: cron.schedule(name, …) updates a job of that name in
+-- place (same jobid, so its run history in cron.job_run_details stays joined to it), so rerunning
+-- this file after an upgrade is always safe. A job an operator paused stays paused: which ones
+-- are is remembered first and restored at the end (pg_cron 1.4 keeps `active` on an update;
+-- later versions may reset it).
 -- Run it in the database where pg_cron lives (on Supabase: postgres), after
 -- the migrations and the two Vault secrets (see README, "Deploy").
 
-select cron.unschedule(jobid)
-  from cron.job
- where jobname in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
-                   'tether-continue-backfills', 'tether-cleanup', 'tether-process-webhook-events');
+create temporary table tether_paused_jobs as
+  select jobname from cron.job where jobname like 'tether-%' and not active;
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
@@ -34,3 +35,8 @@ select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$
 -- webhooks function takes the ones whose next attempt has come.
 select cron.schedule('tether-process-webhook-events', '* * * * *',
   $$select public.process_webhook_events()$$);
+
+-- Paused before: paused again.
+select cron.alter_job(j.jobid, active := false)
+  from cron.job j join tether_paused_jobs p using (jobname);
+drop table tether_paused_jobs;

@@ -34,6 +34,32 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
   }
 });
 
+Deno.test("schedules.sql applied again keeps a paused job paused and every job's id (its run history)", async () => {
+  const env = await stackEnv();
+  const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+  const file = join(paths.root, "sql", "schedules.sql");
+  const ids = async () =>
+    Object.fromEntries(
+      (await sql<{ jobname: string; jobid: number; active: boolean }[]>`
+        select jobname, jobid::int as jobid, active from cron.job
+         where jobname like 'tether-%'`).map((j) => [j.jobname, [j.jobid, j.active]]),
+    );
+  // Not tether-cleanup, which the CLI's schedules test pauses and resumes at the same time.
+  try {
+    await sql.file(file);
+    await sql`select cron.alter_job(jobid, active := false) from cron.job
+               where jobname = 'tether-process-webhook-events'`;
+    const before = await ids();
+    await sql.file(file);
+    assert.deepEqual(await ids(), before);
+    assert.equal(before["tether-process-webhook-events"]![1], false);
+  } finally {
+    await sql`select cron.alter_job(jobid, active := true) from cron.job
+               where jobname = 'tether-process-webhook-events'`;
+    await sql.end();
+  }
+});
+
 Deno.test("cleanup deletes runs and pg_net responses older than the retention, keeps the rest", async () => {
   const db = await createTestDatabase();
   try {
