@@ -454,51 +454,59 @@ Deno.test("a command the database refuses prints one line, never a stack trace",
 
 Deno.test("webhooks lists recent events with filters, and runs --kind webhook shows the retry sweeps", async () => {
   await withProject(async ({ env, db, id, name, functionsUrl }) => {
-    // Two events as the receiver stores them: one processed, one that failed (its record is not
-    // in the sandbox, so the retry fails again).
+    // Three events as the receiver stores them: one processed, one that fails to process (its
+    // payload is not a Shopify order), one whose connection was deleted since it arrived.
     await db.sql`
       insert into tether.webhook_events (provider, event_id, connection_id, topic, status,
                                          payload, attempts, last_error, processed_at)
       values ('shopify', 'evt-ok', ${id}, 'orders/updated', 'processed', '{}', 1, null, now()),
-             ('shopify', 'evt-bad', null, 'orders/updated', 'failed', '{}', 1,
+             ('shopify', 'evt-bad', ${id}, 'orders/updated', 'failed', '{}', 1, 'earlier', null),
+             ('shopify', 'evt-orphan', null, 'orders/updated', 'failed', '{}', 1,
               'the event has no connection', null)`;
     const all = json<{ event_id: string; status: string; name: string | null }[]>(
       await cli(["webhooks", "--json"], env),
       "webhooks",
     );
-    assert.deepEqual(all.map((e) => e.event_id).sort(), ["evt-bad", "evt-ok"]);
+    assert.deepEqual(all.map((e) => e.event_id).sort(), ["evt-bad", "evt-ok", "evt-orphan"]);
     assert.equal(all.find((e) => e.event_id === "evt-ok")!.name, name);
     assert.ok(all.every((e) => !("payload" in e)), "payloads are never shown");
     const failed = json<{ event_id: string }[]>(
       await cli(["webhooks", "--status", "failed", "--json"], env),
       "webhooks --status failed",
     );
-    assert.deepEqual(failed.map((e) => e.event_id), ["evt-bad"]);
+    assert.deepEqual(failed.map((e) => e.event_id).sort(), ["evt-bad", "evt-orphan"]);
     const byConnection = json<{ event_id: string }[]>(
       await cli(["webhooks", "--connection", id, "--topic", "orders/updated", "--json"], env),
       "webhooks --connection",
     );
-    assert.deepEqual(byConnection.map((e) => e.event_id), ["evt-ok"]);
+    assert.deepEqual(byConnection.map((e) => e.event_id).sort(), ["evt-bad", "evt-ok"]);
     const text = ok(await cli(["webhooks", "--since", "60"], env), "webhooks (text)");
     assert.match(text.stdout, /shopify\s+Honest Shop\s+orders\/updated\s+processed/);
     const bad = await cli(["webhooks", "--status", "done"], env);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--status must be one of received, processed, ignored, failed/);
 
-    // A forced sweep through the function is a run of kind webhook.
+    // A forced sweep through the function is a run of kind webhook; the orphan is ignored for
+    // good (its connection is gone), not retried forever.
     const res = await fetch(`${functionsUrl}/webhooks/_sweep`, {
       method: "POST",
       headers: { apikey: env.TETHER_SERVICE_KEY!, "content-type": "application/json" },
       body: JSON.stringify({ force: true }),
     });
-    assert.deepEqual(await res.json(), { claimed: 1, processed: 0, failed: 1 });
+    assert.deepEqual(await res.json(), { claimed: 2, processed: 0, ignored: 1, failed: 1 });
+    const [orphan] = await db.sql<{ status: string; last_error: string }[]>`
+      select status, last_error from tether.webhook_events where event_id = 'evt-orphan'`;
+    assert.deepEqual([orphan!.status, orphan!.last_error], [
+      "ignored",
+      "its connection no longer exists (it was deleted)",
+    ]);
     const sweeps = json<{ kind: string; status: string; error: string; name: string | null }[]>(
       await cli(["runs", "--kind", "webhook", "--json"], env),
       "runs --kind webhook",
     );
     assert.equal(sweeps.length, 1);
     assert.equal(sweeps[0]!.status, "failed");
-    assert.match(sweeps[0]!.error, /shopify event evt-bad: the event has no connection/);
+    assert.match(sweeps[0]!.error, /^shopify event evt-bad: /);
     const sweepText = ok(await cli(["runs", "--kind", "webhook"], env), "runs (text)");
     assert.match(sweepText.stdout, /\(retry sweep\)\s+webhook/);
   });

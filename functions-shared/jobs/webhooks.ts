@@ -35,6 +35,7 @@ import { applyOrderFacts, upsertRecords } from "../db/records.ts";
 import {
   claimFailed,
   markFailed,
+  markIgnored,
   markProcessed,
   recordEvent,
   type WebhookEventRow,
@@ -130,7 +131,7 @@ export async function receiveWebhook(
     });
     if (!row) result.duplicates++;
     else if (!active) result.ignored++;
-    else if (await processRow(deps, row) === undefined) result.processed++;
+    else if (await processRow(deps, row) === "processed") result.processed++;
     else result.failed++;
   }
   return webhooks.ack ?? result;
@@ -189,11 +190,20 @@ function processSink(deps: Deps, connectionId: string): WebhookProcessSink {
 // ---------------------------------------------------------------------------------------------
 // Processing (from the stored row only, so the sweep does exactly what the receiver did)
 
-/** Processes one recorded event; undefined when processed, else why it failed (kept for the sweep). */
-async function processRow(deps: Deps, row: WebhookEventRow): Promise<string | undefined> {
+/**
+ * Processes one recorded event: processed; ignored when its connection no longer exists (deleted
+ * since it arrived: retrying cannot help); else why it failed (kept for the sweep).
+ */
+async function processRow(
+  deps: Deps,
+  row: WebhookEventRow,
+): Promise<"processed" | "ignored" | { error: string }> {
   try {
     const connectionId = row.connection_id;
-    if (!connectionId) throw new Error("the event has no connection");
+    if (!connectionId) {
+      await markIgnored(deps.db, row.id, "its connection no longer exists (it was deleted)");
+      return "ignored";
+    }
     const webhooks = webhooksOf(row.provider);
     if (!webhooks) throw new Error(`unknown provider ${row.provider}`);
     await webhooks.process(processSink(deps, connectionId), {
@@ -202,7 +212,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<string | un
       receivedAt: row.received_at,
     });
     await markProcessed(deps.db, row.id);
-    return undefined;
+    return "processed";
   } catch (err) {
     const error = coerceError(err);
     deps.log.warn("webhook processing failed", {
@@ -211,7 +221,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<string | un
       error: error.message,
     });
     await markFailed(deps.db, row.id, error.message);
-    return error.message;
+    return { error: error.message };
   }
 }
 
@@ -223,6 +233,8 @@ export const sweepInput = z.strictObject({ force: z.boolean().optional() });
 export interface SweepResult {
   claimed: number;
   processed: number;
+  /** Events whose connection was deleted since they arrived: marked ignored, not retried. */
+  ignored: number;
   failed: number;
 }
 
@@ -237,7 +249,7 @@ export async function sweepWebhookEvents(
 ): Promise<SweepResult> {
   const started = deps.now();
   const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
-  const result: SweepResult = { claimed: 0, processed: 0, failed: 0 };
+  const result: SweepResult = { claimed: 0, processed: 0, ignored: 0, failed: 0 };
   let lastError: string | undefined;
   while (!deadline.passed) {
     const rows = await claimFailed(deps.db, {
@@ -248,11 +260,12 @@ export async function sweepWebhookEvents(
     if (rows.length === 0) break;
     result.claimed += rows.length;
     for (const row of rows) {
-      const error = await processRow(deps, row);
-      if (error === undefined) result.processed++;
+      const outcome = await processRow(deps, row);
+      if (outcome === "processed") result.processed++;
+      else if (outcome === "ignored") result.ignored++;
       else {
         result.failed++;
-        lastError = `${row.provider} event ${row.event_id}: ${error}`;
+        lastError = `${row.provider} event ${row.event_id}: ${outcome.error}`;
       }
     }
     // Forced: one pass, so an event that fails again is not retried in a loop.
