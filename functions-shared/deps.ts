@@ -1,5 +1,6 @@
 // What a job is given: every outside-world dependency, passed in so tests control it. A job is
 // `run(deps, input)`; it knows nothing of HTTP (functions-shared/http/ frames it).
+import process from "node:process";
 import type { z } from "zod";
 import { connect, type Sql } from "./db/client.ts";
 import type { TetherEnv } from "./env.ts";
@@ -15,12 +16,28 @@ export interface Clock {
   /** Milliseconds on a monotonic scale; only differences mean anything. */
   monotonicMs(): number;
   sleep(ms: number): Promise<void>;
+  /**
+   * CPU time this process has spent, in ms (only differences mean anything), or undefined where
+   * the runtime cannot tell: the Edge Runtime stops a request past 2 s of CPU, so jobs budget it.
+   */
+  cpuMs?(): number | undefined;
 }
 
 export const systemClock: Clock = {
   monotonicMs: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  cpuMs: processCpuMs,
 };
+
+/** node:process's cpuUsage (user + system), where the runtime provides it. */
+function processCpuMs(): number | undefined {
+  try {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface Deps {
   db: Sql;
@@ -41,22 +58,31 @@ export interface Job<I, O> {
   run(deps: Deps, input: I): Promise<O>;
 }
 
-/** A point on `clock` after which a job stops taking new work. */
+/**
+ * When a job stops taking new work: a point on `clock`, and (where the clock can tell) an amount
+ * of CPU time, whichever comes first (docs/architecture.md rule 5).
+ */
 export class Deadline {
   readonly #clock: Clock;
   readonly #at: number;
+  readonly #cpuAt: number | undefined;
 
-  constructor(clock: Clock, budgetMs: number) {
+  constructor(clock: Clock, budgetMs: number, cpuBudgetMs?: number) {
     this.#clock = clock;
     this.#at = clock.monotonicMs() + budgetMs;
+    const cpu = cpuBudgetMs === undefined ? undefined : clock.cpuMs?.();
+    this.#cpuAt = cpu === undefined ? undefined : cpu + (cpuBudgetMs as number);
   }
 
+  /** Wall-clock time left: what a wait may take. */
   get remainingMs(): number {
     return this.#at - this.#clock.monotonicMs();
   }
 
   get passed(): boolean {
-    return this.remainingMs <= 0;
+    if (this.remainingMs <= 0) return true;
+    const cpu = this.#cpuAt === undefined ? undefined : this.#clock.cpuMs?.();
+    return cpu !== undefined && cpu >= (this.#cpuAt as number);
   }
 
   /** Would a wait of `ms` end after the deadline? */

@@ -17,6 +17,11 @@ export interface TetherEnv {
   apps: Partial<Record<ProviderName, AppCredentials>>;
   /** How long one invocation takes new work for (rule 5: well under the 150 s wall clock). */
   timeBudgetMs: number;
+  /**
+   * CPU time a job may spend before it stops taking work (TETHER_CPU_BUDGET_MS, default 1,500):
+   * under the Edge Runtime's 2 s per request, with room for the page in hand.
+   */
+  cpuBudgetMs: number;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
   webhooks: WebhookSecrets;
   /** OAuth connect (`GET /connect/<provider>/start|callback`). */
@@ -34,6 +39,11 @@ export interface OAuthSettings {
    * as the new connection's `auth_base_url` / `api_base_url`.
    */
   baseUrls: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
+  /**
+   * LIGHTSPEED_SCOPES (space-separated): replaces the scopes a provider's authorize URL asks for,
+   * where the provider documents no exact list Tether can pin (see the README's provider matrix).
+   */
+  scopes: Partial<Record<"shopify" | "lightspeed" | "quickbooks", string>>;
 }
 
 export interface WebhookSecrets {
@@ -90,6 +100,11 @@ export function readEnv(get: Get): TetherEnv {
   if (!Number.isInteger(timeBudgetMs) || timeBudgetMs < 1_000 || timeBudgetMs > 140_000) {
     throw new EnvError("TETHER_TIME_BUDGET_MS must be a whole number of ms from 1000 to 140000");
   }
+  const cpuBudget = get("TETHER_CPU_BUDGET_MS")?.trim();
+  const cpuBudgetMs = cpuBudget ? Number(cpuBudget) : 1_500;
+  if (!Number.isInteger(cpuBudgetMs) || cpuBudgetMs < 100 || cpuBudgetMs > 1_900) {
+    throw new EnvError("TETHER_CPU_BUDGET_MS must be a whole number of ms from 100 to 1900");
+  }
   const optional = (name: string) => get(name)?.trim() || undefined;
   const encoding = optional("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING") ?? "hex";
   if (encoding !== "hex" && encoding !== "base64") {
@@ -111,6 +126,7 @@ export function readEnv(get: Get): TetherEnv {
     auth: callerAuthConfigFromEnv(get),
     apps,
     timeBudgetMs,
+    cpuBudgetMs,
     webhooks,
   };
 }
@@ -132,8 +148,13 @@ function httpUrl(name: string, value: string): string {
 }
 
 function readOAuthSettings(get: Get): OAuthSettings {
+  const cpuBudget = get("TETHER_CPU_BUDGET_MS")?.trim();
+  const cpuBudgetMs = cpuBudget ? Number(cpuBudget) : 1_500;
+  if (!Number.isInteger(cpuBudgetMs) || cpuBudgetMs < 100 || cpuBudgetMs > 1_900) {
+    throw new EnvError("TETHER_CPU_BUDGET_MS must be a whole number of ms from 100 to 1900");
+  }
   const optional = (name: string) => get(name)?.trim() || undefined;
-  const settings: OAuthSettings = { baseUrls: {} };
+  const settings: OAuthSettings = { baseUrls: {}, scopes: {} };
   const stateSecret = optional("TETHER_OAUTH_STATE_SECRET");
   if (stateSecret !== undefined) {
     if (stateSecret.length < STATE_SECRET_MIN_CHARS) {
@@ -155,5 +176,7 @@ function readOAuthSettings(get: Get): OAuthSettings {
     const value = optional(name);
     if (value !== undefined) settings.baseUrls[provider] = httpUrl(name, value);
   }
+  const lightspeedScopes = optional("LIGHTSPEED_SCOPES")?.split(/\s+/).join(" ");
+  if (lightspeedScopes !== undefined) settings.scopes.lightspeed = lightspeedScopes;
   return settings;
 }

@@ -29,6 +29,8 @@ export interface SandboxOrder {
   totalCents: number;
   readonly currency: string;
   customerSeq: number | null;
+  /** Deleted at the provider (QuickBooks); the record stays here so truth can say so. */
+  deleted?: boolean;
   readonly createdAt: number;
   updatedAt: number;
   version: number;
@@ -254,6 +256,16 @@ export class Dataset {
     return summary;
   }
 
+  /** Deletes order `seq` at `now` (a change of kind "deleted"); false when there is none left. */
+  deleteOrder(seq: number, now: number): boolean {
+    const order = this.orders.get(seq);
+    if (!order || order.deleted) return false;
+    order.deleted = true;
+    this.#touch(order, now);
+    this.#logOrder(order, "deleted");
+    return true;
+  }
+
   /** Records changed after `version`, oldest change first (Lightspeed's `after=`). */
   changedAfter<T extends SandboxOrder | SandboxCustomer>(
     records: Iterable<T>,
@@ -325,7 +337,7 @@ export class Dataset {
   }
 
   #pickOrder(ok: (o: SandboxOrder) => boolean): SandboxOrder | undefined {
-    return this.#pickFrom(this.orders, ok);
+    return this.#pickFrom(this.orders, (o) => !o.deleted && ok(o));
   }
 
   #pickCustomer(): SandboxCustomer | undefined {

@@ -1,6 +1,7 @@
 /**
- * CLI: `deno run -A sandbox/main.ts --port 54329 [--hostname 127.0.0.1] [--latency-ms 0]`.
- * Prints `sandbox listening on <url>` and serves until SIGINT/SIGTERM.
+ * CLI: `deno run -A sandbox/main.ts --port 54329 [--hostname 127.0.0.1] [--latency-ms 0]
+ * [--exit-with-stdin yes]`. Prints `sandbox listening on <url>` and serves until SIGINT/SIGTERM
+ * (or, with --exit-with-stdin yes, until its stdin closes: the process that started it is gone).
  */
 import { startSandbox } from "./server.ts";
 
@@ -8,6 +9,7 @@ const DEFAULTS: Record<string, string> = {
   port: "54329",
   hostname: "127.0.0.1",
   "latency-ms": "0",
+  "exit-with-stdin": "no",
 };
 
 function fail(message: string): never {
@@ -56,3 +58,13 @@ async function stop(signal: string): Promise<void> {
 }
 Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
 Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+
+if (flags["exit-with-stdin"] === "yes") {
+  (async () => {
+    const buffer = new Uint8Array(64);
+    try {
+      while ((await Deno.stdin.read(buffer)) !== null) { /* nothing is sent */ }
+    } catch { /* closed */ }
+    await stop("stdin closed");
+  })();
+}

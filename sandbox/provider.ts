@@ -85,6 +85,8 @@ export interface ProviderData {
   readonly streams: readonly StreamName[];
   /** Shopify only: a deleted customer (stored by Tether as inactive). */
   readonly customersCanBeDeleted: boolean;
+  /** QuickBooks: an order can be deleted (POST /_sandbox/data/…/orders/<seq>/delete). */
+  readonly ordersCanBeDeleted: boolean;
   /** Every record of an account's stream, as the adapter must store it. */
   truth(externalId: string, stream: StreamName): TruthRecord[];
 }

@@ -477,6 +477,22 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       }, s.clock.now());
       return json({ ...summary, version: set.version });
     }),
+    // An order deleted at the provider, for providers whose orders can be (QuickBooks).
+    route("POST", "/data/:provider/:id/orders/:seq/delete", (_req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      if (!found.provider.data.ordersCanBeDeleted) {
+        return json({
+          error: "invalid_request",
+          message: `${found.provider.name} orders cannot be deleted`,
+        }, 400);
+      }
+      const set = s.world.data.get(found.provider.name, found.id);
+      if (!set.deleteOrder(Number(params.seq), s.clock.now())) {
+        return json({ error: "not_found", message: `No live order ${params.seq}` }, 404);
+      }
+      return json({ deleted: Number(params.seq), version: set.version });
+    }),
     route("GET", "/data/:provider/:id/:stream", (_req, params) => {
       const found = account(params);
       if (!found?.provider.inspect(found.id)) return noAccount(params);

@@ -178,6 +178,8 @@ Deno.test("OAuth connect end to end over one served connect function, sandbox an
         assert.equal(row.name, account.config.domain_prefix, "named after the store by default");
         assert.equal(row.owner_id, null);
         assert.equal(row.config.domain_prefix, account.config.domain_prefix);
+        // The retailer id its webhooks carry, learned from GET /api/2.0/retailer at the exchange.
+        assert.equal(row.config.retailer_id, account.config.retailer_id);
         await assertWorkingCredentials(w, row);
       },
     );

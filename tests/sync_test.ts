@@ -258,6 +258,33 @@ Deno.test("a run out of time stops taking pages, says it has not caught up, and 
   });
 });
 
+Deno.test("a run out of CPU budget stops taking pages too, and the next call continues from its checkpoint", async () => {
+  await withWorld(async (w) => {
+    const conn = await seededConnection(w, "shopify", { orders: 400, customers: 0 });
+    // Each page costs 100 ms of CPU on the jobs' clock; the wall-clock budget is never near.
+    let cpu = 0;
+    const clock = { ...manualClock(), cpuMs: () => cpu };
+    const fetch: typeof globalThis.fetch = (input, init) => {
+      cpu += 100;
+      return w.deps.fetch(input, init);
+    };
+    const deps = { ...w.deps, fetch, clock, env: { ...w.deps.env, cpuBudgetMs: 350 } };
+    const runs = [];
+    for (let call = 0; call < 20; call++) {
+      const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 50 }));
+      assert.equal(run.status, "succeeded", run.error);
+      runs.push(run);
+      if (run.caught_up) break;
+    }
+    assert.ok(runs.length >= 3, `the CPU budget split the work over ${runs.length} calls`);
+    assert.ok(runs.at(-1)!.caught_up, "and the last one caught up");
+    const log = await takeWriteLog(w);
+    assert.deepEqual(log.twice, [], "no record was written twice across the calls");
+    assert.equal(log.writes, 400);
+    await assertMatchesTruth(w, conn, "orders", "after the CPU-budgeted calls");
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Rate limits
 

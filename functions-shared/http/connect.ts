@@ -70,7 +70,7 @@ export function createConnectHandler(deps: Deps): (req: Request) => Promise<Resp
 
 function oauthSetup(deps: Deps, provider: OAuthProvider) {
   const app = deps.env.apps[provider];
-  const { stateSecret, publicFunctionsUrl, baseUrls } = deps.env.oauth;
+  const { stateSecret, publicFunctionsUrl, baseUrls, scopes } = deps.env.oauth;
   const missing = [
     app
       ? undefined
@@ -85,6 +85,7 @@ function oauthSetup(deps: Deps, provider: OAuthProvider) {
     stateSecret,
     redirectUri: `${publicFunctionsUrl}/connect/${provider}/callback`,
     baseUrl: baseUrls[provider],
+    scopes: scopes[provider],
   };
 }
 
@@ -136,6 +137,7 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
     redirectUri: setup.redirectUri,
     state,
     baseUrl: setup.baseUrl,
+    scopes: setup.scopes,
     ...(account === undefined ? {} : { account }),
   });
   return Response.json({ authorize_url: location }, {
@@ -258,6 +260,7 @@ async function callback(deps: Deps, provider: string, query: URLSearchParams): P
   const adapter = adapterFor(provider);
   const config = adapter.configSchema.safeParse({
     ...account.config,
+    ...grant.accountConfig,
     ...(setup.baseUrl === undefined
       ? {}
       : { auth_base_url: setup.baseUrl, api_base_url: setup.baseUrl }),

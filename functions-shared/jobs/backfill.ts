@@ -135,7 +135,7 @@ export async function runBackfill(
   input: BackfillInput,
   opts: BackfillOptions = {},
 ): Promise<BackfillResult> {
-  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const id = "backfill_id" in input ? input.backfill_id : await create(deps, input);
   const owner = `backfill:${crypto.randomUUID()}`;
   const claimed = await claimBackfill(deps.db, {

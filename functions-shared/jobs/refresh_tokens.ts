@@ -22,7 +22,7 @@ export async function runRefreshTokens(
 ): Promise<RefreshTokensResult> {
   const concurrency = opts.concurrency ?? 10;
   const startedMs = deps.clock.monotonicMs();
-  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const owner = `refresh-tokens:${crypto.randomUUID()}`;
   const result: RefreshTokensResult = {
     refreshed: 0,

@@ -78,7 +78,7 @@ export async function runSync(
   opts: SyncOptions = {},
 ): Promise<SyncResult> {
   const startedMs = deps.clock.monotonicMs();
-  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const providers = providersWith(stream);
   await checkTarget(deps, stream, input, providers);
   const owner = `sync-${stream}:${crypto.randomUUID()}`;

@@ -248,7 +248,7 @@ export async function sweepWebhookEvents(
   opts: { force?: boolean; limit?: number } = {},
 ): Promise<SweepResult> {
   const started = deps.now();
-  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs);
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const result: SweepResult = { claimed: 0, processed: 0, ignored: 0, failed: 0 };
   let lastError: string | undefined;
   while (!deadline.passed) {

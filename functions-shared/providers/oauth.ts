@@ -17,9 +17,13 @@ export function callbackParam(query: URLSearchParams, name: string, pattern: Reg
   return value;
 }
 
-/** An authorize URL: `path` under `base`, with `params` in the given order. */
+/**
+ * An authorize URL: `path` under `base`, with `params` in the given order; a space is `%20` (as
+ * the providers' own examples write a scope list), never the form encoding's `+`.
+ */
 export function authorizeUrlOf(base: string, path: string, params: Record<string, string>): string {
   const url = new URL(joinUrl(base, path));
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
-  return url.toString();
+  // URLSearchParams writes a literal "+" as %2B, so every "+" left is a space.
+  return url.toString().replaceAll("+", "%20");
 }

@@ -56,6 +56,11 @@ export interface TokenGrant {
   refreshTokenRotated: boolean;
   /** QuickBooks: the hard maximum lifetime of the refresh token, when the provider sent it. */
   refreshTokenHardExpiresAt?: Date | null;
+  /**
+   * What an OAuth code exchange learned about the account, added to the new connection's config
+   * (Lightspeed's `retailer_id`, which its webhooks are routed by).
+   */
+  accountConfig?: Record<string, string>;
 }
 
 /** Applies a grant to the stored credentials: what the provider sent wins, the rest is kept. */
@@ -219,6 +224,8 @@ export interface OAuthEndpoints {
   redirectUri: string;
   /** Replaces scheme and host of every endpoint (the sandbox in tests). */
   baseUrl: string | undefined;
+  /** The operator's scope list (`<PROVIDER>_SCOPES`), where the provider reads one. */
+  scopes?: string | undefined;
 }
 
 export interface ProviderOAuth {

@@ -18,6 +18,7 @@ import type {
   TokenEndpoint,
 } from "../provider.ts";
 import type { WebhookBuildOptions, WebhookMessage } from "../webhooks.ts";
+import { json } from "../http.ts";
 import { approveAuthorize, type AuthorizationCodes } from "./oauth_codes.ts";
 
 /** A change to render as a webhook, with the account it belongs to. */
@@ -31,6 +32,11 @@ export interface AuthorizeSpec<A> {
   readonly pathname: string;
   readonly clientId: string;
   readonly codes: AuthorizationCodes;
+  /**
+   * Query parameters the provider declines a request without (Lightspeed's `scope`): a 400 naming
+   * the first one missing, before anyone signs in.
+   */
+  readonly requiredParams?: readonly string[];
   /** What the provider adds to the redirect besides `code` and `state`. */
   params(
     account: A,
@@ -53,6 +59,8 @@ export interface SandboxProviderSpec<A extends BaseAccount> {
   readonly streams: readonly StreamName[];
   /** Shopify only; false when left out. */
   readonly customersCanBeDeleted?: boolean;
+  /** QuickBooks only; false when left out. */
+  readonly ordersCanBeDeleted?: boolean;
   /** Every record of the dataset's stream, as the adapter must store it. */
   truth(set: Dataset, stream: StreamName): TruthRecord[];
   /** A new account's own fields; its external id and `revoked: false` are added here. */
@@ -80,6 +88,7 @@ export function defineSandboxProvider<A extends BaseAccount>(
     data: {
       streams: spec.streams,
       customersCanBeDeleted: spec.customersCanBeDeleted ?? false,
+      ordersCanBeDeleted: spec.ordersCanBeDeleted ?? false,
       truth: (externalId, stream) => spec.truth(world.data.get(name, externalId), stream),
     },
 
@@ -113,6 +122,14 @@ export function defineSandboxProvider<A extends BaseAccount>(
       method: "GET",
       pattern: new URLPattern({ pathname: authorize.pathname }),
       handle(req, _params, now) {
+        const query = new URL(req.url).searchParams;
+        const missing = authorize.requiredParams?.find((name) => !query.get(name)?.trim());
+        if (missing !== undefined) {
+          return json({
+            error: "invalid_request",
+            error_description: `The ${missing} parameter is required.`,
+          }, 400);
+        }
         return approveAuthorize(req, now, {
           clientId: authorize.clientId,
           codes: authorize.codes,

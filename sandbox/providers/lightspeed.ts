@@ -41,6 +41,8 @@ const CREDENTIAL_FIELDS = ["refresh_token", "client_id", "client_secret"];
 interface LightspeedAccount extends BaseAccount {
   readonly domainPrefix: string;
   readonly outletId: string;
+  /** The retailer's id, which API 1.0 objects carry as `retailer_id`. */
+  readonly retailerId: string;
   /** The one live refresh token; the previous one was revoked when this was issued. */
   refresh: IssuedToken;
   /** Newest access token; older ones stay valid until they expire. */
@@ -59,6 +61,14 @@ const SALE_STATUS = {
   delivered: "CLOSED",
   cancelled: "VOIDED",
 } as const;
+
+/**
+ * "2.0", or a date version ("2026-01"): Lightspeed moves from semantic versions to date versions
+ * in the path, `GET /api/2026-01/products`, each supported at least 12 months
+ * (x-series-api.lightspeedhq.com/docs/versioning-strategy); the sandbox serves the same lists
+ * under both.
+ */
+const API_VERSIONS = "2\\.0|\\d{4}-\\d{2}";
 
 /** UUID-like ids, as X-Series uses, derived from the dataset's sequence numbers. */
 const saleId = (seq: number) => `0af7b240-aba4-11ef-f6d3-${seq.toString(16).padStart(12, "0")}`;
@@ -87,6 +97,65 @@ function renderSale(order: SandboxOrder): Record<string, unknown> {
     updated_at: lightspeedTime(order.updatedAt),
     deleted_at: null,
     version: order.version,
+  };
+}
+
+/** API 1.0 timestamps: "2017-12-06 04:53:17", UTC without an offset, whole seconds. */
+function v1Time(epochMs: number): string {
+  return new Date(wholeSecond(epochMs)).toISOString().slice(0, 19).replace("T", " ");
+}
+
+/**
+ * A customer as API 1.0 renders it, and so as a `customer.update` webhook carries it: the
+ * published example (x-series-api.lightspeedhq.com "Webhooks - Example Payloads";
+ * tests/fixtures/lightspeed/customer.update.json) has `retailer_id`, `customer_code`, 1.0 times
+ * and amounts as text, and no `version`.
+ */
+function renderCustomerV1(customer: SandboxCustomer, retailerId: string): Record<string, unknown> {
+  return {
+    id: customerId(customer.seq),
+    retailer_id: retailerId,
+    customer_code: `${customer.firstName}-${customer.seq}`.toUpperCase(),
+    first_name: customer.firstName,
+    last_name: customer.lastName,
+    email: customer.email,
+    phone: customer.phone,
+    mobile: "",
+    balance: "0.000",
+    updated_at: v1Time(customer.updatedAt),
+    created_at: v1Time(customer.createdAt),
+    deleted_at: customer.deleted ? v1Time(customer.updatedAt) : null,
+  };
+}
+
+/**
+ * A sale as API 1.0 renders it (a `sale.update` webhook): its register and lines, 1.0 times, no
+ * `version`, and the sale's customer embedded (which names the retailer); a sale without a
+ * customer names no retailer.
+ */
+function renderSaleV1(
+  order: SandboxOrder,
+  set: Dataset,
+  retailerId: string,
+  registerId: string,
+): Record<string, unknown> {
+  const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
+  return {
+    id: saleId(order.seq),
+    register_id: registerId,
+    customer_id: customer ? customerId(customer.seq) : "",
+    ...(customer ? { customer: renderCustomerV1(customer, retailerId) } : {}),
+    user_name: "admin",
+    sale_date: v1Time(order.createdAt),
+    created_at: v1Time(order.createdAt),
+    updated_at: v1Time(order.updatedAt),
+    total_price: order.totalCents / 100,
+    total_tax: 0,
+    status: SALE_STATUS[order.stage],
+    invoice_number: order.number,
+    note: "",
+    register_sale_products: [],
+    register_sale_payments: [],
   };
 }
 
@@ -301,18 +370,22 @@ export function createLightspeed(
     },
 
     // "GET https://secure.retail.lightspeed.app/connect?response_type=code&client_id
-    // &redirect_uri&state": back to redirect_uri with code, domain_prefix and state.
+    // &redirect_uri&state&scope": back to redirect_uri with code, domain_prefix and state.
+    // "Starting 1 June 2026, all new OAuth authorization requests must include a scope parameter.
+    // Requests without the scope parameter will be declined." (x-series-api.lightspeedhq.com
+    // changelog, "2025-11 Upcoming Mandatory Scope Parameter").
     authorize: {
       pathname: "/connect",
       clientId: app.clientId,
       codes,
+      requiredParams: ["scope"],
       params: (account, base) => ({ ...base, domain_prefix: account.domainPrefix }),
     },
 
     api: [
       {
         method: "GET",
-        pattern: new URLPattern({ pathname: "/api/2.0/outlets" }),
+        pattern: new URLPattern({ pathname: `/api/:version(${API_VERSIONS})/outlets` }),
         handle(req, _params, now) {
           const hit = book.live(bearerToken(req), "access", now);
           if (!hit) return unauthorized();
@@ -332,31 +405,61 @@ export function createLightspeed(
           );
         },
       },
-      versionedList("/api/2.0/sales", (set) => set.orders.values(), renderSale),
-      versionedList("/api/2.0/customers", (set) => set.customers.values(), renderCustomer),
+      // "2020-03 New Retailer API": GET /api/2.0/retailer, the retailer's own record.
+      {
+        method: "GET",
+        pattern: new URLPattern({ pathname: `/api/:version(${API_VERSIONS})/retailer` }),
+        handle(req, _params, now) {
+          const hit = book.live(bearerToken(req), "access", now);
+          if (!hit) return unauthorized();
+          const limit = charge(hit.account, now);
+          if (limit instanceof Response) return limit;
+          return json(
+            {
+              data: {
+                id: hit.account.retailerId,
+                name: `Sandbox store ${hit.account.domainPrefix}`,
+                domain_prefix: hit.account.domainPrefix,
+              },
+            },
+            200,
+            limit,
+          );
+        },
+      },
+      versionedList(
+        `/api/:version(${API_VERSIONS})/sales`,
+        (set) => set.orders.values(),
+        renderSale,
+      ),
+      versionedList(
+        `/api/:version(${API_VERSIONS})/customers`,
+        (set) => set.customers.values(),
+        renderCustomer,
+      ),
     ],
 
     streams: ["orders", "customers"],
     truth,
 
-    // "form-encoded POST with a `payload` field holding JSON; types sale.update,
-    // customer.update"; signed `X-Signature: signature=<hex HMAC-SHA256 of the raw body with the
-    // client secret>,algorithm=HMAC-SHA256` (UNCONFIRMED). The form also names the retailer
-    // (`retailer_id`, `domain_prefix`), which is how a receiver finds the connection.
+    // "When an event happens and triggers a webhook, we'll send a POST request … in the UTF-8
+    // charset, and application/x-www-form-urlencoded encoding. The POST body will include a field
+    // named payload … Other form fields (such as environment or domain_prefix) may be present but
+    // are not guaranteed to be. The payload objects … are the same as those you'll receive from
+    // API 1.0" (x-series-api.lightspeedhq.com/docs/webhooks). So the sandbox sends `payload` only,
+    // an API 1.0 object; a receiver must find the retailer in it. Signed `X-Signature:
+    // signature=<hex HMAC-SHA256 of the raw body with the client secret>,algorithm=HMAC-SHA256`
+    // (UNCONFIRMED: no official page documents the signature).
     webhooks: perChange(async ({ account, change }, opts) => {
       const type = change.stream === "orders" ? "sale.update" : "customer.update";
+      const set = world.data.get("lightspeed", account.externalId);
       const payload = change.stream === "orders"
-        ? renderSale(change.record)
-        : renderCustomer(change.record);
-      const body = new URLSearchParams({
-        retailer_id: account.outletId,
-        domain_prefix: account.domainPrefix,
-        type,
-        payload: JSON.stringify(payload),
-      }).toString();
+        ? renderSaleV1(change.record, set, account.retailerId, account.outletId)
+        : renderCustomerV1(change.record, account.retailerId);
+      const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
       const signature = hex(await hmacSha256(opts.secret ?? app.clientSecret, body));
       return {
-        id: `${type}:${String(payload.id)}:${String(payload.version)}`,
+        id: `${type}:${String(payload.id)}:${change.record.version}`,
         body,
         headers: {
           "content-type": FORM,
@@ -368,12 +471,14 @@ export function createLightspeed(
     open: (externalId, now) => ({
       domainPrefix: externalId,
       outletId: crypto.randomUUID(),
+      retailerId: crypto.randomUUID(),
       refresh: issueRefresh(externalId, now),
       access: issueAccess(externalId, now),
     }),
     created: (account) => ({
       credentials: { refresh_token: account.refresh.value, access_token: account.access.value },
-      config: { domain_prefix: account.domainPrefix },
+      // An operator who wants webhooks routed without `domain_prefix` sets retailer_id.
+      config: { domain_prefix: account.domainPrefix, retailer_id: account.retailerId },
     }),
     inspect: (account) =>
       describeAccount(account, account.refresh, account.access, idleDeadline(account.refresh)),

@@ -158,8 +158,28 @@ export async function isRunning(): Promise<boolean> {
   return out.code === 0;
 }
 
+/**
+ * True when the running server's binary was replaced under it (an apt upgrade of
+ * postgresql-15, e.g. by installing postgresql-server-dev-15): it keeps running the deleted
+ * binary and loads libraries of the new version, so it must be restarted.
+ */
+async function runsReplacedBinary(): Promise<boolean> {
+  try {
+    const pid = Number(
+      (await readFile(join(paths.pgData, "postmaster.pid"), "utf8")).split("\n")[0],
+    );
+    return (await Deno.readLink(`/proc/${pid}/exe`)).endsWith(" (deleted)");
+  } catch {
+    return false;
+  }
+}
+
 export async function startCluster(port: number): Promise<void> {
-  if (await isRunning()) return;
+  if (await isRunning()) {
+    if (!(await runsReplacedBinary())) return;
+    console.error("PostgreSQL's binaries were upgraded under the running server: restarting it.");
+    await stopCluster();
+  }
   if (!(isPortFree(port))) {
     fail(
       `Port ${port} is already taken, so PostgreSQL cannot listen there. ` +

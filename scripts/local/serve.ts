@@ -16,9 +16,18 @@ export async function serveStack(
 ): Promise<{ stop: () => Promise<void> }> {
   const info = stackInfo(cfg, secrets);
   const sandbox = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(paths.root, "sandbox", "main.ts"), "--port", String(cfg.sandboxPort)],
+    args: [
+      "run",
+      "-A",
+      join(paths.root, "sandbox", "main.ts"),
+      "--port",
+      String(cfg.sandboxPort),
+      "--exit-with-stdin",
+      "yes",
+    ],
     cwd: paths.root,
-    stdin: "null",
+    // Held open while this process lives: if it dies, the sandbox goes too and frees its port.
+    stdin: "piped",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();

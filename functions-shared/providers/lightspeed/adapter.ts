@@ -17,6 +17,7 @@ import {
   token,
 } from "../common.ts";
 import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
+import { ProviderError } from "../types.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -45,6 +46,28 @@ export const configSchema = z.strictObject({
   domain_prefix: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/i, "expected the store's domain prefix (letters, digits, -)"),
+  /**
+   * The store's retailer id (GET /api/2.0/retailer → data.id): how a webhook whose form leaves
+   * out `domain_prefix` is routed, from the `retailer_id` its payload carries. Optional.
+   */
+  retailer_id: z.string().regex(/^[0-9a-f-]{8,64}$/i, "expected the retailer's id (a UUID)")
+    .optional(),
+  /**
+   * The API version in the data paths: "2.0" (default) or a date version ("2026-01"), which
+   * Lightspeed introduced in 2026, each supported at least 12 months
+   * (x-series-api.lightspeedhq.com/docs/versioning-strategy). No retirement date for 2.0 is
+   * published, so 2.0 stays the default; a connection can move on its own.
+   */
+  /**
+   * How long an unused refresh token lives, in days. No Lightspeed page states it (audit L-5); 30
+   * is what practice reports, and the default. A shorter value makes Tether renew sooner.
+   */
+  refresh_token_idle_days: z.number().int().min(1).max(365).optional(),
+  api_version: z.string().regex(
+    /^(2\.0|\d{4}-\d{2})$/,
+    'expected "2.0" or a date version "YYYY-MM"',
+  )
+    .optional(),
   ...baseConfigShape,
 });
 export type LightspeedConfig = z.output<typeof configSchema>;
@@ -67,11 +90,18 @@ export const facts = defineFacts({
   backfillReadsWholeRange: true,
   rateLimit: { capacity: 350, restorePerSecond: 350 / 300 },
   tokenPath: "/api/1.0/token",
-  verifyPath: "/api/2.0/outlets",
-  salesPath: "/api/2.0/sales",
-  customersPath: "/api/2.0/customers",
-  /** Records per page unless the caller asks; the API's own limit is UNCONFIRMED, so stay modest. */
-  pageSize: { default: 200, max: 1000 },
+  /** The API version of the data paths unless the connection's config names one. */
+  defaultApiVersion: "2.0",
+  verifyPath: (version: string) => `/api/${version}/outlets`,
+  retailerPath: (version: string) => `/api/${version}/retailer`,
+  salesPath: (version: string) => `/api/${version}/sales`,
+  customersPath: (version: string) => `/api/${version}/customers`,
+  /**
+   * The documented maximum `page_size` is 200 (reported from x-series-api.lightspeedhq.com by an
+   * independent client, glama.ai genvjacobc/lightspeed-x-mcp: "the documented max page_size is
+   * 200", although larger pages are served); Tether stays within the documented limit.
+   */
+  pageSize: { default: 200, max: 200 },
   defaultAuthBaseUrl: (config: LightspeedConfig) =>
     `https://${config.domain_prefix}.retail.lightspeed.app`,
   defaultApiBaseUrl: (config: LightspeedConfig) =>
@@ -102,6 +132,13 @@ export const refreshResponse = z
 
 export const verifyResponse = z.looseObject({ data: z.array(z.unknown()) });
 
+/** The refresh token's idle lifetime: the connection's `refresh_token_idle_days`, or the fact. */
+export function idleSeconds(config: { refresh_token_idle_days?: number | undefined }): number {
+  return config.refresh_token_idle_days === undefined
+    ? facts.refreshTokenIdleSeconds
+    : config.refresh_token_idle_days * 86_400;
+}
+
 function accessToken(creds: Credentials): string {
   return requireCredential(PROVIDER, creds, "access_token", "refresh the connection first");
 }
@@ -115,6 +152,34 @@ function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Creden
 
 /** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
 export const tokenClient = clients.token;
+
+/** "GET /api/2.0/retailer" (changelog "2020-03 New Retailer API"): the store's own record. */
+export const retailerResponse = z.looseObject({
+  data: z.looseObject({ id: z.string().min(1) }),
+});
+
+/**
+ * The store's retailer id, which API 1.0 webhook payloads carry as `retailer_id` (how a delivery
+ * without `domain_prefix` is routed); undefined when the store does not answer it (a token without
+ * the scope, an outage), since the connection works without it.
+ */
+export async function retailerIdOf(
+  ctx: AdapterContext,
+  config: LightspeedConfig,
+  stored: Credentials,
+): Promise<string | undefined> {
+  try {
+    const { data } = await apiClient(ctx, config, stored).get(
+      "retailer response",
+      facts.retailerPath(apiVersion(config)),
+      retailerResponse,
+    );
+    return data.data.id;
+  } catch (err) {
+    if (err instanceof ProviderError) return undefined;
+    throw err;
+  }
+}
 
 async function refresh(
   ctx: AdapterContext,
@@ -141,7 +206,7 @@ async function refresh(
   return {
     credentials: { access_token: data.access_token, refresh_token: data.refresh_token },
     accessTokenExpiresAt,
-    refreshTokenExpiresAt: after(now, facts.refreshTokenIdleSeconds),
+    refreshTokenExpiresAt: after(now, idleSeconds(config)),
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
   };
 }
@@ -152,15 +217,23 @@ async function verify(
   stored: Credentials,
 ): Promise<void> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  await apiClient(ctx, config, stored).get("verify response", facts.verifyPath, verifyResponse);
+  await apiClient(ctx, config, stored).get(
+    "verify response",
+    facts.verifyPath(apiVersion(config)),
+    verifyResponse,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Streams
 
+function apiVersion(config: LightspeedConfig): string {
+  return config.api_version ?? facts.defaultApiVersion;
+}
+
 interface VersionedList<S extends z.ZodType, R> {
   stream: "orders" | "customers";
-  path: string;
+  path: (version: string) => string;
   record: S;
   map: (record: z.output<S>) => R;
   /** Extra query parameters. */
@@ -181,7 +254,7 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
   await ctx.pacer?.take(1, ctx.signal);
   const { data, headers } = await apiClient(ctx, config, stored).get(
     `${list.stream} page`,
-    list.path,
+    list.path(apiVersion(config)),
     pageSchema(list.record),
     { after: String(cursor.version), page_size: String(pageSize), ...list.params },
   );
@@ -237,6 +310,8 @@ function readCustomers(
     path: facts.customersPath,
     record: customerSchema,
     map: toCustomer,
+    // "deleted: true = include deleted records (default: active only)", as an independent client
+    // reads the list endpoints' reference (glama.ai usefulapi lightspeed-x-series list_customers).
     params: { deleted: "true" },
   });
 }

@@ -43,6 +43,75 @@ export const customerSchema = z.looseObject({
 });
 export type Customer = z.output<typeof customerSchema>;
 
+// ---------------------------------------------------------------------------------------------
+// Webhook payloads: API 1.0 objects
+//
+// "The payload objects you'll find in webhook requests are the same as those you'll receive from
+// API 1.0. So, for example, the product webhook should give you a product payload that's the same
+// as if you requested /api/1.0/product/{id}." (x-series-api.lightspeedhq.com/docs/webhooks).
+// API 1.0 writes times as "2017-12-06 04:53:17" (no offset; read as UTC), has no `version`, and
+// may write amounts as strings; tests/fixtures/lightspeed/ holds the published examples.
+
+/** "2017-12-06 04:53:17" (API 1.0, UTC) or RFC 3339, as ISO 8601 UTC; an issue otherwise. */
+const v1Timestamp = z.string().transform((text, ctx) => {
+  const v1 = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})$/.exec(text);
+  const ms = v1 ? Date.parse(`${v1[1]}T${v1[2]}Z`) : Date.parse(text);
+  if (Number.isNaN(ms) || (!v1 && !/[zZ]|[+-]\d{2}:?\d{2}$/.test(text))) {
+    ctx.issues.push({
+      code: "custom",
+      message: 'expected an API 1.0 time ("2017-12-06 04:53:17") or RFC 3339 with an offset',
+      input: text,
+    });
+    return z.NEVER;
+  }
+  return new Date(ms).toISOString();
+});
+const v1Amount = z.union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/)]);
+
+export const webhookSaleSchema = z.looseObject({
+  id: z.string().min(1),
+  invoice_number: z.union([z.string(), z.number()]).nullish(),
+  status: z.string().min(1),
+  customer_id: z.string().nullish(),
+  total_price: v1Amount.nullish(),
+  sale_date: v1Timestamp.nullish(),
+  created_at: v1Timestamp.nullish(),
+  updated_at: v1Timestamp,
+});
+
+export const webhookCustomerSchema = z.looseObject({
+  id: z.string().min(1),
+  first_name: z.string().nullish(),
+  last_name: z.string().nullish(),
+  email: z.string().nullish(),
+  phone: z.string().nullish(),
+  mobile: z.string().nullish(),
+  updated_at: v1Timestamp,
+  deleted_at: v1Timestamp.nullish(),
+});
+
+/**
+ * What a webhook payload is, from its own (signed) fields: a sale carries its lines and register
+ * (`register_sale_products`, `register_id`), a customer its `customer_code`; null when neither.
+ */
+export function payloadKind(body: unknown): "sale" | "customer" | null {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return null;
+  if ("register_sale_products" in body || "register_id" in body) return "sale";
+  if ("customer_code" in body) return "customer";
+  return null;
+}
+
+/** The retailer a payload names: its own `retailer_id`, or its customer's. */
+export function payloadRetailer(body: unknown): string | null {
+  const of = (value: unknown) =>
+    typeof value === "object" && value !== null && "retailer_id" in value &&
+      typeof value.retailer_id === "string" && value.retailer_id !== ""
+      ? value.retailer_id
+      : null;
+  if (typeof body !== "object" || body === null) return null;
+  return of(body) ?? ("customer" in body ? of(body.customer) : null);
+}
+
 /** One page of a version-paged list; `version` may be absent or null on the empty last page. */
 export function pageSchema<S extends z.ZodType>(record: S) {
   return z.object({
@@ -105,8 +174,8 @@ function iso(text: string | null | undefined): string | null {
   return text === null || text === undefined ? null : new Date(text).toISOString();
 }
 
-/** A JSON number as exact decimal text: the digits as received, never rounded. */
-function decimal(value: number | null | undefined): string | null {
+/** A JSON number (or API 1.0's decimal text) as exact decimal text, never rounded. */
+function decimal(value: number | string | null | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
@@ -114,15 +183,41 @@ function text(value: string | null | undefined): string | null {
   return value === null || value === undefined || value === "" ? null : value;
 }
 
+/** What mapping reads of a sale, whether API 2.0 (sync) or API 1.0 (webhook, times made ISO). */
+export interface SaleFields {
+  id: string;
+  invoice_number?: string | number | null | undefined;
+  status: string;
+  customer_id?: string | null | undefined;
+  total_price?: number | string | null | undefined;
+  sale_date?: string | null | undefined;
+  created_at?: string | null | undefined;
+  updated_at: string;
+}
+
+/** What mapping reads of a customer, API 2.0 or API 1.0. */
+export interface CustomerFields {
+  id: string;
+  first_name?: string | null | undefined;
+  last_name?: string | null | undefined;
+  email?: string | null | undefined;
+  phone?: string | null | undefined;
+  mobile?: string | null | undefined;
+  updated_at: string;
+  deleted_at?: string | null | undefined;
+}
+
 /**
  * A sale as an order. The status is the sale's own word (SAVED, CLOSED, ONACCOUNT, LAYBY,
  * VOIDED, AWAITING_DISPATCH, DISPATCHED_CLOSED, …). Sales carry no tracking number and no
  * currency (a retailer has one, outside the sale).
  */
-export function toOrder(sale: Sale): OrderRecord {
+export function toOrder(sale: SaleFields, raw: unknown = sale): OrderRecord {
   return {
     external_id: sale.id,
-    order_number: text(sale.invoice_number),
+    order_number: sale.invoice_number === null || sale.invoice_number === undefined
+      ? null
+      : text(String(sale.invoice_number)),
     status: sale.status,
     fulfillment_status: null,
     tracking_number: null,
@@ -131,12 +226,12 @@ export function toOrder(sale: Sale): OrderRecord {
     customer_external_id: text(sale.customer_id),
     ordered_at: iso(sale.sale_date ?? sale.created_at),
     remote_updated_at: iso(sale.updated_at),
-    raw: sale,
+    raw,
   };
 }
 
 /** A customer; one deleted at Lightspeed (`deleted_at` set) is inactive. */
-export function toCustomer(customer: Customer): CustomerRecord {
+export function toCustomer(customer: CustomerFields, raw: unknown = customer): CustomerRecord {
   return {
     external_id: customer.id,
     email: text(customer.email),
@@ -145,6 +240,6 @@ export function toCustomer(customer: Customer): CustomerRecord {
     phone: text(customer.phone) ?? text(customer.mobile),
     status: customer.deleted_at ? "inactive" : "active",
     remote_updated_at: iso(customer.updated_at),
-    raw: customer,
+    raw,
   };
 }

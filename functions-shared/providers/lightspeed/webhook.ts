@@ -1,9 +1,41 @@
-// Lightspeed webhooks, /webhooks/lightspeed: X-Signature `signature=…,algorithm=HMAC-SHA256`, HMAC
-// with LIGHTSPEED_CLIENT_SECRET (hex by default); the form's `domain_prefix` → the connection with
-// that external id; id = SHA-256 of the body (Lightspeed sends none).
-import type { ProviderWebhooks } from "../types.ts";
-import { BadPayload, header, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
-import { customerSchema, saleSchema, toCustomer, toOrder } from "./streams.ts";
+// Lightspeed webhooks, /webhooks/lightspeed (x-series-api.lightspeedhq.com/docs/webhooks): a
+// form-encoded POST whose only guaranteed field is `payload`, "a JSON-encoded object with details
+// of the object that caused the hooked event. Other form fields (such as environment or
+// domain_prefix) may be present but are not guaranteed to be." The payload is the API 1.0 object.
+//
+// - Signature: X-Signature `signature=…,algorithm=HMAC-SHA256`, HMAC of the raw body with
+//   LIGHTSPEED_CLIENT_SECRET (hex by default; LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING). Not in any
+//   official page (audit L-13), hence configurable.
+// - Routing: the form's `domain_prefix` when present (the connection with that external id); else
+//   the payload's `retailer_id` (or its customer's), matched with a connection's
+//   `config.retailer_id`. Neither: recorded as ignored (kept, never processed).
+// - Topic: the payload's own shape (a sale or a customer); the form's `type`, when present, must
+//   agree with it (a delivery whose type disagrees with its body is refused).
+// - Id: SHA-256 of the signed body (Lightspeed sends none).
+// - Processing: the 1.0 object mapped onto the sync's newer-wins records; its `updated_at` is the
+//   record's time, never later than the delivery's receipt.
+import type { ProviderWebhooks, WebhookConnection, WebhookReceiveSink } from "../types.ts";
+import { BadPayload, header, notAfter, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
+import {
+  payloadKind,
+  payloadRetailer,
+  toCustomer,
+  toOrder,
+  webhookCustomerSchema,
+  webhookSaleSchema,
+} from "./streams.ts";
+
+const TOPIC = { sale: "sale.update", customer: "customer.update" } as const;
+
+async function route<C extends WebhookConnection>(
+  sink: WebhookReceiveSink<C>,
+  domainPrefix: string | null,
+  retailerId: string | null,
+): Promise<C | undefined> {
+  if (domainPrefix) return await sink.connectionByExternalId(domainPrefix);
+  if (retailerId) return await sink.connectionByConfigOrExternalId("retailer_id", retailerId);
+  return undefined;
+}
 
 export const lightspeedWebhooks: ProviderWebhooks = {
   async receive(sink, { headers, raw }) {
@@ -15,32 +47,43 @@ export const lightspeedWebhooks: ProviderWebhooks = {
       : /(?:^|,)\s*signature=([^,]+)/.exec(signatureHeader)?.[1] ?? "";
     await verifyHmac(raw, signature, secrets, sink.secrets.lightspeedEncoding, "lightspeed");
     const form = new URLSearchParams(new TextDecoder().decode(raw));
-    const type = form.get("type");
-    const domainPrefix = form.get("domain_prefix");
-    if (!type || !domainPrefix) {
-      throw new BadPayload("lightspeed: type and domain_prefix are required");
-    }
-    let payload: unknown;
+    const text = form.get("payload");
+    if (text === null) throw new BadPayload("lightspeed: the form has no payload field");
+    let body: unknown;
     try {
-      payload = JSON.parse(form.get("payload") ?? "");
+      body = JSON.parse(text);
     } catch {
       throw new BadPayload("lightspeed: payload must be JSON");
     }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new BadPayload("lightspeed: payload must be a JSON object");
+    }
+    const kind = payloadKind(body);
+    const type = form.get("type") || null;
+    if (type !== null && kind !== null && type !== TOPIC[kind]) {
+      throw new BadPayload(`lightspeed: type ${type} disagrees with the payload, a ${kind}`);
+    }
+    const domainPrefix = form.get("domain_prefix") || null;
+    const retailerId = payloadRetailer(body);
     return [{
       eventId: await sha256Hex(raw),
-      topic: type,
-      connection: await sink.connectionByExternalId(domainPrefix),
-      payload: { body: payload, domain_prefix: domainPrefix },
+      topic: kind === null ? (type ?? "unknown") : TOPIC[kind],
+      connection: await route(sink, domainPrefix, retailerId),
+      payload: { body, domain_prefix: domainPrefix, retailer_id: retailerId },
     }];
   },
 
-  async process(sink, { topic, payload }) {
-    if (topic === "sale.update") {
-      const sale = parseWith(saleSchema, payload.body, "lightspeed sale");
-      await sink.upsert("orders", [toOrder(sale)]);
-    } else if (topic === "customer.update") {
-      const c = parseWith(customerSchema, payload.body, "lightspeed customer");
-      await sink.upsert("customers", [toCustomer(c)]);
+  async process(sink, { topic, payload, receivedAt }) {
+    if (topic === TOPIC.sale) {
+      const sale = parseWith(webhookSaleSchema, payload.body, "lightspeed sale");
+      const order = toOrder(sale, payload.body);
+      order.remote_updated_at = notAfter(order.remote_updated_at, receivedAt);
+      await sink.upsert("orders", [order]);
+    } else if (topic === TOPIC.customer) {
+      const c = parseWith(webhookCustomerSchema, payload.body, "lightspeed customer");
+      const customer = toCustomer(c, payload.body);
+      customer.remote_updated_at = notAfter(customer.remote_updated_at, receivedAt);
+      await sink.upsert("customers", [customer]);
     }
   },
 };

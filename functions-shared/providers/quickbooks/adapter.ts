@@ -38,15 +38,21 @@ import type {
   TokenGrant,
 } from "../types.ts";
 import {
+  CDC_LOOKBACK_SECONDS,
+  cdcDeletions,
+  cdcResponseSchema,
   changesQuery,
   type Customer,
   customerSchema,
   type Entity,
+  ORDER_ENTITIES,
   type OrdersCursor,
   queryResponseSchema,
+  queryTime,
   readOrdersCursor,
   startPosition,
   toCustomer,
+  toDeletedOrder,
   toOrder,
   type Transaction,
   transactionSchema,
@@ -80,6 +86,7 @@ export const facts = defineFacts({
   companyInfoPath: (realmId: string) =>
     `/v3/company/${encodeURIComponent(realmId)}/companyinfo/${encodeURIComponent(realmId)}`,
   queryPath: (realmId: string) => `/v3/company/${encodeURIComponent(realmId)}/query`,
+  cdcPath: (realmId: string) => `/v3/company/${encodeURIComponent(realmId)}/cdc`,
   /** Intuit requires minor version 75 or later since 2025. */
   minorVersion: "75",
   /** "MAXRESULTS 1000" is the most one query returns. */
@@ -230,8 +237,48 @@ async function queryChanges<S extends z.ZodType, R extends { remote_updated_at: 
 }
 
 /**
- * Invoices to the end, then sales receipts (see the orders cursor in ./streams.ts). When the
- * invoices end on an empty page, the same call goes on to the first page of sales receipts, so a
+ * The Invoices and SalesReceipts deleted in (since, until], from one CDC call. CDC looks back 30
+ * days at most, from the provider's now: an older `since` is moved up to that (deletions before it
+ * can no longer be seen), and a window that ends before it (an old backfill window) asks nothing.
+ * A deletion after `until` waits for the next run, so the cursor never passes the run's start.
+ */
+async function readDeletions(
+  ctx: AdapterContext,
+  conn: ConnectionRef,
+  stored: Credentials,
+  req: ReadRequest,
+  cursor: TimeCursor,
+): Promise<StreamPage<OrderRecord>> {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const oldest = ctx.now().getTime() - CDC_LOOKBACK_SECONDS * 1000;
+  const since = Math.max(oldest, cursor.since === null ? oldest : Date.parse(cursor.since));
+  const done = (records: OrderRecord[]) =>
+    timePage(records, { cursor, until: req.until, nextToken: null, hasMore: false });
+  if (since >= req.until.getTime()) return done([]);
+
+  await ctx.pacer?.take(1, ctx.signal);
+  const { data } = await apiClient(ctx, config, stored).get(
+    "orders deletions (CDC)",
+    facts.cdcPath(config.realm_id),
+    cdcResponseSchema,
+    {
+      entities: ORDER_ENTITIES.join(","),
+      changedSince: queryTime(new Date(since)),
+      minorversion: facts.minorVersion,
+    },
+  );
+  const until = req.until.getTime();
+  const records = cdcDeletions(data).deleted
+    .filter(({ record }) => Date.parse(record.MetaData.LastUpdatedTime) <= until)
+    .map(({ entity, record }) =>
+      toDeletedOrder(entity, record.Id, record.MetaData.LastUpdatedTime, record)
+    );
+  return done(records);
+}
+
+/**
+ * Invoices to the end, then sales receipts, then the deletions of both (see the orders cursor in
+ * ./streams.ts). When a phase ends on an empty page, the same call goes on to the next phase, so a
  * page that says "more" always has records.
  */
 async function readOrders(
@@ -242,22 +289,21 @@ async function readOrders(
 ): Promise<StreamPage<OrderRecord>> {
   let cursor: OrdersCursor = readOrdersCursor(req.cursor, req.from);
   while (true) {
-    const entity = cursor.reading;
-    const page = await queryChanges(ctx, conn, stored, req, {
-      entity,
-      cursor: cursor[entity],
-      record: transactionSchema,
-      map: (t: Transaction) => toOrder(entity, t),
-    });
-    const next: OrdersCursor = {
-      ...cursor,
-      [entity]: readTimeCursor(PROVIDER, page.cursor, null),
-    };
-    if (page.hasMore) return { ...page, cursor: JSON.stringify(next) };
-    if (entity === "SalesReceipt") {
-      return { ...page, cursor: JSON.stringify({ ...next, reading: "Invoice" }) };
+    const phase = cursor.reading;
+    if (phase === "Deleted") {
+      const page = await readDeletions(ctx, conn, stored, req, cursor.Deleted);
+      const Deleted = readTimeCursor(PROVIDER, page.cursor, null);
+      return { ...page, cursor: JSON.stringify({ ...cursor, Deleted, reading: "Invoice" }) };
     }
-    cursor = { ...next, reading: "SalesReceipt" };
+    const page = await queryChanges(ctx, conn, stored, req, {
+      entity: phase,
+      cursor: cursor[phase],
+      record: transactionSchema,
+      map: (t: Transaction) => toOrder(phase, t),
+    });
+    const next: OrdersCursor = { ...cursor, [phase]: readTimeCursor(PROVIDER, page.cursor, null) };
+    if (page.hasMore) return { ...page, cursor: JSON.stringify(next) };
+    cursor = { ...next, reading: phase === "Invoice" ? "SalesReceipt" : "Deleted" };
     if (page.records.length > 0) return { ...page, cursor: JSON.stringify(cursor), hasMore: true };
   }
 }

@@ -49,6 +49,62 @@ export const ORDER_ENTITIES = ["Invoice", "SalesReceipt"] as const;
 export type OrderEntity = typeof ORDER_ENTITIES[number];
 export type Entity = OrderEntity | "Customer";
 
+// ---------------------------------------------------------------------------------------------
+// Change Data Capture: how deletions reach Tether
+//
+// The query endpoint returns live entities only; a deleted Invoice or SalesReceipt is visible
+// through CDC (developer.intuit.com …/api/accounting/all-entities/changedatacapture): "GET
+// /v3/company/{realmId}/cdc?entities=Invoice,SalesReceipt&changedSince=<date-time>" answers
+// `{"CDCResponse":[{"QueryResponse":[{"Invoice":[…],"startPosition","maxResults"},
+// {"SalesReceipt":[…]}]}],"time":…}`, each entity's changes in its own QueryResponse element;
+// "Objects deleted within the look-back period are returned after active objects" as
+// `{"status":"Deleted","domain":"QBO","Id":"979","MetaData":{"LastUpdatedTime":…}}`; "Look-back
+// time can be up to 30 days"; "A given CDC request returns a maximum of 1000 objects".
+// tests/fixtures/quickbooks/cdc_response.json is the published sample.
+
+/** "Look-back time can be up to 30 days"; asked a minute short of it, so clocks may differ. */
+export const CDC_LOOKBACK_SECONDS = 30 * 24 * 3600 - 60;
+
+export const deletedEntitySchema = z.looseObject({
+  Id: z.string().min(1),
+  status: z.literal("Deleted"),
+  MetaData: z.looseObject({ LastUpdatedTime: timestamp }),
+});
+export type DeletedEntity = z.output<typeof deletedEntitySchema>;
+
+/** A CDC entity: a deleted one (Id, status, MetaData only), or a live one Tether reads elsewhere. */
+const cdcEntity = z.union([deletedEntitySchema, z.looseObject({ Id: z.string().min(1) })]);
+
+export const cdcResponseSchema = z.object({
+  CDCResponse: z.array(z.object({
+    QueryResponse: z.array(z.looseObject({
+      Invoice: z.array(cdcEntity).optional(),
+      SalesReceipt: z.array(cdcEntity).optional(),
+    })).optional(),
+  })),
+});
+
+/** The deletions of a CDC answer, per order entity, and how many objects it held in all. */
+export function cdcDeletions(
+  data: z.output<typeof cdcResponseSchema>,
+): { deleted: { entity: OrderEntity; record: DeletedEntity }[]; objects: number } {
+  const deleted: { entity: OrderEntity; record: DeletedEntity }[] = [];
+  let objects = 0;
+  for (const response of data.CDCResponse) {
+    for (const query of response.QueryResponse ?? []) {
+      for (const entity of ORDER_ENTITIES) {
+        for (const e of query[entity] ?? []) {
+          objects++;
+          if ("status" in e && e.status === "Deleted") {
+            deleted.push({ entity, record: e as DeletedEntity });
+          }
+        }
+      }
+    }
+  }
+  return { deleted, objects };
+}
+
 /**
  * `{"QueryResponse": {"<Entity>": […], "startPosition", "maxResults"}}`; QuickBooks sends an
  * empty `QueryResponse` when nothing matches.
@@ -103,35 +159,45 @@ export function startPosition(cursor: TimeCursor): number {
 // ---------------------------------------------------------------------------------------------
 // The orders cursor
 //
-// Orders are two entities, each read with its own time cursor. A read takes Invoice to the end,
-// then SalesReceipt, then stops: `{"reading": "SalesReceipt", "Invoice": {"since": …},
-// "SalesReceipt": {"since": …, "after": …}}`. Each entity's cursor only ever covers what was
-// stored for that entity, so neither can skip changes of the other; when the read is done both
-// stand at `until` minus the overlap (or where they were, if later) and `reading` is back at
-// Invoice for the next run.
+// Orders are two entities, each read with its own time cursor, and their deletions. A read takes
+// Invoice to the end, then SalesReceipt, then the deletions of both (one CDC call), then stops:
+// `{"reading": "SalesReceipt", "Invoice": {"since": …}, "SalesReceipt": {"since": …, "after": …},
+// "Deleted": {"since": …}}`. Each cursor only ever covers what was stored for it, so none can skip
+// changes of another; when the read is done all stand at `until` minus the overlap (or where they
+// were, if later) and `reading` is back at Invoice for the next run. A cursor stored before
+// deletions were read has no `Deleted`: it starts where the invoices stand.
+
+export const ORDER_PHASES = [...ORDER_ENTITIES, "Deleted"] as const;
+export type OrderPhase = typeof ORDER_PHASES[number];
 
 const ordersCursorSchema = z.strictObject({
-  reading: z.enum(ORDER_ENTITIES),
+  reading: z.enum(ORDER_PHASES),
   Invoice: z.unknown(),
   SalesReceipt: z.unknown(),
+  Deleted: z.unknown().optional(),
 });
 
 export interface OrdersCursor {
-  reading: OrderEntity;
+  reading: OrderPhase;
   Invoice: TimeCursor;
   SalesReceipt: TimeCursor;
+  Deleted: TimeCursor;
 }
 
 export function readOrdersCursor(cursor: string | null, from: Date | null): OrdersCursor {
   if (cursor === null) {
     const start = readTimeCursor(PROVIDER, null, from);
-    return { reading: "Invoice", Invoice: start, SalesReceipt: start };
+    return { reading: "Invoice", Invoice: start, SalesReceipt: start, Deleted: start };
   }
   const parsed = parseStoredCursor(PROVIDER, ordersCursorSchema, cursor);
+  const invoice = readTimeCursor(PROVIDER, JSON.stringify(parsed.Invoice ?? null), null);
   return {
     reading: parsed.reading,
-    Invoice: readTimeCursor(PROVIDER, JSON.stringify(parsed.Invoice ?? null), null),
+    Invoice: invoice,
     SalesReceipt: readTimeCursor(PROVIDER, JSON.stringify(parsed.SalesReceipt ?? null), null),
+    Deleted: parsed.Deleted === undefined
+      ? { since: invoice.since }
+      : readTimeCursor(PROVIDER, JSON.stringify(parsed.Deleted), null),
   };
 }
 
@@ -173,6 +239,36 @@ export function toOrder(entity: OrderEntity, t: Transaction): OrderRecord {
     raw: t,
   };
 }
+
+/**
+ * A deleted Invoice or SalesReceipt, as CDC (or a "Delete" notification) states it: the row stays,
+ * "Deleted", at the deletion's time. QuickBooks states nothing else about it any more (CDC's
+ * deleted objects carry only Id, status and MetaData), so the other fields are left empty and
+ * `raw` holds what was stated.
+ */
+export function toDeletedOrder(
+  entity: OrderEntity,
+  id: string,
+  deletedAt: string,
+  raw: unknown,
+): OrderRecord {
+  return {
+    external_id: `${entity}:${id}`,
+    order_number: null,
+    status: DELETED,
+    fulfillment_status: null,
+    tracking_number: null,
+    total_price: null,
+    currency: null,
+    customer_external_id: null,
+    ordered_at: null,
+    remote_updated_at: iso(deletedAt),
+    raw,
+  };
+}
+
+/** The status of an order deleted at QuickBooks. */
+export const DELETED = "Deleted";
 
 /** A customer, `<Id>`; an inactive one (QuickBooks' deletion) is "inactive". */
 export function toCustomer(c: Customer): CustomerRecord {

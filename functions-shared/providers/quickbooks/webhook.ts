@@ -1,11 +1,22 @@
 // QuickBooks webhooks, /webhooks/quickbooks: intuit-signature = base64 HMAC with
 // QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN; each event's realm (realmId / intuitaccountid) → the
-// connection with that external id; id = the CloudEvents id, or a hash of the entity change.
+// connection with that external id; id = the CloudEvents id, or a hash of the entity change, both
+// inside the signed body. Bodies: the CloudEvents array (intuit/QuickBooks-V3-PHP-SDK
+// src/WebhooksService/WebhooksCloudEvent.php: specversion, id, source, type
+// "qbo.<entity>.<created|updated|deleted|voided|…>.v1", datacontenttype, time, intuitentityid,
+// intuitaccountid, data) or the legacy `eventNotifications[].dataChangeEvent.entities[]`
+// (EventNotification.php, DataChangeEvent.php, Entity.php: name, id, operation Create / Update /
+// Delete / Merge / Void / Emailed, lastUpdated); tests/fixtures/quickbooks/ holds both.
+//
+// A notification carries ids only. Processing re-fetches the entity, except for a deletion: a
+// deleted Invoice or SalesReceipt can no longer be fetched, so the signed notification itself
+// makes the row "Deleted", at the notification's own time (never later than its receipt). A
+// "Void" notification makes the re-fetched transaction "Voided", whatever its amounts say.
 import { z } from "zod";
 import type { CustomerRecord, OrderRecord, ProviderWebhooks } from "../types.ts";
-import { header, parseJson, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
+import { header, notAfter, parseJson, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
 import { fetchEntities } from "./adapter.ts";
-import type { Entity } from "./streams.ts";
+import { type Entity, toDeletedOrder } from "./streams.ts";
 
 const quickbooksBody = z.union([
   z.array(z.looseObject({
@@ -36,23 +47,42 @@ const QB_ENTITIES: Record<string, Entity> = {
   customer: "Customer",
 };
 
+/** The operation, in the legacy body's words, of a CloudEvents type's past-tense verb. */
+const OPERATIONS: Record<string, string> = {
+  created: "Create",
+  updated: "Update",
+  deleted: "Delete",
+  merged: "Merge",
+  voided: "Void",
+  emailed: "Emailed",
+};
+
 export const quickbooksWebhooks: ProviderWebhooks = {
   async receive(sink, { headers, raw }) {
     const secrets = sink.secrets.quickbooks;
     if (secrets.length === 0) sink.misconfigured({ variable: "QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN" });
     await verifyHmac(raw, header(headers, "intuit-signature"), secrets, "base64", "quickbooks");
     const body = parseWith(quickbooksBody, parseJson(raw), "quickbooks");
-    const named: { eventId: string; realm: string; entity: string; id: string; topic: string }[] =
-      [];
+    const named: {
+      eventId: string;
+      realm: string;
+      entity: string;
+      id: string;
+      topic: string;
+      operation: string | null;
+      at: string | null;
+    }[] = [];
     if (Array.isArray(body)) {
       for (const e of body) {
-        const entity = /^qbo\.([a-z]+)\./.exec(e.type)?.[1] ?? "";
+        const [, entity = "", verb = ""] = /^qbo\.([a-z]+)\.([a-z]+)\./.exec(e.type) ?? [];
         named.push({
           eventId: e.id,
           realm: e.intuitaccountid,
           entity,
           id: e.intuitentityid,
           topic: e.type,
+          operation: OPERATIONS[verb] ?? null,
+          at: e.time ?? null,
         });
       }
     } else {
@@ -67,6 +97,8 @@ export const quickbooksWebhooks: ProviderWebhooks = {
             entity: e.name.toLowerCase(),
             id: e.id,
             topic: `${e.name}.${e.operation}`,
+            operation: e.operation,
+            at: e.lastUpdated ?? null,
           });
         }
       }
@@ -84,20 +116,41 @@ export const quickbooksWebhooks: ProviderWebhooks = {
         eventId: n.eventId,
         topic: n.topic,
         connection: await connections.get(n.realm)!,
-        payload: { realm_id: n.realm, entity: n.entity, id: n.id },
+        payload: {
+          realm_id: n.realm,
+          entity: n.entity,
+          id: n.id,
+          operation: n.operation,
+          at: n.at,
+        },
       });
     }
     return events;
   },
 
-  async process(sink, { payload }) {
+  async process(sink, { payload, receivedAt }) {
     const entity = QB_ENTITIES[String(payload.entity)];
     if (!entity) return; // an entity Tether does not store
     const id = String(payload.id);
+    const operation = typeof payload.operation === "string" ? payload.operation : null;
+    if (operation === "Delete" && entity !== "Customer") {
+      // Gone at QuickBooks: nothing to re-fetch. The time is the signed body's, clamped.
+      const at = typeof payload.at === "string" && !Number.isNaN(Date.parse(payload.at))
+        ? notAfter(payload.at, receivedAt)
+        : receivedAt.toISOString();
+      await sink.upsert("orders", [toDeletedOrder(entity, id, at, { notification: payload })]);
+      return;
+    }
     const records = await sink.withAccessToken((ctx, conn, creds) =>
       fetchEntities(ctx, conn, creds, entity, [id])
     );
-    if (entity === "Customer") await sink.upsert("customers", records as CustomerRecord[]);
-    else await sink.upsert("orders", records as OrderRecord[]);
+    if (entity === "Customer") {
+      await sink.upsert("customers", records as CustomerRecord[]);
+      return;
+    }
+    const orders = records as OrderRecord[];
+    // A Void notification states what the amounts only suggest (streams.ts transactionStatus).
+    if (operation === "Void") { for (const order of orders) order.status = "Voided"; }
+    await sink.upsert("orders", orders);
   },
 };

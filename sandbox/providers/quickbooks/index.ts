@@ -16,6 +16,7 @@ import type { AppCredentials, ProviderSandbox, SandboxWorld } from "../../provid
 import { defineSandboxProvider } from "../define.ts";
 import { AuthorizationCodes } from "../oauth_codes.ts";
 import { invalidGrant, newGrant, type QuickBooksAccount, quickBooksTokenEndpoint } from "./auth.ts";
+import { changeDataCapture } from "./cdc.ts";
 import { notifications } from "./notifications.ts";
 import { parseQuery, QueryError, queryFault, runQuery } from "./query_language.ts";
 import { truth } from "./render.ts";
@@ -143,9 +144,21 @@ export function createQuickBooks(
           }
         },
       },
+
+      {
+        method: "GET",
+        pattern: new URLPattern({ pathname: "/v3/company/:realm/cdc" }),
+        handle(req, params, now) {
+          const account = authorize(req, params, now);
+          if (account instanceof Response) return account;
+          const set = world.data.get("quickbooks", account.externalId);
+          return changeDataCapture(new URL(req.url).searchParams, set, now);
+        },
+      },
     ],
 
     streams: ["orders", "customers"],
+    ordersCanBeDeleted: true,
     truth,
     webhooks: (deliveries, opts) => notifications(deliveries, opts, verifierToken),
 

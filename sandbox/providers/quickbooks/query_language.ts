@@ -67,7 +67,8 @@ function rowsOf(entity: EntityName, set: Dataset): Row[] {
       render: () => renderCustomer(c),
     }));
   }
-  return [...set.orders.values()].filter((o) => entityOf(o) === entity).map((o) => ({
+  // The query endpoint returns live entities; deleted ones are visible through CDC only (cdc.ts).
+  return [...set.orders.values()].filter((o) => !o.deleted && entityOf(o) === entity).map((o) => ({
     fields: {
       id: String(o.seq),
       "metadata.lastupdatedtime": wholeSecond(o.updatedAt),
@@ -233,7 +234,7 @@ export function parseQuery(text: string): Query {
 }
 
 /** A date-time value: ISO 8601, offset optional (then the company's), or a bare date. */
-function parseTimeValue(value: Literal, field: string): number {
+export function parseTimeValue(value: Literal, field: string): number {
   const m = typeof value === "string"
     ? /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}:\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:\d{2})?)?$/.exec(value)
     : null;

@@ -103,15 +103,32 @@ export function renderCustomer(c: SandboxCustomer): Record<string, unknown> {
   };
 }
 
-/** What the adapter must store: `Invoice:<Id>` / `SalesReceipt:<Id>` and `<Id>`, whole seconds. */
+/**
+ * A deleted Invoice or SalesReceipt as CDC returns it: "Objects deleted within the look-back
+ * period are returned after active objects", with Id, status, domain and MetaData only
+ * (developer.intuit.com …/all-entities/changedatacapture, sample object).
+ */
+export function renderDeleted(order: SandboxOrder): Record<string, unknown> {
+  return {
+    status: "Deleted",
+    domain: "QBO",
+    Id: String(order.seq),
+    MetaData: { LastUpdatedTime: companyTime(order.updatedAt) },
+  };
+}
+
+/**
+ * What the adapter must store: `Invoice:<Id>` / `SalesReceipt:<Id>` and `<Id>`, whole seconds; a
+ * deleted transaction stays, "Deleted", with nothing else known (number and tracking empty).
+ */
 export function truth(set: Dataset, stream: StreamName): TruthRecord[] {
   if (stream === "orders") {
     return [...set.orders.values()].map((o) => ({
       external_id: `${entityOf(o)}:${o.seq}`,
       updated_at: new Date(wholeSecond(o.updatedAt)).toISOString(),
-      status: transactionState(o).status,
-      tracking_number: o.trackingNumber,
-      order_number: o.number,
+      status: o.deleted ? "Deleted" : transactionState(o).status,
+      tracking_number: o.deleted ? null : o.trackingNumber,
+      order_number: o.deleted ? null : o.number,
     }));
   }
   return [...set.customers.values()].map((c) => ({

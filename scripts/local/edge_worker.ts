@@ -1,0 +1,52 @@
+// LOCAL STAND-IN for what the Supabase Edge Runtime gives a function's worker, never deployed.
+// `deno run … scripts/local/edge_worker.ts <entry point>` runs one function the way the platform
+// does, as far as a plain Deno process can:
+// - `EdgeRuntime.waitUntil(promise)` keeps work going after the answer (Supabase "Background
+//   tasks"); each task is held to the wall-clock limit counted from when it was handed over, and a
+//   task still running then ends the worker, as the platform's wall-clock shutdown does;
+// - the worker ends when its parent does (its stdin closes), so a dead stack leaves no orphan;
+// - TETHER_EDGE_WALL_CLOCK_MS is the wall-clock limit (150 s on the free plan, 400 s on paid ones:
+//   supabase.com/docs/guides/functions/limits).
+// The CPU-time and memory limits are enforced from outside, by the gateway (./functions.ts), which
+// this tells when a background task starts and ends.
+
+const wallClockMs = Number(Deno.env.get("TETHER_EDGE_WALL_CLOCK_MS") ?? "150000");
+
+/** Reported on stderr: the gateway answers 546 WORKER_LIMIT for what this worker was doing. */
+function shutdown(reason: string): never {
+  console.error(`edge worker shutdown: ${reason}`);
+  Deno.exit(1);
+}
+
+const encoder = new TextEncoder();
+/** Tells the gateway (./functions.ts BACKGROUND_MARK) what to charge CPU time to. */
+const mark = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
+
+Object.defineProperty(globalThis, "EdgeRuntime", {
+  value: Object.freeze({
+    waitUntil(task: Promise<unknown>): void {
+      mark("\u001eedge:task+");
+      const timer = setTimeout(
+        () => shutdown(`wall clock limit of ${wallClockMs} ms reached by a background task`),
+        wallClockMs,
+      );
+      task.then(() => {}, () => {}).finally(() => {
+        clearTimeout(timer);
+        mark("\u001eedge:task-");
+      });
+    },
+  }),
+});
+
+// The parent holds our stdin open for as long as it lives.
+(async () => {
+  const buffer = new Uint8Array(64);
+  try {
+    while ((await Deno.stdin.read(buffer)) !== null) { /* nothing is sent */ }
+  } catch { /* closed */ }
+  Deno.exit(0);
+})();
+
+const entry = Deno.args[0];
+if (!entry) shutdown("usage: edge_worker.ts <entry point>");
+await import(new URL(entry, `file://${Deno.cwd()}/`).href);
