@@ -101,7 +101,10 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
     assert.deepEqual(counts, { refreshed: 0, failed: 1, reauth_required: 0, skipped: 0 });
     assert.equal(typeof duration_ms, "number");
     const state = await connectionState(db, id);
-    assert.match(state.last_error ?? "", /shiphero token endpoint could not be reached/);
+    assert.match(
+      state.last_error ?? "",
+      /shiphero token endpoint at 127\.0\.0\.1:\d+ could not be reached/,
+    );
     assert.deepEqual({ ...state, last_error: "…" }, {
       status: "error",
       consecutive_failures: 1,
