@@ -55,11 +55,34 @@ export function pgErrorCode(err: unknown): string | undefined {
 /** A transaction lost to a concurrent one: deadlock_detected, serialization_failure. Safe to retry. */
 export const CLASH_CODES: ReadonlySet<string> = new Set(["40P01", "40001"]);
 
+/** A network-level failure to reach the database (postgres.js / Node codes), not a SQL error. */
+const CONNECTION_CODE = /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/;
+
+/** The longest message a caller or a run record gets; the rest is cut (a bad argument echoed). */
+export const MAX_MESSAGE_CHARS = 500;
+
+/**
+ * An unexpected error's message, safe to hand a caller: a database connection failure says so
+ * without the host and port it tried ("connect ECONNREFUSED 10.0.0.5:5432"), and anything longer
+ * than MAX_MESSAGE_CHARS is cut.
+ */
+export function safeMessage(err: unknown): string {
+  const error = coerceError(err);
+  const code = pgErrorCode(error);
+  if (code !== undefined && CONNECTION_CODE.test(code)) {
+    return `the database could not be reached (${code}); try again`;
+  }
+  const message = error.message;
+  return message.length <= MAX_MESSAGE_CHARS
+    ? message
+    : `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)`;
+}
+
 /** A failure that is neither the provider's nor the connection's: the database, or a bug. */
 export function describeInternal(err: unknown): string {
   const error = coerceError(err);
   const code = pgErrorCode(error);
   const fromDatabase = error.name === "PostgresError" ||
-    (code !== undefined && /^(E[A-Z]+|CONNECT(ION)?_[A-Z_]+)$/.test(code));
-  return `${fromDatabase ? "database" : "internal error"}: ${error.message}`;
+    (code !== undefined && CONNECTION_CODE.test(code));
+  return `${fromDatabase ? "database" : "internal error"}: ${safeMessage(error)}`;
 }

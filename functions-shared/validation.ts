@@ -30,3 +30,40 @@ export function formatIssues(
   if (issues.length > max) parts.push(`and ${issues.length - max} more`);
   return parts.join("; ");
 }
+
+const MAX_CHECKED_DEPTH = 32;
+
+/** C0 control characters and DEL: never part of a name, an id, a token or a URL. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** True when `text` holds a control character (U+0000–U+001F, U+007F). */
+export function hasControlCharacter(text: string): boolean {
+  return CONTROL.test(text);
+}
+
+/** A zod refinement message for text that must hold no control character. */
+export const NO_CONTROL_CHARACTERS = "must not contain control characters";
+
+/**
+ * The path of the first string (or object key) in a parsed JSON value holding U+0000, which
+ * Postgres text and jsonb cannot store; undefined when there is none. Request bodies are checked
+ * with this before their schema, so a NUL anywhere is a 400 naming the field, never a database
+ * error. Values nested deeper than `MAX_CHECKED_DEPTH` are left to the schema (no schema of ours
+ * accepts them), so a 100,000-deep body cannot exhaust the stack.
+ */
+export function findNulCharacter(
+  value: unknown,
+  path: readonly PropertyKey[] = [],
+): string | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? formatPath(path) : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  if (path.length >= MAX_CHECKED_DEPTH) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    if (key.includes("\u0000")) return formatPath(at).replaceAll("\u0000", "\\u0000");
+    const found = findNulCharacter(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}

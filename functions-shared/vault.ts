@@ -125,24 +125,37 @@ export class TokenVault {
   /** The id of the key that encrypts; values under any other id are due for re-encryption. */
   readonly activeKeyId: string;
   readonly #keys: ReadonlyMap<string, CryptoKey>;
+  /**
+   * Each key's id and fingerprint, the active key first: the first 16 hex digits of
+   * SHA-256("tether-key-fingerprint:" + key). It tells two rings' keys apart without revealing
+   * them, so the CLI can check that the functions hold a key before rotating to it.
+   */
+  readonly fingerprints: readonly { id: string; fingerprint: string }[];
 
-  private constructor(activeKeyId: string, keys: ReadonlyMap<string, CryptoKey>) {
+  private constructor(
+    activeKeyId: string,
+    keys: ReadonlyMap<string, CryptoKey>,
+    fingerprints: readonly { id: string; fingerprint: string }[],
+  ) {
     this.activeKeyId = activeKeyId;
     this.#keys = keys;
+    this.fingerprints = fingerprints;
   }
 
   /** Parses the key ring and imports every key once, non-extractable. */
   static async fromKeyRing(spec: string): Promise<TokenVault> {
     const ring = parseKeyRing(spec);
     const keys = new Map<string, CryptoKey>();
+    const fingerprints: { id: string; fingerprint: string }[] = [];
     for (const { id, key } of ring) {
       keys.set(
         id,
         await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["encrypt", "decrypt"]),
       );
+      fingerprints.push({ id, fingerprint: await fingerprintOf(key) });
       key.fill(0);
     }
-    return new TokenVault(ring[0]!.id, keys);
+    return new TokenVault(ring[0]!.id, keys, fingerprints);
   }
 
   /** The key id a ciphertext was written with (for rotation); throws if it is not a v1 value. */
@@ -279,4 +292,14 @@ function fromBase64(text: string): Uint8Array<ArrayBuffer> | null {
     return null;
   }
   return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+async function fingerprintOf(key: Uint8Array<ArrayBuffer>): Promise<string> {
+  const label = new TextEncoder().encode("tether-key-fingerprint:");
+  const input = new Uint8Array(label.length + key.length);
+  input.set(label);
+  input.set(key, label.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
+  input.fill(0);
+  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }

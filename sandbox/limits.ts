@@ -16,7 +16,7 @@ export interface BucketSize {
   restorePerSecond: number;
 }
 
-/** PROVIDERS.md's figures. */
+/** The providers' published rate limits (see each provider's facts in functions-shared/providers/). */
 export const DEFAULT_LIMITS: Readonly<Record<string, BucketSize>> = {
   // "restore 100 points/s on standard plans"; the bucket of current plans is 2000 points.
   shopify: { capacity: 2000, restorePerSecond: 100 },

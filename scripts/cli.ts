@@ -2,19 +2,25 @@
 // supabase-js `functions.invoke`, exactly as a user's app would; status is read
 // with SQL. Works against the local stack by default (.tether/stack.env), or a
 // real project given SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL.
-// Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
+// Exit codes: 0 done, 1 the work failed, a connection failed or needs reauth (named on stderr), or
+// Tether is unreachable, 2 a usage mistake.
 import { parseArgs } from "node:util";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
 import type { SyncResult } from "../functions-shared/jobs/sync.ts";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { StackError } from "./local/util.ts";
+import { SandboxControl } from "./local/sandbox_control.ts";
+import { coerceError } from "../functions-shared/errors.ts";
+import type { ProviderName } from "../functions-shared/providers/types.ts";
 import { BACKFILL_HELP, backfillCommand } from "./cli/backfill.ts";
 import {
   checkChoice,
   checkProvider,
   checkUuid,
   CliError,
+  fetchKeyRing,
   invoke,
+  output,
   printResult,
   table,
   target,
@@ -22,8 +28,15 @@ import {
   withDb,
   withProgress,
 } from "./cli/common.ts";
-import { displayRow, healthRows } from "./cli/health.ts";
+import {
+  describeUnhealthy,
+  displayRow,
+  healthRows,
+  streamsOf,
+  unhealthyConnections,
+} from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import { webhookEvents } from "./cli/activity.ts";
 import {
   describePlan,
   INSTALL_HELP,
@@ -39,7 +52,10 @@ const HELP: Record<string, string> = {
     "  per stream, records, running backfill, last error (tether.connection_health).",
   connect:
     "connect <provider> <external_id> <name> --credentials '<json>' [--config '<json>'] [--owner <uuid>] [--json]\n" +
-    "  Registers (or reconnects) a connection through the connect function.",
+    "  Registers (or reconnects) a connection through the connect function.\n" +
+    "connect --sandbox <provider> [<name>] [--owner <uuid>] [--json]\n" +
+    "  Local stack only: creates a sandbox account (seeded with 50 orders and 20 customers over\n" +
+    "  30 days) and connects it, its base URLs pointing at the sandbox.",
   refresh: "refresh [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
     "  Runs the refresh-tokens function now and prints its counts.",
   sync: "sync [orders|customers|all] [--provider <p>] [--connection <uuid>] [--force] [--json]\n" +
@@ -47,7 +63,13 @@ const HELP: Record<string, string> = {
     "  run; --force syncs streams synced recently or backing off.",
   runs: "runs [--kind refresh|sync|backfill|webhook] [--stream orders|customers] [--status <s>]\n" +
     "     [--connection <uuid>] [--provider <p>] [--limit N] [--json]\n" +
-    "  Recent run records (tether.runs), newest first; default limit 20.",
+    "  Recent run records (tether.runs), newest first; default limit 20. --kind webhook: the\n" +
+    "  webhook retry sweeps (the deliveries themselves: `webhooks`).",
+  webhooks:
+    "webhooks [--provider <p>] [--connection <uuid>] [--status received|processed|ignored|failed]\n" +
+    "         [--topic <t>] [--since <minutes>] [--limit N] [--json]\n" +
+    "  Recent webhook events (tether.webhook_events), newest first; default limit 20. Payloads\n" +
+    "  are never shown.",
   backfill: BACKFILL_HELP,
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
@@ -59,8 +81,10 @@ const HELP: Record<string, string> = {
 const GENERAL = `usage: npm run tether -- <command> [options]
 
 Targets the local stack (.tether/stack.env) by default, or a project when SUPABASE_URL,
-TETHER_SERVICE_KEY and DATABASE_URL are set. Every command takes --help and --json.
-Exit codes: 0 done, 1 the work failed or Tether is unreachable, 2 a usage mistake.
+TETHER_SERVICE_KEY and DATABASE_URL are all set. --local or --project chooses explicitly (only
+some of the three set: the local stack, saying so). Every command takes --help and --json.
+Exit codes: 0 done; 1 the work failed, a connection failed or needs reauth (each is named), or
+Tether is unreachable; 2 a usage mistake.
 `;
 
 function generalHelp(): string {
@@ -82,6 +106,11 @@ const OPTIONS = {
   stream: { type: "string" },
   status: { type: "string" },
   limit: { type: "string" },
+  local: { type: "boolean" },
+  project: { type: "boolean" },
+  sandbox: { type: "boolean" },
+  topic: { type: "string" },
+  since: { type: "string" },
   batch: { type: "string" },
   "project-dir": { type: "string" },
   "dry-run": { type: "boolean" },
@@ -111,6 +140,82 @@ function positiveInt(name: string, value: string | undefined, fallback?: number)
 
 let jsonMode = false;
 
+/** A new, seeded sandbox account of the local stack, connected through the connect function. */
+async function connectSandbox(
+  t: Awaited<ReturnType<typeof target>>,
+  provider: ProviderName,
+  name: string | undefined,
+  owner: string | undefined,
+) {
+  const sandbox = new SandboxControl(t.sandboxUrl!);
+  let account;
+  try {
+    account = await sandbox.account(provider);
+    await sandbox.call(
+      "POST",
+      `/data/${provider}/${encodeURIComponent(account.external_id)}/seed`,
+      {
+        orders: 50,
+        customers: 20,
+        spread_days: 30,
+      },
+    );
+  } catch (err) {
+    throw new CliError(
+      `the sandboxes at ${t.sandboxUrl} did not create an account (${coerceError(err).message}): ` +
+        "is the stack up? `npm run stack:up`",
+    );
+  }
+  const data = await invoke<{ connection_id: string; name: string; provider: string }>(
+    t,
+    "connect",
+    {
+      provider,
+      external_id: account.external_id,
+      name: name ?? `Sandbox ${provider} ${account.external_id}`,
+      credentials: account.credentials,
+      config: sandbox.configFor(account),
+      ...(owner ? { owner_id: owner } : {}),
+    },
+  );
+  return { ...data, external_id: account.external_id };
+}
+
+/**
+ * Refuses to rotate to a key the functions do not hold (same id and fingerprint): every value
+ * re-encrypted with it would stop decrypting for them, and every connection would break.
+ */
+async function checkFunctionsHoldKey(
+  t: Awaited<ReturnType<typeof target>>,
+  vault: TokenVault,
+): Promise<void> {
+  const active = vault.fingerprints[0]!;
+  const held = await fetchKeyRing(t);
+  const theirs = held.keys.map((k) => `${k.id}${k.id === held.active_key_id ? " (active)" : ""}`);
+  if (!held.keys.some((k) => k.id === active.id && k.fingerprint === active.fingerprint)) {
+    const sameId = held.keys.some((k) => k.id === active.id);
+    throw new CliError(
+      `refusing to rotate: the functions do not hold ${
+        sameId ? `the same key "${active.id}" (same id, another key)` : `key "${active.id}"`
+      }, the first of TOKEN_ENCRYPTION_KEYS here; they hold ${theirs.join(", ")}. ` +
+        (t.kind === "local"
+          ? "The local functions use the stack's key ring (TOKEN_ENCRYPTION_KEYS in .tether/stack.env)."
+          : "Set TOKEN_ENCRYPTION_KEYS on the project first (supabase secrets set), the new key " +
+            "first and the old ones after it, then run rotate-key again.") +
+        " Nothing was re-encrypted.",
+    );
+  }
+}
+
+/** Exit 1 naming every connection (of the filter) that failed or needs reauth. */
+async function failIfUnhealthy(
+  t: Awaited<ReturnType<typeof target>>,
+  f: { provider?: string; connection?: string },
+): Promise<void> {
+  const bad = await withDb(t, (sql) => unhealthyConnections(sql, f));
+  if (bad.length > 0) throw new CliError(describeUnhealthy(bad));
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   jsonMode = rest.includes("--json");
@@ -138,6 +243,7 @@ async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   if (values.help) return console.log(`usage: npm run tether -- ${HELP[command]}`);
   const json = Boolean(values.json);
+  const pick = () => target({ local: values.local, project: values.project, quiet: json });
   const print = (data: unknown, human: () => string) => printResult(json, data, human);
   const provider = checkProvider(values.provider);
   const connection = checkUuid(values.connection, "--connection");
@@ -151,19 +257,51 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "status": {
       noPositionals();
-      const t = await target();
+      const t = await pick();
       const rows = await withDb(t, (sql) => healthRows(sql));
       const shown = provider ? rows.filter((r) => r.provider === provider) : rows;
       print(
-        shown,
+        // A provider without a customers stream has no count (the table says n/a), not 0.
+        shown.map((r) => ({
+          ...r,
+          customers: streamsOf(r.provider).includes("customers") ? r.customers : null,
+        })),
         () =>
           shown.length === 0
             ? "no connections yet: add one with `npm run tether -- connect …` (or run `npm start`)"
             : table(shown.map((r) => ({ id: r.id, ...displayRow(r) }))),
       );
+      const bad = shown.filter((r) => r.status === "reauth_required" || r.status === "error");
+      if (bad.length > 0) throw new CliError(describeUnhealthy(bad));
       return;
     }
     case "connect": {
+      if (values.sandbox) {
+        const [p, sandboxName, ...extra] = positionals;
+        if (!p || extra.length > 0 || values.credentials || values.config) {
+          throw new UsageError(
+            "usage: npm run tether -- connect --sandbox <provider> [<name>] (no --credentials or " +
+              "--config: the sandbox account supplies them)",
+          );
+        }
+        checkProvider(p);
+        checkUuid(values.owner, "--owner");
+        const t = await pick();
+        if (t.kind !== "local" || !t.sandboxUrl) {
+          throw new UsageError("--sandbox needs the local stack (its sandboxes): drop --project");
+        }
+        const data = await progress(
+          `creating a ${p} sandbox account and connecting it`,
+          () => connectSandbox(t, p as ProviderName, sandboxName, values.owner),
+        );
+        print(
+          data,
+          () =>
+            `connected: ${data.name} (${data.provider}) ${data.connection_id}, sandbox account ` +
+            `${data.external_id}`,
+        );
+        return;
+      }
       const [p, externalId, name, ...extra] = positionals;
       if (!p || !externalId || !name || extra.length > 0) {
         throw new UsageError(`usage: npm run tether -- ${HELP.connect}`);
@@ -183,7 +321,7 @@ async function main(argv: string[]): Promise<void> {
         config: parseJsonFlag("config", values.config),
         ...(values.owner ? { owner_id: values.owner } : {}),
       };
-      const t = await target();
+      const t = await pick();
       const data = await progress(
         `connecting ${name}`,
         () =>
@@ -198,7 +336,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "refresh": {
       noPositionals();
-      const t = await target();
+      const t = await pick();
       const data = await progress(
         "refreshing tokens",
         () =>
@@ -209,6 +347,7 @@ async function main(argv: string[]): Promise<void> {
           }),
       );
       print(data, () => table([data]));
+      await failIfUnhealthy(t, { provider, connection });
       return;
     }
     case "sync": {
@@ -216,7 +355,7 @@ async function main(argv: string[]): Promise<void> {
       if (extra.length > 0) throw new UsageError(`usage: npm run tether -- ${HELP.sync}`);
       checkChoice(which, "the stream", ["orders", "customers", "all"] as const);
       const streams = which === "all" ? ["orders", "customers"] : [which];
-      const t = await target();
+      const t = await pick();
       const body = {
         ...(provider ? { provider } : {}),
         ...(connection ? { connection_id: connection } : {}),
@@ -236,7 +375,11 @@ async function main(argv: string[]): Promise<void> {
         );
         const out = [
           runs.length === 0
-            ? "nothing was due (every stream synced within its interval): add --force to sync now"
+            ? values.force
+              ? skipped.length > 0
+                ? "nothing was synced: every matching connection was skipped (why is listed below)"
+                : "nothing was synced: no active connection matches"
+              : "nothing was due (every stream synced within its interval): add --force to sync now"
             : table(runs.map((r) => ({
               connection: r.connection_id,
               provider: r.provider,
@@ -256,6 +399,7 @@ async function main(argv: string[]): Promise<void> {
       if (Object.values(answers).some((a) => a.runs.some((r) => r.status !== "succeeded"))) {
         throw new CliError("some runs failed: see their error above, or `npm run tether -- runs`");
       }
+      await failIfUnhealthy(t, { provider, connection });
       return;
     }
     case "runs": {
@@ -282,7 +426,7 @@ async function main(argv: string[]): Promise<void> {
         ] as const,
       );
       const limit = positiveInt("limit", values.limit, 20)!;
-      const t = await target();
+      const t = await pick();
       const rows = await withDb(t, (sql) =>
         sql`
           select r.id::text as id, r.connection_id, c.provider, c.name, r.kind, r.stream,
@@ -300,7 +444,7 @@ async function main(argv: string[]): Promise<void> {
         table(rows.map((r) => ({
           id: r.id,
           provider: r.provider,
-          name: r.name,
+          name: r.name ?? (r.kind === "webhook" ? "(retry sweep)" : null),
           kind: r.kind,
           stream: r.stream,
           status: r.status,
@@ -311,12 +455,44 @@ async function main(argv: string[]): Promise<void> {
         }))));
       return;
     }
+    case "webhooks": {
+      noPositionals();
+      const status = checkChoice(
+        values.status,
+        "--status",
+        ["received", "processed", "ignored", "failed"] as const,
+      );
+      const limit = positiveInt("limit", values.limit, 20)!;
+      const sinceMinutes = positiveInt("since", values.since);
+      const t = await pick();
+      const rows = await withDb(t, (sql) =>
+        webhookEvents(sql, {
+          provider,
+          connection,
+          status,
+          topic: values.topic,
+          sinceMinutes,
+          limit,
+        }));
+      print(rows, () =>
+        table(rows.map((r) => ({
+          id: r.id,
+          provider: r.provider,
+          name: r.name,
+          topic: r.topic,
+          status: r.status,
+          attempts: r.attempts,
+          received_at: r.received_at,
+          error: r.last_error ? String(r.last_error).replace(/\s+/g, " ").slice(0, 60) : null,
+        }))));
+      return;
+    }
     case "backfill": {
-      await backfillCommand(await target(), positionals, json);
+      await backfillCommand(await pick(), positionals, json);
       return;
     }
     case "schedules": {
-      await schedulesCommand(await target(), positionals, json);
+      await schedulesCommand(await pick(), positionals, json);
       return;
     }
     case "install":
@@ -332,13 +508,14 @@ async function main(argv: string[]): Promise<void> {
     case "rotate-key": {
       noPositionals();
       const batchSize = positiveInt("batch", values.batch);
-      const t = await target();
+      const t = await pick();
       if (!t.keyRing) {
         throw new UsageError(
           "set TOKEN_ENCRYPTION_KEYS to the key ring, the new key first (k2:…,k1:…)",
         );
       }
       const vault = await TokenVault.fromKeyRing(t.keyRing);
+      await checkFunctionsHoldKey(t, vault);
       const result = await withDb(t, (sql) =>
         runRotateKey({ db: sql, vault }, {
           batchSize,
@@ -365,8 +542,15 @@ try {
   const usage = err instanceof UsageError;
   if (usage || err instanceof CliError || err instanceof StackError) {
     console.error(`tether: ${err.message}`);
-    if (jsonMode) console.log(JSON.stringify({ error: err.message }));
+    if (jsonMode && !output.printed) console.log(JSON.stringify({ error: err.message }));
     Deno.exit(usage ? 2 : 1);
   }
-  throw err;
+  // Anything else (a database refusal, a bug): one line, never a stack trace, unless asked.
+  const message = err instanceof Error ? err.message : String(err);
+  console.error(
+    `tether: ${message}${Deno.env.get("TETHER_DEBUG") ? "" : " (TETHER_DEBUG=1 shows where)"}`,
+  );
+  if (Deno.env.get("TETHER_DEBUG")) console.error(err);
+  if (jsonMode && !output.printed) console.log(JSON.stringify({ error: message }));
+  Deno.exit(1);
 }

@@ -90,7 +90,7 @@ try {
   if (once) {
     step("One full cycle:");
     const report = await runOnce(demo, step);
-    console.log(`\n${renderTable(report.rows)}\n`);
+    console.log(`\n${renderTable(report.rows)}\n\n${report.activity.join("\n")}\n`);
     if (report.ok) {
       console.log(`All ${report.rows.length} connections healthy.`);
     } else {
@@ -158,10 +158,13 @@ async function live(demo: Demo, info: { DATABASE_URL: string; FUNCTIONS_URL: str
     if (stopping) return;
     const rows = await demo.health().catch(() => undefined);
     if (!rows || stopping) return;
+    const summary = await demo.activity().catch((err) => [`(activity: ${err?.message ?? err})`]);
+    if (stopping) return;
     draw({
       header,
       rows,
       footer: [
+        ...summary,
         `Sandboxes: ${activity.changes.toLocaleString("en-US")} changes produced, ${
           activity.webhooks.toLocaleString("en-US")
         } webhooks delivered; first sync and backfill: ${activity.initial}.` +

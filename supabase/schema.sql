@@ -317,6 +317,25 @@ COMMENT ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id tex
 
 
 --
+-- Name: backfill_earliest_start(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.backfill_earliest_start() RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select timestamptz '2000-01-01T00:00:00Z'
+$$;
+
+
+--
+-- Name: FUNCTION backfill_earliest_start(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.backfill_earliest_start() IS 'The earliest range_start a backfill accepts: 2000-01-01 UTC, before any of the providers (QuickBooks Online 2000s, Lightspeed 2005, Shopify 2006, ShipHero 2013, Maystro 2019) could hold a record. Equal to EARLIEST_BACKFILL_START in functions-shared/jobs/backfill.ts.';
+
+
+--
 -- Name: backfill_streams(text); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -369,7 +388,7 @@ CREATE FUNCTION tether.check_provider(provider text) RETURNS text
     AS $$
 begin
   if provider is not null and not tether.is_known_provider(provider) then
-    raise exception 'unknown provider "%"', provider
+    raise exception 'unknown provider "%"', tether.shown(provider)
       using hint = 'one of ' || (select string_agg(p.provider, ', ') from tether.providers() p)
                    || ', or null for all';
   end if;
@@ -435,12 +454,22 @@ declare
   conn record;
   other record;
   new_id uuid;
+  earliest constant timestamptz := tether.backfill_earliest_start();
+  bound record;
 begin
   if connection_id is null or stream is null or range_start is null or range_end is null then
     raise exception 'connection_id, stream, range_start and range_end are all required'
       using errcode = 'invalid_parameter_value',
             hint = 'select start_backfill(''<connection uuid>'', ''orders'', ''2026-01-29T00:00:00Z'', ''2026-01-31T23:59:59Z'')';
   end if;
+  for bound in select * from (values ('range_start', range_start), ('range_end', range_end))
+                 as b(name, value) loop
+    if not isfinite(bound.value) or bound.value < earliest then
+      raise exception '% (%) must be a time on or after %', bound.name, bound.value, earliest
+        using errcode = 'invalid_parameter_value',
+              hint = 'no provider holds records from before then; e.g. 2026-01-29T00:00:00Z';
+    end if;
+  end loop;
   -- Locks the connection: two starts on it at once are checked for overlap one after the other.
   select c.id, c.provider, c.name into conn
     from tether.connections c where c.id = create_backfill.connection_id for update;
@@ -450,7 +479,7 @@ begin
             hint = 'select id, provider, name from tether.connection_health';
   end if;
   if not (stream = any(tether.backfill_streams(conn.provider))) then
-    raise exception '% has no % stream', conn.provider, stream
+    raise exception '% has no % stream', conn.provider, tether.shown(stream)
       using errcode = 'invalid_parameter_value',
             hint = format('streams of %s: %s', conn.provider,
                           array_to_string(tether.backfill_streams(conn.provider), ', '));
@@ -489,7 +518,7 @@ $$;
 -- Name: FUNCTION create_backfill(connection_id uuid, stream text, range_start timestamp with time zone, range_end timestamp with time zone); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.create_backfill(connection_id uuid, stream text, range_start timestamp with time zone, range_end timestamp with time zone) IS 'Validates a backfill request (known connection, a stream its provider has, range_start < range_end, range_end not in the future, no overlap with a pending or running backfill of the same stream) and creates the job row, status pending. start_backfill() = this + triggering the backfill function.';
+COMMENT ON FUNCTION tether.create_backfill(connection_id uuid, stream text, range_start timestamp with time zone, range_end timestamp with time zone) IS 'Validates a backfill request (finite bounds on or after backfill_earliest_start(), known connection, a stream its provider has, range_start < range_end, range_end not in the future, no overlap with a pending or running backfill of the same stream) and creates the job row, status pending. start_backfill() = this + triggering the backfill function.';
 
 
 --
@@ -634,6 +663,26 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.providers() IS 'Every provider Tether knows, the streams it has and whether it connects by OAuth: the one list the constraints, check_provider() and backfill_streams() use. Equal to the registry in functions-shared/providers/registry.ts (tests/provider_registry_test.ts).';
+
+
+--
+-- Name: shown(text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.shown(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case when length(value) <= 40 then value
+              else left(value, 40) || format('… (%s characters)', length(value)) end
+$$;
+
+
+--
+-- Name: FUNCTION shown(value text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error message quotes it: whole up to 40 characters, cut beyond.';
 
 
 --
@@ -1040,7 +1089,7 @@ CREATE VIEW tether.connection_health WITH (security_invoker='true') AS
     b.windows_done AS backfill_windows_done,
     b.records_count AS backfill_records_count,
         CASE
-            WHEN (b.id IS NULL) THEN NULL::numeric
+            WHEN ((b.id IS NULL) OR (NOT (isfinite(b.range_start) AND isfinite(b.range_end) AND isfinite(COALESCE(b.covered_until, b.range_start)))) OR (b.range_end <= b.range_start)) THEN NULL::numeric
             ELSE round(((100.0 * EXTRACT(epoch FROM (COALESCE(b.covered_until, b.range_start) - b.range_start))) / EXTRACT(epoch FROM (b.range_end - b.range_start))), 1)
         END AS backfill_percent,
     b.last_error AS backfill_last_error
@@ -1062,7 +1111,9 @@ CREATE VIEW tether.connection_health WITH (security_invoker='true') AS
             bf.created_at,
             bf.started_at,
             bf.finished_at,
-            bf.updated_at
+            bf.updated_at,
+            bf.consecutive_failures,
+            bf.next_attempt_at
            FROM tether.backfills bf
           WHERE ((bf.connection_id = c.id) AND (bf.status = ANY (ARRAY['pending'::text, 'running'::text])))
           ORDER BY bf.created_at
@@ -1603,6 +1654,14 @@ ALTER TABLE ONLY tether.orders
 
 
 --
+-- Name: backfills range_is_finite; Type: CHECK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.backfills
+    ADD CONSTRAINT range_is_finite CHECK ((isfinite(range_start) AND isfinite(range_end))) NOT VALID;
+
+
+--
 -- Name: runs runs_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2048,6 +2107,13 @@ GRANT ALL ON FUNCTION public.sync_orders(provider text) TO service_role;
 --
 
 REVOKE ALL ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION backfill_earliest_start(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.backfill_earliest_start() FROM PUBLIC;
 
 
 --

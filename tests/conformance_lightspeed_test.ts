@@ -20,6 +20,7 @@ import {
   type Stored,
   withSandbox,
 } from "./helpers/streams.ts";
+import { hmacHex } from "../scripts/local/signing.ts";
 
 const CLIENT_ID = "sandbox-lightspeed-client";
 const SECRET = "sandbox-lightspeed-secret";
@@ -27,18 +28,6 @@ const SECRET = "sandbox-lightspeed-secret";
 async function fixture(name: string): Promise<Record<string, unknown>> {
   const text = await Deno.readTextFile(new URL(`./fixtures/lightspeed/${name}`, import.meta.url));
   return JSON.parse(text).payload;
-}
-
-async function hmacHex(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import {
   truthOf,
   withSandbox,
 } from "./helpers/streams.ts";
+import { hmacBase64 } from "../scripts/local/signing.ts";
 
 const VERIFIER = "sandbox-quickbooks-verifier";
 
@@ -39,18 +40,6 @@ async function fixture<T>(name: string): Promise<T> {
   return JSON.parse(
     await Deno.readTextFile(new URL(`./fixtures/quickbooks/${name}`, import.meta.url)),
   );
-}
-
-async function hmacBase64(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return btoa(String.fromCharCode(...mac));
 }
 
 /** The numeric sequence of a sandbox order, from its `Invoice:<Id>` external id. */

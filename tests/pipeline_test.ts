@@ -90,6 +90,10 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
   try {
     const id = await seedDueConnection(db);
     await storeVaultSecrets(db, functions.functionsUrl, functions.secretKey);
+    // An invocation whose worker died long ago (still "running") is closed by the next one.
+    const [{ lost }] = await db.sql<[{ lost: string }]>`
+      insert into tether.invocations (function_name, accepted_at)
+      values ('refresh-tokens', now() - interval '1 hour') returning id::text as lost`;
     const [{ request_id, called }] = await db.sql<[{ request_id: string; called: Date }]>`
       select public.refresh_tokens()::text as request_id, clock_timestamp() as called`;
     const invocation = await invocationOf<Record<string, number>>(db.sql, request_id);
@@ -100,8 +104,16 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
     const { duration_ms, ...counts } = invocation.result;
     assert.deepEqual(counts, { refreshed: 0, failed: 1, reauth_required: 0, skipped: 0 });
     assert.equal(typeof duration_ms, "number");
+    const [closed] = await db.sql`select status, error from tether.invocations where id = ${lost}`;
+    assert.deepEqual({ ...closed }, {
+      status: "failed",
+      error: "interrupted: the worker ended before the work did",
+    });
     const state = await connectionState(db, id);
-    assert.match(state.last_error ?? "", /shiphero token endpoint could not be reached/);
+    assert.match(
+      state.last_error ?? "",
+      /shiphero token endpoint at 127\.0\.0\.1:\d+ could not be reached/,
+    );
     assert.deepEqual({ ...state, last_error: "…" }, {
       status: "error",
       consecutive_failures: 1,

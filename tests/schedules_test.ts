@@ -70,7 +70,8 @@ Deno.test("schedules.sql rerun keeps a paused job paused, with its jobid and its
   const env = await stackEnv();
   const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
   const file = join(paths.root, "sql", "schedules.sql");
-  const job = "tether-cleanup";
+  // Not tether-cleanup, which the CLI's schedules test pauses and resumes at the same time.
+  const job = "tether-process-webhook-events";
   try {
     await sql.file(file);
     const [before] = await sql<{ jobid: string }[]>`

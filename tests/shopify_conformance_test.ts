@@ -16,6 +16,7 @@ import {
   testDeps,
 } from "./helpers/stack.ts";
 import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
+import { hmacBase64 } from "../scripts/local/signing.ts";
 
 const SECRET = "sandbox-shopify-secret";
 const DAY = 86_400_000;
@@ -143,18 +144,6 @@ Deno.test("a backfill older than 60 days without read_all_orders is refused at o
 // ---------------------------------------------------------------------------------------------
 // Webhooks trust only what is signed
 
-async function hmac(body: string, secret = SECRET): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
-  return btoa(String.fromCharCode(...new Uint8Array(mac)));
-}
-
 async function withWebhooks(
   fn: (w: World & { url: string; shopDomain: string; connId: string }) => Promise<void>,
 ): Promise<void> {
@@ -214,7 +203,7 @@ const customerBody = (updatedAt: string) =>
 Deno.test("a genuine customers/update replayed as customers/delete with a 2099 Triggered-At is refused and changes nothing", async () => {
   await withWebhooks(async (w) => {
     const body = customerBody("2025-11-30T10:00:00-05:00");
-    const signature = await hmac(body);
+    const signature = await hmacBase64(SECRET, body);
     const genuine = await send(w.url, body, classic("customers/update", w.shopDomain, signature));
     assert.equal(genuine.status, 200);
     const forged = await send(
@@ -242,7 +231,7 @@ Deno.test("a genuine customers/update replayed as customers/delete with a 2099 T
 Deno.test("a genuine delivery replayed under a fresh X-Shopify-Webhook-Id is a duplicate, not processed again", async () => {
   await withWebhooks(async (w) => {
     const body = customerBody("2025-11-30T10:00:00-05:00");
-    const signature = await hmac(body);
+    const signature = await hmacBase64(SECRET, body);
     const first = await send(w.url, body, classic("customers/update", w.shopDomain, signature));
     assert.equal(first.json.processed, 1);
     const replay = await send(w.url, body, classic("customers/update", w.shopDomain, signature));
@@ -262,7 +251,7 @@ Deno.test("record times come from the signed body and never lie in the future; a
     const r = await send(
       w.url,
       future,
-      classic("customers/update", w.shopDomain, await hmac(future)),
+      classic("customers/update", w.shopDomain, await hmacBase64(SECRET, future)),
     );
     assert.equal(r.json.processed, 1);
     const [row] = await w.db.sql<{ t: Date }[]>`
@@ -281,7 +270,7 @@ Deno.test("record times come from the signed body and never lie in the future; a
     const d = await send(
       w.url,
       deletion,
-      classic("customers/delete", w.shopDomain, await hmac(deletion), {
+      classic("customers/delete", w.shopDomain, await hmacBase64(SECRET, deletion), {
         "x-shopify-triggered-at": "2099-01-01T00:00:00Z",
       }),
     );
@@ -297,7 +286,11 @@ Deno.test("record times come from the signed body and never lie in the future; a
 Deno.test("an order topic on a customer body (or the reverse) is refused", async () => {
   await withWebhooks(async (w) => {
     const body = customerBody("2025-11-30T10:00:00-05:00");
-    const r = await send(w.url, body, classic("orders/updated", w.shopDomain, await hmac(body)));
+    const r = await send(
+      w.url,
+      body,
+      classic("orders/updated", w.shopDomain, await hmacBase64(SECRET, body)),
+    );
     assert.equal(r.status, 400);
     assert.match(String(r.json.message), /admin_graphql_api_id: expected a Order GID/);
     const [events] = await w.db.sql<{ n: number }[]>`

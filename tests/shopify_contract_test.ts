@@ -42,6 +42,7 @@ import {
 } from "../functions-shared/providers/shopify/webhook.ts";
 import { ProviderError } from "../functions-shared/providers/types.ts";
 import { SCHEMA as SANDBOX_SCHEMA } from "../sandbox/providers/shopify/schema.ts";
+import { hmacBase64 as sign, hmacHex } from "../scripts/local/signing.ts";
 
 const FIXTURES = new URL("./fixtures/shopify/", import.meta.url);
 
@@ -259,17 +260,7 @@ Deno.test("the OAuth callback's signature is checked as the official library che
     };
     // hex HMAC-SHA256 of the sorted query without hmac (hmac-validator.mjs stringifyQueryForAdmin).
     const message = new URLSearchParams(Object.entries(params).sort()).toString();
-    const key = await crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(app.clientSecret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign"],
-    );
-    const mac = new Uint8Array(
-      await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message)),
-    );
-    const hmac = Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("");
+    const hmac = await hmacHex(app.clientSecret, message);
     return new URLSearchParams({ ...params, hmac });
   };
   const at = now.getTime() / 1000;
@@ -351,18 +342,6 @@ Deno.test("a customers page without protected-data approval stores what is allow
 
 // ---------------------------------------------------------------------------------------------
 // Webhook headers, both delivery types
-
-async function sign(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
-  return btoa(String.fromCharCode(...new Uint8Array(mac)));
-}
 
 Deno.test("webhooks are read under both published header sets (X-Shopify-* and Events' shopify-*)", async () => {
   const published = await fixture<Record<"classic" | "events", Record<string, string>>>(

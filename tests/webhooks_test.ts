@@ -15,6 +15,7 @@ import {
   testDeps,
 } from "./helpers/stack.ts";
 import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
+import { hmacBase64, hmacHex } from "../scripts/local/signing.ts";
 
 const SHOPIFY_SECRET = "sandbox-shopify-secret";
 
@@ -243,20 +244,6 @@ Deno.test("1,000 deliveries across providers, 30 % duplicated and shuffled: each
 });
 
 // --- rejection: a valid fixture, then exactly one thing changed per case ---------------------
-
-async function hmac(secret: string, body: string, encoding: "base64" | "hex"): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return encoding === "hex"
-    ? Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("")
-    : btoa(String.fromCharCode(...mac));
-}
 
 async function shopifyFixture(shop: string, secret = SHOPIFY_SECRET, id = crypto.randomUUID()) {
   const body = JSON.stringify({
@@ -700,3 +687,8 @@ Deno.test("maystro: the client-published bodies (nested, base64 message.data) re
     assert.equal(await assertRowsAreNewest(w, c, "orders"), 1);
   });
 });
+
+/** A provider's HMAC of `body`, as it would sign it. */
+function hmac(secret: string, body: string, encoding: "base64" | "hex"): Promise<string> {
+  return encoding === "hex" ? hmacHex(secret, body) : hmacBase64(secret, body);
+}

@@ -1,7 +1,19 @@
 // tether.invocations: one row per asynchronous function call, answered 202 and worked after.
 import type { Sql } from "./client.ts";
 
+/**
+ * An invocation still running this long after it was accepted lost its worker: the platform's
+ * longest wall clock is 400 s (supabase.com/docs/guides/functions/limits).
+ */
+const ABANDONED_AFTER = "10 minutes";
+
+/** Records a new invocation; closes, as interrupted, those whose worker died before they ended. */
 export async function openInvocation(sql: Sql, functionName: string, at: Date): Promise<string> {
+  await sql`
+    update tether.invocations
+       set status = 'failed', finished_at = ${at},
+           error = 'interrupted: the worker ended before the work did'
+     where status = 'running' and accepted_at < ${at}::timestamptz - ${ABANDONED_AFTER}::interval`;
   const [row] = await sql<{ id: string }[]>`
     insert into tether.invocations (function_name, accepted_at)
     values (${functionName}, ${at})

@@ -111,6 +111,38 @@ export async function unsyncableConnections(
      order by c.name`;
 }
 
+/**
+ * Active connections whose stream another worker holds (its lease not yet lapsed): a sync in
+ * progress, or one that died and whose lease lapses at `lease_expires_at`. Not synced by this run.
+ */
+export async function leasedStreams(
+  sql: Sql,
+  o: {
+    stream: string;
+    providers: readonly string[];
+    provider?: string;
+    connectionId?: string;
+    owner: string;
+    now: Date;
+  },
+): Promise<SkippedStream[]> {
+  return await sql<SkippedStream[]>`
+    select c.id as connection_id, c.name, c.provider, c.status,
+           'another worker holds this stream until '
+             || to_char(s.lease_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+             || ': a sync in progress, or one that died; try again after that' as reason
+      from tether.sync_cursors s
+      join tether.connections c on c.id = s.connection_id
+     where s.stream = ${o.stream}
+       and c.status = 'active'
+       and s.lease_owner is distinct from ${o.owner}
+       and s.lease_expires_at >= ${o.now}
+       and c.provider = any(string_to_array(${o.providers.join(",")}, ','))
+       and (${o.provider ?? null}::text is null or c.provider = ${o.provider ?? null})
+       and (${o.connectionId ?? null}::uuid is null or c.id = ${o.connectionId ?? null})
+     order by c.name`;
+}
+
 /** Writes the checkpoint (inside the page's transaction) if this worker still holds the lease. */
 export async function checkpoint(
   tx: Tx,

@@ -53,6 +53,15 @@ export async function markProcessed(sql: Sql, id: string): Promise<void> {
      where id = ${id}`;
 }
 
+/** An event nothing can process any more (its connection is gone): kept, with the reason. */
+export async function markIgnored(sql: Sql, id: string, reason: string): Promise<void> {
+  await sql`
+    update tether.webhook_events
+       set status = 'ignored', attempts = attempts + 1, processed_at = now(),
+           next_attempt_at = null, last_error = ${reason}
+     where id = ${id}`;
+}
+
 export async function markFailed(sql: Sql, id: string, error: string): Promise<void> {
   await sql`
     update tether.webhook_events

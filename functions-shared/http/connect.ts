@@ -12,6 +12,11 @@
 //     exchanges the code, stores the connection as `connect` does, and answers a small HTML page.
 //     A bad, expired, replayed or foreign state is a 400 page in plain words; nothing is stored.
 //
+//   GET /connect/_key_ring
+//     Caller auth. The key ring the functions hold: `{active_key_id, keys: [{id, fingerprint}]}`
+//     (fingerprints, never keys), so `npm run tether -- rotate-key` can refuse to re-encrypt with
+//     a key the functions could not decrypt.
+//
 // Every other request goes to the `connect` job (POST JSON).
 
 import { spendNonce } from "../db/oauth_states.ts";
@@ -28,9 +33,11 @@ import {
   type OAuthProvider,
 } from "../providers/registry.ts";
 import { ProviderError, PROVIDERS } from "../providers/types.ts";
+import { hasControlCharacter, NO_CONTROL_CHARACTERS } from "../validation.ts";
 import { authenticated, createJobHandler, jsonError } from "./serve.ts";
 
 const ROUTE = /^(?:\/functions\/v1)?\/connect\/([^/]+)\/(start|callback)\/?$/;
+const KEY_RING_ROUTE = /^(?:\/functions\/v1)?\/connect\/_key_ring\/?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Routes `GET /connect/<provider>/start|callback` to OAuth, everything else to the job. */
@@ -40,8 +47,16 @@ export function createConnectHandler(deps: Deps): (req: Request) => Promise<Resp
     const [, provider = ""] = new URL(req.url).pathname.match(ROUTE) ?? [];
     return start(deps, provider, new URL(req.url).searchParams);
   });
+  const keyRingRoute = authenticated(deps, () =>
+    Promise.resolve(
+      Response.json(
+        { active_key_id: deps.vault.activeKeyId, keys: deps.vault.fingerprints },
+        { headers: { "cache-control": "no-store" } },
+      ),
+    ));
   return async (req) => {
     const url = new URL(req.url);
+    if (req.method === "GET" && KEY_RING_ROUTE.test(url.pathname)) return await keyRingRoute(req);
     const route = req.method === "GET" ? url.pathname.match(ROUTE) : null;
     if (!route) return await job(req);
     const [, provider = "", step] = route;
@@ -98,6 +113,9 @@ async function start(deps: Deps, provider: string, query: URLSearchParams): Prom
   const name = query.get("name")?.trim() || undefined;
   if (name !== undefined && name.length > 200) {
     return jsonError("invalid_query", "name: at most 200 characters");
+  }
+  if (name !== undefined && hasControlCharacter(name)) {
+    return jsonError("invalid_query", `name: ${NO_CONTROL_CHARACTERS}`);
   }
   const oauth = oauthOf(provider);
   let account: string | undefined;

@@ -4,10 +4,11 @@
 import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
 import { createDeps, type Deps, type Job } from "../deps.ts";
 import { readEnv } from "../env.ts";
-import { coerceError, httpStatus, JobError, type JobErrorCode } from "../errors.ts";
+import { coerceError, httpStatus, JobError, type JobErrorCode, safeMessage } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { startInvocation } from "../jobs/invocations.ts";
-import { formatIssues } from "../validation.ts";
+import { findNulCharacter, formatIssues } from "../validation.ts";
+import { PayloadTooLarge, readRawBody } from "../webhooks/verify.ts";
 
 export type Handler = (req: Request) => Promise<Response>;
 
@@ -23,18 +24,44 @@ export function errorResponse(deps: Deps, what: string, err: unknown): Response 
   if (err instanceof JobError) return jsonError(err.code, err.message);
   const error = coerceError(err);
   deps.log.error(`${what} failed`, { error: error.message });
-  return jsonError("job_failed", error.message);
+  return jsonError("job_failed", safeMessage(error));
 }
 
-/** The body as JSON (`{}` when empty); JobError invalid_body when it is not JSON. */
-export async function readJsonBody(req: Request): Promise<unknown> {
-  const text = await req.text();
-  if (text.trim() === "") return {};
+/**
+ * The largest JSON body a job accepts. The biggest real one is `connect`'s: a few tokens (each at
+ * most 8 KiB, providers/common.ts) and a config of a few URLs.
+ */
+export const MAX_JOB_BODY_BYTES = 64 * 1024;
+
+/**
+ * The body as JSON (`{}` when empty), read up to `max` bytes (413 beyond, before more is read);
+ * JobError invalid_body when it is not JSON or holds a U+0000 Postgres could not store (naming
+ * the field).
+ */
+export async function readJsonBody(req: Request, max = MAX_JOB_BODY_BYTES): Promise<unknown> {
+  let raw: Uint8Array;
   try {
-    return JSON.parse(text);
+    raw = await readRawBody(req, max);
+  } catch (err) {
+    if (err instanceof PayloadTooLarge) throw new JobError("payload_too_large", err.message);
+    throw err;
+  }
+  const text = new TextDecoder().decode(raw);
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
   } catch {
     throw new JobError("invalid_body", "the request body must be JSON");
   }
+  const nul = findNulCharacter(value);
+  if (nul !== undefined) {
+    throw new JobError(
+      "invalid_body",
+      `${nul === "" ? "the body" : `field "${nul}"`}: must not contain U+0000 (NUL) characters`,
+    );
+  }
+  return value;
 }
 
 /** RFC 7240 `Prefer: respond-async`, which the SQL API's calls through pg_net send. */

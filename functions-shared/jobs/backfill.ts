@@ -31,7 +31,15 @@ import { PageRun, readPages, type StreamSource } from "./pipeline.ts";
 import { LEASE_SECONDS } from "./tokens.ts";
 
 const DATE_TIME_FORM = "expected an ISO 8601 date-time with an offset, like 2026-01-29T00:00:00Z";
-const dateTime = z.iso.datetime({ offset: true, error: DATE_TIME_FORM });
+/**
+ * The earliest range_start a backfill accepts: before any provider could hold a record. Equal to
+ * tether.backfill_earliest_start() in SQL (tests/reliability_test.ts).
+ */
+export const EARLIEST_BACKFILL_START = "2000-01-01T00:00:00Z";
+const dateTime = z.iso.datetime({ offset: true, error: DATE_TIME_FORM }).refine(
+  (value) => Date.parse(value) >= Date.parse(EARLIEST_BACKFILL_START),
+  `expected a time on or after ${EARLIEST_BACKFILL_START}: no provider holds records from before then`,
+);
 
 const ById = z.strictObject({ backfill_id: z.uuid() });
 const ByRange = z.strictObject({

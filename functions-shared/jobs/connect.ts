@@ -18,13 +18,17 @@ import {
   PROVIDERS,
   type TokenGrant,
 } from "../providers/types.ts";
-import { formatIssues } from "../validation.ts";
+import { formatIssues, hasControlCharacter, NO_CONTROL_CHARACTERS } from "../validation.ts";
 import { adapterContext } from "./tokens.ts";
+
+/** Text shown and matched as given: no control characters (U+0000 cannot even be stored). */
+const plainText = (max: number) =>
+  z.string().trim().min(1).max(max).refine((v) => !hasControlCharacter(v), NO_CONTROL_CHARACTERS);
 
 export const ConnectInput = z.strictObject({
   provider: z.enum(PROVIDERS),
-  external_id: z.string().trim().min(1).max(255),
-  name: z.string().trim().min(1).max(200),
+  external_id: plainText(255),
+  name: plainText(200),
   owner_id: z.uuid().optional(),
   credentials: z.record(z.string(), z.unknown()),
   config: z.record(z.string(), z.unknown()).default({}),

@@ -86,6 +86,8 @@ export class PageRun {
   readonly withheld = new Set<string>();
   #pacer: Pacer | undefined;
   #pacedBefore = 0;
+  /** The run's deadline, charged with the CPU each written page is estimated to cost. */
+  #deadline: Deadline | undefined;
 
   private constructor(
     private readonly deps: Deps,
@@ -124,6 +126,7 @@ export class PageRun {
     );
     this.#pacer = pacer;
     this.#pacedBefore = pacer.waitedMs;
+    this.#deadline = deadline;
     const ctx = { ...adapterContext(this.deps), pacer };
     const ref = connectionRef(connection);
     const source = {
@@ -170,6 +173,7 @@ export class PageRun {
     this.counts.updated += written.updated;
     this.counts.unchanged += written.unchanged;
     this.pages++;
+    this.#deadline?.charge(page.records.length * this.deps.env.cpuMsPerRecord);
     const fresh = (page.withheld ?? []).filter((field) => !this.withheld.has(field));
     for (const field of fresh) this.withheld.add(field);
     if (fresh.length > 0) {

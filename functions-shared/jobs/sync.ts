@@ -16,6 +16,7 @@ import {
   ensureStreams,
   failStream,
   finishStream,
+  leasedStreams,
   releaseStream,
   type SkippedStream,
   unsyncableConnections,
@@ -118,6 +119,17 @@ export async function runSync(
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+  // Held by another worker (in progress, or dead until its lease lapses): say so, not nothing.
+  result.skipped.push(
+    ...(await leasedStreams(deps.db, {
+      stream,
+      providers,
+      provider: input.provider,
+      connectionId: input.connection_id,
+      owner,
+      now: deps.now(),
+    })).filter((s) => !taken.includes(s.connection_id)),
+  );
   result.duration_ms = Math.round(deps.clock.monotonicMs() - startedMs);
   deps.log.info(`sync-${stream} done`, {
     runs: result.runs.length,

@@ -17,6 +17,7 @@ import { readCredentials, type StoredCredentials, writeCredentials } from "../db
 import { insertRun, type RunRecord } from "../db/runs.ts";
 import { Deadline, type Deps } from "../deps.ts";
 import { describeInternal } from "../errors.ts";
+import { VaultDecryptError } from "../vault.ts";
 import { adapterFor, providerFacts, PROVIDERS } from "../providers/registry.ts";
 import {
   type AdapterContext,
@@ -121,15 +122,25 @@ export async function refreshClaimed(
       if (current.version !== stored.version) return await skip("token already rotated elsewhere");
     }
     const known = err instanceof ProviderError;
-    const status = known && err.reauthRequired ? "reauth_required" : "error";
-    const message = known ? err.message : describeInternal(err);
+    // A credential no key of the ring can decrypt will not decrypt on retry: a person must add
+    // the key (or reconnect). Said as such, never an `error` retried forever.
+    const missingKey = isMissingKey(err);
+    const status = (known && err.reauthRequired) || missingKey ? "reauth_required" : "error";
+    const message = known
+      ? err.message
+      : missingKey
+      ? `stored credentials cannot be decrypted: ${err.message}, or reconnect it`
+      : describeInternal(err);
     await recordRefreshFailure(deps.db, row.id, owner, {
       now: deps.now(),
       status,
       error: message,
       retryAfterMs: known ? err.retryAfterMs : undefined,
     });
-    await run("failed", { error: message, details: { code: known ? err.code : "internal" } });
+    await run("failed", {
+      error: message,
+      details: { code: known ? err.code : missingKey ? "missing_key" : "internal" },
+    });
     deps.log[known ? "warn" : "error"]("refresh failed", {
       connection_id: row.id,
       provider: row.provider,
@@ -137,6 +148,11 @@ export async function refreshClaimed(
     });
     return status === "reauth_required" ? "reauth_required" : "failed";
   }
+}
+
+/** A stored value was encrypted with a key the ring does not hold. */
+function isMissingKey(err: unknown): err is VaultDecryptError {
+  return err instanceof VaultDecryptError && err.code === "unknown_key_id";
 }
 
 export class ConnectionUnavailable extends Error {
@@ -170,8 +186,14 @@ export async function getAccessToken(
     const fresh = row.token_expires_at === null ||
       row.token_expires_at.getTime() - margin > deps.now().getTime();
     if (fresh && !force && row.status === "active") {
-      const { values } = await readCredentials(deps.db, deps.vault, row.id);
-      return { token: adapter.accessToken(values), credentials: values, connection: row };
+      try {
+        const { values } = await readCredentials(deps.db, deps.vault, row.id);
+        return { token: adapter.accessToken(values), credentials: values, connection: row };
+      } catch (err) {
+        // Its key is missing: the claimed refresh below records reauth_required naming it.
+        if (!isMissingKey(err)) throw err;
+        force = true;
+      }
     }
     const owner = `on-demand:${crypto.randomUUID()}`;
     const claimed = await claimConnection(deps.db, row.id, {

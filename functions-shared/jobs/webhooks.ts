@@ -33,10 +33,12 @@ import {
   getConnection,
 } from "../db/connections.ts";
 import { readCredentials } from "../db/credentials.ts";
+import { insertRun } from "../db/runs.ts";
 import { applyOrderFacts, upsertRecords } from "../db/records.ts";
 import {
   claimFailed,
   markFailed,
+  markIgnored,
   markProcessed,
   recordEvent,
   type WebhookEventRow,
@@ -132,7 +134,7 @@ export async function receiveWebhook(
     });
     if (!row) result.duplicates++;
     else if (!active) result.ignored++;
-    else if (await processRow(deps, row)) result.processed++;
+    else if (await processRow(deps, row) === "processed") result.processed++;
     else result.failed++;
   }
   return webhooks.ack ?? result;
@@ -195,11 +197,20 @@ function processSink(deps: Deps, connectionId: string): WebhookProcessSink {
 // ---------------------------------------------------------------------------------------------
 // Processing (from the stored row only, so the sweep does exactly what the receiver did)
 
-/** Processes one recorded event; true when processed, false when it failed (kept for the sweep). */
-async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
+/**
+ * Processes one recorded event: processed; ignored when its connection no longer exists (deleted
+ * since it arrived: retrying cannot help); else why it failed (kept for the sweep).
+ */
+async function processRow(
+  deps: Deps,
+  row: WebhookEventRow,
+): Promise<"processed" | "ignored" | { error: string }> {
   try {
     const connectionId = row.connection_id;
-    if (!connectionId) throw new Error("the event has no connection");
+    if (!connectionId) {
+      await markIgnored(deps.db, row.id, "its connection no longer exists (it was deleted)");
+      return "ignored";
+    }
     const webhooks = webhooksOf(row.provider);
     if (!webhooks) throw new Error(`unknown provider ${row.provider}`);
     await webhooks.process(processSink(deps, connectionId), {
@@ -208,7 +219,7 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
       receivedAt: row.received_at,
     });
     await markProcessed(deps.db, row.id);
-    return true;
+    return "processed";
   } catch (err) {
     const error = coerceError(err);
     deps.log.warn("webhook processing failed", {
@@ -217,11 +228,11 @@ async function processRow(deps: Deps, row: WebhookEventRow): Promise<boolean> {
       error: error.message,
     });
     await markFailed(deps.db, row.id, error.message);
-    return false;
+    return { error: error.message };
   }
 }
 
-export const sweepInput = z.object({ force: z.boolean().optional() }).loose();
+export const sweepInput = z.strictObject({ force: z.boolean().optional() });
 
 // ---------------------------------------------------------------------------------------------
 // The sweep
@@ -229,16 +240,24 @@ export const sweepInput = z.object({ force: z.boolean().optional() }).loose();
 export interface SweepResult {
   claimed: number;
   processed: number;
+  /** Events whose connection was deleted since they arrived: marked ignored, not retried. */
+  ignored: number;
   failed: number;
 }
 
-/** Processes failed events whose retry time has come (all failed ones with `force`). */
+/**
+ * Processes failed events whose retry time has come (all failed ones with `force`). A sweep that
+ * claimed anything, or was forced, is recorded in tether.runs (kind webhook, no connection), so
+ * `npm run tether -- runs --kind webhook` shows it.
+ */
 export async function sweepWebhookEvents(
   deps: Deps,
   opts: { force?: boolean; limit?: number } = {},
 ): Promise<SweepResult> {
+  const started = deps.now();
   const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
-  const result: SweepResult = { claimed: 0, processed: 0, failed: 0 };
+  const result: SweepResult = { claimed: 0, processed: 0, ignored: 0, failed: 0 };
+  let lastError: string | undefined;
   while (!deadline.passed) {
     const rows = await claimFailed(deps.db, {
       limit: opts.limit ?? 50,
@@ -248,11 +267,29 @@ export async function sweepWebhookEvents(
     if (rows.length === 0) break;
     result.claimed += rows.length;
     for (const row of rows) {
-      if (await processRow(deps, row)) result.processed++;
-      else result.failed++;
+      const outcome = await processRow(deps, row);
+      if (outcome === "processed") result.processed++;
+      else if (outcome === "ignored") result.ignored++;
+      else {
+        result.failed++;
+        lastError = `${row.provider} event ${row.event_id}: ${outcome.error}`;
+      }
     }
     // Forced: one pass, so an event that fails again is not retried in a loop.
     if (opts.force) break;
+  }
+  if (result.claimed > 0 || opts.force) {
+    await insertRun(deps.db, {
+      connection_id: null,
+      kind: "webhook",
+      status: result.failed > 0 ? "failed" : "succeeded",
+      started_at: started,
+      finished_at: deps.now(),
+      updated_count: result.processed,
+      error_count: result.failed,
+      error: lastError ?? null,
+      details: { sweep: true, force: opts.force ?? false, ...result },
+    });
   }
   return result;
 }

@@ -3,6 +3,7 @@
 // adapter can trust (or a "misconfigured" ProviderError naming the field).
 
 import { z } from "zod";
+import { NO_CONTROL_CHARACTERS } from "../validation.ts";
 import { parseWith } from "./http.ts";
 import {
   type ConnectionRef,
@@ -12,9 +13,25 @@ import {
   type ProviderName,
 } from "./types.ts";
 
+/**
+ * Limits of what a connection's credentials and config may hold. No provider publishes a maximum
+ * token length; these are documented defaults (README, provider matrix) far above any token or
+ * base URL seen, and below what a request header or a row should carry.
+ */
+export const LIMITS = { tokenChars: 8192, baseUrlChars: 2048 } as const;
+
+/** Printable text: no control character (U+0000–U+001F, U+007F), nor a space in a URL. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const PRINTABLE = /^[^\u0000-\u001f\u007f]*$/;
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const URL_CHARACTERS = /^[^\u0000-\u0020\u007f]*$/;
+
 /** An absolute http(s) URL with no query or fragment: the scheme + host (+ path prefix) to use. */
 export const baseUrl = z
-  .url({ protocol: /^https?$/, error: "expected an absolute http(s) URL" })
+  .string()
+  .max(LIMITS.baseUrlChars, `expected at most ${LIMITS.baseUrlChars} characters`)
+  .regex(URL_CHARACTERS, "expected a URL without spaces or control characters")
+  .pipe(z.url({ protocol: /^https?$/, error: "expected an absolute http(s) URL" }))
   .refine((value) => {
     const url = new URL(value);
     return url.search === "" && url.hash === "" && url.username === "" && url.password === "";
@@ -26,8 +43,12 @@ export const baseConfigShape = {
   api_base_url: baseUrl.optional(),
 };
 
-/** A token as stored or received: a non-empty string. */
-export const token = z.string().min(1, "expected a non-empty string");
+/** A token as stored or received: a non-empty string of printable characters, at most 8 KiB. */
+export const token = z
+  .string()
+  .min(1, "expected a non-empty string")
+  .max(LIMITS.tokenChars, `expected at most ${LIMITS.tokenChars} characters`)
+  .regex(PRINTABLE, NO_CONTROL_CHARACTERS);
 
 /** A lifetime in seconds as providers send it: a non-negative number. */
 export const seconds = z.number().nonnegative();

@@ -218,7 +218,7 @@ async function send(
         req.provider,
         "timeout",
         byTimer
-          ? `${label} did not answer within ${timeoutMs} ms`
+          ? `${label} (${hostOf(req.url)}) did not answer within ${timeoutMs} ms`
           : `${label} request was aborted by the caller`,
         { endpoint: req.endpoint },
       );
@@ -227,7 +227,10 @@ async function send(
       throw new ProviderError(
         req.provider,
         "network",
-        redact(`${label} could not be reached: ${truncate(error.message)}`, req.secrets),
+        redact(
+          `${label} at ${hostOf(req.url)} could not be reached: ${truncate(error.message)}`,
+          req.secrets,
+        ),
         { endpoint: req.endpoint },
       );
     }
@@ -235,6 +238,15 @@ async function send(
   } finally {
     clearTimeout(timer);
     ctx.signal?.removeEventListener("abort", onCallerAbort);
+  }
+}
+
+/** The host a request went to (what an operator checks first when it cannot be reached). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "an invalid URL";
   }
 }
 

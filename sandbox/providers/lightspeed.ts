@@ -1,5 +1,5 @@
 /**
- * Lightspeed Retail X-Series (PROVIDERS.md "Lightspeed Retail"), played under
+ * Lightspeed Retail X-Series (x-series-api.lightspeedhq.com), played under
  * `<url>/lightspeed` in place of https://{domain_prefix}.retail.lightspeed.app.
  *
  * Data: "GET /api/2.0/{sales|customers}?after=<version>&page_size=N →

@@ -1,5 +1,5 @@
 /**
- * Maystro Delivery (PROVIDERS.md "Maystro Delivery"), played under
+ * Maystro Delivery (as independent Maystro clients use it), played under
  * `<url>/maystro` in place of https://backend.maystro-delivery.com.
  * "Auth: Authorization: Token <api_token>, a static key from the dashboard; no refresh."
  *

@@ -1,5 +1,5 @@
 /**
- * ShipHero (PROVIDERS.md "ShipHero"), played under `<url>/shiphero` in place
+ * ShipHero (developer.shiphero.com), played under `<url>/shiphero` in place
  * of https://public-api.shiphero.com.
  *
  * The GraphQL endpoint serves `account` and `orders` from the account's
@@ -154,7 +154,7 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
 }
 
 // ---------------------------------------------------------------------------
-// Data: `account` and `orders` (PROVIDERS.md: "query orders(updated_from:, updated_to:,
+// Data: `account` and `orders` (developer.shiphero.com: "query orders(updated_from:, updated_to:,
 // order_date_from:, order_date_to:, …) returns {request_id, complexity, data: {edges{node{…}},
 // pageInfo{hasNextPage endCursor}}}; page with data(first: N, after: cursor)").
 //

@@ -48,8 +48,8 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
         body: JSON.stringify({ connection_id, force: true }),
       });
       const body = await res.json() as SyncResult;
-      const run = body.runs[0];
-      if (!res.ok || !run || run.status !== "succeeded") {
+      const run = res.ok ? body.runs[0] : undefined;
+      if (!run || run.status !== "succeeded") {
         throw new Error(`sync-orders failed: ${JSON.stringify(body)}`);
       }
       pages += run.pages;

@@ -5,6 +5,7 @@ import { testDeps } from "../local/harness.ts";
 import { inParallel } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
 import { withBenchWorld } from "./world.ts";
+import { hmacBase64 } from "../local/signing.ts";
 
 export interface WebhooksBench extends CaseResult {
   case: "webhooks";
@@ -30,13 +31,6 @@ export async function benchWebhooks(log: (line: string) => void): Promise<Webhoo
     });
     const served = await serve(["webhooks"]);
     const secret = deps.env.apps.shopify!.clientSecret;
-    const key = await crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(secret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign"],
-    );
     const distinct = Math.round(WEBHOOKS.deliveries / (1 + WEBHOOKS.duplicateShare));
     log(`signing ${distinct} deliveries (+ ${WEBHOOKS.deliveries - distinct} repeats)…`);
     const base = Date.parse("2026-11-01T00:00:00Z");
@@ -57,9 +51,6 @@ export async function benchWebhooks(log: (line: string) => void): Promise<Webhoo
         customer: null,
         fulfillments: version > 1 ? [{ tracking_number: `TRK${seq}` }] : [],
       });
-      const mac = new Uint8Array(
-        await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)),
-      );
       messages.push({
         body,
         headers: {
@@ -67,7 +58,7 @@ export async function benchWebhooks(log: (line: string) => void): Promise<Webhoo
           "x-shopify-topic": "orders/updated",
           "x-shopify-shop-domain": account.config.shop!,
           "x-shopify-webhook-id": crypto.randomUUID(),
-          "x-shopify-hmac-sha256": btoa(String.fromCharCode(...mac)),
+          "x-shopify-hmac-sha256": await hmacBase64(secret, body),
         },
       });
     }

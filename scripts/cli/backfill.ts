@@ -68,7 +68,9 @@ export async function backfillCommand(t: Target, args: string[], json: boolean):
     if (!connection || !stream || !from || !to) throw new UsageError(usage);
     checkUuid(connection, "<connection>");
   }
-  if ((sub === "status" || sub === "cancel") && rest[0]) checkUuid(rest[0], "<id>");
+  if ((sub === "status" || sub === "cancel") && rest[0]) {
+    checkUuid(rest[0], "<id>", "backfill list");
+  }
   if (sub === "cancel" && !rest[0]) throw new UsageError(usage);
 
   await withDb(t, async (sql) => {
@@ -158,7 +160,14 @@ export async function backfillCommand(t: Target, args: string[], json: boolean):
             `${err.message}: list them with \`npm run tether -- backfill list\``,
           );
         });
-        print({ id, status: row!.status }, () => `backfill ${id}: ${row!.status}`);
+        const status = row!.status;
+        print(
+          { id, status, already_finished: status !== "cancelled" },
+          () =>
+            status === "cancelled"
+              ? `backfill ${id}: cancelled`
+              : `backfill ${id} had already finished (${status}): nothing to cancel`,
+        );
         return;
       }
     }

@@ -11,6 +11,8 @@ export interface Target {
   serviceKey: string;
   databaseUrl: string;
   keyRing?: string;
+  /** The local stack's provider sandboxes (connect --sandbox). */
+  sandboxUrl?: string;
   /** "local" (the stack in .tether/) or "project" (SUPABASE_URL, TETHER_SERVICE_KEY, DATABASE_URL). */
   kind: "local" | "project";
 }
@@ -22,12 +24,33 @@ export class CliError extends Error {}
 
 const STACK_DOWN =
   "the local stack is not up: run `npm run stack:up` (or `npm start`) first, or point the CLI at a " +
-  "project with SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL";
+  "project with SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL (--project)";
 
-export async function target(): Promise<Target> {
+const PROJECT_VARS = ["SUPABASE_URL", "TETHER_SERVICE_KEY", "DATABASE_URL"] as const;
+
+/**
+ * Where the command goes. `--local`: the stack in .tether/, whatever is exported. `--project`: the
+ * project that SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL name (all three required).
+ * Neither: the project when all three are set, else the local stack; when only some are set (a
+ * shell that exports DATABASE_URL for something else), the local stack, saying so on stderr.
+ */
+export async function target(
+  choice: { local?: boolean; project?: boolean; quiet?: boolean } = {},
+): Promise<Target> {
   const env = Deno.env.toObject();
-  const given = ["SUPABASE_URL", "TETHER_SERVICE_KEY", "DATABASE_URL"].filter((n) => env[n]);
-  if (given.length === 3) {
+  if (choice.local && choice.project) {
+    throw new UsageError("--local and --project exclude each other: choose one");
+  }
+  const given = PROJECT_VARS.filter((n) => env[n]);
+  const missing = PROJECT_VARS.filter((n) => !env[n]);
+  if (choice.project || (!choice.local && given.length === 3)) {
+    if (missing.length > 0) {
+      throw new UsageError(
+        `--project needs SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL (missing: ${
+          missing.join(", ")
+        }); or use --local for the local stack`,
+      );
+    }
     return {
       supabaseUrl: env.SUPABASE_URL!,
       serviceKey: env.TETHER_SERVICE_KEY!,
@@ -36,22 +59,27 @@ export async function target(): Promise<Target> {
       kind: "project",
     };
   }
-  if (given.length > 0) {
-    const missing = ["SUPABASE_URL", "TETHER_SERVICE_KEY", "DATABASE_URL"].filter((n) => !env[n]);
-    throw new UsageError(
-      `to use a project, set all of SUPABASE_URL, TETHER_SERVICE_KEY and DATABASE_URL (missing: ${
-        missing.join(", ")
-      }); unset them all to use the local stack`,
-    );
+  const why = choice.local
+    ? "--local"
+    : given.length > 0
+    ? `${given.join(" and ")} ${given.length === 1 ? "is" : "are"} set, but not ${
+      missing.join(" or ")
+    }; set all three (or pass --project) to use a project`
+    : undefined;
+  if (why !== undefined && given.length > 0 && !choice.quiet) {
+    console.error(`tether: using the local stack (${why})`);
   }
   const stack = await readStackEnv().catch(() => {
-    throw new CliError(STACK_DOWN);
+    throw new CliError(
+      why === undefined || given.length === 0 ? STACK_DOWN : `${STACK_DOWN} (chose it: ${why})`,
+    );
   });
   return {
     supabaseUrl: stack.SUPABASE_URL,
     serviceKey: stack.SERVICE_KEY,
     databaseUrl: stack.DATABASE_URL,
     keyRing: env.TOKEN_ENCRYPTION_KEYS ?? stack.TOKEN_ENCRYPTION_KEYS,
+    sandboxUrl: stack.SANDBOX_URL,
     kind: "local",
   };
 }
@@ -90,6 +118,27 @@ export async function invoke<T = Record<string, unknown>>(
   throw new CliError(`${name}: ${error.message}`);
 }
 
+/** The key ring the functions hold (ids and fingerprints): GET connect/_key_ring. */
+export async function fetchKeyRing(
+  t: Target,
+): Promise<{ active_key_id: string; keys: { id: string; fingerprint: string }[] }> {
+  const url = `${t.supabaseUrl}/functions/v1/connect/_key_ring`;
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: { apikey: t.serviceKey } });
+  } catch {
+    throw new CliError(unreachable(t, `the connect function at ${t.supabaseUrl}`));
+  }
+  const body = await res.json().catch(() => null);
+  if (!res.ok || typeof body?.active_key_id !== "string" || !Array.isArray(body?.keys)) {
+    throw new CliError(
+      `could not read the functions' key ring (HTTP ${res.status} from ${url}): deploy the ` +
+        "current functions first; nothing was re-encrypted",
+    );
+  }
+  return body;
+}
+
 /** Runs `fn` with a database connection; an unreachable database says what to do. */
 export async function withDb<T>(t: Target, fn: (sql: Sql) => Promise<T>): Promise<T> {
   const sql = connectDb(t.databaseUrl, { max: 2, name: "tether-cli" });
@@ -114,10 +163,14 @@ export async function withDb<T>(t: Target, fn: (sql: Sql) => Promise<T>): Promis
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function checkUuid(value: string | undefined, what: string): string | undefined {
+export function checkUuid(
+  value: string | undefined,
+  what: string,
+  listedBy = "status",
+): string | undefined {
   if (value !== undefined && !UUID.test(value)) {
     throw new UsageError(
-      `${what} must be a uuid, got "${value}"; list the ids with \`npm run tether -- status\``,
+      `${what} must be a uuid, got "${value}"; list the ids with \`npm run tether -- ${listedBy}\``,
     );
   }
   return value;
@@ -160,8 +213,12 @@ export function table(rows: Record<string, unknown>[], cols?: string[]): string 
   ].join("\n");
 }
 
+/** Whether a command printed its result (then a later failure adds no second JSON document). */
+export const output = { printed: false };
+
 export function printResult(json: boolean, data: unknown, human: () => string): void {
   console.log(json ? JSON.stringify(data, null, 2) : human());
+  output.printed = true;
 }
 
 const enc = new TextEncoder();

@@ -102,3 +102,38 @@ export function problems(r: HealthRow): string[] {
   }
   return out;
 }
+
+/** A connection that cannot work until someone acts or its retries succeed. */
+export interface Unhealthy {
+  id: string;
+  provider: string;
+  name: string;
+  status: string;
+  last_error: string | null;
+}
+
+/** Connections (of the filter) whose status is reauth_required or error. */
+export async function unhealthyConnections(
+  sql: Sql,
+  f: { provider?: string; connection?: string } = {},
+): Promise<Unhealthy[]> {
+  return await sql<Unhealthy[]>`
+    select c.id::text as id, c.provider, c.name, c.status, c.last_error
+      from tether.connections c
+     where c.status in ('reauth_required', 'error')
+       and (${f.provider ?? null}::text is null or c.provider = ${f.provider ?? null})
+       and (${f.connection ?? null}::uuid is null or c.id = ${f.connection ?? null})
+     order by c.provider, c.name, c.id`;
+}
+
+/** "2 connection(s) need attention:\n  shopify "Demo" (id) reauth_required: …". */
+export function describeUnhealthy(rows: readonly Unhealthy[]): string {
+  const lines = rows.map((r) => {
+    const error = r.last_error ? `: ${r.last_error.replace(/\s+/g, " ").slice(0, 120)}` : "";
+    const fix = r.status === "reauth_required"
+      ? " (reconnect it: npm run tether -- connect …)"
+      : " (retrying with backoff)";
+    return `  ${r.provider} "${r.name}" ${r.id} ${r.status}${error}${fix}`;
+  });
+  return `${rows.length} connection(s) failed or need reauth:\n${lines.join("\n")}`;
+}

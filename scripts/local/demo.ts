@@ -7,6 +7,13 @@
 import { createClient, FunctionsHttpError, type SupabaseClient } from "@supabase/supabase-js";
 import { connect as connectDb, type Sql } from "../../functions-shared/db/client.ts";
 import { type ProviderName, PROVIDERS } from "../../functions-shared/providers/types.ts";
+import {
+  activityProblems,
+  scheduleLine,
+  scheduleSummary,
+  webhookLine,
+  webhookSummary,
+} from "../cli/activity.ts";
 import { type HealthRow, healthRows, problems } from "../cli/health.ts";
 import type { StackInfo } from "./stack.ts";
 
@@ -216,12 +223,30 @@ export class Demo {
   async health(): Promise<HealthRow[]> {
     return await healthRows(this.db);
   }
+
+  /** The one-line summaries of the schedules and the webhook events, and their problems. */
+  async activityReport(): Promise<{ lines: string[]; problems: string[] }> {
+    const [schedules, webhooks] = await Promise.all([
+      scheduleSummary(this.db),
+      webhookSummary(this.db),
+    ]);
+    return {
+      lines: [scheduleLine(schedules), webhookLine(webhooks)],
+      problems: activityProblems(schedules, webhooks),
+    };
+  }
+
+  async activity(): Promise<string[]> {
+    return (await this.activityReport()).lines;
+  }
 }
 
 export interface OnceReport {
   ok: boolean;
   problems: string[];
   rows: HealthRow[];
+  /** The schedules and webhook events, one line each (as the live view shows them). */
+  activity: string[];
 }
 
 async function timed<T>(
@@ -330,5 +355,7 @@ export async function runOnce(demo: Demo, say: (line: string) => void): Promise<
     for (const p of problems(r)) found.push(`${r.name} (${r.provider}): ${p}`);
   }
   if (rows.length === 0) found.push("no connections");
-  return { ok: found.length === 0, problems: found, rows };
+  const activity = await demo.activityReport();
+  found.push(...activity.problems);
+  return { ok: found.length === 0, problems: found, rows, activity: activity.lines };
 }

@@ -324,20 +324,23 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       new URL(req.url).search
     }`;
     try {
+      // The platform's gateway takes the whole request before a worker answers; a worker that
+      // answers early (413 on an oversized body) must not cut an upload still in flight.
+      const body = req.body === null ? null : await req.arrayBuffer();
       const res = await fetch(target, {
         method: req.method,
         headers: req.headers,
-        body: req.body,
+        body,
         redirect: "manual",
         signal: AbortSignal.timeout(limits.requestIdleMs),
       });
       // The request counts until its body is read: that is when the worker is done with it. The
       // body arrives decoded, so its encoding and length headers no longer apply.
-      const body = await res.arrayBuffer();
+      const answer = await res.arrayBuffer();
       const headers = new Headers(res.headers);
       headers.delete("content-encoding");
       headers.delete("content-length");
-      return new Response(body, { status: res.status, headers });
+      return new Response(answer, { status: res.status, headers });
     } catch (err) {
       if (worker.killedFor) return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
       if (err instanceof DOMException && err.name === "TimeoutError") {

@@ -174,6 +174,25 @@ export async function storeFunctionSecrets(
   }
 }
 
+/**
+ * Removes the connections whose sandbox account is gone: the sandboxes keep their accounts in
+ * memory, so after they restart every connection pointing at them (the "Demo …" ones of
+ * `npm start`, `connect --sandbox`) would only fail, as a wall of reauth_required. Returns their
+ * names. Connections to anything else are kept.
+ */
+export async function forgetSandboxConnections(
+  sql: postgres.Sql,
+  sandboxUrl: string,
+): Promise<string[]> {
+  const prefix = `${sandboxUrl.replace(/\/+$/, "")}/`;
+  const rows = await sql<{ name: string }[]>`
+    delete from tether.connections
+     where left(config->>'api_base_url', ${prefix.length}) = ${prefix}
+        or left(config->>'auth_base_url', ${prefix.length}) = ${prefix}
+    returning name`;
+  return rows.map((r) => r.name).sort();
+}
+
 function pidAlive(pid: number): boolean {
   try {
     Deno.kill(pid, "SIGCONT");
@@ -243,6 +262,21 @@ export async function stackUp(
   await waitFor("the functions gateway", () => ok(`${info.SUPABASE_URL}/health`), 60_000);
   await waitFor("the sandboxes", () => ok(`${info.SANDBOX_URL}/_sandbox/health`), 30_000);
   await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, info.SERVICE_KEY);
+  if (!running) {
+    // Fresh sandboxes: the accounts of the previous ones are gone, and so are their connections.
+    const sql = postgres(info.DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      const gone = await forgetSandboxConnections(sql, info.SANDBOX_URL);
+      if (gone.length > 0) {
+        say(
+          `Removed ${gone.length} connection(s) of the previous sandboxes, whose accounts lived ` +
+            `in memory: ${gone.join(", ")} (npm start registers new demo ones).`,
+        );
+      }
+    } finally {
+      await sql.end();
+    }
+  }
   const envText = Object.entries(info).map(([k, v]) => `${k}=${v}`).join("\n") + "\n";
   await writeFile(paths.stackEnv, envText, { mode: 0o600 });
   return { info, stop };

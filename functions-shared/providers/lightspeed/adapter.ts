@@ -53,16 +53,16 @@ export const configSchema = z.strictObject({
   retailer_id: z.string().regex(/^[0-9a-f-]{8,64}$/i, "expected the retailer's id (a UUID)")
     .optional(),
   /**
+   * How long an unused refresh token lives, in days. No Lightspeed page states it; 30
+   * is what practice reports, and the default. A shorter value makes Tether renew sooner.
+   */
+  refresh_token_idle_days: z.number().int().min(1).max(365).optional(),
+  /**
    * The API version in the data paths: "2.0" (default) or a date version ("2026-01"), which
    * Lightspeed introduced in 2026, each supported at least 12 months
    * (x-series-api.lightspeedhq.com/docs/versioning-strategy). No retirement date for 2.0 is
    * published, so 2.0 stays the default; a connection can move on its own.
    */
-  /**
-   * How long an unused refresh token lives, in days. No Lightspeed page states it (audit L-5); 30
-   * is what practice reports, and the default. A shorter value makes Tether renew sooner.
-   */
-  refresh_token_idle_days: z.number().int().min(1).max(365).optional(),
   api_version: z.string().regex(
     /^(2\.0|\d{4}-\d{2})$/,
     'expected "2.0" or a date version "YYYY-MM"',

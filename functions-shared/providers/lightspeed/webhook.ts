@@ -5,7 +5,7 @@
 //
 // - Signature: X-Signature `signature=…,algorithm=HMAC-SHA256`, HMAC of the raw body with
 //   LIGHTSPEED_CLIENT_SECRET (hex by default; LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING). Not in any
-//   official page (audit L-13), hence configurable.
+//   official page, hence configurable.
 // - Routing: the form's `domain_prefix` when present (the connection with that external id); else
 //   the payload's `retailer_id` (or its customer's), matched with a connection's
 //   `config.retailer_id`. Neither: recorded as ignored (kept, never processed).

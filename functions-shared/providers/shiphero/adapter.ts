@@ -154,7 +154,7 @@ function apiClient(ctx: AdapterContext, config: ShipHeroConfig, stored: Credenti
 /**
  * The refresh call presents the refresh token and nothing else, so a 401 or 403 from it can only
  * mean that token was refused, whatever the body says: reconnect (invalid_grant). No sample of
- * ShipHero's error body is known (audit H-3); an OAuth `invalid_grant` is already classified so.
+ * ShipHero's error body is known; an OAuth `invalid_grant` is already classified so.
  */
 function refusedRefresh(error: unknown): unknown {
   if (
