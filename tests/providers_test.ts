@@ -130,7 +130,7 @@ Deno.test("the registry has one adapter per provider, each under its own name", 
     assert.equal(adapterFor(provider).provider, provider);
     assert.ok(adapterFor(provider).facts.refreshMarginSeconds >= 0);
   }
-  assert.equal(adapters.shopify.facts.apiVersion, "2025-10");
+  assert.equal(adapters.shopify.facts.apiVersion, "2026-10");
   assert.equal(adapters.quickbooks.facts.defaultRetryAfterSeconds, 60);
   assert.equal(adapters.lightspeed.facts.refreshTokenIdleSeconds, 30 * 24 * 3600);
   assert.throws(() => adapterFor("etsy"), "an unknown provider name throws");

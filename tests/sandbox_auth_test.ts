@@ -116,7 +116,7 @@ class Client {
   }
 
   shopifyApi(accessToken: string): Promise<Reply> {
-    return this.post("/shopify/admin/api/2025-10/graphql.json", {
+    return this.post("/shopify/admin/api/2026-10/graphql.json", {
       json: { query: "{ shop { name } }" },
       headers: { "x-shopify-access-token": accessToken },
     });

@@ -182,7 +182,7 @@ function classic(topic: string, shopDomain: string, signature: string, extra = {
     "x-shopify-shop-domain": shopDomain,
     "x-shopify-hmac-sha256": signature,
     "x-shopify-webhook-id": crypto.randomUUID(),
-    "x-shopify-api-version": "2025-10",
+    "x-shopify-api-version": "2026-10",
     ...extra,
   };
 }

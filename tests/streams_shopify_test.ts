@@ -154,7 +154,7 @@ Deno.test("shopify without a pacer, an empty bucket is rate_limited with the wai
 Deno.test("shopify sandbox: second-precision DateTime, GID ids, and GraphQL errors for what Shopify refuses", () =>
   withAccount(PROVIDER, async (world) => {
     await seed(world.sb, world.account, { orders: 3 });
-    const url = `${world.conn.config.api_base_url}/admin/api/2025-10/graphql.json`;
+    const url = `${world.conn.config.api_base_url}/admin/api/2026-10/graphql.json`;
     const ask = async (query: string) => {
       const res = await fetch(url, {
         method: "POST",

@@ -81,12 +81,15 @@ export const facts = defineFacts({
   backfillReadsWholeRange: false,
   rateLimit: { capacity: 2000, restorePerSecond: 100 },
   tokenPath: "/admin/oauth/access_token",
-  apiVersion: "2025-10",
+  // Shopify supports a version for at least 12 months and falls forward past it
+  // (shopify.dev/docs/api/usage/versioning): 2025-10 was past that by 2026-12; 2026-10 is the
+  // newest stable release in @shopify/dev-mcp 1.16.0 (tests/fixtures/shopify/SOURCE.md).
+  apiVersion: "2026-10",
   // "first ≤ 250" per connection; the default reads as much as a page allows.
   pageSize: { default: MAX_PAGE_SIZE, max: MAX_PAGE_SIZE },
   graphqlPath: (apiVersion: string) => `/admin/api/${apiVersion}/graphql.json`,
   /**
-   * The `Order` description (Admin 2025-10 introspection): "Only the last 60 days' worth of orders
+   * The `Order` description (Admin 2025-10 … 2026-10 introspection): "Only the last 60 days' worth of orders
    * from a store are accessible from the `Order` object by default. If you want to access older
    * records, then you need to request access to all orders … add the `read_all_orders` … scopes."
    * Older orders are simply absent, with no error.

@@ -98,7 +98,7 @@ export const ordersData = z.object({
  * fulfilled: the words of the Admin API's `OrderCreateFulfillmentStatus` enum, which mirrors
  * them); null covers every display state without a fulfilled item (UNFULFILLED, but also ON_HOLD,
  * SCHEDULED, IN_PROGRESS…, which REST does not tell apart), so it maps to UNFULFILLED. Checked
- * against the 2025-10 introspection by tests/shopify_contract_test.ts.
+ * against the pinned version's introspection by tests/shopify_contract_test.ts.
  */
 export const DISPLAY_FULFILLMENT_OF_REST: Readonly<Record<string, string>> = {
   fulfilled: "FULFILLED",

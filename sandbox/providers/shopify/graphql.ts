@@ -34,7 +34,7 @@ interface ShopAccount {
 /**
  * "Only the last 60 days' worth of orders from a store are accessible from the `Order` object by
  * default … request access to all orders … the `read_all_orders` … scopes" (the `Order`
- * description of the Admin 2025-10 introspection). Older orders are simply not there: no error.
+ * description of the Admin 2025-10 … 2026-10 introspections). Older orders are simply not there: no error.
  */
 export const ORDERS_WINDOW_DAYS = 60;
 

@@ -95,7 +95,7 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
           [`${prefix}webhook-id`]: id,
           [`${prefix}event-id`]: crypto.randomUUID(),
           [`${prefix}triggered-at`]: new Date(change.at).toISOString(),
-          [`${prefix}api-version`]: "2025-10",
+          [`${prefix}api-version`]: "2026-10",
         },
       };
     }),
