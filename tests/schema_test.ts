@@ -313,7 +313,7 @@ Deno.test("authenticated cannot read connections.config nor insert, update or de
     assert.deepEqual({ ...row }, { name: "A shop", status: "active", runs: 2 });
   }));
 
-Deno.test("Vault and pg_net are out of reach of anon and authenticated", () =>
+Deno.test("Vault is out of reach of anon and authenticated; pg_net is not, as on Supabase", () =>
   withTestDatabase(async (db) => {
     for (const role of ["anon", "authenticated"] as const) {
       for (
@@ -321,12 +321,16 @@ Deno.test("Vault and pg_net are out of reach of anon and authenticated", () =>
           "select * from vault.decrypted_secrets",
           "select * from vault.secrets",
           "select vault.create_secret('x', 'y')",
-          "select net.http_post('http://127.0.0.1:1')",
-          "select * from net._http_response",
         ]
       ) {
         await deniedAs(db.sql, role, USER_A, query);
       }
+      // The real extension grants its schema and tables to PUBLIC (supabase/pg_net sql/pg_net.sql),
+      // so the stand-in does too: a test must not promise what production does not do.
+      await as(db.sql, role, USER_A, async (tx) => {
+        await tx`select count(*) from net._http_response`;
+        await tx`select count(*) from net.http_request_queue`;
+      });
     }
   }));
 

@@ -1,6 +1,8 @@
 -- LOCAL STAND-IN FOR THE SUPABASE pg_net EXTENSION, NEVER DEPLOYED.
 -- Installed into the local PostgreSQL as an extension named `pg_net` by
--- `npm run stack:up`, with pg_net's exact signatures and tables. Requests are
+-- `npm run stack:up`, with pg_net's signatures and tables for what Tether uses (http_post and
+-- http_get; the real one also has http_delete's body, a Content-Type check, a `method` domain
+-- rather than an enum, and a nullable `headers`). Requests are
 -- queued in `net.http_request_queue` and announced with NOTIFY, which
 -- PostgreSQL delivers only when the calling transaction commits, so, as with
 -- pg_net, nothing is sent for a transaction that rolls back. A worker outside
@@ -113,5 +115,10 @@ as $$
   select net._enqueue('DELETE', net._urlencode_params(url, params), headers, null, timeout_milliseconds)
 $$;
 
-revoke all on schema net from public;
-revoke all on all functions in schema net from public;
+-- Privileges as the real extension grants them (supabase/pg_net v0.20.4 sql/pg_net.sql: usage on
+-- the schema and all on its tables and sequences to PUBLIC; functions keep PostgreSQL's default
+-- EXECUTE for PUBLIC). On Supabase every role can call net.http_post and read the queue and the
+-- responses, so what Tether puts in a request's headers is readable by any SQL role until sent.
+grant usage on schema net to public;
+grant all on all sequences in schema net to public;
+grant all on all tables in schema net to public;
