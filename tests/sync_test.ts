@@ -230,6 +230,32 @@ for (const provider of ["shopify", "quickbooks", "maystro"] as const) {
 // ---------------------------------------------------------------------------------------------
 // The time budget
 
+/**
+ * Syncs 400 orders in pages of 50 with `budgeted` deps until caught up: the budget must split the
+ * work over several calls, each continuing from the last checkpoint, no record written twice.
+ */
+async function assertBudgetSplitsWork(
+  w: World,
+  conn: Conn,
+  deps: Deps,
+  what: string,
+): Promise<void> {
+  const runs = [];
+  for (let call = 0; call < 20; call++) {
+    const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 50 }));
+    assert.equal(run.status, "succeeded", run.error);
+    runs.push(run);
+    if (run.caught_up) break;
+  }
+  assert.ok(runs.length >= 3, `the ${what} split the work over ${runs.length} calls`);
+  assert.ok(runs.at(-1)!.caught_up, "and the last one caught up");
+  assert.ok(runs.slice(0, -1).every((r) => !r.caught_up && r.pages > 0));
+  const log = await takeWriteLog(w);
+  assert.deepEqual(log.twice, [], "no record was written twice across the calls");
+  assert.equal(log.writes, 400);
+  await assertMatchesTruth(w, conn, "orders", `after the ${what}'s calls`);
+}
+
 Deno.test("a run out of time stops taking pages, says it has not caught up, and the next call continues from its checkpoint", async () => {
   await withWorld(async (w) => {
     const conn = await seededConnection(w, "shopify", { orders: 400, customers: 0 });
@@ -240,21 +266,8 @@ Deno.test("a run out of time stops taking pages, says it has not caught up, and 
       clock.advance(100);
       return w.deps.fetch(input, init);
     };
-    const deps = { ...w.deps, fetch, clock, env: { ...w.deps.env, timeBudgetMs: 350 } };
-    const runs = [];
-    for (let call = 0; call < 20; call++) {
-      const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 50 }));
-      assert.equal(run.status, "succeeded", run.error);
-      runs.push(run);
-      if (run.caught_up) break;
-    }
-    assert.ok(runs.length >= 3, `the budget split the work over ${runs.length} calls`);
-    assert.ok(runs.at(-1)!.caught_up, "and the last one caught up");
-    assert.ok(runs.slice(0, -1).every((r) => !r.caught_up && r.pages > 0));
-    const log = await takeWriteLog(w);
-    assert.deepEqual(log.twice, [], "no record was written twice across the calls");
-    assert.equal(log.writes, 400);
-    await assertMatchesTruth(w, conn, "orders", "after the budgeted calls");
+    const env = { ...w.deps.env, timeBudgetMs: 350 };
+    await assertBudgetSplitsWork(w, conn, { ...w.deps, fetch, clock, env }, "time budget");
   });
 });
 
@@ -268,20 +281,8 @@ Deno.test("a run out of CPU budget stops taking pages too, and the next call con
       cpu += 100;
       return w.deps.fetch(input, init);
     };
-    const deps = { ...w.deps, fetch, clock, env: { ...w.deps.env, cpuBudgetMs: 350 } };
-    const runs = [];
-    for (let call = 0; call < 20; call++) {
-      const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 50 }));
-      assert.equal(run.status, "succeeded", run.error);
-      runs.push(run);
-      if (run.caught_up) break;
-    }
-    assert.ok(runs.length >= 3, `the CPU budget split the work over ${runs.length} calls`);
-    assert.ok(runs.at(-1)!.caught_up, "and the last one caught up");
-    const log = await takeWriteLog(w);
-    assert.deepEqual(log.twice, [], "no record was written twice across the calls");
-    assert.equal(log.writes, 400);
-    await assertMatchesTruth(w, conn, "orders", "after the CPU-budgeted calls");
+    const env = { ...w.deps.env, cpuBudgetMs: 350 };
+    await assertBudgetSplitsWork(w, conn, { ...w.deps, fetch, clock, env }, "CPU budget");
   });
 });
 

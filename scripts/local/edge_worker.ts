@@ -10,6 +10,8 @@
 // The CPU-time and memory limits are enforced from outside, by the gateway (./functions.ts), which
 // this tells when a background task starts and ends.
 
+import { BACKGROUND_MARK } from "./edge_marks.ts";
+
 const wallClockMs = Number(Deno.env.get("TETHER_EDGE_WALL_CLOCK_MS") ?? "150000");
 
 /** Reported on stderr: the gateway answers 546 WORKER_LIMIT for what this worker was doing. */
@@ -19,20 +21,20 @@ function shutdown(reason: string): never {
 }
 
 const encoder = new TextEncoder();
-/** Tells the gateway (./functions.ts BACKGROUND_MARK) what to charge CPU time to. */
+/** Tells the gateway (./functions.ts) what to charge CPU time to. */
 const mark = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
 
 Object.defineProperty(globalThis, "EdgeRuntime", {
   value: Object.freeze({
     waitUntil(task: Promise<unknown>): void {
-      mark("\u001eedge:task+");
+      mark(BACKGROUND_MARK.started);
       const timer = setTimeout(
         () => shutdown(`wall clock limit of ${wallClockMs} ms reached by a background task`),
         wallClockMs,
       );
       task.then(() => {}, () => {}).finally(() => {
         clearTimeout(timer);
-        mark("\u001eedge:task-");
+        mark(BACKGROUND_MARK.ended);
       });
     },
   }),

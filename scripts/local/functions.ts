@@ -21,6 +21,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { edgeDenoPath } from "./edge_deno.ts";
+import { BACKGROUND_MARK } from "./edge_marks.ts";
 import { cpuMs, rssMb } from "./proc.ts";
 import { fail, freePort, paths, waitFor } from "./util.ts";
 
@@ -116,9 +117,6 @@ interface Fn {
   limitKills: number;
   restarts: number;
 }
-
-/** A line a worker writes when it takes on or finishes a background task (./edge_worker.ts). */
-export const BACKGROUND_MARK = { started: "\u001eedge:task+", ended: "\u001eedge:task-" };
 
 export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsServer> {
   const entries: Record<string, string> = {

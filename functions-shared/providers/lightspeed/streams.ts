@@ -30,17 +30,21 @@ export const saleSchema = z.looseObject({
 });
 export type Sale = z.output<typeof saleSchema>;
 
-export const customerSchema = z.looseObject({
-  id: z.string().min(1),
-  first_name: z.string().nullish(),
-  last_name: z.string().nullish(),
-  email: z.string().nullish(),
-  phone: z.string().nullish(),
-  mobile: z.string().nullish(),
-  updated_at: timestamp,
-  deleted_at: timestamp.nullish(),
-  version,
-});
+/** A customer's fields, in the times of the API that sends it (2.0 lists, 1.0 webhooks). */
+function customerFields<T extends z.ZodType>(time: T) {
+  return {
+    id: z.string().min(1),
+    first_name: z.string().nullish(),
+    last_name: z.string().nullish(),
+    email: z.string().nullish(),
+    phone: z.string().nullish(),
+    mobile: z.string().nullish(),
+    updated_at: time,
+    deleted_at: time.nullish(),
+  };
+}
+
+export const customerSchema = z.looseObject({ ...customerFields(timestamp), version });
 export type Customer = z.output<typeof customerSchema>;
 
 // ---------------------------------------------------------------------------------------------
@@ -79,16 +83,7 @@ export const webhookSaleSchema = z.looseObject({
   updated_at: v1Timestamp,
 });
 
-export const webhookCustomerSchema = z.looseObject({
-  id: z.string().min(1),
-  first_name: z.string().nullish(),
-  last_name: z.string().nullish(),
-  email: z.string().nullish(),
-  phone: z.string().nullish(),
-  mobile: z.string().nullish(),
-  updated_at: v1Timestamp,
-  deleted_at: v1Timestamp.nullish(),
-});
+export const webhookCustomerSchema = z.looseObject(customerFields(v1Timestamp));
 
 /**
  * What a webhook payload is, from its own (signed) fields: a sale carries its lines and register
