@@ -597,7 +597,13 @@ export async function checkUploadedBundles(
         cwd: dir,
         stdout: "piped",
         stderr: "piped",
-        env: { NO_COLOR: "1" },
+        // Trust the operating system's certificate authorities as well as Deno's own (Mozilla's):
+        // a machine that reaches the registry through a TLS-inspecting proxy trusts that proxy's
+        // CA in its system store, which npm uses and Deno ignores by default.
+        env: {
+          NO_COLOR: "1",
+          DENO_TLS_CA_STORE: Deno.env.get("DENO_TLS_CA_STORE") ?? "mozilla,system",
+        },
       }).output();
       if (out.code !== 0) {
         const text = (new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout))
