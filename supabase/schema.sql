@@ -278,6 +278,111 @@ COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of ev
 
 
 --
+-- Name: ack_changes(text, bigint, uuid); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid DEFAULT NULL::uuid) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  who constant text := ack_changes.consumer;
+  which uuid := ack_changes.lease;
+  through bigint;
+  acked integer;
+begin
+  select cc.acked_through into through
+    from tether.change_consumers cc where cc.consumer = who for update;
+  if not found then
+    raise exception 'no consumer "%" (read_changes creates it)', tether.shown(who);
+  end if;
+  if which is null then
+    select l.lease into which from tether.change_leases l
+     where l.consumer = who and l.change_id = up_to;
+  end if;
+  update tether.change_leases l set acked = true
+   where l.consumer = who and l.lease = which and l.change_id <= up_to and not l.acked;
+  get diagnostics acked = row_count;
+  -- Move acked_through over every acknowledged change right above it.
+  select coalesce(min(c.id) - 1, (select f.last_id from tether.change_feed f)) into through
+    from tether.changes c
+   where c.id > through
+     and not exists (select 1 from tether.change_leases l
+                      where l.consumer = who and l.change_id = c.id and l.acked);
+  update tether.change_consumers cc set acked_through = through, updated_at = now()
+   where cc.consumer = who and cc.acked_through < through;
+  delete from tether.change_leases l where l.consumer = who and l.change_id <= through;
+  return acked;
+end
+$$;
+
+
+--
+-- Name: FUNCTION ack_changes(consumer text, up_to bigint, lease uuid); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid) IS 'Acknowledges the changes with id <= up_to of one lease of a consumer: the lease given, or the one that handed out change up_to. An acknowledged change is never handed out to the consumer again. Returns how many were acknowledged (0 when the lease had run out and its changes went to another reader).';
+
+
+--
+-- Name: append_created_changes(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.append_created_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into tether.changes (connection_id, stream, record_id, op, fields)
+  select n.connection_id, tg_argv[0], n.external_id, 'created',
+         to_jsonb(n) - array['id', 'connection_id', 'external_id', 'first_seen_at', 'updated_at']
+    from created_rows n
+   order by n.external_id;
+  return null;
+end
+$$;
+
+
+--
+-- Name: FUNCTION append_created_changes(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.append_created_changes() IS 'Statement trigger (AFTER INSERT, transition table created_rows): appends a created change per new record, in the same transaction. Argument: the stream.';
+
+
+--
+-- Name: append_updated_changes(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.append_updated_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into tether.changes (connection_id, stream, record_id, op, fields)
+  select n.connection_id, tg_argv[0], n.external_id,
+         case when tg_argv[0] = 'customers' and n.status = 'inactive'
+                   and o.status is distinct from 'inactive' then 'inactive'
+              else 'updated' end,
+         d.fields
+    from updated_new n
+    join updated_old o on o.id = n.id
+   cross join lateral (select tether.changed_fields(to_jsonb(o), to_jsonb(n)) as fields) d
+   where d.fields <> '{}'::jsonb
+   order by n.external_id;
+  return null;
+end
+$$;
+
+
+--
+-- Name: FUNCTION append_updated_changes(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.append_updated_changes() IS 'Statement trigger (AFTER UPDATE, transition tables updated_old / updated_new): appends an updated change (inactive for a customer that became inactive) per record whose fields changed; a write that changed nothing appends nothing. Argument: the stream.';
+
+
+--
 -- Name: apply_order_facts(uuid, text, text, text, text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -379,6 +484,35 @@ COMMENT ON FUNCTION tether.backoff(failures integer, retry_after interval) IS 'H
 
 
 --
+-- Name: changed_fields(jsonb, jsonb); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.changed_fields(old jsonb, new jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_object_agg(n.key, case
+           when n.key = 'raw' and jsonb_typeof(n.value) = 'object'
+                and jsonb_typeof(old -> 'raw') = 'object' then
+             (select coalesce(jsonb_object_agg(r.key, r.value), '{}'::jsonb)
+                from jsonb_each(n.value) r where (old -> 'raw' -> r.key) is distinct from r.value)
+             || (select coalesce(jsonb_object_agg(k, 'null'::jsonb), '{}'::jsonb)
+                   from jsonb_object_keys(old -> 'raw') k where not n.value ? k)
+           else n.value end), '{}'::jsonb)
+    from jsonb_each(new - array['id', 'connection_id', 'external_id', 'first_seen_at',
+                                'updated_at']) n
+   where (old -> n.key) is distinct from n.value
+$$;
+
+
+--
+-- Name: FUNCTION changed_fields(old jsonb, new jsonb); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.changed_fields(old jsonb, new jsonb) IS 'The fields of a record (to_jsonb of a tether.orders or tether.customers row) whose values differ between old and new, with their new values; raw is reduced to its changed top-level keys. Bookkeeping columns (id, connection_id, external_id, first_seen_at, updated_at) never count as a change.';
+
+
+--
 -- Name: check_provider(text); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -405,10 +539,10 @@ COMMENT ON FUNCTION tether.check_provider(provider text) IS 'Returns the provide
 
 
 --
--- Name: cleanup(interval); Type: FUNCTION; Schema: tether; Owner: -
+-- Name: cleanup(interval, interval); Type: FUNCTION; Schema: tether; Owner: -
 --
 
-CREATE FUNCTION tether.cleanup(keep interval DEFAULT '14 days'::interval) RETURNS jsonb
+CREATE FUNCTION tether.cleanup(keep interval DEFAULT '14 days'::interval, changes_keep interval DEFAULT '7 days'::interval) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -417,6 +551,7 @@ declare
   invocations_deleted bigint;
   responses_deleted bigint;
   cron_deleted bigint := 0;
+  changes_deleted bigint;
 begin
   delete from tether.runs where started_at < now() - keep;
   get diagnostics runs_deleted = row_count;
@@ -428,18 +563,24 @@ begin
     execute 'delete from cron.job_run_details where start_time < now() - $1' using keep;
     get diagnostics cron_deleted = row_count;
   end if;
+  -- Changes every consumer acknowledged, older than changes_keep.
+  delete from tether.changes c
+   where c.id <= (select min(cc.acked_through) from tether.change_consumers cc)
+     and c.at < now() - changes_keep;
+  get diagnostics changes_deleted = row_count;
   return jsonb_build_object('runs', runs_deleted, 'invocations', invocations_deleted,
                             'http_responses', responses_deleted,
-                            'cron_job_run_details', cron_deleted);
+                            'cron_job_run_details', cron_deleted,
+                            'changes', changes_deleted);
 end
 $_$;
 
 
 --
--- Name: FUNCTION cleanup(keep interval); Type: COMMENT; Schema: tether; Owner: -
+-- Name: FUNCTION cleanup(keep interval, changes_keep interval); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.cleanup(keep interval) IS 'Deletes run records, invocations, pg_net responses and pg_cron run details older than keep (default 14 days); scheduled daily by sql/schedules.sql. pg_net itself keeps responses for pg_net.ttl (6 hours).';
+COMMENT ON FUNCTION tether.cleanup(keep interval, changes_keep interval) IS 'Deletes run records, invocations, pg_net responses and pg_cron run details older than keep (default 14 days), and feed changes every consumer acknowledged that are older than changes_keep (default 7 days); scheduled daily by sql/schedules.sql. pg_net itself keeps responses for pg_net.ttl (6 hours).';
 
 
 --
@@ -663,6 +804,114 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.providers() IS 'Every provider Tether knows, the streams it has and whether it connects by OAuth: the one list the constraints, check_provider() and backfill_streams() use. Equal to the registry in functions-shared/providers/registry.ts (tests/provider_registry_test.ts).';
+
+
+--
+-- Name: publish_changes(integer); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.publish_changes(max integer DEFAULT 10000) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  last bigint;
+  published integer;
+begin
+  -- One publisher at a time, holding the lock until it commits: the ids of the next publisher
+  -- follow these. A publisher already at work publishes what this call would have.
+  select f.last_id into last from tether.change_feed f for update skip locked;
+  if not found then
+    return 0;
+  end if;
+  with next as (
+    select c.seq, last + row_number() over (order by c.seq) as id
+      from tether.changes c
+     where c.id is null
+     order by c.seq
+     limit greatest(max, 1)
+  )
+  update tether.changes c set id = next.id from next where c.seq = next.seq;
+  get diagnostics published = row_count;
+  if published > 0 then
+    update tether.change_feed set last_id = last + published;
+  end if;
+  return published;
+end
+$$;
+
+
+--
+-- Name: FUNCTION publish_changes(max integer); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.publish_changes(max integer) IS 'Numbers committed unpublished changes (up to max) after the last published id, in insert order: ids in commit order. Called by read_changes; returns how many it published (0 when another publisher is at work).';
+
+
+--
+-- Name: read_changes(text, integer, interval); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.read_changes(consumer text, max integer DEFAULT 100, lease_for interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id bigint, connection_id uuid, stream text, record_id text, op text, fields jsonb, at timestamp with time zone, lease uuid, leased_until timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  who constant text := read_changes.consumer;
+  through bigint;
+  new_lease constant uuid := gen_random_uuid();
+  until constant timestamptz := clock_timestamp() + lease_for;
+begin
+  if who is null or length(who) not between 1 and 200 then
+    raise exception 'consumer must be a name of 1 to 200 characters';
+  end if;
+  if max is null or max < 1 or max > 10000 then
+    raise exception 'max must be between 1 and 10000, not %', max;
+  end if;
+  if lease_for is null or lease_for <= interval '0' then
+    raise exception 'lease_for must be a positive interval';
+  end if;
+  insert into tether.change_consumers as cc (consumer) values (who) on conflict do nothing;
+  -- Readers of one consumer take their batches one at a time (until their transaction ends;
+  -- called on its own, as supabase-js rpc does, that is the few milliseconds of this call).
+  select cc.acked_through into through
+    from tether.change_consumers cc where cc.consumer = who for update;
+  -- After the consumer's lock, so a reader waiting for it never holds up other publishers.
+  perform tether.publish_changes();
+  -- Leases that ran out: their changes are handed out again.
+  delete from tether.change_leases l
+   where l.consumer = who and not l.acked and l.leased_until <= clock_timestamp();
+  return query
+  with picked as (
+    select c.id, c.connection_id, c.stream, c.record_id, c.op, c.fields, c.at
+      from tether.changes c
+     where c.id > through
+       and not exists (select 1 from tether.change_leases l
+                        where l.consumer = who and l.change_id = c.id)
+       -- Per record in order: none of a record's changes while an earlier one is out.
+       and not exists (select 1 from tether.change_leases l
+                        where l.consumer = who and not l.acked
+                          and l.connection_id = c.connection_id and l.stream = c.stream
+                          and l.record_id = c.record_id)
+     order by c.id
+     limit max
+  ), leased as (
+    insert into tether.change_leases (consumer, change_id, connection_id, stream, record_id,
+                                      lease, leased_until)
+    select who, p.id, p.connection_id, p.stream, p.record_id, new_lease, until from picked p
+  )
+  select p.id, p.connection_id, p.stream, p.record_id, p.op, p.fields, p.at, new_lease, until
+    from picked p
+   order by p.id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION read_changes(consumer text, max integer, lease_for interval); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.read_changes(consumer text, max integer, lease_for interval) IS 'The next changes (up to max, in id order) for a consumer, leased to this caller for lease_for: no other reader of the consumer gets them (nor any later change of the same records) until they are acknowledged with tether.ack_changes or the lease runs out, when they are handed out again. At least once, in order per record.';
 
 
 --
@@ -1403,6 +1652,120 @@ COMMENT ON VIEW public.tether_sync_cursors IS 'Tether (Data API): sync cursors o
 
 
 --
+-- Name: change_consumers; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.change_consumers (
+    consumer text NOT NULL,
+    acked_through bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT consumer_is_named CHECK (((length(consumer) >= 1) AND (length(consumer) <= 200)))
+);
+
+
+--
+-- Name: TABLE change_consumers; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.change_consumers IS 'One row per consumer of the change feed (created by its first read_changes): every change with id <= acked_through is acknowledged.';
+
+
+--
+-- Name: change_feed; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.change_feed (
+    singleton boolean DEFAULT true NOT NULL,
+    last_id bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT change_feed_singleton_check CHECK (singleton)
+);
+
+
+--
+-- Name: TABLE change_feed; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.change_feed IS 'One row: the last id published in tether.changes. Locked by the one publisher at work.';
+
+
+--
+-- Name: change_leases; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.change_leases (
+    consumer text NOT NULL,
+    change_id bigint NOT NULL,
+    connection_id uuid NOT NULL,
+    stream text NOT NULL,
+    record_id text NOT NULL,
+    lease uuid NOT NULL,
+    leased_until timestamp with time zone NOT NULL,
+    acked boolean DEFAULT false NOT NULL
+);
+
+
+--
+-- Name: TABLE change_leases; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.change_leases IS 'Changes above a consumer''s acked_through that were handed out: leased until leased_until (then handed out again), or acknowledged. Rows at or below acked_through are removed.';
+
+
+--
+-- Name: changes; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.changes (
+    seq bigint NOT NULL,
+    id bigint,
+    connection_id uuid NOT NULL,
+    stream text NOT NULL,
+    record_id text NOT NULL,
+    op text NOT NULL,
+    fields jsonb NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT changes_op_is_valid CHECK ((op = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'inactive'::text]))),
+    CONSTRAINT changes_stream_is_valid CHECK ((stream = ANY (ARRAY['orders'::text, 'customers'::text])))
+);
+
+
+--
+-- Name: TABLE changes; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.changes IS 'The change feed: one row per change of a synced record (connection, stream, record_id = the provider''s id, op, the changed fields'' new values, at). id is the feed position, in commit order: null until tether.read_changes publishes the change. Read with tether.read_changes, acknowledge with tether.ack_changes.';
+
+
+--
+-- Name: COLUMN changes.seq; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.changes.seq IS 'Insert order (a sequence taken at insert time, not commit time); publishing numbers changes in this order.';
+
+
+--
+-- Name: COLUMN changes.fields; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.changes.fields IS 'created: the whole record; updated / inactive: the columns whose values changed, with raw reduced to its changed top-level keys (a removed key is null).';
+
+
+--
+-- Name: changes_seq_seq; Type: SEQUENCE; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.changes ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tether.changes_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: credentials; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -1583,6 +1946,46 @@ ALTER TABLE ONLY tether.backfills
 
 
 --
+-- Name: change_consumers change_consumers_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.change_consumers
+    ADD CONSTRAINT change_consumers_pkey PRIMARY KEY (consumer);
+
+
+--
+-- Name: change_feed change_feed_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.change_feed
+    ADD CONSTRAINT change_feed_pkey PRIMARY KEY (singleton);
+
+
+--
+-- Name: change_leases change_leases_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.change_leases
+    ADD CONSTRAINT change_leases_pkey PRIMARY KEY (consumer, change_id);
+
+
+--
+-- Name: changes changes_id_key; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.changes
+    ADD CONSTRAINT changes_id_key UNIQUE (id);
+
+
+--
+-- Name: changes changes_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.changes
+    ADD CONSTRAINT changes_pkey PRIMARY KEY (seq);
+
+
+--
 -- Name: connections connections_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1701,6 +2104,27 @@ CREATE INDEX backfills_connection_idx ON tether.backfills USING btree (connectio
 
 
 --
+-- Name: change_leases_held_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX change_leases_held_idx ON tether.change_leases USING btree (consumer, connection_id, stream, record_id) WHERE (NOT acked);
+
+
+--
+-- Name: change_leases_lease_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX change_leases_lease_idx ON tether.change_leases USING btree (lease);
+
+
+--
+-- Name: changes_unpublished_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX changes_unpublished_idx ON tether.changes USING btree (seq) WHERE (id IS NULL);
+
+
+--
 -- Name: connections_due_idx; Type: INDEX; Schema: tether; Owner: -
 --
 
@@ -1792,6 +2216,34 @@ CREATE INDEX webhook_events_retry_idx ON tether.webhook_events USING btree (stat
 
 
 --
+-- Name: customers customers_append_created; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER customers_append_created AFTER INSERT ON tether.customers REFERENCING NEW TABLE AS created_rows FOR EACH STATEMENT EXECUTE FUNCTION tether.append_created_changes('customers');
+
+
+--
+-- Name: customers customers_append_updated; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER customers_append_updated AFTER UPDATE ON tether.customers REFERENCING OLD TABLE AS updated_old NEW TABLE AS updated_new FOR EACH STATEMENT EXECUTE FUNCTION tether.append_updated_changes('customers');
+
+
+--
+-- Name: orders orders_append_created; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER orders_append_created AFTER INSERT ON tether.orders REFERENCING NEW TABLE AS created_rows FOR EACH STATEMENT EXECUTE FUNCTION tether.append_created_changes('orders');
+
+
+--
+-- Name: orders orders_append_updated; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER orders_append_updated AFTER UPDATE ON tether.orders REFERENCING OLD TABLE AS updated_old NEW TABLE AS updated_new FOR EACH STATEMENT EXECUTE FUNCTION tether.append_updated_changes('orders');
+
+
+--
 -- Name: backfill_records backfill_records_backfill_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1805,6 +2257,22 @@ ALTER TABLE ONLY tether.backfill_records
 
 ALTER TABLE ONLY tether.backfills
     ADD CONSTRAINT backfills_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
+-- Name: change_leases change_leases_consumer_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.change_leases
+    ADD CONSTRAINT change_leases_consumer_fkey FOREIGN KEY (consumer) REFERENCES tether.change_consumers(consumer) ON DELETE CASCADE;
+
+
+--
+-- Name: changes changes_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.changes
+    ADD CONSTRAINT changes_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
 
 
 --
@@ -1891,6 +2359,34 @@ ALTER TABLE tether.backfills ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY backfills_owner_read ON tether.backfills FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: change_consumers; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.change_consumers ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: change_feed; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.change_feed ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: change_leases; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.change_leases ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: changes; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.changes ENABLE ROW LEVEL SECURITY;
 
 
 --
@@ -2096,6 +2592,14 @@ GRANT ALL ON FUNCTION public.sync_orders(provider text) TO service_role;
 
 
 --
+-- Name: FUNCTION ack_changes(consumer text, up_to bigint, lease uuid); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid) TO service_role;
+
+
+--
 -- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -2117,10 +2621,17 @@ REVOKE ALL ON FUNCTION tether.backfill_streams(provider text) FROM PUBLIC;
 
 
 --
--- Name: FUNCTION cleanup(keep interval); Type: ACL; Schema: tether; Owner: -
+-- Name: FUNCTION changed_fields(old jsonb, new jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tether.cleanup(keep interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tether.changed_fields(old jsonb, new jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION cleanup(keep interval, changes_keep interval); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.cleanup(keep interval, changes_keep interval) FROM PUBLIC;
 
 
 --
@@ -2143,6 +2654,22 @@ REVOKE ALL ON FUNCTION tether.invoke_function(function_name text, body jsonb) FR
 
 REVOKE ALL ON FUNCTION tether.owns_connection(connection_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION tether.owns_connection(connection_id uuid) TO authenticated;
+
+
+--
+-- Name: FUNCTION publish_changes(max integer); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.publish_changes(max integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.publish_changes(max integer) TO service_role;
+
+
+--
+-- Name: FUNCTION read_changes(consumer text, max integer, lease_for interval); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for interval) TO service_role;
 
 
 --
@@ -2389,6 +2916,34 @@ GRANT SELECT ON TABLE public.tether_runs TO service_role;
 
 GRANT SELECT ON TABLE public.tether_sync_cursors TO authenticated;
 GRANT SELECT ON TABLE public.tether_sync_cursors TO service_role;
+
+
+--
+-- Name: TABLE change_consumers; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.change_consumers TO service_role;
+
+
+--
+-- Name: TABLE change_feed; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.change_feed TO service_role;
+
+
+--
+-- Name: TABLE change_leases; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.change_leases TO service_role;
+
+
+--
+-- Name: TABLE changes; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.changes TO service_role;
 
 
 --
