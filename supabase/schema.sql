@@ -278,6 +278,44 @@ COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of ev
 
 
 --
+-- Name: tether_ack_changes(text, bigint, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lease uuid DEFAULT NULL::uuid) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$
+  select tether.ack_changes($1, $2, $3)
+$_$;
+
+
+--
+-- Name: FUNCTION tether_ack_changes(consumer text, up_to bigint, lease uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lease uuid) IS 'tether.ack_changes for supabase-js rpc(''tether_ack_changes'', {consumer, up_to, lease}) with the service role.';
+
+
+--
+-- Name: tether_read_changes(text, integer, interval); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_read_changes(consumer text, max integer DEFAULT 100, lease_for interval DEFAULT '00:05:00'::interval) RETURNS TABLE(id bigint, connection_id uuid, stream text, record_id text, op text, fields jsonb, at timestamp with time zone, lease uuid, leased_until timestamp with time zone)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$
+  select * from tether.read_changes($1, $2, $3)
+$_$;
+
+
+--
+-- Name: FUNCTION tether_read_changes(consumer text, max integer, lease_for interval); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) IS 'tether.read_changes for supabase-js rpc(''tether_read_changes'', {consumer, max}) with the service role.';
+
+
+--
 -- Name: ack_changes(text, bigint, uuid); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -303,12 +341,16 @@ begin
   update tether.change_leases l set acked = true
    where l.consumer = who and l.lease = which and l.change_id <= up_to and not l.acked;
   get diagnostics acked = row_count;
-  -- Move acked_through over every acknowledged change right above it.
-  select coalesce(min(c.id) - 1, (select f.last_id from tether.change_feed f)) into through
-    from tether.changes c
-   where c.id > through
-     and not exists (select 1 from tether.change_leases l
-                      where l.consumer = who and l.change_id = c.id and l.acked);
+  -- Move acked_through over every acknowledged change right above it (an index walk from it).
+  select coalesce(
+           (select c.id - 1 from tether.changes c
+             where c.id > through
+               and not exists (select 1 from tether.change_leases l
+                                where l.consumer = who and l.change_id = c.id and l.acked)
+             order by c.id
+             limit 1),
+           (select f.last_id from tether.change_feed f))
+    into through;
   update tether.change_consumers cc set acked_through = through, updated_at = now()
    where cc.consumer = who and cc.acked_through < through;
   delete from tether.change_leases l where l.consumer = who and l.change_id <= through;
@@ -334,8 +376,7 @@ CREATE FUNCTION tether.append_created_changes() RETURNS trigger
     AS $$
 begin
   insert into tether.changes (connection_id, stream, record_id, op, fields)
-  select n.connection_id, tg_argv[0], n.external_id, 'created',
-         to_jsonb(n) - array['id', 'connection_id', 'external_id', 'first_seen_at', 'updated_at']
+  select n.connection_id, tg_argv[0], n.external_id, 'created', '{}'::jsonb
     from created_rows n
    order by n.external_id;
   return null;
@@ -361,8 +402,13 @@ CREATE FUNCTION tether.append_updated_changes() RETURNS trigger
 begin
   insert into tether.changes (connection_id, stream, record_id, op, fields)
   select n.connection_id, tg_argv[0], n.external_id,
+         -- A record removed at the provider stays as a row with that status: an order as
+         -- "Deleted" (QuickBooks' word, the only provider that deletes orders), a customer as
+         -- inactive.
          case when tg_argv[0] = 'customers' and n.status = 'inactive'
                    and o.status is distinct from 'inactive' then 'inactive'
+              when tg_argv[0] = 'orders' and lower(n.status) = 'deleted'
+                   and lower(o.status) is distinct from 'deleted' then 'deleted'
               else 'updated' end,
          d.fields
     from updated_new n
@@ -379,7 +425,7 @@ $$;
 -- Name: FUNCTION append_updated_changes(); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.append_updated_changes() IS 'Statement trigger (AFTER UPDATE, transition tables updated_old / updated_new): appends an updated change (inactive for a customer that became inactive) per record whose fields changed; a write that changed nothing appends nothing. Argument: the stream.';
+COMMENT ON FUNCTION tether.append_updated_changes() IS 'Statement trigger (AFTER UPDATE, transition tables updated_old / updated_new): appends an updated change (inactive for a customer that became inactive, deleted for an order deleted at the provider) per record whose fields changed; a write that changed nothing appends nothing. Argument: the stream.';
 
 
 --
@@ -1748,7 +1794,7 @@ COMMENT ON COLUMN tether.changes.seq IS 'Insert order (a sequence taken at inser
 -- Name: COLUMN changes.fields; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.changes.fields IS 'created: the whole record; updated / inactive: the columns whose values changed, with raw reduced to its changed top-level keys (a removed key is null).';
+COMMENT ON COLUMN tether.changes.fields IS 'created: {} (the record is new: read it from tether.orders or tether.customers); updated / deleted / inactive: the columns whose values changed, with their new values, raw reduced to its changed top-level keys (a removed key is null).';
 
 
 --
@@ -1970,14 +2016,6 @@ ALTER TABLE ONLY tether.change_leases
 
 
 --
--- Name: changes changes_id_key; Type: CONSTRAINT; Schema: tether; Owner: -
---
-
-ALTER TABLE ONLY tether.changes
-    ADD CONSTRAINT changes_id_key UNIQUE (id);
-
-
---
 -- Name: changes changes_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2115,6 +2153,13 @@ CREATE INDEX change_leases_held_idx ON tether.change_leases USING btree (consume
 --
 
 CREATE INDEX change_leases_lease_idx ON tether.change_leases USING btree (lease);
+
+
+--
+-- Name: changes_id_key; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE UNIQUE INDEX changes_id_key ON tether.changes USING btree (id) WHERE (id IS NOT NULL);
 
 
 --
@@ -2589,6 +2634,22 @@ GRANT ALL ON FUNCTION public.sync_customers(provider text) TO service_role;
 
 REVOKE ALL ON FUNCTION public.sync_orders(provider text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.sync_orders(provider text) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_ack_changes(consumer text, up_to bigint, lease uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lease uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lease uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_read_changes(consumer text, max integer, lease_for interval); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) TO service_role;
 
 
 --

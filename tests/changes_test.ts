@@ -145,29 +145,38 @@ function withoutNulls(value: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value as object).filter(([, v]) => v !== null));
 }
 
-/** Folds a record's changes in id order: the record as the feed tells it. */
-function fold(changes: Change[]): Map<string, Record<string, unknown>> {
-  const records = new Map<string, Record<string, unknown>>();
+type Rec = Record<string, unknown>;
+
+/** Every stored record of a connection, by "stream/external_id", bookkeeping columns left out. */
+async function storedRecords(sql: Sql, connectionId: string): Promise<Map<string, Rec>> {
+  const rows = await sql<{ key: string; row: Rec }[]>`
+    select 'orders/' || external_id as key,
+           to_jsonb(r) - array['id', 'connection_id', 'external_id', 'first_seen_at',
+                               'updated_at'] as row
+      from tether.orders r where connection_id = ${connectionId}
+    union all
+    select 'customers/' || external_id,
+           to_jsonb(r) - array['id', 'connection_id', 'external_id', 'first_seen_at', 'updated_at']
+      from tether.customers r where connection_id = ${connectionId}`;
+  return new Map(rows.map(({ key, row }) => [key, { ...row, raw: withoutNulls(row.raw) }]));
+}
+
+/**
+ * Applies changes, in id order, to the records as they were (`from`): a created record starts
+ * empty (its change carries {}), every other change sets the fields it names, raw by top-level key.
+ */
+function fold(from: Map<string, Rec>, changes: Change[]): Map<string, Rec> {
+  const records = new Map(from);
   for (const c of changes) {
     const key = `${c.stream}/${c.record_id}`;
-    const { raw, ...rest } = c.fields;
     const was = records.get(key);
-    if (c.op === "created") assert.equal(was, undefined, `${key} is created once`);
-    else {
-      assert.ok(
-        was,
-        `${key}: ${c.op} before created: ${
-          JSON.stringify(changes.filter((x) => `${x.stream}/${x.record_id}` === key))
-        }`,
-      );
-    }
-    const next = { ...was, ...rest } as Record<string, unknown>;
-    // raw: created carries it whole, updated its changed top-level keys (a removed one as null).
-    if (raw !== undefined) {
-      next.raw = withoutNulls(
-        c.op === "created" ? raw : { ...(was?.raw as object), ...(raw as object) },
-      );
-    }
+    if (c.op === "created") {
+      assert.equal(was, undefined, `${key} is created once`);
+      assert.deepEqual(c.fields, {});
+    } else assert.ok(was, `${key}: ${c.op} before created`);
+    const { raw, ...rest } = c.fields;
+    const next: Rec = { ...was, ...rest };
+    if (raw !== undefined) next.raw = withoutNulls({ ...(was?.raw as object), ...(raw as object) });
     records.set(key, next);
   }
   return records;
@@ -186,6 +195,13 @@ Deno.test("sync, backfill and webhooks racing: two consumers see every change on
     const seen: Record<string, Change[]> = { "pack-orders": [], "crm-export": [] };
     let writersDone = false;
     let readers: Promise<void>[] = [];
+    const sync = (stream: StreamName) =>
+      runSync(w.deps, stream, { connection_id: conn.id, force: true });
+    // The records before the race, and the feed's position then.
+    await sync("orders");
+    await sync("customers");
+    const before = await storedRecords(w.db.sql, conn.id);
+    const mark = (await feed(w.db.sql, conn.id)).length;
 
     await w.sandbox.call("POST", "/latency", { ms: 10 });
     const now = Math.floor(Date.now() / 1000) * 1000;
@@ -193,8 +209,6 @@ Deno.test("sync, backfill and webhooks racing: two consumers see every change on
       select tether.create_backfill(${conn.id}, 'orders', ${new Date(now - 3.5 * 86_400_000)},
                                     ${new Date(now)}) as id`;
     const backfill = runBackfill(w.deps, { backfill_id: job!.id }, { pageSize: 50 });
-    const sync = (stream: StreamName) =>
-      runSync(w.deps, stream, { connection_id: conn.id, force: true });
     let killed = 0;
     let expired = 0;
     for (let round = 1; round <= 4; round++) {
@@ -235,42 +249,47 @@ Deno.test("sync, backfill and webhooks racing: two consumers see every change on
       }
     }
 
-    // The feed folds, record by record, to what is stored, and that is the provider's truth.
-    const folded = fold(all);
+    // The records before the race, changed as the feed says, are what is stored (a record
+    // created in the race: the fields its changes name); and what is stored is the truth.
+    const stored = await storedRecords(w.db.sql, conn.id);
+    const folded = fold(before, all.slice(mark));
+    assert.deepEqual([...folded.keys()].sort(), [...stored.keys()].sort(), "the same records");
+    for (const [key, row] of stored) {
+      const told = folded.get(key)!;
+      if (before.has(key)) assert.deepEqual(told, row, `${key}: the feed`);
+      else {
+        for (const [field, value] of Object.entries(told)) {
+          if (field === "raw") {
+            for (const [k, v] of Object.entries(value as Rec)) {
+              assert.deepEqual(v, (row.raw as Rec)[k], `${key}: raw.${k}`);
+            }
+          } else assert.deepEqual(value, row[field], `${key}: ${field}`);
+        }
+      }
+    }
     for (const stream of ["orders", "customers"] as const) {
       const records = await truth(w.sandbox, conn, stream);
-      const rows = await w.db.sql<Record<string, unknown>[]>`
-        select to_jsonb(r) - array['id', 'connection_id', 'first_seen_at', 'updated_at'] as row
-          from ${w.db.sql(`tether.${stream}`)} r where connection_id = ${conn.id}`.then((rs) =>
-        rs.map((r) => r.row as Record<string, unknown>)
+      assert.equal(
+        [...stored.keys()].filter((k) => k.startsWith(`${stream}/`)).length,
+        records.length,
+        `${stream}: every record is stored`,
       );
-      assert.equal(rows.length, records.length, `${stream}: every record is stored`);
-      const want = new Map(records.map((r) => [r.external_id, r]));
-      for (const row of rows) {
-        const { external_id, ...fields } = row;
-        const key = `${stream}/${external_id}`;
-        assert.deepEqual(
-          folded.get(key),
-          { ...fields, raw: withoutNulls(fields.raw) },
-          `${key}: the feed`,
-        );
-        const t = want.get(external_id as string)!;
-        assert.equal(fields.status, t.status, `${key}: status`);
+      for (const t of records) {
+        const key = `${stream}/${t.external_id}`;
+        const row = stored.get(key)!;
+        assert.equal(row.status, t.status, `${key}: status`);
         if (stream === "orders") {
-          assert.equal(fields.tracking_number, t.tracking_number ?? null, `${key}: tracking`);
+          assert.equal(row.tracking_number, t.tracking_number ?? null, `${key}: tracking`);
           assert.equal(
-            new Date(fields.remote_updated_at as string).toISOString(),
+            new Date(row.remote_updated_at as string).toISOString(),
             t.updated_at,
             `${key}: updated at`,
           );
         }
       }
-      assert.equal(
-        [...folded.keys()].filter((k) => k.startsWith(`${stream}/`)).length,
-        records.length,
-        `${stream}: the feed names exactly the provider's records`,
-      );
     }
+    const created = all.slice(mark).filter((c) => c.op === "created").length;
+    assert.ok(created > 0 && created < all.length - mark, "the race created and changed records");
     assert.ok(all.some((c) => c.op === "inactive"), "customers deleted in the race");
   });
 });
@@ -353,8 +372,7 @@ Deno.test("concurrent readers of one consumer never share a change nor a record,
     await new Promise((r) => setTimeout(r, 1100));
     const again = await read(w.db.sql, "c", 100);
     assert.deepEqual(
-      again.filter((c) => recordsOfA.has(c.record_id) && c.fields.status === "v1").map((c) => c.id)
-        .sort(),
+      again.filter((c) => ids(a).has(c.id)).map((c) => c.id).sort(),
       a.map((c) => c.id).sort(),
       "A's expired batch is handed out again",
     );
@@ -476,5 +494,113 @@ Deno.test("webhook facts (ShipHero Shipment Update, Order Canceled) append updat
       assert.equal(c.op, "updated");
       assert.deepEqual(c.fields, { status: "canceled", fulfillment_status: "canceled" });
     }
+  });
+});
+
+Deno.test("the feed is service_role's only: RLS on its tables, its functions refused to anon and authenticated", async () => {
+  const db = await createTestDatabase();
+  try {
+    const tables = ["changes", "change_feed", "change_consumers", "change_leases"];
+    const rls = await db.sql<{ relname: string; relrowsecurity: boolean }[]>`
+      select relname, relrowsecurity from pg_class
+       where relnamespace = 'tether'::regnamespace and relname = any(${tables})`;
+    assert.deepEqual(
+      rls.filter((r) => r.relrowsecurity).map((r) => r.relname).sort(),
+      tables.sort(),
+    );
+    const calls = [
+      "select * from tether.read_changes('x')",
+      "select tether.ack_changes('x', 1)",
+      "select * from public.tether_read_changes('x')",
+      "select public.tether_ack_changes('x', 1)",
+      "select * from tether.changes",
+    ];
+    for (const role of ["anon", "authenticated", "service_role"]) {
+      for (const call of calls) {
+        const outcome = await db.sql.begin(async (tx) => {
+          await tx.unsafe(`set local role ${role}`);
+          await tx.unsafe(call);
+        }).then(() => "ok", (e) => e.code as string);
+        if (role === "service_role") {
+          assert.ok(
+            outcome === "ok" || (call.includes("ack") && outcome === "P0001"),
+            `${role}: ${call} → ${outcome}`,
+          );
+        } else assert.equal(outcome, "42501", `${role}: ${call}`);
+      }
+    }
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("the README's Edge Function that reads the feed with postgres.js runs as written", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const block = readme.split("<!-- feed-example: postgres.js")[1]?.match(/```ts\n([\s\S]*?)```/)
+    ?.[1];
+  assert.ok(block, "the README has the example");
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const dir = new URL("../.tether/examples/", import.meta.url);
+  await Deno.mkdir(dir, { recursive: true });
+  const file = new URL(`feed_${port}.ts`, dir);
+  // The one change: a port of the test's choosing instead of Deno.serve's default.
+  await Deno.writeTextFile(
+    file,
+    block.replace("Deno.serve(", `Deno.serve({ hostname: "127.0.0.1", port: ${port} }, `),
+  );
+  const db = await createTestDatabase();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file.pathname],
+    env: { SUPABASE_DB_URL: db.url },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const [conn] = await db.sql<{ id: string }[]>`
+      insert into tether.connections (provider, external_id, name)
+      values ('shopify', 'readme', 'readme') returning id`;
+    const orders = ["a", "b", "c"].map((id) => ({ external_id: id, status: "open", raw: { id } }));
+    await db.sql`select * from tether.upsert_orders(${conn!.id}, ${db.sql.json(orders)})`;
+    const call = () =>
+      eventually("the example function to answer", async () => {
+        try {
+          return await (await fetch(`http://127.0.0.1:${port}/`, { method: "POST" })).json();
+        } catch {
+          return undefined;
+        }
+      }, 30_000);
+    assert.deepEqual(await call(), { read: 3, packed: 3 });
+    assert.deepEqual(await call(), { read: 0, packed: 0 }, "acknowledged: never again");
+    const [row] = await db.sql<{ through: number }[]>`
+      select acked_through::int as through from tether.change_consumers
+       where consumer = 'pack-new-orders'`;
+    assert.equal(row!.through, 3);
+  } finally {
+    child.kill();
+    await child.stderr.cancel();
+    await child.status;
+    await Deno.remove(file).catch(() => {});
+    await db.drop();
+  }
+});
+
+Deno.test("an order deleted at the provider (QuickBooks) appends deleted", async () => {
+  await withWorld(async (w) => {
+    const conn = await connectSeeded(w.deps, w.sandbox, "quickbooks", {
+      seed: 12,
+      orders: 10,
+      customers: 0,
+      spread_days: 1,
+      tracked_share: 0,
+    });
+    const sync = () => runSync(w.deps, "orders", { connection_id: conn.id, force: true });
+    assert.equal((await sync()).runs[0]!.status, "succeeded");
+    const mark = (await feed(w.db.sql, conn.id)).length;
+    await w.sandbox.call("POST", `/data/quickbooks/${conn.externalId}/orders/3/delete`);
+    assert.equal((await sync()).runs[0]!.status, "succeeded");
+    const after = (await feed(w.db.sql, conn.id)).slice(mark);
+    const gone = (await truth(w.sandbox, conn, "orders")).filter((t) => t.status === "Deleted");
+    assert.equal(gone.length, 1);
+    assert.deepEqual(after.map((c) => [c.op, c.record_id]), [["deleted", gone[0]!.external_id]]);
   });
 });

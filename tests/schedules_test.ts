@@ -138,6 +138,7 @@ Deno.test("cleanup deletes runs and pg_net responses older than the retention, k
       invocations: 1,
       http_responses: 1,
       cron_job_run_details: 0,
+      changes: 0,
     });
     const [left] = await sql`select (select count(*)::int from tether.runs) as runs,
                                     (select count(*)::int from tether.invocations) as invocations,
