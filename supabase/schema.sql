@@ -89,6 +89,35 @@ COMMENT ON FUNCTION public.continue_backfills() IS 'The safety net, scheduled ev
 
 
 --
+-- Name: disconnect_connection(uuid, boolean, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean DEFAULT false, revoke boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
+    raise exception 'unknown connection %', connection_id
+      using errcode = 'no_data_found',
+            hint = 'select id, provider, name, status from tether.connection_health';
+  end if;
+  return tether.invoke_function('disconnect', jsonb_build_object(
+    'connection_id', connection_id,
+    'delete_records', coalesce(delete_records, false),
+    'revoke', coalesce(revoke, true)));
+end
+$$;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) IS 'Ends a connection through the disconnect function: revokes the grant at the provider where it can (revoke), deletes the credentials, cancels its backfills, and keeps it as disabled with its synced records, or deletes it and them (delete_records). Returns the pg_net request id; the outcome is in tether.invocations and tether.connection_health.';
+
+
+--
 -- Name: process_webhook_events(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2013,6 +2042,14 @@ GRANT ALL ON FUNCTION public.cancel_backfill(backfill_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.continue_backfills() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.continue_backfills() TO service_role;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) TO service_role;
 
 
 --
