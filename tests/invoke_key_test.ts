@@ -84,7 +84,7 @@ Deno.test("each function pg_cron reaches takes the invoke key; connect refuses i
         body: JSON.stringify({ backfill_id: crypto.randomUUID() }),
       });
       assert.equal(res.status, 404, JSON.stringify(res.json));
-      assert.equal(res.json.error, "not_found");
+      assert.equal(res.json.error, "unknown_backfill");
     });
     await t.step("through pg_net, as pg_cron calls: 202, then the job's result", async () => {
       await storeVaultSecrets(db.sql, functions);
