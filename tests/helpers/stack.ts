@@ -11,6 +11,7 @@ export {
   createTestDatabase,
   serveFunctionsFor,
   stackEnv,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
   withTestDatabase,
