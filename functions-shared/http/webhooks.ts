@@ -1,5 +1,6 @@
 // The webhooks function's HTTP routes: POST /webhooks/<provider>[/…] (the raw body, at most
-// 1 MiB → 413, handed to the receive job) and POST /webhooks/_sweep (caller-authenticated).
+// 1 MiB → 413, handed to the receive job, which records the events and leaves their processing to
+// run after the answer) and POST /webhooks/_sweep (caller-authenticated).
 import type { Deps } from "../deps.ts";
 import {
   notFound,
@@ -16,6 +17,7 @@ import {
   type Handler,
   jsonError,
   readJsonBody,
+  waitUntil,
 } from "./serve.ts";
 import { formatIssues } from "../validation.ts";
 
@@ -53,7 +55,7 @@ export function createWebhookHandler(deps: Deps): Handler {
     });
     try {
       return Response.json(
-        await receiveWebhook(deps, { provider: head, headers, raw, path: rest }),
+        await receiveWebhook(deps, { provider: head, headers, raw, path: rest }, waitUntil),
       );
     } catch (err) {
       return errorResponse(deps, "webhook receive", err);

@@ -13,6 +13,7 @@ export {
   stackEnv,
   type TestDatabase,
   testDeps,
+  webhookEventsSettled,
   withTestDatabase,
 } from "../../scripts/local/harness.ts";
 export { loadOrCreateSecrets as localSecrets } from "../../scripts/local/secrets.ts";
