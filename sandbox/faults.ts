@@ -77,11 +77,6 @@ export class FaultQueue {
   }
 }
 
-/** Is this a fault that answers instead of the provider (leaving tokens untouched)? */
-export function isErrorFault(kind: FaultKind): boolean {
-  return kind !== "malformed_json" && kind !== "missing_field" && kind !== "slow";
-}
-
 /** A gateway's 503: deliberately not JSON. */
 export function serviceUnavailable(): Response {
   return new Response(

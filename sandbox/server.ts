@@ -14,7 +14,6 @@ import {
   FAULT_KINDS,
   FaultQueue,
   hang,
-  isErrorFault,
   serviceUnavailable,
   tooManyRequests,
   truncated,

@@ -544,7 +544,13 @@ Deno.test("processing cut off by the worker's death leaves the event received; t
       const { faults } = await w.sandbox.call<{ faults: unknown[] }>("GET", "/faults");
       return faults.length === 0 ? true : undefined;
     });
-    Deno.kill(w.served.pids.webhooks!, "SIGKILL");
+    const dead = w.served.pids.webhooks!;
+    Deno.kill(dead, "SIGKILL");
+    await eventually("the function server to start a new worker", async () => {
+      if (w.served.pids.webhooks === dead) return undefined;
+      const health = await (await fetch(`${w.served.url}/health`)).json();
+      return health.functions.webhooks === "up" ? true : undefined;
+    });
     assert.deepEqual(await webhookEvents(w), [["received", 0]], "cut off mid-way");
 
     // While its lease holds, its receiver may be at work: even a forced sweep leaves it.

@@ -54,9 +54,7 @@ export async function recordEvent(
             ${sql.json(e.payload as never)}, ${e.received_at},
             ${e.status === "ignored" ? e.received_at : null},
             ${
-    e.status === "received"
-      ? sql`now() + make_interval(secs => ${PROCESSING_LEASE_SECONDS})`
-      : null
+    e.status === "received" ? sql`now() + make_interval(secs => ${PROCESSING_LEASE_SECONDS})` : null
   })
     on conflict (provider, event_id) do nothing
     returning id::text, provider, event_id, connection_id, topic, status, payload, attempts,
