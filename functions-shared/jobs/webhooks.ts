@@ -165,7 +165,7 @@ function recordFailed(deps: Deps, provider: ProviderName, err: unknown): JobErro
  * Never rejects: an event it does not finish stays `received` and the sweep takes it when its
  * processing lease has passed.
  */
-export async function processAccepted(deps: Deps, rows: WebhookEventRow[]): Promise<void> {
+async function processAccepted(deps: Deps, rows: WebhookEventRow[]): Promise<void> {
   const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   for (const [i, row] of rows.entries()) {
     if (deadline.passed) {
