@@ -135,7 +135,7 @@ $$;
 -- Name: FUNCTION process_webhook_events(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook retry sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come, and the received events whose processing was cut off (their processing lease has passed). Returns the pg_net request id.';
 
 
 --
@@ -1602,10 +1602,24 @@ COMMENT ON COLUMN tether.webhook_events.event_id IS 'The provider''s id of the e
 
 
 --
+-- Name: COLUMN webhook_events.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.status IS 'received: recorded and answered, processed after the answer (or by the sweep once its lease has passed); processed; ignored (no active connection); failed (retried by the sweep with backoff).';
+
+
+--
 -- Name: COLUMN webhook_events.attempts; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed at once; never more than one successful processing).';
+COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed after its answer; never more than one successful processing).';
+
+
+--
+-- Name: COLUMN webhook_events.next_attempt_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.next_attempt_at IS 'received: when its processing lease ends (the sweep then takes it as cut off); failed: when the sweep retries it; held further while a sweep works on it.';
 
 
 --

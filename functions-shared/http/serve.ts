@@ -77,9 +77,10 @@ function prefersAsync(req: Request): boolean {
 
 /**
  * Keeps the instance alive for work done after the answer: `EdgeRuntime.waitUntil` on Supabase
- * (and on the local function server, which provides it with the platform's limits).
+ * (supabase.com/docs/guides/functions/background-tasks; the local function server provides it with
+ * the platform's limits). Without it (a handler called in-process) the work still runs.
  */
-function waitUntil(work: Promise<unknown>): void {
+export function waitUntil(work: Promise<unknown>): void {
   const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } })
     .EdgeRuntime;
   runtime?.waitUntil(work);
