@@ -1783,7 +1783,8 @@ CREATE TABLE tether.change_leases (
     record_id text NOT NULL,
     lease uuid NOT NULL,
     leased_until timestamp with time zone NOT NULL,
-    acked boolean DEFAULT false NOT NULL
+    acked boolean DEFAULT false NOT NULL,
+    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
 );
 
 
@@ -1808,7 +1809,7 @@ CREATE TABLE tether.changes (
     fields jsonb NOT NULL,
     at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT changes_op_is_valid CHECK ((op = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'inactive'::text]))),
-    CONSTRAINT changes_stream_is_valid CHECK ((stream = ANY (ARRAY['orders'::text, 'customers'::text])))
+    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
 );
 
 

@@ -56,6 +56,8 @@ Deno.test("every provider and stream check constraint asks tether.providers(), n
     assert.deepEqual(rows.map((r) => `${r.name}: ${r.def}`), [
       "backfill_records.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
       "backfills.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
+      "change_leases.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
+      "changes.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
       "connections.provider provider_is_known: CHECK (tether.is_known_provider(provider))",
       "oauth_states.provider oauth_states_provider_is_valid: CHECK (tether.is_oauth_provider(provider))",
       "runs.stream stream_is_valid: CHECK (((stream IS NULL) OR tether.is_known_stream(stream)))",

@@ -35,7 +35,7 @@ create table tether.changes (
   op text not null,
   fields jsonb not null,
   at timestamptz not null default now(),
-  constraint changes_stream_is_valid check (stream in ('orders', 'customers')),
+  constraint stream_is_valid check (tether.is_known_stream(stream)),
   constraint changes_op_is_valid check (op in ('created', 'updated', 'deleted', 'inactive'))
 );
 -- Writers touch only the primary key and this partial index; publishing fills the id index.
@@ -76,7 +76,8 @@ create table tether.change_leases (
   lease uuid not null,
   leased_until timestamptz not null,
   acked boolean not null default false,
-  primary key (consumer, change_id)
+  primary key (consumer, change_id),
+  constraint stream_is_valid check (tether.is_known_stream(stream))
 );
 create index change_leases_held_idx on tether.change_leases (consumer, connection_id, stream, record_id)
   where not acked;
