@@ -1,9 +1,16 @@
-// The local stand-ins for pg_net (sql/local/pg_net.sql + scripts/local/net_worker.ts) and Vault
-// (sql/local/supabase_vault.sql) behave like Supabase's: same signatures and defaults, requests
-// sent only after commit, every outcome recorded in net._http_response, secrets encrypted at rest.
+// pg_net and Vault as the local stack runs them behave like Supabase's: same signatures and
+// defaults, requests sent only after commit, every outcome recorded in net._http_response, secrets
+// encrypted at rest. Against the stand-ins (sql/local/pg_net.sql + scripts/local/net_worker.ts,
+// sql/local/supabase_vault.sql) by default, and against the real extensions when the stack runs
+// them (TETHER_PGNET=real, README "The real pg_net and Vault"): the same assertions hold for both.
 import assert from "node:assert/strict";
-import { startNetWorker } from "../scripts/local/net_worker.ts";
-import { createTestDatabase, eventually, type TestDatabase } from "./helpers/stack.ts";
+import {
+  createTestDatabase,
+  eventually,
+  netWorkerForDatabase,
+  stackEnv,
+  type TestDatabase,
+} from "./helpers/stack.ts";
 
 interface Seen {
   method: string;
@@ -66,7 +73,7 @@ async function withNet(
 ) {
   const db = await createTestDatabase();
   const target = startTarget();
-  const worker = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+  const worker = await netWorkerForDatabase(db);
   try {
     await fn({ db, target });
   } finally {
@@ -75,6 +82,30 @@ async function withNet(
     await db.drop();
   }
 }
+
+Deno.test("the pg_net and Vault that stack.env names are the ones registered as pg_net and supabase_vault", async () => {
+  const { TETHER_PGNET } = await stackEnv();
+  const db = await createTestDatabase();
+  try {
+    const rows = await db.sql<{ extname: string; standin: boolean }[]>`
+      select extname, extversion = 'tether_local' as standin from pg_extension
+       where extname in ('pg_net', 'supabase_vault', 'tether_standin_pg_net',
+                         'tether_standin_supabase_vault')
+       order by extname`;
+    const standin = TETHER_PGNET === "standin";
+    assert.deepEqual(rows.map((r) => ({ ...r })), [
+      { extname: "pg_net", standin },
+      { extname: "supabase_vault", standin },
+    ]);
+    // The real ones are preloaded: their settings exist. The stand-ins' do not.
+    const [settings] = await db.sql`
+      select current_setting('pg_net.database_name', true) is not null as pg_net,
+             current_setting('vault.getkey_script', true) is not null as vault`;
+    assert.deepEqual({ ...settings }, { pg_net: !standin, vault: !standin });
+  } finally {
+    await db.drop();
+  }
+});
 
 Deno.test("net.http_post and net.http_get have pg_net's exact signatures and defaults", async () => {
   const db = await createTestDatabase();
@@ -290,7 +321,7 @@ Deno.test("a worker that dies mid-batch leaves its requests queued, and the next
   const db = await createTestDatabase();
   const target = startTarget();
   try {
-    const first = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+    const first = await netWorkerForDatabase(db);
     const [{ id }] = await db.sql<[{ id: string }]>`
       select net.http_post(${target.url + "/slow"})::text as id`;
     await eventually(
@@ -302,7 +333,7 @@ Deno.test("a worker that dies mid-batch leaves its requests queued, and the next
                   where datname = ${db.name} and pid <> pg_backend_pid()`;
     await first.stop().catch(() => {});
     assert.equal(await count(db, "net.http_request_queue"), 1, "the request is back in the queue");
-    const second = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+    const second = await netWorkerForDatabase(db);
     try {
       assert.equal((await responseFor(db, id)).status_code, 201);
       assert.equal(target.seen.length, 2, "sent again: at least once, as pg_net");
@@ -327,7 +358,7 @@ Deno.test("like pg_net, responses older than the ttl are deleted when the worker
     assert.deepEqual(left.map((r) => r.id), ["-2"]);
   }));
 
-Deno.test("the Vault stand-in stores secrets encrypted and decrypts them by name", async () => {
+Deno.test("Vault stores secrets encrypted and decrypts them by name", async () => {
   const db = await createTestDatabase();
   const plaintext = `plain-${crypto.randomUUID()}`;
   try {
