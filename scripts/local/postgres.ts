@@ -189,7 +189,6 @@ export async function initCluster(opts: ClusterOptions): Promise<void> {
     await Deno.remove(pwfile);
     await writeFile(paths.pgNetMode, opts.pgNet);
   }
-  await checkPgNetMode(opts.pgNet);
   if (opts.pgNet === "real") await writeVaultRootKey();
   await writeConfig(opts);
 }
@@ -199,7 +198,8 @@ export async function initCluster(opts: ClusterOptions): Promise<void> {
  * objects (and Vault secrets encrypted under its key). A cluster from before the choice existed
  * has the stand-ins.
  */
-async function checkPgNetMode(wanted: PgNetMode): Promise<void> {
+export async function checkPgNetMode(wanted: PgNetMode): Promise<void> {
+  if (!existsSync(join(paths.pgData, "PG_VERSION"))) return;
   const had = existsSync(paths.pgNetMode)
     ? (await readFile(paths.pgNetMode, "utf8")).trim()
     : "standin";

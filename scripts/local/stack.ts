@@ -10,6 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
 import {
+  checkPgNetMode,
   databaseUrl,
   ensurePackages,
   initCluster,
@@ -223,6 +224,7 @@ async function startDatabase(
   secrets: LocalSecrets,
   pgNet: PgNetMode,
 ): Promise<void> {
+  await checkPgNetMode(pgNet);
   await ensurePackages();
   await ensureEdgeDeno();
   if (pgNet === "standin") await installStandInExtensions();
