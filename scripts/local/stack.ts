@@ -235,12 +235,14 @@ async function startDatabase(
     pgNet,
   });
   await startCluster(cfg.pgPort);
-  // A test run that ended early may have left the real pg_net worker pointed at its database.
-  if (pgNet === "real") {
-    await psql("postgres", { command: "alter system reset pg_net.database_name" });
-  }
   // The migrations enable pg_cron (in `postgres`, its cron.database_name), pg_net and Vault.
   await prepareDatabase(cfg, secrets, "postgres");
+  if (pgNet === "real") {
+    // A test run that ended early may have left the real pg_net worker pointed at its database
+    // (scripts/local/pg_net_worker.ts): back to the main one, where pg_cron's calls are queued.
+    await psql("postgres", { command: "alter system reset pg_net.database_name" });
+    await psql("postgres", { command: "select net.worker_restart()" });
+  }
   await rebuildTemplate(cfg, secrets);
 }
 
