@@ -89,6 +89,35 @@ COMMENT ON FUNCTION public.continue_backfills() IS 'The safety net, scheduled ev
 
 
 --
+-- Name: disconnect_connection(uuid, boolean, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean DEFAULT false, revoke boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
+    raise exception 'unknown connection %', connection_id
+      using errcode = 'no_data_found',
+            hint = 'select id, provider, name, status from tether.connection_health';
+  end if;
+  return tether.invoke_function('disconnect', jsonb_build_object(
+    'connection_id', connection_id,
+    'delete_records', coalesce(delete_records, false),
+    'revoke', coalesce(revoke, true)));
+end
+$$;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) IS 'Ends a connection through the disconnect function: revokes the grant at the provider where it can (revoke), deletes the credentials, cancels its backfills, and keeps it as disabled with its synced records, or deletes it and them (delete_records). Returns the pg_net request id; the outcome is in tether.invocations and tether.connection_health.';
+
+
+--
 -- Name: process_webhook_events(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -531,23 +560,28 @@ CREATE FUNCTION tether.invoke_function(function_name text, body jsonb DEFAULT '{
     AS $$
 declare
   functions_url text;
-  service_key text;
+  invoke_key text;
 begin
   select decrypted_secret into functions_url
     from vault.decrypted_secrets where name = 'tether_functions_url';
-  select decrypted_secret into service_key
-    from vault.decrypted_secrets where name = 'tether_service_key';
-  if functions_url is null or service_key is null then
-    raise exception 'Tether is not configured: Vault has no %',
-      case when functions_url is null then 'tether_functions_url' else 'tether_service_key' end
-      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url''); '
-                || 'select vault.create_secret(''<a secret API key>'', ''tether_service_key'');';
+  select decrypted_secret into invoke_key
+    from vault.decrypted_secrets where name = 'tether_invoke_key';
+  if functions_url is null then
+    raise exception 'Tether is not configured: Vault has no tether_functions_url'
+      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url'');';
+  end if;
+  if invoke_key is null then
+    raise exception 'Tether is not configured: Vault has no tether_invoke_key'
+      using hint = 'select vault.create_secret(''<the functions'' TETHER_INVOKE_KEY secret>'', ''tether_invoke_key''); '
+                || 'a new key: select encode(extensions.gen_random_bytes(32), ''hex''); set it on both sides '
+                || '(supabase secrets set TETHER_INVOKE_KEY=<key>), never a Supabase API key.';
   end if;
   -- The function answers 202 within milliseconds; 2 s covers a cold start.
   return net.http_post(
     url := rtrim(functions_url, '/') || '/' || function_name,
     body := coalesce(body, '{}'::jsonb),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key,
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'x-tether-invoke-key', invoke_key,
                                   'Prefer', 'respond-async'),
     timeout_milliseconds := 2000
   );
@@ -559,7 +593,7 @@ $$;
 -- Name: FUNCTION invoke_function(function_name text, body jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
 
 
 --
@@ -2013,6 +2047,14 @@ GRANT ALL ON FUNCTION public.cancel_backfill(backfill_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.continue_backfills() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.continue_backfills() TO service_role;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) TO service_role;
 
 
 --

@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { quickbooksOAuth } from "../functions-shared/providers/quickbooks/oauth.ts";
-import { facts, refreshResponse } from "../functions-shared/providers/quickbooks/adapter.ts";
+import {
+  facts,
+  quickbooksAdapter,
+  refreshResponse,
+} from "../functions-shared/providers/quickbooks/adapter.ts";
 import { Pacer } from "../functions-shared/providers/pacing.ts";
 import {
   CDC_LOOKBACK_SECONDS,
@@ -375,4 +379,37 @@ Deno.test("quickbooks: the published token response parses, and the authorize UR
     redirect_uri: "https://example.com/cb",
     state: "st",
   });
+});
+
+Deno.test("quickbooks: disconnect's revocation is the request Intuit's own client sends", async () => {
+  // intuit-oauth 4.2.5, src/OAuthClient.js `revoke`: POST https://developer.api.intuit.com/v2/
+  // oauth2/tokens/revoke, Authorization: Basic base64(client_id:client_secret), a JSON body
+  // {"token": …}. The adapter runs on a transport that records the request and answers 200.
+  const sent: { url: string; method: string; headers: Headers; body: string }[] = [];
+  const recording: typeof fetch = async (input, init) => {
+    const req = new Request(input, init);
+    sent.push({ url: req.url, method: req.method, headers: req.headers, body: await req.text() });
+    return new Response(null, { status: 200 });
+  };
+  await quickbooksAdapter.revoke(
+    {
+      fetch: recording,
+      now: () => new Date(),
+      app: () => ({ clientId: "cid", clientSecret: "secret" }),
+    },
+    {
+      id: crypto.randomUUID(),
+      provider: "quickbooks",
+      externalId: "9341",
+      config: { realm_id: "9341" },
+    },
+    { refresh_token: "rt-1", access_token: "at-1" },
+  );
+  assert.equal(sent.length, 1);
+  const [req] = sent;
+  assert.equal(req!.url, "https://developer.api.intuit.com/v2/oauth2/tokens/revoke");
+  assert.equal(req!.method, "POST");
+  assert.equal(req!.headers.get("authorization"), `Basic ${btoa("cid:secret")}`);
+  assert.match(req!.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(req!.body), { token: "rt-1" });
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { freePort, paths } from "../scripts/local/util.ts";
+import { stopStrayCluster } from "../scripts/local/postgres.ts";
 import { functionEnv, readStackEnv } from "../scripts/local/stack.ts";
 import { startFunctions } from "../scripts/local/functions.ts";
 import { loadOrCreateSecrets } from "../scripts/local/secrets.ts";
@@ -17,22 +18,9 @@ import {
   STANDIN_EXTENSIONS,
 } from "../scripts/local/postgres.ts";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
-
 function listen(): { port: number; close: () => void } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
-}
-
-/** Stops a throwaway cluster, if one was started in `dataDir` after all. */
-async function stopCluster(dataDir: string): Promise<void> {
-  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
-  const args = ["stop", "-D", dataDir, "-m", "immediate", "-w"];
-  const [cmd, argv] = Deno.uid() === 0
-    ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), ...args]]
-    : [join(PG_BIN, "pg_ctl"), args];
-  await new Deno.Command(cmd as string, { args: argv as string[], stdout: "null", stderr: "null" })
-    .output();
 }
 
 Deno.test("stack up fails with a clear message and exit code 1 when the PostgreSQL port is taken", async () => {
@@ -71,7 +59,7 @@ Deno.test("stack up fails with a clear message and exit code 1 when the PostgreS
     );
   } finally {
     taken.close();
-    await stopCluster(join(state, "pg", "data"));
+    await stopStrayCluster(join(state, "pg", "data"));
     await Deno.remove(state, { recursive: true }).catch((err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });
@@ -131,24 +119,52 @@ Deno.test("the served connect function answers 401 without a key", async () => {
   assert.equal(health.status, 200);
 });
 
-Deno.test("the main database holds the Vault secrets the SQL API reads", async () => {
+Deno.test("the main database holds the Vault secrets the SQL API reads: the invoke key, not the service key", async () => {
   const env = await readStackEnv();
+  const secrets = await loadOrCreateSecrets();
   const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
     const rows = await sql`
       select name,
              decrypted_secret = ${env.FUNCTIONS_URL} as is_functions_url,
+             decrypted_secret = ${secrets.invokeKey} as is_invoke_key,
              decrypted_secret = ${env.SERVICE_KEY} as is_service_key
         from vault.decrypted_secrets
-       where name in ('tether_functions_url', 'tether_service_key')
+       where name like 'tether\_%'
        order by name`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
-      { name: "tether_functions_url", is_functions_url: true, is_service_key: false },
-      { name: "tether_service_key", is_functions_url: false, is_service_key: true },
+      {
+        name: "tether_functions_url",
+        is_functions_url: true,
+        is_invoke_key: false,
+        is_service_key: false,
+      },
+      {
+        name: "tether_invoke_key",
+        is_functions_url: false,
+        is_invoke_key: true,
+        is_service_key: false,
+      },
     ]);
   } finally {
     await sql.end();
   }
+});
+
+Deno.test("the served job functions take the invoke key, connect refuses it", async () => {
+  const env = await readStackEnv();
+  const { invokeKey } = await loadOrCreateSecrets();
+  const post = async (name: string) => {
+    const res = await fetch(`${env.FUNCTIONS_URL}/${name}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-tether-invoke-key": invokeKey },
+      body: '{"provider":"maystro"}',
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  assert.equal(await post("refresh-tokens"), 200);
+  assert.equal(await post("connect"), 401);
 });
 
 Deno.test(".tether/ is ignored by git", async () => {

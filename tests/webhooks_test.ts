@@ -11,6 +11,7 @@ import {
   createTestDatabase,
   eventually,
   serveFunctionsFor,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
 } from "./helpers/stack.ts";
@@ -455,8 +456,7 @@ Deno.test("a processing failure is kept as failed and the sweep from process_web
     await w.sandbox.call("DELETE", "/faults");
     // The backoff has passed; the schedule's call reaches the function through pg_net.
     await w.db.sql`update tether.webhook_events set next_attempt_at = now()`;
-    await w.db.sql`select vault.create_secret(${w.served.functionsUrl}, 'tether_functions_url')`;
-    await w.db.sql`select vault.create_secret(${w.served.secretKey}, 'tether_service_key')`;
+    await storeVaultSecrets(w.db.sql, w.served);
     await w.db.sql`select public.process_webhook_events()`;
     await eventually("the sweep to process the failed events", async () => {
       const [row] = await w.db.sql<{ left: number }[]>`

@@ -1,7 +1,12 @@
 // The HTTP frame of every function: startup, caller auth, body limits and parsing, and the one
 // mapping from a job's result or JobError to a response. A function's entry point is
 // `serveJob(job)` (or `serveFunction` for one with routes of its own); jobs never see a Request.
-import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
+import {
+  type CallerAuthOptions,
+  createCallerAuth,
+  Unauthorized,
+  unauthorizedResponse,
+} from "../auth.ts";
 import { createDeps, type Deps, type Job } from "../deps.ts";
 import { readEnv } from "../env.ts";
 import { coerceError, httpStatus, JobError, type JobErrorCode, safeMessage } from "../errors.ts";
@@ -110,11 +115,15 @@ export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): 
 }
 
 /**
- * Wraps a handler in caller auth (secret key or service_role JWT): a 401 with nothing done
- * otherwise.
+ * Wraps a handler in caller auth (secret key or service_role JWT; the invoke key too with
+ * `acceptInvokeKey`, for what pg_cron reaches): a 401 with nothing done otherwise.
  */
-export function authenticated(deps: Deps, handler: Handler): Handler {
-  const authenticate = createCallerAuth(deps.env.auth);
+export function authenticated(
+  deps: Deps,
+  handler: Handler,
+  options: CallerAuthOptions = {},
+): Handler {
+  const authenticate = createCallerAuth(deps.env.auth, options);
   return async (req) => {
     try {
       await authenticate(req);
@@ -127,8 +136,12 @@ export function authenticated(deps: Deps, handler: Handler): Handler {
 }
 
 /** POST only, authenticated, the body parsed for the job: the whole of most functions. */
-export function createJobHandler<I, O>(job: Job<I, O>, deps: Deps): Handler {
-  const run = authenticated(deps, (req) => runJobOn(deps, job, req));
+export function createJobHandler<I, O>(
+  job: Job<I, O>,
+  deps: Deps,
+  options: CallerAuthOptions = {},
+): Handler {
+  const run = authenticated(deps, (req) => runJobOn(deps, job, req), options);
   return async (req) => {
     if (req.method !== "POST") return jsonError("method_not_allowed", "use POST");
     return await run(req);
@@ -167,7 +180,10 @@ export function serveFunction(name: string, make: (deps: Deps) => Handler): void
   Deno.serve(whenReady(deps, make));
 }
 
-/** The whole of a function's entry point: `serveJob(refreshTokens)`. */
+/**
+ * The whole of a function's entry point: `serveJob(refreshTokens)`. A job function is what pg_cron
+ * reaches through the SQL API, so it accepts the invoke key.
+ */
 export function serveJob<I, O>(job: Job<I, O>): void {
-  serveFunction(job.name, (deps) => createJobHandler(job, deps));
+  serveFunction(job.name, (deps) => createJobHandler(job, deps, { acceptInvokeKey: true }));
 }

@@ -114,6 +114,18 @@ export async function netWorkerForDatabase(
   });
 }
 
+/**
+ * Stores, in a database's Vault, the functions URL and the invoke key the SQL API sends them
+ * (tether_functions_url, tether_invoke_key): what `npm run deploy` stores on a project.
+ */
+export async function storeVaultSecrets(
+  sql: Sql,
+  served: { functionsUrl: string; invokeKey: string },
+): Promise<void> {
+  await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
+  await sql`select vault.create_secret(${served.invokeKey}, 'tether_invoke_key')`;
+}
+
 /** The functions served against a test database, with the pg_net worker for it; `env` adds to theirs. */
 export async function serveFunctionsFor(
   db: TestDatabase,
@@ -143,6 +155,8 @@ export async function serveFunctionsFor(
   return {
     ...functions,
     secretKey: secrets.secretKey,
+    /** What the SQL API sends (store it as Vault's tether_invoke_key); the job functions accept it. */
+    invokeKey: secrets.invokeKey,
     logLines,
     async stop() {
       await net.stop();

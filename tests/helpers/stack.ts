@@ -12,6 +12,7 @@ export {
   netWorkerForDatabase,
   serveFunctionsFor,
   stackEnv,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
   withTestDatabase,
