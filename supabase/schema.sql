@@ -96,16 +96,18 @@ CREATE FUNCTION public.disconnect_connection(connection_id uuid, delete_records 
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  request_id uuid;
 begin
   if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
     raise exception 'unknown connection %', connection_id
       using errcode = 'no_data_found',
             hint = 'select id, provider, name, status from tether.connection_health';
   end if;
-  return tether.invoke_function('disconnect', jsonb_build_object(
-    'connection_id', connection_id,
-    'delete_records', coalesce(delete_records, false),
-    'revoke', coalesce(revoke, true)));
+  insert into tether.disconnect_requests (connection_id, delete_records, revoke)
+  values (connection_id, coalesce(delete_records, false), coalesce(revoke, true))
+  returning id into request_id;
+  return tether.invoke_function('disconnect', jsonb_build_object('request_id', request_id));
 end
 $$;
 
@@ -133,7 +135,7 @@ $$;
 -- Name: FUNCTION process_webhook_events(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook retry sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come, and the received events whose processing was cut off (their processing lease has passed). Returns the pg_net request id.';
 
 
 --
@@ -1472,6 +1474,26 @@ ALTER TABLE tether.customers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: disconnect_requests; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.disconnect_requests (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    connection_id uuid NOT NULL,
+    delete_records boolean DEFAULT false NOT NULL,
+    revoke boolean DEFAULT true NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE disconnect_requests; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.disconnect_requests IS 'Disconnects asked for through disconnect_connection(), until the disconnect function has done them (it deletes the row in the transaction that ends the connection).';
+
+
+--
 -- Name: invocations; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -1580,10 +1602,24 @@ COMMENT ON COLUMN tether.webhook_events.event_id IS 'The provider''s id of the e
 
 
 --
+-- Name: COLUMN webhook_events.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.status IS 'received: recorded and answered, processed after the answer (or by the sweep once its lease has passed); processed; ignored (no active connection); failed (retried by the sweep with backoff).';
+
+
+--
 -- Name: COLUMN webhook_events.attempts; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed at once; never more than one successful processing).';
+COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed after its answer; never more than one successful processing).';
+
+
+--
+-- Name: COLUMN webhook_events.next_attempt_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.next_attempt_at IS 'received: when its processing lease ends (the sweep then takes it as cut off); failed: when the sweep retries it; held further while a sweep works on it.';
 
 
 --
@@ -1654,6 +1690,14 @@ ALTER TABLE ONLY tether.customers
 
 ALTER TABLE ONLY tether.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: disconnect_requests disconnect_requests_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_pkey PRIMARY KEY (id);
 
 
 --
@@ -1858,6 +1902,14 @@ ALTER TABLE ONLY tether.customers
 
 
 --
+-- Name: disconnect_requests disconnect_requests_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: orders orders_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1960,6 +2012,13 @@ ALTER TABLE tether.customers ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY customers_owner_read ON tether.customers FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: disconnect_requests; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.disconnect_requests ENABLE ROW LEVEL SECURITY;
 
 
 --
@@ -2431,6 +2490,13 @@ GRANT SELECT ON TABLE public.tether_runs TO service_role;
 
 GRANT SELECT ON TABLE public.tether_sync_cursors TO authenticated;
 GRANT SELECT ON TABLE public.tether_sync_cursors TO service_role;
+
+
+--
+-- Name: TABLE disconnect_requests; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.disconnect_requests TO service_role;
 
 
 --

@@ -19,7 +19,12 @@ import {
   cdcDeletions,
   cdcResponseSchema,
 } from "../functions-shared/providers/quickbooks/streams.ts";
-import { createTestDatabase, serveFunctionsFor, testDeps } from "./helpers/stack.ts";
+import {
+  createTestDatabase,
+  serveFunctionsFor,
+  testDeps,
+  webhookEventsSettled,
+} from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 import {
   apiStats,
@@ -279,13 +284,16 @@ for (const format of ["legacy", "cloudevents"] as const) {
       const seq = seqOf(invoice.external_id);
       // First the invoice changes (stored from the re-fetch), then it is deleted.
       await w.sandbox.call("POST", dataPath(c.account, "mutate"), { changes: 3 });
-      const deliver = () =>
-        w.sandbox.call<{ failed: number }>("POST", "/webhooks/deliver", {
+      const deliver = async () => {
+        const report = await w.sandbox.call<{ failed: number }>("POST", "/webhooks/deliver", {
           provider: "quickbooks",
           accounts: [c.account.external_id],
           url: `${w.hooks}/quickbooks`,
           format,
         });
+        await webhookEventsSettled(w.db);
+        return report;
+      };
       assert.equal((await deliver()).failed, 0);
       await w.sandbox.call("POST", "/clock", { advance_seconds: 2 });
       await w.sandbox.call("POST", dataPath(c.account, `orders/${seq}/delete`));
@@ -324,6 +332,7 @@ Deno.test("quickbooks webhooks: a Delete notification claiming a time in 2099 is
       }],
     });
     assert.equal(await post(`${w.hooks}/quickbooks`, body), 200);
+    await webhookEventsSettled(w.db);
     const [row] = await w.db.sql<{ status: string; t: Date }[]>`
       select status, remote_updated_at as t from tether.orders where external_id = 'Invoice:7'`;
     assert.equal(row!.status, "Deleted");

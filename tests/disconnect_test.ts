@@ -19,7 +19,8 @@ import {
   withWorld,
   type World,
 } from "./helpers/refresh_world.ts";
-import { invocationOf, serveFunctionsFor } from "./helpers/stack.ts";
+import { invocationOf, serveFunctionsFor, storeVaultSecrets } from "./helpers/stack.ts";
+import { INVOKE_KEY_HEADER } from "../functions-shared/auth.ts";
 
 /** One stored order, so that "records kept" and "records deleted" can be told apart. */
 async function storeOrder(w: World, conn: Conn): Promise<void> {
@@ -146,10 +147,21 @@ Deno.test("disconnect_connection() in SQL reaches the disconnect function throug
     const served = await serveFunctionsFor(w.db, ["disconnect"]);
     try {
       const sql = w.db.sql;
-      await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-      await sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+      await storeVaultSecrets(sql, served);
       const conn = await connectNew(w, "quickbooks");
       await storeOrder(w, conn);
+
+      // The invoke key sits in pg_net's queue, readable by every role: with it, the function
+      // carries out only a disconnect recorded in SQL, never one named in the body.
+      const direct = await fetch(`${served.functionsUrl}/disconnect`, {
+        method: "POST",
+        headers: { "content-type": "application/json", [INVOKE_KEY_HEADER]: served.invokeKey },
+        body: JSON.stringify({ connection_id: conn.id }),
+      });
+      assert.equal(direct.status, 401);
+      assert.match((await direct.json()).message, /only carries out a disconnect recorded/);
+      assert.equal((await row(w, conn)).status, "active");
+
       const [req] = await sql<{ id: string }[]>`
         select public.disconnect_connection(${conn.id}::uuid, delete_records => true) as id`;
       const done = await invocationOf<{ revocation: string; records: string }>(sql, req!.id);
@@ -161,6 +173,8 @@ Deno.test("disconnect_connection() in SQL reaches the disconnect function throug
         sql`select public.disconnect_connection(${crypto.randomUUID()}::uuid)`,
         /unknown connection/,
       );
+      const requests = await sql`select 1 from tether.disconnect_requests`;
+      assert.equal(requests.length, 0, "the request is gone once done");
     } finally {
       await served.stop();
     }

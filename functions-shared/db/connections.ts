@@ -249,6 +249,7 @@ export async function endConnection(
   id: string,
   o: { deleteRecords: boolean; now: Date; reason: string },
 ): Promise<void> {
+  await tx`delete from tether.disconnect_requests where connection_id = ${id}`;
   await tx`delete from tether.credentials where connection_id = ${id}`;
   await tx`
     update tether.backfills
@@ -265,4 +266,20 @@ export async function endConnection(
            next_attempt_at = null, consecutive_failures = 0, last_error = ${o.reason},
            last_error_at = ${o.now}, updated_at = ${o.now}
      where id = ${id}`;
+}
+
+export interface DisconnectRequest {
+  connection_id: string;
+  delete_records: boolean;
+  revoke: boolean;
+}
+
+/** A disconnect recorded by disconnect_connection() in SQL, not done yet. */
+export async function disconnectRequest(
+  sql: Sql,
+  id: string,
+): Promise<DisconnectRequest | undefined> {
+  const [row] = await sql<DisconnectRequest[]>`
+    select connection_id, delete_records, revoke from tether.disconnect_requests where id = ${id}`;
+  return row;
 }

@@ -6,7 +6,12 @@
 // with new credentials makes it active. A revocation that fails for another reason (the provider
 // is down) changes nothing: run it again, or pass `revoke: false`.
 import { z } from "zod";
-import { endConnection, getConnection, lockConnection } from "../db/connections.ts";
+import {
+  disconnectRequest,
+  endConnection,
+  getConnection,
+  lockConnection,
+} from "../db/connections.ts";
 import { readCredentials } from "../db/credentials.ts";
 import type { Deps, Job } from "../deps.ts";
 import { JobError } from "../errors.ts";
@@ -14,14 +19,21 @@ import { adapterFor } from "../providers/registry.ts";
 import { type ConnectionRef, ProviderError } from "../providers/types.ts";
 import { adapterContext, connectionRef } from "./tokens.ts";
 
-export const DisconnectInput = z.strictObject({
+/** A disconnect asked for directly (the CLI, the dashboard, the user's code: a service-role caller). */
+const DirectRequest = z.strictObject({
   connection_id: z.uuid(),
   /** Delete the connection's synced orders and customers (and its runs) too. */
   delete_records: z.boolean().default(false),
   /** End the grant at the provider first, where it can be (default). */
   revoke: z.boolean().default(true),
 });
+
+/** A disconnect disconnect_connection() recorded in SQL: what its call through pg_net carries. */
+const RecordedRequest = z.strictObject({ request_id: z.uuid() });
+
+export const DisconnectInput = z.union([DirectRequest, RecordedRequest]);
 export type DisconnectInput = z.output<typeof DisconnectInput>;
+type DirectRequest = z.output<typeof DirectRequest>;
 
 export interface DisconnectResult {
   connection_id: string;
@@ -42,7 +54,7 @@ type Revocation = DisconnectResult["revocation"];
 
 async function revokeAtProvider(
   deps: Deps,
-  input: DisconnectInput,
+  input: DirectRequest,
   conn: ConnectionRef,
 ): Promise<Revocation> {
   if (!input.revoke) return "not_asked";
@@ -69,10 +81,24 @@ async function revokeAtProvider(
   }
 }
 
+/** The request itself, or the one disconnect_connection() recorded. */
+async function requestOf(deps: Deps, input: DisconnectInput): Promise<DirectRequest> {
+  if ("connection_id" in input) return input;
+  const recorded = await disconnectRequest(deps.db, input.request_id);
+  if (!recorded) {
+    throw new JobError(
+      "not_found",
+      `no pending disconnect request ${input.request_id} (done already, or its connection is gone)`,
+    );
+  }
+  return recorded;
+}
+
 export async function runDisconnect(
   deps: Deps,
-  input: DisconnectInput,
+  given: DisconnectInput,
 ): Promise<DisconnectResult> {
+  const input = await requestOf(deps, given);
   const conn = await getConnection(deps.db, input.connection_id);
   if (!conn) {
     throw new JobError("unknown_connection", `no connection ${input.connection_id}`);
@@ -107,4 +133,7 @@ export const disconnect: Job<DisconnectInput, DisconnectResult> = {
   name: "disconnect",
   input: DisconnectInput,
   run: runDisconnect,
+  viaInvokeKey: RecordedRequest,
+  viaInvokeKeyRefusal:
+    "the invoke key only carries out a disconnect recorded by disconnect_connection(): send a secret API key or a service_role JWT",
 };

@@ -57,6 +57,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/**
+ * Waits until no webhook event of the database is `received`: the webhooks function answers once
+ * a delivery's events are recorded and processes them after the answer (docs/architecture.md
+ * "Webhooks: answer first"), so what a delivery did shows once its events have left `received`.
+ */
+export async function webhookEventsSettled(
+  db: Pick<TestDatabase, "sql">,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const [row] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from tether.webhook_events where status = 'received'`;
+    if (row!.n === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${row!.n} webhook event(s) still received after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Runs `fn` with a fresh test database, dropped afterwards whatever happens. */
 export async function withTestDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
   const db = await createTestDatabase();

@@ -15,6 +15,7 @@ export {
   storeVaultSecrets,
   type TestDatabase,
   testDeps,
+  webhookEventsSettled,
   withTestDatabase,
 } from "../../scripts/local/harness.ts";
 export { loadOrCreateSecrets as localSecrets } from "../../scripts/local/secrets.ts";
