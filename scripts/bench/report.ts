@@ -31,7 +31,7 @@ export function printTable(results: CaseResult[]): void {
 /** Counts as they are; times and rates with two decimals (1.00 provider calls per connection). */
 function formatCell(key: string, value: unknown): string {
   if (value === undefined) return "";
-  if (typeof value === "number" && (!Number.isInteger(value) || /_s$|_per_/.test(key))) {
+  if (typeof value === "number" && (!Number.isInteger(value) || /_s$|_per_connection$/.test(key))) {
     return value.toFixed(2);
   }
   return String(value);

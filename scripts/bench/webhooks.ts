@@ -4,10 +4,10 @@ import { runConnect } from "../../functions-shared/jobs/connect.ts";
 import { testDeps } from "../local/harness.ts";
 import { inParallel } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
-import { withBenchWorld } from "./world.ts";
+import { type GatewayFigures, withBenchWorld } from "./world.ts";
 import { hmacBase64 } from "../local/signing.ts";
 
-export interface WebhooksBench extends CaseResult {
+export interface WebhooksBench extends CaseResult, GatewayFigures {
   case: "webhooks";
   deliveries: number;
   deliveries_per_s: number;
@@ -19,7 +19,7 @@ export interface WebhooksBench extends CaseResult {
 const WEBHOOKS = { deliveries: 2_000, orders: 500, duplicateShare: 0.15, concurrency: 16 };
 
 export async function benchWebhooks(log: (line: string) => void): Promise<WebhooksBench> {
-  return await withBenchWorld(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<WebhooksBench>(async ({ db, sandbox, serve }) => {
     const account = await sandbox.account("shopify");
     const deps = await testDeps(db);
     await runConnect(deps, {
