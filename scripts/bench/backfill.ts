@@ -22,9 +22,10 @@ const BACKFILL = { orders: 100_000, rangeDays: 90, budgetMs: 3_000 };
  * start_backfill() in SQL; invocations are counted from the run records.
  */
 export async function benchBackfill(log: (line: string) => void): Promise<BackfillBench> {
-  return await withBenchWorld<BackfillBench>(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<BackfillBench>(async (world) => {
+    const { db, sandbox, serve } = world;
     log(`seeding ${BACKFILL.orders} orders over ${BACKFILL.rangeDays} days in the sandbox…`);
-    const { connection_id, account } = await connectedShop(db, sandbox, {
+    const { connection_id, account } = await connectedShop(world, {
       seed: 43,
       orders: BACKFILL.orders,
       spreadDays: BACKFILL.rangeDays - 1,

@@ -23,9 +23,10 @@ export interface SyncBench extends CaseResult, GatewayFigures {
 const SYNC = { orders: 50_000, pageSize: 250, perRecordSample: 5_000 };
 
 export async function benchSync(log: (line: string) => void): Promise<SyncBench> {
-  return await withBenchWorld<SyncBench>(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<SyncBench>(async (world) => {
+    const { db, sandbox, serve } = world;
     log(`seeding ${SYNC.orders} orders in the sandbox…`);
-    const { connection_id, account } = await connectedShop(db, sandbox, {
+    const { connection_id, account } = await connectedShop(world, {
       seed: 42,
       orders: SYNC.orders,
       spreadDays: 365,

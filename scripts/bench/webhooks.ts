@@ -1,6 +1,5 @@
 // bench webhooks (see main.ts): 2,000 signed Shopify deliveries, some repeated, sent 16 at a time
 // to the served webhooks function.
-import { runConnect } from "../../functions-shared/jobs/connect.ts";
 import { testDeps } from "../local/harness.ts";
 import { inParallel } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
@@ -19,10 +18,10 @@ export interface WebhooksBench extends CaseResult, GatewayFigures {
 const WEBHOOKS = { deliveries: 2_000, orders: 500, duplicateShare: 0.15, concurrency: 16 };
 
 export async function benchWebhooks(log: (line: string) => void): Promise<WebhooksBench> {
-  return await withBenchWorld<WebhooksBench>(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<WebhooksBench>(async ({ db, sandbox, serve, connect }) => {
     const account = await sandbox.account("shopify");
     const deps = await testDeps(db);
-    await runConnect(deps, {
+    await connect({
       provider: "shopify",
       external_id: account.external_id,
       name: "bench shop",

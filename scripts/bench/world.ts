@@ -3,7 +3,10 @@
 // Runtime's limits (scripts/local/functions.ts); all torn down when the case ends. What the
 // gateway measured of the case's invocations is added to its result: every case reports the most
 // CPU time one invocation used (the Edge Runtime ends one past 2,000 ms), so a case must run its
-// work through served functions, never call a job in-process.
+// work through served functions, never call a job in-process (its setup included: connections are
+// registered through the connect function).
+import type { z } from "zod";
+import type { ConnectInput, ConnectResult } from "../../functions-shared/jobs/connect.ts";
 import { startSandbox } from "../../sandbox/server.ts";
 import type { FunctionStats } from "../local/functions.ts";
 import { createTestDatabase, serveFunctionsFor, type TestDatabase } from "../local/harness.ts";
@@ -19,6 +22,8 @@ export interface BenchWorld {
     names: string[],
     opts?: { env?: Record<string, string> },
   ): ReturnType<typeof serveFunctionsFor>;
+  /** Registers a connection through the served connect function. */
+  connect(input: z.input<typeof ConnectInput>): Promise<ConnectResult>;
 }
 
 /** What the gateway measured of a case's invocations. */
@@ -42,14 +47,28 @@ export async function withBenchWorld<T extends CaseResult & GatewayFigures>(
   const db = await createTestDatabase();
   const server = await startSandbox({ port: 0 });
   const served: Awaited<ReturnType<typeof serveFunctionsFor>>[] = [];
+  const serve: BenchWorld["serve"] = async (names, opts) => {
+    const functions = await serveFunctionsFor(db, names, opts);
+    served.push(functions);
+    return functions;
+  };
+  let connectFunction: ReturnType<typeof serve> | undefined;
   try {
     const result = await fn({
       db,
       sandbox: new SandboxControl(server.url),
-      async serve(names, opts) {
-        const functions = await serveFunctionsFor(db, names, opts);
-        served.push(functions);
-        return functions;
+      serve,
+      async connect(input) {
+        connectFunction ??= serve(["connect"]);
+        const { functionsUrl, secretKey } = await connectFunction;
+        const res = await fetch(`${functionsUrl}/connect`, {
+          method: "POST",
+          headers: { apikey: secretKey, "content-type": "application/json" },
+          body: JSON.stringify(input),
+        });
+        const body = await res.json();
+        if (!res.ok) throw new Error(`connect answered ${res.status}: ${body.error ?? "?"}`);
+        return body as ConnectResult;
       },
     });
     // The case's name first, then the gateway's figures: the table lines them up.
