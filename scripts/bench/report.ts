@@ -17,8 +17,13 @@ export function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
+/** One line a case; figures that are objects (by_function) are in bench/results.json only. */
 export function printTable(results: CaseResult[]): void {
-  const keys = [...new Set(results.flatMap((r) => Object.keys(r)))];
+  const keys = [
+    ...new Set(
+      results.flatMap((r) => Object.keys(r).filter((k) => typeof r[k] !== "object")),
+    ),
+  ];
   const cells = [keys, ...results.map((r) => keys.map((k) => formatCell(k, r[k])))];
   const widths = keys.map((_, c) => Math.max(...cells.map((row) => String(row[c]).length)));
   const line = (row: unknown[]) =>

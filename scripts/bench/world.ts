@@ -38,6 +38,8 @@ export interface GatewayFigures {
   gateway_invocations: number;
   /** Workers ended for passing a limit (546 or the wall clock); 0 in a healthy run. */
   limit_kills: number;
+  /** Each function's own figures (the case's setup, e.g. connect, included), by name. */
+  by_function: Record<string, Omit<FunctionStats, "running">>;
 }
 
 /** Runs a case in a world of its own; its result gets the gateway's figures. */
@@ -104,5 +106,12 @@ async function gatewayFigures(name: string, gateways: { url: string }[]): Promis
     max_rss_mb: round(Math.max(...all.map(([, s]) => s.max_rss_mb)), 1),
     gateway_invocations: sum((s) => s.invocations),
     limit_kills: sum((s) => s.kills.cpu_time + s.kills.memory + s.kills.wall_clock),
+    by_function: Object.fromEntries(
+      all.map(([fn, { running: _, ...s }]) => [fn, {
+        ...s,
+        max_cpu_ms_per_invocation: Math.round(s.max_cpu_ms_per_invocation),
+        max_rss_mb: round(s.max_rss_mb, 1),
+      }]),
+    ),
   };
 }
