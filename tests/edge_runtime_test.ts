@@ -159,14 +159,32 @@ Deno.test("the gateway counts each invocation and the CPU it used, its backgroun
       "the most one used, not their sum",
     );
 
-    // The same work before the answer and after it, in a background task: one invocation, charged
-    // both halves (each alone would be about half).
-    const split = await spent("op=work&units=1500&then=1500", 3);
-    assert.ok(split.cpu > 4 * TICKS, `the work spent CPU: ${split.cpu} ms`);
-    assert.ok(split.stats.max_cpu_ms_per_invocation >= split.cpu - TICKS, JSON.stringify(split));
-    assert.deepEqual(split.stats.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
-    assert.equal(split.stats.crashes, 0);
-    assert.ok(split.stats.max_rss_mb > 0);
+    // The same work before the answer and after it, in a background task that starts once the
+    // answer is in: one invocation, still running after its answer, charged both halves (each
+    // alone would be about half).
+    const dir = await Deno.makeTempDir();
+    try {
+      const go = join(dir, "go");
+      const before = await cpuMs(pid);
+      const res = await call(`op=work&units=1500&then=1500&after=${encodeURIComponent(go)}`);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      const open = await servedStats(served);
+      assert.deepEqual([open.invocations, open.running], [2, 1], "answered, not ended");
+      await Deno.writeTextFile(go, "");
+      const split = await eventually("the background task to end", async () => {
+        const s = await servedStats(served);
+        return s.invocations === 3 && s.running === 0 ? s : undefined;
+      }, 30_000);
+      const cpu = (await cpuMs(pid)) - before;
+      assert.ok(cpu > 4 * TICKS, `the work spent CPU: ${cpu} ms`);
+      assert.ok(split.max_cpu_ms_per_invocation >= cpu - TICKS, JSON.stringify({ cpu, split }));
+      assert.deepEqual(split.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
+      assert.equal(split.crashes, 0);
+      assert.ok(split.max_rss_mb > 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }));
 
 Deno.test("a worker that dies is started again, and /health says which function is down meanwhile", () =>

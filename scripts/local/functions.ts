@@ -338,10 +338,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       } else if (rss.now > limits.memoryMb) {
         killForLimit(f, "memory", `Memory limit exceeded (${Math.round(rss.now)} MB)`);
       } else {
-        for (const [id, inv] of finished) {
-          w.invocations.delete(id);
-          record(f, inv);
-        }
+        // Those that had ended before the read are counted (unless a reset dropped them since).
+        for (const [id, inv] of finished) if (w.invocations.delete(id)) record(f, inv);
       }
     }
   }
@@ -374,9 +372,10 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   }
 
   async function resetStats(): Promise<void> {
-    await sample();
     for (const f of fns.values()) {
       f.stats = emptyStats();
+      // Those that ended before now are not counted; those running are, when they end.
+      for (const [id, inv] of f.worker.invocations) if (ended(inv)) f.worker.invocations.delete(id);
       // The kernel's peak RSS starts again from the current one (proc(5): clear_refs, "5").
       await Deno.writeTextFile(`/proc/${f.worker.process.pid}/clear_refs`, "5").catch(() => {});
     }
@@ -459,7 +458,11 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       headers.delete("content-length");
       return new Response(answer, { status: res.status, headers });
     } catch (err) {
-      if (worker.killedFor) return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
+      if (worker.killedFor) {
+        // Answered once the worker is gone and what it ran is counted, as the platform's is.
+        await worker.process.status;
+        return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
+      }
       if (err instanceof DOMException && err.name === "TimeoutError") {
         return Response.json({ code: "TIMEOUT", message: "request idle timeout reached" }, {
           status: 504,
