@@ -22,6 +22,7 @@ import {
   type JWTVerifyOptions,
 } from "jose";
 import { constantTimeEqual, sha256 } from "./crypto.ts";
+import { parseJsonText } from "./validation.ts";
 import { z } from "zod";
 
 export type CallerAuthConfig = {
@@ -58,7 +59,7 @@ export function callerAuthConfigFromEnv(
 
   const secretKeysText = nonEmpty(get("SUPABASE_SECRET_KEYS"));
   if (secretKeysText !== undefined) {
-    const parsed = SecretKeys.safeParse(parseJson(secretKeysText));
+    const parsed = SecretKeys.safeParse(parseJsonText(secretKeysText));
     if (!parsed.success) {
       throw new Error(
         "SUPABASE_SECRET_KEYS must be JSON: an object of key names to keys, or an array of keys",
@@ -73,7 +74,7 @@ export function callerAuthConfigFromEnv(
   const jwksText = nonEmpty(get("SUPABASE_JWKS"));
   const supabaseUrl = nonEmpty(get("SUPABASE_URL"));
   if (jwksText !== undefined) {
-    const parsed = Jwks.safeParse(parseJson(jwksText));
+    const parsed = Jwks.safeParse(parseJsonText(jwksText));
     if (!parsed.success) {
       throw new Error('SUPABASE_JWKS must be a JSON Web Key Set: {"keys":[...]}');
     }
@@ -205,15 +206,6 @@ function assertUsable(config: CallerAuthConfig): void {
 function nonEmpty(value: string | null | undefined): string | undefined {
   const trimmed = value?.trim();
   return trimmed === undefined || trimmed === "" ? undefined : trimmed;
-}
-
-/** JSON.parse, but a syntax error (whose message quotes the input) becomes `undefined`. */
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 function jwksUrlFor(supabaseUrl: string): URL {

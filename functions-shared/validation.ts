@@ -31,6 +31,19 @@ export function formatIssues(
   return parts.join("; ");
 }
 
+/**
+ * JSON.parse that never throws: `undefined` for text that is not JSON (no JSON text parses to
+ * undefined). A syntax error's message quotes the input, which may hold a secret, so it is never
+ * passed on.
+ */
+export function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 const MAX_CHECKED_DEPTH = 32;
 
 /** C0 control characters and DEL: never part of a name, an id, a token or a URL. */

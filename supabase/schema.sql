@@ -856,6 +856,7 @@ CREATE TABLE tether.backfills (
     CONSTRAINT counts_not_negative CHECK (((windows_done >= 0) AND (records_count >= 0))),
     CONSTRAINT covered_within_range CHECK (((covered_until IS NULL) OR ((covered_until >= range_start) AND (covered_until <= range_end)))),
     CONSTRAINT lease_is_complete CHECK (((lease_owner IS NULL) = (lease_expires_at IS NULL))),
+    CONSTRAINT range_is_finite CHECK ((isfinite(range_start) AND isfinite(range_end))),
     CONSTRAINT range_is_ordered CHECK ((range_start < range_end)),
     CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text]))),
     CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
@@ -1651,14 +1652,6 @@ ALTER TABLE ONLY tether.orders
 
 ALTER TABLE ONLY tether.orders
     ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
-
-
---
--- Name: backfills range_is_finite; Type: CHECK CONSTRAINT; Schema: tether; Owner: -
---
-
-ALTER TABLE tether.backfills
-    ADD CONSTRAINT range_is_finite CHECK ((isfinite(range_start) AND isfinite(range_end))) NOT VALID;
 
 
 --

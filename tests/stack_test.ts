@@ -7,26 +7,14 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { freePort, paths } from "../scripts/local/util.ts";
+import { stopStrayCluster } from "../scripts/local/postgres.ts";
 import { functionEnv, readStackEnv } from "../scripts/local/stack.ts";
 import { startFunctions } from "../scripts/local/functions.ts";
 import { loadOrCreateSecrets } from "../scripts/local/secrets.ts";
 
-const PG_BIN = "/usr/lib/postgresql/15/bin";
-
 function listen(): { port: number; close: () => void } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
-}
-
-/** Stops a throwaway cluster, if one was started in `dataDir` after all. */
-async function stopCluster(dataDir: string): Promise<void> {
-  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
-  const args = ["stop", "-D", dataDir, "-m", "immediate", "-w"];
-  const [cmd, argv] = Deno.uid() === 0
-    ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), ...args]]
-    : [join(PG_BIN, "pg_ctl"), args];
-  await new Deno.Command(cmd as string, { args: argv as string[], stdout: "null", stderr: "null" })
-    .output();
 }
 
 Deno.test("stack up fails with a clear message and exit code 1 when the PostgreSQL port is taken", async () => {
@@ -65,7 +53,7 @@ Deno.test("stack up fails with a clear message and exit code 1 when the PostgreS
     );
   } finally {
     taken.close();
-    await stopCluster(join(state, "pg", "data"));
+    await stopStrayCluster(join(state, "pg", "data"));
     await Deno.remove(state, { recursive: true }).catch((err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     });

@@ -6,18 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, paths } from "../scripts/local/util.ts";
-
-const PG_BIN = "/usr/lib/postgresql/15/bin";
-
-async function stopStrayCluster(dataDir: string): Promise<void> {
-  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
-  const args = ["stop", "-D", dataDir, "-m", "immediate", "-w"];
-  const [cmd, argv] = Deno.uid() === 0
-    ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, "pg_ctl"), ...args]]
-    : [join(PG_BIN, "pg_ctl"), args];
-  await new Deno.Command(cmd as string, { args: argv as string[], stdout: "null", stderr: "null" })
-    .output();
-}
+import { stopStrayCluster } from "../scripts/local/postgres.ts";
 
 Deno.test("npm start -- --once from a fresh stack exits 0 with every connection healthy", async () => {
   const state = join(paths.state, `start-test-${crypto.randomUUID().slice(0, 8)}`);

@@ -1,20 +1,15 @@
 // Lightspeed X-Series stream readers against the sandbox: sales and customers read by version
-// converge on the sandbox's truth over rounds of random changes, a small rate budget is paced
-// without a throttle, a throttle without a pacer is "rate_limited", and a record missing a field
-// fails the page naming it.
+// converge on the sandbox's truth over rounds of random changes. Pacing, throttles and bad pages:
+// tests/streams_contract_test.ts.
 
 import assert from "node:assert/strict";
 import { lightspeedAdapter } from "../functions-shared/providers/lightspeed/adapter.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
 import {
-  apiStats,
   assertMatchesTruth,
   context,
   mutate,
   readAll,
-  rejection,
   seeded,
-  setLimits,
   store,
   type Stored,
   truthOf,
@@ -97,60 +92,5 @@ Deno.test("lightspeed sales: a read from a date (no cursor) starts at version 0 
       ["version"],
       "the final cursor is a version",
     );
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// Rate limits and bad pages
-
-Deno.test("lightspeed: a small request budget is paced with no throttled request", async () => {
-  await withSandbox(async (sb) => {
-    const bucket = { capacity: 3, restorePerSecond: 6 };
-    await setLimits(sb, PROVIDER, bucket);
-    const setup = await seeded(sb, PROVIDER, { orders: 300, customers: 0 });
-    const pacer = new Pacer(bucket);
-    const stored = new Map<string, Stored>();
-    store(stored, (await readAll("orders", context({ pacer }), setup, null)).records);
-    const stats = await apiStats(sb, PROVIDER);
-    assert.ok(stats.requests >= 7, `it took ${stats.requests} requests`);
-    assert.equal(stats.throttled, 0, "none was throttled");
-    await assertMatchesTruth(sb, setup.account, "orders", stored, "paced");
-  });
-});
-
-Deno.test("lightspeed: without a pacer a tiny budget gives rate_limited with the wait from Retry-After", async () => {
-  await withSandbox(async (sb) => {
-    await setLimits(sb, PROVIDER, { capacity: 1, restorePerSecond: 0.05 });
-    const setup = await seeded(sb, PROVIDER, { orders: 100, customers: 0 });
-    const error = await rejection(
-      readAll("orders", context(), setup, null, 10),
-      "expected a throttle",
-    );
-    assert.equal(error.code, "rate_limited");
-    // An HTTP date about 20 s ahead (1 request at 0.05/s).
-    assert.ok(
-      error.retryAfterMs !== undefined && error.retryAfterMs > 10_000 &&
-        error.retryAfterMs <= 21_000,
-      `retryAfterMs ${error.retryAfterMs}`,
-    );
-    assert.ok(error.retryable);
-  });
-});
-
-Deno.test("lightspeed: a sale missing updated_at fails the page as bad_response naming the field", async () => {
-  await withSandbox(async (sb) => {
-    const setup = await seeded(sb, PROVIDER, { orders: 30, customers: 0 });
-    await sb.fault({
-      provider: PROVIDER,
-      endpoint: "api",
-      kind: "missing_field",
-      field: "data.3.updated_at",
-    });
-    const error = await rejection(readAll("orders", context(), setup, null), "expected a bad page");
-    assert.equal(error.code, "bad_response");
-    assert.match(error.message, /lightspeed orders page: field "data(\[3\]|\.3)\.updated_at"/);
-    for (const secret of Object.values(setup.account.credentials)) {
-      assert.ok(!error.message.includes(secret), "no token in the message");
-    }
   });
 });

@@ -2,23 +2,19 @@
 // converges on the sandbox's truth over rounds of random changes, and orders first read without a
 // tracking number get it later (never filtering on having one); a walk stopped mid-way resumes at
 // its page and skips nothing while orders are added at the front; orders open longer than the
-// lookback stop being re-read; the list's filters work; a small rate budget is paced without a
-// throttle, a throttle without a pacer is "rate_limited", and a bad record fails the page naming
-// the field.
+// lookback stop being re-read; the list's filters work. Pacing, throttles and bad pages:
+// tests/streams_contract_test.ts.
 
 import assert from "node:assert/strict";
 import { maystroAdapter } from "../functions-shared/providers/maystro/adapter.ts";
 import { normalizeTime } from "../functions-shared/providers/maystro/streams.ts";
 import { SYNC_OVERLAP_SECONDS } from "../functions-shared/providers/cursor.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
 import type { SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import {
-  apiStats,
   assertMatchesTruth,
   context,
   mutate,
   readAll,
-  rejection,
   seeded,
   type SeedOptions,
   setLimits,
@@ -182,52 +178,6 @@ Deno.test("maystro sandbox: newest first, 20 a page, filters by external_order_i
 
 // ---------------------------------------------------------------------------------------------
 // Rate limits and bad pages
-
-Deno.test("maystro: a small request budget is paced with no throttled request", async () => {
-  await withSandbox(async (sb) => {
-    const bucket = { capacity: 3, restorePerSecond: 10 };
-    await setLimits(sb, PROVIDER, bucket);
-    const setup = await seededMaystro(sb, { orders: 300, customers: 10 });
-    const pacer = new Pacer(bucket);
-    const stored = new Map<string, Stored>();
-    store(stored, (await readAll("orders", context({ pacer }), setup, null)).records);
-    const stats = await apiStats(sb, PROVIDER);
-    assert.ok(stats.requests >= 15, `it took ${stats.requests} requests`);
-    assert.equal(stats.throttled, 0, "none was throttled");
-    await assertMatchesTruth(sb, setup.account, "orders", stored, "paced");
-  });
-});
-
-Deno.test("maystro: without a pacer a tiny budget gives rate_limited with the wait from Retry-After", async () => {
-  await withSandbox(async (sb) => {
-    await setLimits(sb, PROVIDER, { capacity: 1, restorePerSecond: 0.2 });
-    const setup = await seededMaystro(sb, { orders: 100, customers: 10 });
-    const error = await rejection(readAll("orders", context(), setup, null), "expected a throttle");
-    assert.equal(error.code, "rate_limited");
-    assert.equal(error.retryAfterMs, 5000);
-  });
-});
-
-Deno.test("maystro: an order missing last_update fails the page as bad_response naming the field", async () => {
-  await withSandbox(async (sb) => {
-    const setup = await seededMaystro(sb, { orders: 30, customers: 5 });
-    await sb.fault({
-      provider: PROVIDER,
-      endpoint: "api",
-      kind: "missing_field",
-      field: "list.results.4.last_update",
-    });
-    const error = await rejection(readAll("orders", context(), setup, null), "expected a bad page");
-    assert.equal(error.code, "bad_response");
-    assert.match(
-      error.message,
-      /maystro orders page: field "list\.results(\[4\]|\.4)\.last_update"/,
-    );
-    for (const secret of Object.values(setup.account.credentials)) {
-      assert.ok(!error.message.includes(secret), "no token in the message");
-    }
-  });
-});
 
 Deno.test("maystro: Django timestamps are normalised to ISO UTC, microseconds truncated", () => {
   assert.equal(normalizeTime("2026-11-22T11:15:30.123456+01:00"), "2026-11-22T10:15:30.123Z");

@@ -1,24 +1,20 @@
 // QuickBooks Online stream readers against the sandbox: orders (Invoice, then SalesReceipt) and
 // customers read by LastUpdatedTime converge on the sandbox's truth over rounds of random changes,
 // including many changes stamped in one second across page boundaries; the sandbox's query
-// language answers what the webhook issue will send and rejects what it cannot parse; a small
-// rate budget is paced without a throttle; a throttle without a pacer waits the documented 60 s;
-// and a record missing a field fails the page naming it.
+// language answers what the webhook issue will send and rejects what it cannot parse. Pacing,
+// throttles (the documented 60 s) and bad pages: tests/streams_contract_test.ts.
 
 import assert from "node:assert/strict";
 import { quickbooksAdapter } from "../functions-shared/providers/quickbooks/adapter.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
 import type { StreamName } from "../functions-shared/providers/types.ts";
 import type { SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import {
-  apiStats,
   assertMatchesTruth,
   context,
   mutate,
   pages,
   readAll,
   readerOf,
-  rejection,
   seeded,
   setLimits,
   type Setup,
@@ -198,58 +194,5 @@ Deno.test("quickbooks sandbox: a query it cannot parse gets Intuit's 400 fault",
     assert.equal(tooMany.body.Fault.Error[0].code, "4001");
     const badField = await query(sb, account, "SELECT * FROM Invoice WHERE Colour = 'red'");
     assert.match(badField.body.Fault.Error[0].Detail, /not queryable/);
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// Rate limits and bad pages
-
-Deno.test("quickbooks: a small request budget is paced with no throttled request", async () => {
-  await withSandbox(async (sb) => {
-    const bucket = { capacity: 3, restorePerSecond: 8 };
-    await setLimits(sb, PROVIDER, bucket);
-    const setup = await seeded(sb, PROVIDER, { orders: 300, customers: 0 });
-    const pacer = new Pacer(bucket);
-    const stored = new Map<string, Stored>();
-    store(stored, (await readAll("orders", context({ pacer }), setup, null, 30)).records);
-    const stats = await apiStats(sb, PROVIDER);
-    assert.ok(stats.requests >= 10, `it took ${stats.requests} requests`);
-    assert.equal(stats.throttled, 0, "none was throttled");
-    await assertMatchesTruth(sb, setup.account, "orders", stored, "paced");
-  });
-});
-
-Deno.test("quickbooks: without a pacer a tiny budget gives rate_limited, waiting the documented 60 s", async () => {
-  await withSandbox(async (sb) => {
-    await setLimits(sb, PROVIDER, { capacity: 1, restorePerSecond: 0.05 });
-    const setup = await seeded(sb, PROVIDER, { orders: 0, customers: 100 });
-    const error = await rejection(
-      readAll("customers", context(), setup, null, 10),
-      "expected a throttle",
-    );
-    assert.equal(error.code, "rate_limited");
-    assert.equal(error.retryAfterMs, 60_000, "no Retry-After: the adapter's default");
-    assert.match(error.message, /ThrottleExceeded/);
-  });
-});
-
-Deno.test("quickbooks: an invoice missing MetaData fails the page as bad_response naming the field", async () => {
-  await withSandbox(async (sb) => {
-    const setup = await seeded(sb, PROVIDER, { orders: 30, customers: 0 });
-    await sb.fault({
-      provider: PROVIDER,
-      endpoint: "api",
-      kind: "missing_field",
-      field: "QueryResponse.Invoice.2.MetaData",
-    });
-    const error = await rejection(readAll("orders", context(), setup, null), "expected a bad page");
-    assert.equal(error.code, "bad_response");
-    assert.match(
-      error.message,
-      /quickbooks orders page: field "QueryResponse\.Invoice(\[2\]|\.2)\.MetaData"/,
-    );
-    for (const secret of Object.values(setup.account.credentials)) {
-      assert.ok(!error.message.includes(secret), "no token in the message");
-    }
   });
 });

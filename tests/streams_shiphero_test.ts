@@ -8,12 +8,8 @@ import { shipheroAdapter } from "../functions-shared/providers/shiphero/adapter.
 import { Pacer } from "../functions-shared/providers/pacing.ts";
 import type { OrderRecord } from "../functions-shared/providers/types.ts";
 import {
-  apiStats,
-  assertStoreEqualsTruth,
-  context,
-  mutateTwice,
+  assertOrdersConvergeThroughTies,
   rejection,
-  sandboxNow,
   seed,
   setLimits,
   StreamStore,
@@ -26,93 +22,15 @@ const readOrders = shipheroAdapter.streams.orders;
 
 Deno.test("shiphero orders: a full read and incremental reads match the truth, ties included", () =>
   withAccount(PROVIDER, async (world) => {
-    await seed(world.sb, world.account, {
+    const store = await assertOrdersConvergeThroughTies(world, readOrders, {
       seed: 11,
-      orders: 600,
-      customers: 50,
-      tracked_share: 0.4,
+      pageSize: 100,
     });
-    const store = new StreamStore<OrderRecord>();
-    await syncRun(readOrders, world, store, { pageSize: 100 });
-    await assertStoreEqualsTruth(world, "orders", store);
-
-    for (let round = 0; round < 3; round++) {
-      // Every change of a mutation has the same instant: far more ties than one page holds.
-      await mutateTwice(world.sb, world.account, 150);
-      const cursors = await syncRun(readOrders, world, store, { pageSize: 40 });
-      assert.ok(
-        cursors.some((cursor) => "after" in JSON.parse(cursor)),
-        "a run of ties longer than a page continues with the Relay cursor",
-      );
-      await assertStoreEqualsTruth(world, "orders", store);
-    }
     const record = [...store.rows.values()][0]!;
     assert.match(atob(record.external_id), /^Order:\d+$/);
     assert.match(record.remote_updated_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     assert.match((record.raw as { updated_at: string }).updated_at, /^[\d-]+T[\d:]+$/);
     assert.ok([...store.rows.values()].some((r) => r.tracking_number !== null));
-  }));
-
-Deno.test("shiphero orders: a node missing updated_at is a bad_response naming the field", () =>
-  withAccount(PROVIDER, async (world) => {
-    await seed(world.sb, world.account, { orders: 5 });
-    await world.sb.fault({
-      provider: "shiphero",
-      endpoint: "api",
-      kind: "missing_field",
-      field: "data.orders.data.edges.0.node.updated_at",
-    });
-    const error = await rejection(
-      readOrders(context(), world.conn, world.account.credentials, {
-        cursor: null,
-        from: null,
-        until: await sandboxNow(world.sb),
-      }),
-    );
-    assert.equal(error.code, "bad_response");
-    assert.ok(
-      error.message.includes(
-        'shiphero orders page: field "data.orders.data.edges[0].node.updated_at"',
-      ),
-      error.message,
-    );
-    assert.ok(!error.message.includes(world.account.credentials.access_token!));
-  }));
-
-Deno.test("shiphero with a pacer reads through a small credit bucket without one throttled request", () =>
-  withAccount(PROVIDER, async (world) => {
-    const bucket = { capacity: 100, restorePerSecond: 150 };
-    await setLimits(world.sb, PROVIDER, bucket);
-    await seed(world.sb, world.account, { orders: 250 });
-    // ShipHero does not report the credits left: the pacer runs on the bucket model alone.
-    const pacer = new Pacer(bucket);
-    const store = new StreamStore<OrderRecord>();
-    await syncRun(readOrders, world, store, { pageSize: 20, pacer });
-
-    assert.equal(store.rows.size, 250);
-    const api = await apiStats(world.sb, PROVIDER);
-    assert.equal(api.throttled, 0);
-    assert.ok(api.requests >= 13);
-    assert.ok(pacer.waitedMs > 0, "the pacer had to wait for credits");
-  }));
-
-Deno.test("shiphero without a pacer, running out of credits is rate_limited with ShipHero's wait", () =>
-  withAccount(PROVIDER, async (world) => {
-    await setLimits(world.sb, PROVIDER, { capacity: 30, restorePerSecond: 1 });
-    await seed(world.sb, world.account, { orders: 100 });
-    const store = new StreamStore<OrderRecord>();
-    const error = await rejection(syncRun(readOrders, world, store, { pageSize: 20 }));
-    assert.equal(error.code, "rate_limited");
-    assert.ok(error.message.includes("not enough credits"), error.message);
-    // 21 credits required, 9 left, 1 credit per second: "…which requires 21 credits, but there
-    // are only 9 left. In 12 seconds you will have enough credits to perform the operation".
-    assert.ok(
-      error.retryAfterMs !== undefined && error.retryAfterMs >= 10_000 &&
-        error.retryAfterMs <= 21_000,
-      `retryAfterMs ${error.retryAfterMs}`,
-    );
-    assert.equal(store.rows.size, 20, "the first page was read");
-    assert.equal((await apiStats(world.sb, PROVIDER)).throttled, 1);
   }));
 
 Deno.test("shiphero sandbox: ISODateTime without offset, Relay ids, and a date-only argument refused", () =>

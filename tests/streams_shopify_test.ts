@@ -5,17 +5,14 @@
 
 import assert from "node:assert/strict";
 import { shopifyAdapter } from "../functions-shared/providers/shopify/adapter.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
 import type { CustomerRecord, OrderRecord } from "../functions-shared/providers/types.ts";
 import {
-  apiStats,
+  assertOrdersConvergeThroughTies,
   assertStoreEqualsTruth,
   context,
   mutateTwice,
-  rejection,
   sandboxNow,
   seed,
-  setLimits,
   StreamStore,
   syncRun,
   withAccount,
@@ -31,54 +28,14 @@ const readCustomers = shopifyAdapter.streams.customers;
 
 Deno.test("shopify orders: a full read and incremental reads match the truth, ties included", () =>
   withAccount(PROVIDER, async (world) => {
-    await seed(world.sb, world.account, {
+    const store = await assertOrdersConvergeThroughTies(world, readOrders, {
       seed: 7,
-      orders: 600,
-      customers: 50,
-      tracked_share: 0.4,
+      pageSize: 250,
     });
-    const store = new StreamStore<OrderRecord>();
-    await syncRun(readOrders, world, store, { pageSize: 250 });
-    await assertStoreEqualsTruth(world, "orders", store);
-
-    for (let round = 0; round < 3; round++) {
-      // Every change of a mutation has the same instant: far more ties than one page holds.
-      await mutateTwice(world.sb, world.account, 150);
-      const cursors = await syncRun(readOrders, world, store, { pageSize: 40 });
-      assert.ok(
-        cursors.some((cursor) => "after" in JSON.parse(cursor)),
-        "a run of ties longer than a page continues with the Relay cursor",
-      );
-      await assertStoreEqualsTruth(world, "orders", store);
-    }
     const record = [...store.rows.values()][0]!;
     assert.match(record.external_id, /^gid:\/\/shopify\/Order\/\d+$/);
     assert.match(record.remote_updated_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     assert.match(record.total_price ?? "", /^\d+\.\d+$/);
-  }));
-
-Deno.test("shopify orders: a node missing updatedAt is a bad_response naming the field", () =>
-  withAccount(PROVIDER, async (world) => {
-    await seed(world.sb, world.account, { orders: 5 });
-    await world.sb.fault({
-      provider: "shopify",
-      endpoint: "api",
-      kind: "missing_field",
-      field: "data.orders.edges.0.node.updatedAt",
-    });
-    const error = await rejection(
-      readOrders(context(), world.conn, world.account.credentials, {
-        cursor: null,
-        from: null,
-        until: await sandboxNow(world.sb),
-      }),
-    );
-    assert.equal(error.code, "bad_response");
-    assert.ok(
-      error.message.includes('shopify orders page: field "data.orders.edges[0].node.updatedAt"'),
-      error.message,
-    );
-    assert.ok(!error.message.includes(world.account.credentials.access_token!));
   }));
 
 // ---------------------------------------------------------------------------------------------
@@ -106,46 +63,6 @@ Deno.test("shopify customers: deleted customers are read as inactive from deleti
       assert.equal(event.action, "destroy");
       assert.equal(event.subjectType, "CUSTOMER");
     }
-  }));
-
-// ---------------------------------------------------------------------------------------------
-// Rate limits
-
-Deno.test("shopify with a pacer reads through a small bucket without one throttled request", () =>
-  withAccount(PROVIDER, async (world) => {
-    await setLimits(world.sb, PROVIDER, { capacity: 60, restorePerSecond: 250 });
-    await seed(world.sb, world.account, { orders: 300, customers: 100 });
-    // The documented bucket; the first response's throttleStatus corrects it to the real one.
-    const pacer = new Pacer(shopifyAdapter.facts.rateLimit);
-    const orders = new StreamStore<OrderRecord>();
-    await syncRun(readOrders, world, orders, { pageSize: 20, pacer });
-    const customers = new StreamStore<CustomerRecord>();
-    await syncRun(readCustomers, world, customers, { pageSize: 10, pacer });
-
-    assert.equal(orders.rows.size, 300);
-    assert.equal(customers.rows.size, 100);
-    const api = await apiStats(world.sb, PROVIDER);
-    assert.equal(api.throttled, 0);
-    assert.ok(api.requests >= 25);
-    assert.ok(pacer.waitedMs > 0, "the pacer had to wait for the bucket");
-  }));
-
-Deno.test("shopify without a pacer, an empty bucket is rate_limited with the wait it implies", () =>
-  withAccount(PROVIDER, async (world) => {
-    await setLimits(world.sb, PROVIDER, { capacity: 30, restorePerSecond: 1 });
-    await seed(world.sb, world.account, { orders: 100 });
-    const store = new StreamStore<OrderRecord>();
-    const error = await rejection(syncRun(readOrders, world, store, { pageSize: 20 }));
-    assert.equal(error.code, "rate_limited");
-    assert.ok(error.message.includes("Throttled"), error.message);
-    // 22 points requested, about 8 left, 1 point per second.
-    assert.ok(
-      error.retryAfterMs !== undefined && error.retryAfterMs >= 10_000 &&
-        error.retryAfterMs <= 22_000,
-      `retryAfterMs ${error.retryAfterMs}`,
-    );
-    assert.equal(store.rows.size, 20, "the first page was read");
-    assert.equal((await apiStats(world.sb, PROVIDER)).throttled, 1);
   }));
 
 // ---------------------------------------------------------------------------------------------

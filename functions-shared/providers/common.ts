@@ -68,15 +68,21 @@ export function parseConfig<C extends z.ZodType>(
   return parseWith(provider, "misconfigured", "connection config", schema, conn.config);
 }
 
-/** Parses stored credentials; a missing or empty field is "misconfigured" naming the field. */
-export function parseCredentials<K extends z.ZodType>(
-  provider: ProviderName,
-  creds: Credentials,
-  schema: K,
-): z.output<K> {
-  return parseWith(provider, "misconfigured", "stored credentials", schema, creds, {
-    secrets: Object.values(creds),
-  });
+/**
+ * A provider's credential fields, as the two readings an adapter needs: `accepted`, what `connect`
+ * takes (strict: an unknown field is refused by name), and `parse(stored)`, the stored fields read
+ * leniently (a field an earlier version stored is ignored), a missing or empty one
+ * "misconfigured" naming it. Neither message ever quotes a value.
+ */
+export function credentialFields<const S extends z.ZodRawShape>(provider: ProviderName, shape: S) {
+  const stored = z.object(shape);
+  return {
+    accepted: z.strictObject(shape),
+    parse: (creds: Credentials): z.output<typeof stored> =>
+      parseWith(provider, "misconfigured", "stored credentials", stored, creds, {
+        secrets: Object.values(creds),
+      }),
+  };
 }
 
 /** The credential that authenticates API calls, or "misconfigured" when it is not stored (yet). */
@@ -93,6 +99,18 @@ export function requireCredential(
     "misconfigured",
     `${provider} credentials hold no ${field}${hint === "" ? "" : `: ${hint}`}`,
   );
+}
+
+/** A provider timestamp as ISO 8601 UTC; throws an error naming the text when it is not one. */
+export function iso(text: string): string {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new Error(`not a timestamp: ${text}`);
+  return new Date(ms).toISOString();
+}
+
+/** iso() of an optional timestamp: null stays null. */
+export function isoOrNull(text: string | null | undefined): string | null {
+  return text === null || text === undefined ? null : iso(text);
 }
 
 /** Declares a provider's facts: checked against ProviderFacts, extra provider-specific facts kept typed. */

@@ -3,7 +3,7 @@
 // `ProviderError` codes, and read `Retry-After`. Messages never carry tokens, secrets or raw bodies.
 
 import { z } from "zod";
-import { formatIssues } from "../validation.ts";
+import { formatIssues, parseJsonText } from "../validation.ts";
 import {
   type AdapterContext,
   type AppCredentials,
@@ -169,8 +169,8 @@ export async function requestJson<S extends z.ZodType>(
   if (status < 200 || status > 299) {
     throw classifyHttpError(req, status, headers, text, ctx.now());
   }
-  const json = parseJson(text);
-  if (json === NOT_JSON) {
+  const json = parseJsonText(text);
+  if (json === undefined) {
     const type = headers.get("content-type");
     throw new ProviderError(
       req.provider,
@@ -254,16 +254,6 @@ class TimeoutMarker extends Error {
   override readonly name = "TimeoutError";
 }
 
-const NOT_JSON = Symbol("not json");
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return NOT_JSON;
-  }
-}
-
 /**
  * The parts of an error body worth showing: the OAuth `error` code and the first human-readable
  * description (`error_description`, `message`, `detail`, `errors`, Intuit's `fault.error[]`).
@@ -313,8 +303,8 @@ export function classifyHttpError(
 ): ProviderError {
   const { provider, facts, endpoint } = req;
   const label = endpointLabel(provider, endpoint);
-  const json = parseJson(bodyText);
-  const detail = json === NOT_JSON ? {} : errorDetail(json);
+  const json = parseJsonText(bodyText);
+  const detail = json === undefined ? {} : errorDetail(json);
   const shown = detail.text === undefined ? "" : `: ${truncate(detail.text)}`;
   const make = (code: ProviderErrorCode, message: string, retryAfterMs?: number) =>
     new ProviderError(provider, code, redact(message, req.secrets), {

@@ -1,6 +1,10 @@
 // What every provider's webhook receiver shares: the one way a body is parsed (BadPayload → 400)
-// and the one timestamp normaliser. Signature checks are in webhooks/verify.ts.
+// and the timestamp normaliser (common.ts). Signature checks are in webhooks/verify.ts.
 import type { z } from "zod";
+import { parseJsonText } from "../validation.ts";
+import { iso } from "./common.ts";
+
+export { iso };
 
 export {
   matchingSecrets,
@@ -16,14 +20,12 @@ export class BadPayload extends Error {
 }
 
 export function parseJson(raw: Uint8Array): unknown {
-  try {
-    return JSON.parse(new TextDecoder().decode(raw));
-  } catch {
-    throw new BadPayload("the body is not JSON");
-  }
+  const value = parseJsonText(new TextDecoder().decode(raw));
+  if (value === undefined) throw new BadPayload("the body is not JSON");
+  return value;
 }
 
-export function parseWith<S extends z.ZodType>(
+export function parsePayload<S extends z.ZodType>(
   schema: S,
   value: unknown,
   what: string,
@@ -34,13 +36,6 @@ export function parseWith<S extends z.ZodType>(
     throw new BadPayload(`${what}: ${issue?.path.join(".") || "body"}: ${issue?.message}`);
   }
   return parsed.data;
-}
-
-/** A provider timestamp as ISO 8601 UTC; throws on text that is not one. */
-export function iso(text: string): string {
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new Error(`not a timestamp: ${text}`);
-  return new Date(ms).toISOString();
 }
 
 /** A header by (lower-case) name, null when absent. */

@@ -212,6 +212,23 @@ export async function stopCluster(): Promise<void> {
   await run(cmd, args, { quiet: true });
 }
 
+/**
+ * Stops at once (`-m immediate`) whatever cluster runs in `dataDir`, if one does: what a test
+ * that started a stack of its own in a private state directory leaves behind. Never fails.
+ */
+export async function stopStrayCluster(dataDir: string): Promise<void> {
+  if (!existsSync(join(dataDir, "postmaster.pid"))) return;
+  const [cmd, args] = asPostgres(join(PG_BIN, "pg_ctl"), [
+    "stop",
+    "-D",
+    dataDir,
+    "-m",
+    "immediate",
+    "-w",
+  ]);
+  await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
+}
+
 /** Runs a SQL file or string with psql over the local socket, stopping at the first error. */
 export async function psql(database: string, sql: { file: string } | { command: string }) {
   const [cmd, args] = asPostgres(join(PG_BIN, "psql"), [

@@ -4,7 +4,7 @@
 // leaves the servers running in the background; `down` stops exactly what
 // `up` started.
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -120,6 +120,7 @@ export async function readStackEnv(): Promise<StackInfo> {
 export async function prepareDatabase(cfg: StackConfig, secrets: LocalSecrets, database: string) {
   await psql(database, { file: join(paths.root, "sql", "local", "supabase.sql") });
   const url = databaseUrl(cfg.pgPort, secrets.dbPassword, database);
+  await refuseForeignHistory(url);
   // --include-all: a long-lived local database may already hold a migration dated after one that
   // a merge brought in; locally every missing migration is applied, whatever its date.
   await run(paths.supabaseBin, [
@@ -134,6 +135,39 @@ export async function prepareDatabase(cfg: StackConfig, secrets: LocalSecrets, d
     hint: "the Supabase CLI could not apply supabase/migrations",
     env: { SUPABASE_AGENT: "no", DO_NOT_TRACK: "1" },
   });
+}
+
+/**
+ * A local database that applied migrations this checkout does not have (those of an older
+ * checkout, such as Tether's development migrations before they were folded into the 0.1
+ * baseline) cannot be brought up to date: `supabase db push` refuses it with a repair hint that
+ * would only hide the mismatch. It holds local data only, so say how to start it afresh.
+ */
+async function refuseForeignHistory(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [history] = await sql<{ known: boolean }[]>`
+      select to_regclass('supabase_migrations.schema_migrations') is not null as known`;
+    if (!history?.known) return;
+    const applied = await sql<{ version: string }[]>`
+      select version from supabase_migrations.schema_migrations order by version`;
+    const local = new Set(
+      readdirSync(join(paths.root, "supabase", "migrations"))
+        .map((f) => f.match(/^(\d+)_.*\.sql$/)?.[1])
+        .filter((v) => v !== undefined),
+    );
+    const foreign = applied.map((r) => r.version).filter((v) => !local.has(v));
+    if (foreign.length > 0) {
+      fail(
+        `The local database holds ${foreign.length} migration(s) that supabase/migrations does not ` +
+          `(${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}): it was made by ` +
+          `another checkout of Tether. It holds local test data only: start it afresh with ` +
+          `\`npm run stack:down && rm -rf ${paths.pgRoot}\`, then run this again.`,
+      );
+    }
+  } finally {
+    await sql.end();
+  }
 }
 
 /** Rebuilds the template that every test database is cloned from. */

@@ -1,8 +1,9 @@
-// The harness the stream-reader tests share (tests/streams_<provider>_test.ts). A test starts the
-// provider sandboxes in-process (no database), seeds an account's dataset, reads a stream page by
-// page the way the sync job does (each page's cursor feeds the next call, until hasMore is false),
-// keeps what a store would hold (the newest record per external_id), and compares that with the
-// sandbox's truth. Only the provider, the stream, the page size and the seed differ between files.
+// The harness the stream-reader tests share (tests/streams_<provider>_test.ts and the table of
+// tests/streams_contract_test.ts). A test starts the provider sandboxes in-process (no database),
+// seeds an account's dataset, reads a stream page by page the way the sync job does (each page's
+// cursor feeds the next call, until hasMore is false), keeps what a store would hold (the newest
+// record per external_id), and compares that with the sandbox's truth. Only the provider, the
+// stream, the page size and the seed differ between files.
 
 import assert from "node:assert/strict";
 import type { MutationSummary, TruthRecord } from "../../sandbox/data.ts";
@@ -263,6 +264,41 @@ export async function syncRun<R extends Versioned>(
     cursors.push(page.cursor);
   }
   return cursors;
+}
+
+/**
+ * The time cursor's promise (functions-shared/providers/cursor.ts) for a reader that pages a run
+ * of ties with the API's Relay cursor: a full read of 600 orders with `pageSize`, then three
+ * rounds of changes stamped at two instants (far more ties than a 40-record page holds), each read
+ * from the stored cursor, leave the store equal to the truth, and a run of ties longer than a page
+ * continues with the Relay `after`. Returns the store, for the provider's own checks of a record.
+ */
+export async function assertOrdersConvergeThroughTies<R extends Stored>(
+  world: World,
+  reader: StreamReader<R>,
+  opts: { seed: number; pageSize: number },
+): Promise<StreamStore<R>> {
+  await seed(world.sb, world.account, {
+    seed: opts.seed,
+    orders: 600,
+    customers: 50,
+    tracked_share: 0.4,
+  });
+  const held = new StreamStore<R>();
+  await syncRun(reader, world, held, { pageSize: opts.pageSize });
+  await assertStoreEqualsTruth(world, "orders", held);
+
+  for (let round = 0; round < 3; round++) {
+    // Every change of a mutation has the same instant: far more ties than one page holds.
+    await mutateTwice(world.sb, world.account, 150);
+    const cursors = await syncRun(reader, world, held, { pageSize: 40 });
+    assert.ok(
+      cursors.some((cursor) => "after" in JSON.parse(cursor)),
+      "a run of ties longer than a page continues with the Relay cursor",
+    );
+    await assertStoreEqualsTruth(world, "orders", held);
+  }
+  return held;
 }
 
 /** The read's error, which must be a ProviderError; fails the test if the read succeeds. */

@@ -8,10 +8,10 @@ import { lightspeedOAuth } from "./oauth.ts";
 import { lightspeedWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
+  credentialFields,
   defineFacts,
   pageSizeFor,
   parseConfig,
-  parseCredentials,
   requireCredential,
   seconds,
   token,
@@ -22,8 +22,6 @@ import type {
   AdapterContext,
   ConnectionRef,
   Credentials,
-  CustomerRecord,
-  OrderRecord,
   ProviderAdapter,
   ReadRequest,
   StreamPage,
@@ -72,9 +70,11 @@ export const configSchema = z.strictObject({
 });
 export type LightspeedConfig = z.output<typeof configSchema>;
 
-const credentialsShape = { refresh_token: token, access_token: token.optional() };
-export const credentialsSchema = z.strictObject(credentialsShape);
-const storedCredentials = z.object(credentialsShape);
+const credentials = credentialFields(PROVIDER, {
+  refresh_token: token,
+  access_token: token.optional(),
+});
+export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Lightspeed",
@@ -187,7 +187,7 @@ async function refresh(
   stored: Credentials,
 ): Promise<TokenGrant> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const creds = parseCredentials(PROVIDER, stored, storedCredentials);
+  const creds = credentials.parse(stored);
   const app = requireApp(ctx, PROVIDER, facts);
   const now = ctx.now();
   const token = tokenClient(ctx, baseUrls(facts, config).auth, [
@@ -285,37 +285,12 @@ function observeRateLimit(ctx: AdapterContext, headers: Headers): void {
   });
 }
 
-/** Sales, oldest change first. */
-function readOrders(
-  ctx: AdapterContext,
-  conn: ConnectionRef,
-  stored: Credentials,
-  req: ReadRequest,
-): Promise<StreamPage<OrderRecord>> {
-  return readVersioned(ctx, conn, stored, req, {
-    stream: "orders",
-    path: facts.salesPath,
-    record: saleSchema,
-    map: toOrder,
-  });
-}
-
-/** Customers, oldest change first; deleted ones too, so that a deletion reaches Tether. */
-function readCustomers(
-  ctx: AdapterContext,
-  conn: ConnectionRef,
-  stored: Credentials,
-  req: ReadRequest,
-): Promise<StreamPage<CustomerRecord>> {
-  return readVersioned(ctx, conn, stored, req, {
-    stream: "customers",
-    path: facts.customersPath,
-    record: customerSchema,
-    map: toCustomer,
-    // "deleted: true = include deleted records (default: active only)", as an independent client
-    // reads the list endpoints' reference (glama.ai usefulapi lightspeed-x-series list_customers).
-    params: { deleted: "true" },
-  });
+/** A reader of one version-paged list, oldest change first (the adapter's `streams`). */
+function versioned<S extends z.ZodType<{ version: number; updated_at: string }>, R>(
+  list: VersionedList<S, R>,
+) {
+  return (ctx: AdapterContext, conn: ConnectionRef, stored: Credentials, req: ReadRequest) =>
+    readVersioned(ctx, conn, stored, req, list);
 }
 
 export const lightspeedAdapter = {
@@ -326,7 +301,26 @@ export const lightspeedAdapter = {
   refresh,
   verify,
   accessToken,
-  streams: { orders: readOrders, customers: readCustomers },
+  streams: {
+    /** Sales. */
+    orders: versioned({
+      stream: "orders",
+      path: facts.salesPath,
+      record: saleSchema,
+      map: toOrder,
+    }),
+    /** Customers; deleted ones too, so that a deletion reaches Tether. */
+    customers: versioned({
+      stream: "customers",
+      path: facts.customersPath,
+      record: customerSchema,
+      map: toCustomer,
+      // "deleted: true = include deleted records (default: active only)", as an independent
+      // client reads the list endpoints' reference (glama.ai usefulapi lightspeed-x-series
+      // list_customers).
+      params: { deleted: "true" },
+    }),
+  },
   webhooks: lightspeedWebhooks,
   oauth: lightspeedOAuth,
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -9,6 +9,7 @@
 
 import { z } from "zod";
 import { parseStoredCursor } from "../cursor.ts";
+import { iso, isoOrNull } from "../common.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 const PROVIDER = "lightspeed";
@@ -163,12 +164,6 @@ export function changedSince<R extends { updated_at: string }>(
 // ---------------------------------------------------------------------------------------------
 // Mapping
 
-function iso(text: string): string;
-function iso(text: string | null | undefined): string | null;
-function iso(text: string | null | undefined): string | null {
-  return text === null || text === undefined ? null : new Date(text).toISOString();
-}
-
 /** A JSON number (or API 1.0's decimal text) as exact decimal text, never rounded. */
 function decimal(value: number | string | null | undefined): string | null {
   return value === null || value === undefined ? null : String(value);
@@ -219,7 +214,7 @@ export function toOrder(sale: SaleFields, raw: unknown = sale): OrderRecord {
     total_price: decimal(sale.total_price),
     currency: null,
     customer_external_id: text(sale.customer_id),
-    ordered_at: iso(sale.sale_date ?? sale.created_at),
+    ordered_at: isoOrNull(sale.sale_date ?? sale.created_at),
     remote_updated_at: iso(sale.updated_at),
     raw,
   };

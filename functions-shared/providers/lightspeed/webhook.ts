@@ -15,7 +15,7 @@
 // - Processing: the 1.0 object mapped onto the sync's newer-wins records; its `updated_at` is the
 //   record's time, never later than the delivery's receipt.
 import type { ProviderWebhooks, WebhookConnection, WebhookReceiveSink } from "../types.ts";
-import { BadPayload, header, notAfter, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
+import { BadPayload, header, notAfter, parsePayload, sha256Hex, verifyHmac } from "../webhook.ts";
 import {
   payloadKind,
   payloadRetailer,
@@ -75,12 +75,12 @@ export const lightspeedWebhooks: ProviderWebhooks = {
 
   async process(sink, { topic, payload, receivedAt }) {
     if (topic === TOPIC.sale) {
-      const sale = parseWith(webhookSaleSchema, payload.body, "lightspeed sale");
+      const sale = parsePayload(webhookSaleSchema, payload.body, "lightspeed sale");
       const order = toOrder(sale, payload.body);
       order.remote_updated_at = notAfter(order.remote_updated_at, receivedAt);
       await sink.upsert("orders", [order]);
     } else if (topic === TOPIC.customer) {
-      const c = parseWith(webhookCustomerSchema, payload.body, "lightspeed customer");
+      const c = parsePayload(webhookCustomerSchema, payload.body, "lightspeed customer");
       const customer = toCustomer(c, payload.body);
       customer.remote_updated_at = notAfter(customer.remote_updated_at, receivedAt);
       await sink.upsert("customers", [customer]);

@@ -7,9 +7,9 @@ import { z } from "zod";
 import { maystroWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
+  credentialFields,
   defineFacts,
   parseConfig,
-  parseCredentials,
   requireCredential,
   token,
 } from "../common.ts";
@@ -41,13 +41,12 @@ const PROVIDER = "maystro";
 export const configSchema = z.strictObject({ ...baseConfigShape });
 export type MaystroConfig = z.output<typeof configSchema>;
 
-const credentialsShape = {
+const credentials = credentialFields(PROVIDER, {
   api_token: token,
   // The secret in this connection's webhook URL (Maystro signs nothing).
   webhook_secret: token.optional(),
-};
-export const credentialsSchema = z.strictObject(credentialsShape);
-const storedCredentials = z.object(credentialsShape);
+});
+export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Maystro",
@@ -104,7 +103,7 @@ async function refresh(
   conn: ConnectionRef,
   stored: Credentials,
 ): Promise<TokenGrant> {
-  const creds = parseCredentials(PROVIDER, stored, storedCredentials);
+  const creds = credentials.parse(stored);
   await verify(ctx, conn, stored);
   return {
     credentials: { api_token: creds.api_token },

@@ -21,7 +21,7 @@ import type {
 import {
   BadPayload,
   parseJson,
-  parseWith,
+  parsePayload,
   secretsEqual,
   sha256Hex,
   WebhookRejected,
@@ -44,7 +44,7 @@ export function maystroEvent(body: unknown): { event: string; externalOrderId: s
       externalOrderId: payload.external_order_id,
     };
   }
-  const asFlat = parseWith(flat, inner, wrapped.success ? "maystro message.data" : "maystro");
+  const asFlat = parsePayload(flat, inner, wrapped.success ? "maystro message.data" : "maystro");
   return { event: asFlat.event ?? "OrderStatusChanged", externalOrderId: asFlat.external_order_id };
 }
 

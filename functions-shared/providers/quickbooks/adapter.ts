@@ -8,10 +8,10 @@ import { quickbooksOAuth } from "./oauth.ts";
 import { quickbooksWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
+  credentialFields,
   defineFacts,
   pageSizeFor,
   parseConfig,
-  parseCredentials,
   requireCredential,
   seconds,
   token,
@@ -66,9 +66,11 @@ export const configSchema = z.strictObject({
 });
 export type QuickBooksConfig = z.output<typeof configSchema>;
 
-const credentialsShape = { refresh_token: token, access_token: token.optional() };
-export const credentialsSchema = z.strictObject(credentialsShape);
-const storedCredentials = z.object(credentialsShape);
+const credentials = credentialFields(PROVIDER, {
+  refresh_token: token,
+  access_token: token.optional(),
+});
+export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "QuickBooks",
@@ -160,7 +162,7 @@ async function refresh(
   stored: Credentials,
 ): Promise<TokenGrant> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const creds = parseCredentials(PROVIDER, stored, storedCredentials);
+  const creds = credentials.parse(stored);
   const app = requireApp(ctx, PROVIDER, facts);
   const now = ctx.now();
   const token = tokenClient(ctx, baseUrls(facts, config).auth, app, Object.values(stored));

@@ -8,6 +8,7 @@
 // the provider token used when a whole page shares one second.
 
 import { z } from "zod";
+import { iso } from "../common.ts";
 import { parseStoredCursor, readTimeCursor, type TimeCursor } from "../cursor.ts";
 import { type CustomerRecord, type OrderRecord, ProviderError } from "../types.ts";
 
@@ -203,10 +204,6 @@ export function readOrdersCursor(cursor: string | null, from: Date | null): Orde
 
 // ---------------------------------------------------------------------------------------------
 // Mapping
-
-function iso(text: string): string {
-  return new Date(text).toISOString();
-}
 
 function text(value: string | undefined): string | null {
   return value === undefined || value === "" ? null : value;

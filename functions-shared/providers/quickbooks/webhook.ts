@@ -14,7 +14,7 @@
 // "Void" notification makes the re-fetched transaction "Voided", whatever its amounts say.
 import { z } from "zod";
 import type { CustomerRecord, OrderRecord, ProviderWebhooks } from "../types.ts";
-import { header, notAfter, parseJson, parseWith, sha256Hex, verifyHmac } from "../webhook.ts";
+import { header, notAfter, parseJson, parsePayload, sha256Hex, verifyHmac } from "../webhook.ts";
 import { fetchEntities } from "./adapter.ts";
 import { type Entity, toDeletedOrder } from "./streams.ts";
 
@@ -62,7 +62,7 @@ export const quickbooksWebhooks: ProviderWebhooks = {
     const secrets = sink.secrets.quickbooks;
     if (secrets.length === 0) sink.misconfigured({ variable: "QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN" });
     await verifyHmac(raw, header(headers, "intuit-signature"), secrets, "base64", "quickbooks");
-    const body = parseWith(quickbooksBody, parseJson(raw), "quickbooks");
+    const body = parsePayload(quickbooksBody, parseJson(raw), "quickbooks");
     const named: {
       eventId: string;
       realm: string;

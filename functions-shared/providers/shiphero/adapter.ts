@@ -17,10 +17,10 @@ import { z } from "zod";
 import { shipheroWebhooks, webhookSecretField } from "./webhook.ts";
 import {
   baseConfigShape,
+  credentialFields,
   defineFacts,
   pageSizeFor,
   parseConfig,
-  parseCredentials,
   requireCredential,
   seconds,
   token,
@@ -96,7 +96,7 @@ export const credentialsSchema = z
     }
     return out;
   });
-const storedCredentials = z.object(credentialsShape);
+const credentials = credentialFields(PROVIDER, credentialsShape);
 
 export const facts = defineFacts({
   displayName: "ShipHero",
@@ -177,7 +177,7 @@ async function refresh(
   stored: Credentials,
 ): Promise<TokenGrant> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const creds = parseCredentials(PROVIDER, stored, storedCredentials);
+  const creds = credentials.parse(stored);
   const now = ctx.now();
   const { data } = await clients.token(ctx, baseUrls(facts, config).auth, Object.values(stored))
     .postJson("refresh response", facts.tokenPath, {

@@ -23,7 +23,7 @@ import {
   header,
   matchingSecrets,
   parseJson,
-  parseWith,
+  parsePayload,
   sha256Hex,
   WebhookRejected,
 } from "../webhook.ts";
@@ -76,7 +76,7 @@ export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): Provi
       "base64",
       "shiphero",
     )).map((i) => fields[i]!);
-    const body = parseWith(
+    const body = parsePayload(
       z.looseObject({ webhook_type: z.string().min(1) }),
       parseJson(raw),
       "shiphero",
@@ -98,14 +98,14 @@ export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): Provi
   async process(sink, { topic, payload }) {
     const body = payload.body as Record<string, unknown>;
     if (topic === "Shipment Update") {
-      const f = parseWith(shipmentUpdate, body, "shiphero Shipment Update").fulfillment;
+      const f = parsePayload(shipmentUpdate, body, "shiphero Shipment Update").fulfillment;
       const order = await sink.withAccessToken((ctx, conn, creds) =>
         fetchShipmentOrder(ctx, conn, creds, f.shipment_uuid)
       );
       // A shipment ShipHero no longer knows: nothing to write; the sync reconciles.
       if (order) await sink.upsert("orders", [order]);
     } else if (topic === "Order Canceled") {
-      const o = parseWith(orderCanceled, body, "shiphero Order Canceled");
+      const o = parsePayload(orderCanceled, body, "shiphero Order Canceled");
       await sink.applyOrderFacts({
         externalId: o.order_uuid,
         orderNumber: o.order_number == null ? null : String(o.order_number),

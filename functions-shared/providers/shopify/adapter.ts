@@ -12,10 +12,10 @@ import { shopifyOAuth } from "./oauth.ts";
 import { shopifyWebhooks } from "./webhook.ts";
 import {
   baseConfigShape,
+  credentialFields,
   defineFacts,
   pageSizeFor,
   parseConfig,
-  parseCredentials,
   requireCredential,
   seconds,
   token,
@@ -64,9 +64,11 @@ export const configSchema = z.strictObject({
 });
 export type ShopifyConfig = z.output<typeof configSchema>;
 
-const credentialsShape = { access_token: token, refresh_token: token.optional() };
-export const credentialsSchema = z.strictObject(credentialsShape);
-const storedCredentials = z.object(credentialsShape);
+const credentials = credentialFields(PROVIDER, {
+  access_token: token,
+  refresh_token: token.optional(),
+});
+export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Shopify",
@@ -131,7 +133,7 @@ async function refresh(
   stored: Credentials,
 ): Promise<TokenGrant> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const creds = parseCredentials(PROVIDER, stored, storedCredentials);
+  const creds = credentials.parse(stored);
   if (creds.refresh_token === undefined) {
     // A legacy offline token: nothing to renew, only check it still works.
     await verify(ctx, conn, stored);

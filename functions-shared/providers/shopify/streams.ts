@@ -16,6 +16,7 @@
 //   status "inactive" with remote_updated_at = the event's time and raw = the event.
 
 import { z } from "zod";
+import { iso } from "../common.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 /** "first ≤ 250" per connection. */
@@ -40,10 +41,6 @@ export function timeWindow(field: string, since: string | null, until: Date): st
 /** Costs as Shopify prices a connection: 2 + `first` points requested (cost of each node: 1). */
 export function connectionCost(first: number): number {
   return 2 + first;
-}
-
-function iso(dateTime: string): string {
-  return new Date(dateTime).toISOString();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import {
   header,
   notAfter,
   parseJson,
-  parseWith,
+  parsePayload,
   sha256Hex,
   verifyHmac,
 } from "../webhook.ts";
@@ -147,13 +147,13 @@ export const shopifyWebhooks: ProviderWebhooks = {
     const names = headerNamesOf(headers);
     await verifyHmac(raw, header(headers, names.hmac), secrets, "base64", "shopify");
     const body = parseJson(raw);
-    const h = parseWith(shopifyHeaders, {
+    const h = parsePayload(shopifyHeaders, {
       topic: header(headers, names.topic) ?? undefined,
       shop: header(headers, names.shop) ?? undefined,
     }, `shopify headers (${names.topic}, ${names.shop})`);
     // The topic is unsigned: a body that is not what it names is refused before it is recorded.
     const schema = BODY_OF_TOPIC[topicKey(h.topic)];
-    if (schema !== undefined) parseWith(schema, body, `shopify ${h.topic} body`);
+    if (schema !== undefined) parsePayload(schema, body, `shopify ${h.topic} body`);
     return [{
       eventId: `${topicKey(h.topic)}:${await sha256Hex(raw)}`,
       topic: h.topic,
@@ -174,10 +174,10 @@ export const shopifyWebhooks: ProviderWebhooks = {
     const schema = BODY_OF_TOPIC[key];
     if (schema === undefined) return; // Other topics are recorded and processed as nothing to do.
     if (key === "ORDERS_CREATE" || key === "ORDERS_UPDATED") {
-      const order = parseWith(shopifyOrder, body, "shopify order");
+      const order = parsePayload(shopifyOrder, body, "shopify order");
       await sink.upsert("orders", [orderRecord(order, receivedAt)]);
     } else if (key === "CUSTOMERS_CREATE" || key === "CUSTOMERS_UPDATE") {
-      const c = parseWith(shopifyCustomer, body, "shopify customer");
+      const c = parsePayload(shopifyCustomer, body, "shopify customer");
       await sink.upsert("customers", [
         {
           external_id: c.admin_graphql_api_id,
@@ -191,7 +191,7 @@ export const shopifyWebhooks: ProviderWebhooks = {
         } satisfies CustomerRecord,
       ]);
     } else if (key === "CUSTOMERS_DELETE") {
-      const c = parseWith(deletedCustomer, body, "shopify customers/delete body");
+      const c = parsePayload(deletedCustomer, body, "shopify customers/delete body");
       // The body carries no time; the deletion happened by the time it was received.
       await sink.upsert("customers", [{
         external_id: c.admin_graphql_api_id,
