@@ -18,6 +18,8 @@ export const FAULT_KINDS = [
   "invalid_grant",
   // The provider's own 401 on either endpoint (for ShipHero's token endpoint: no OAuth `error`).
   "unauthorized",
+  // The provider's real answer, held `delay_ms` first (a slow API, e.g. a 2 s QuickBooks read).
+  "slow",
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
@@ -36,6 +38,8 @@ export interface Fault {
   readonly retryAfterSeconds: number;
   /** For missing_field: a top-level key or dotted path; undefined = the endpoint's default. */
   readonly field: string | undefined;
+  /** For slow: how long the answer is held. */
+  readonly delayMs: number;
 }
 
 export class FaultQueue {
@@ -71,11 +75,6 @@ export class FaultQueue {
     this.#queues.clear();
     return n;
   }
-}
-
-/** Is this a fault that answers instead of the provider (leaving tokens untouched)? */
-export function isErrorFault(kind: FaultKind): boolean {
-  return kind !== "malformed_json" && kind !== "missing_field";
 }
 
 /** A gateway's 503: deliberately not JSON. */

@@ -89,6 +89,37 @@ COMMENT ON FUNCTION public.continue_backfills() IS 'The safety net, scheduled ev
 
 
 --
+-- Name: disconnect_connection(uuid, boolean, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean DEFAULT false, revoke boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  request_id uuid;
+begin
+  if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
+    raise exception 'unknown connection %', connection_id
+      using errcode = 'no_data_found',
+            hint = 'select id, provider, name, status from tether.connection_health';
+  end if;
+  insert into tether.disconnect_requests (connection_id, delete_records, revoke)
+  values (connection_id, coalesce(delete_records, false), coalesce(revoke, true))
+  returning id into request_id;
+  return tether.invoke_function('disconnect', jsonb_build_object('request_id', request_id));
+end
+$$;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) IS 'Ends a connection through the disconnect function: revokes the grant at the provider where it can (revoke), deletes the credentials, cancels its backfills, and keeps it as disabled with its synced records, or deletes it and them (delete_records). Returns the pg_net request id; the outcome is in tether.invocations and tether.connection_health.';
+
+
+--
 -- Name: process_webhook_events(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -104,7 +135,7 @@ $$;
 -- Name: FUNCTION process_webhook_events(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook retry sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come, and the received events whose processing was cut off (their processing lease has passed). Returns the pg_net request id.';
 
 
 --
@@ -531,23 +562,28 @@ CREATE FUNCTION tether.invoke_function(function_name text, body jsonb DEFAULT '{
     AS $$
 declare
   functions_url text;
-  service_key text;
+  invoke_key text;
 begin
   select decrypted_secret into functions_url
     from vault.decrypted_secrets where name = 'tether_functions_url';
-  select decrypted_secret into service_key
-    from vault.decrypted_secrets where name = 'tether_service_key';
-  if functions_url is null or service_key is null then
-    raise exception 'Tether is not configured: Vault has no %',
-      case when functions_url is null then 'tether_functions_url' else 'tether_service_key' end
-      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url''); '
-                || 'select vault.create_secret(''<a secret API key>'', ''tether_service_key'');';
+  select decrypted_secret into invoke_key
+    from vault.decrypted_secrets where name = 'tether_invoke_key';
+  if functions_url is null then
+    raise exception 'Tether is not configured: Vault has no tether_functions_url'
+      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url'');';
+  end if;
+  if invoke_key is null then
+    raise exception 'Tether is not configured: Vault has no tether_invoke_key'
+      using hint = 'select vault.create_secret(''<the functions'' TETHER_INVOKE_KEY secret>'', ''tether_invoke_key''); '
+                || 'a new key: select encode(extensions.gen_random_bytes(32), ''hex''); set it on both sides '
+                || '(supabase secrets set TETHER_INVOKE_KEY=<key>), never a Supabase API key.';
   end if;
   -- The function answers 202 within milliseconds; 2 s covers a cold start.
   return net.http_post(
     url := rtrim(functions_url, '/') || '/' || function_name,
     body := coalesce(body, '{}'::jsonb),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key,
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'x-tether-invoke-key', invoke_key,
                                   'Prefer', 'respond-async'),
     timeout_milliseconds := 2000
   );
@@ -559,7 +595,7 @@ $$;
 -- Name: FUNCTION invoke_function(function_name text, body jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
 
 
 --
@@ -1438,6 +1474,26 @@ ALTER TABLE tether.customers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: disconnect_requests; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.disconnect_requests (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    connection_id uuid NOT NULL,
+    delete_records boolean DEFAULT false NOT NULL,
+    revoke boolean DEFAULT true NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE disconnect_requests; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.disconnect_requests IS 'Disconnects asked for through disconnect_connection(), until the disconnect function has done them (it deletes the row in the transaction that ends the connection).';
+
+
+--
 -- Name: invocations; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -1546,10 +1602,24 @@ COMMENT ON COLUMN tether.webhook_events.event_id IS 'The provider''s id of the e
 
 
 --
+-- Name: COLUMN webhook_events.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.status IS 'received: recorded and answered, processed after the answer (or by the sweep once its lease has passed); processed; ignored (no active connection); failed (retried by the sweep with backoff).';
+
+
+--
 -- Name: COLUMN webhook_events.attempts; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed at once; never more than one successful processing).';
+COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed after its answer; never more than one successful processing).';
+
+
+--
+-- Name: COLUMN webhook_events.next_attempt_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.next_attempt_at IS 'received: when its processing lease ends (the sweep then takes it as cut off); failed: when the sweep retries it; held further while a sweep works on it.';
 
 
 --
@@ -1620,6 +1690,14 @@ ALTER TABLE ONLY tether.customers
 
 ALTER TABLE ONLY tether.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: disconnect_requests disconnect_requests_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_pkey PRIMARY KEY (id);
 
 
 --
@@ -1824,6 +1902,14 @@ ALTER TABLE ONLY tether.customers
 
 
 --
+-- Name: disconnect_requests disconnect_requests_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: orders orders_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1929,6 +2015,13 @@ CREATE POLICY customers_owner_read ON tether.customers FOR SELECT TO authenticat
 
 
 --
+-- Name: disconnect_requests; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.disconnect_requests ENABLE ROW LEVEL SECURITY;
+
+
+--
 -- Name: invocations; Type: ROW SECURITY; Schema: tether; Owner: -
 --
 
@@ -2013,6 +2106,14 @@ GRANT ALL ON FUNCTION public.cancel_backfill(backfill_id uuid) TO service_role;
 
 REVOKE ALL ON FUNCTION public.continue_backfills() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.continue_backfills() TO service_role;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) TO service_role;
 
 
 --
@@ -2389,6 +2490,13 @@ GRANT SELECT ON TABLE public.tether_runs TO service_role;
 
 GRANT SELECT ON TABLE public.tether_sync_cursors TO authenticated;
 GRANT SELECT ON TABLE public.tether_sync_cursors TO service_role;
+
+
+--
+-- Name: TABLE disconnect_requests; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.disconnect_requests TO service_role;
 
 
 --

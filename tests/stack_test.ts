@@ -113,24 +113,52 @@ Deno.test("the served connect function answers 401 without a key", async () => {
   assert.equal(health.status, 200);
 });
 
-Deno.test("the main database holds the Vault secrets the SQL API reads", async () => {
+Deno.test("the main database holds the Vault secrets the SQL API reads: the invoke key, not the service key", async () => {
   const env = await readStackEnv();
+  const secrets = await loadOrCreateSecrets();
   const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
     const rows = await sql`
       select name,
              decrypted_secret = ${env.FUNCTIONS_URL} as is_functions_url,
+             decrypted_secret = ${secrets.invokeKey} as is_invoke_key,
              decrypted_secret = ${env.SERVICE_KEY} as is_service_key
         from vault.decrypted_secrets
-       where name in ('tether_functions_url', 'tether_service_key')
+       where name like 'tether\_%'
        order by name`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
-      { name: "tether_functions_url", is_functions_url: true, is_service_key: false },
-      { name: "tether_service_key", is_functions_url: false, is_service_key: true },
+      {
+        name: "tether_functions_url",
+        is_functions_url: true,
+        is_invoke_key: false,
+        is_service_key: false,
+      },
+      {
+        name: "tether_invoke_key",
+        is_functions_url: false,
+        is_invoke_key: true,
+        is_service_key: false,
+      },
     ]);
   } finally {
     await sql.end();
   }
+});
+
+Deno.test("the served job functions take the invoke key, connect refuses it", async () => {
+  const env = await readStackEnv();
+  const { invokeKey } = await loadOrCreateSecrets();
+  const post = async (name: string) => {
+    const res = await fetch(`${env.FUNCTIONS_URL}/${name}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-tether-invoke-key": invokeKey },
+      body: '{"provider":"maystro"}',
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  assert.equal(await post("refresh-tokens"), 200);
+  assert.equal(await post("connect"), 401);
 });
 
 Deno.test(".tether/ is ignored by git", async () => {

@@ -2,6 +2,7 @@
 // function, which continues itself through pg_net.
 import { type CaseResult, round } from "./report.ts";
 import { type GatewayFigures, withBenchWorld } from "./world.ts";
+import { storeVaultSecrets } from "../local/harness.ts";
 import { connectedShop, matchingTruth } from "./shop.ts";
 
 export interface BackfillBench extends CaseResult, GatewayFigures {
@@ -33,8 +34,7 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
     const served = await serve(["backfill"], {
       env: { TETHER_TIME_BUDGET_MS: String(BACKFILL.budgetMs) },
     });
-    await db.sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-    await db.sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+    await storeVaultSecrets(db.sql, served);
 
     log(`backfilling ${BACKFILL.rangeDays} days through the backfill function…`);
     const started = performance.now();

@@ -55,6 +55,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/**
+ * Waits until no webhook event of the database is `received`: the webhooks function answers once
+ * a delivery's events are recorded and processes them after the answer (docs/architecture.md
+ * "Webhooks: answer first"), so what a delivery did shows once its events have left `received`.
+ */
+export async function webhookEventsSettled(
+  db: Pick<TestDatabase, "sql">,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const [row] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from tether.webhook_events where status = 'received'`;
+    if (row!.n === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${row!.n} webhook event(s) still received after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Runs `fn` with a fresh test database, dropped afterwards whatever happens. */
 export async function withTestDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
   const db = await createTestDatabase();
@@ -96,6 +117,18 @@ export async function testDeps(
   };
 }
 
+/**
+ * Stores, in a database's Vault, the functions URL and the invoke key the SQL API sends them
+ * (tether_functions_url, tether_invoke_key): what `npm run deploy` stores on a project.
+ */
+export async function storeVaultSecrets(
+  sql: Sql,
+  served: { functionsUrl: string; invokeKey: string },
+): Promise<void> {
+  await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
+  await sql`select vault.create_secret(${served.invokeKey}, 'tether_invoke_key')`;
+}
+
 /** The functions served against a test database, with the pg_net worker for it; `env` adds to theirs. */
 export async function serveFunctionsFor(
   db: TestDatabase,
@@ -119,6 +152,8 @@ export async function serveFunctionsFor(
   return {
     ...functions,
     secretKey: secrets.secretKey,
+    /** What the SQL API sends (store it as Vault's tether_invoke_key); the job functions accept it. */
+    invokeKey: secrets.invokeKey,
     logLines,
     async stop() {
       await net.stop();

@@ -35,10 +35,13 @@ export interface SandboxFault {
     | "malformed_json"
     | "missing_field"
     | "invalid_grant"
-    | "unauthorized";
+    | "unauthorized"
+    | "slow";
   count?: number;
   retry_after?: number;
   field?: string;
+  /** For slow: how long each answer is held (default 2,000 ms). */
+  delay_ms?: number;
 }
 
 export class SandboxControl {

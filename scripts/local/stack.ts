@@ -94,6 +94,7 @@ export function functionEnv(
     SUPABASE_SECRET_KEYS: JSON.stringify({ default: secrets.secretKey }),
     SUPABASE_JWKS: JSON.stringify(secrets.jwks),
     SUPABASE_JWT_SECRET: secrets.jwtSecret,
+    TETHER_INVOKE_KEY: secrets.invokeKey,
     TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
     // OAuth connect: a local state-signing secret (derived from a local secret, never deployed).
     TETHER_OAUTH_STATE_SECRET: createHash("sha256")
@@ -189,15 +190,17 @@ async function rebuildTemplate(cfg: StackConfig, secrets: LocalSecrets): Promise
   });
 }
 
-/** Stores the functions URL and key where the SQL API reads them (Vault). */
+/** Stores the functions URL and the invoke key where the SQL API reads them (Vault). */
 export async function storeFunctionSecrets(
   databaseUrl: string,
   functionsUrl: string,
-  serviceKey: string,
+  invokeKey: string,
 ): Promise<void> {
-  const secrets = { tether_functions_url: functionsUrl, tether_service_key: serviceKey };
+  const secrets = { tether_functions_url: functionsUrl, tether_invoke_key: invokeKey };
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
+    // What a stack older than the invoke key stored; nothing reads it any more.
+    await sql`delete from vault.secrets where name = 'tether_service_key'`;
     for (const [name, value] of Object.entries(secrets)) {
       const [row] = await sql`select id from vault.secrets where name = ${name}`;
       if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
@@ -295,7 +298,7 @@ export async function stackUp(
   }
   await waitFor("the functions gateway", () => ok(`${info.SUPABASE_URL}/health`), 60_000);
   await waitFor("the sandboxes", () => ok(`${info.SANDBOX_URL}/_sandbox/health`), 30_000);
-  await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, info.SERVICE_KEY);
+  await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, secrets.invokeKey);
   if (!running) {
     // Fresh sandboxes: the accounts of the previous ones are gone, and so are their connections.
     const sql = postgres(info.DATABASE_URL, { max: 1, onnotice: () => {} });

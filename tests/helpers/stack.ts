@@ -11,8 +11,10 @@ export {
   createTestDatabase,
   serveFunctionsFor,
   stackEnv,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
+  webhookEventsSettled,
   withTestDatabase,
 } from "../../scripts/local/harness.ts";
 export { loadOrCreateSecrets as localSecrets } from "../../scripts/local/secrets.ts";

@@ -78,6 +78,9 @@ export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Lightspeed",
+  // X-Series documents no token revocation endpoint.
+  revocationHint:
+    "Lightspeed documents no way for an app to revoke its token: remove the app from the store's connected apps in Lightspeed Retail.",
   authMode: "oauth2",
   supportsRefresh: true,
   rotatesRefreshToken: true,
