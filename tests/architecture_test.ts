@@ -67,3 +67,11 @@ Deno.test("the sandbox imports no project code, and the project imports no sandb
   const project = [...await sources("functions-shared"), ...await sources("supabase/functions")];
   assert.deepEqual(offenders(project, /from "[^"]*\/(sandbox|tests)\//), []);
 });
+
+Deno.test("the benchmarks run jobs only through served functions, under the Edge Runtime's limits", async () => {
+  const bench = await sources("scripts/bench");
+  assert.ok(bench.length >= 5, "the bench cases were found");
+  // Types may be imported (a job's input and result, Deps); a job or the HTTP frame may not.
+  const running = /import \{[^}]*\} from "[^"]*functions-shared\/(jobs|http)\//;
+  assert.deepEqual(offenders(bench, running), []);
+});

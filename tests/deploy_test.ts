@@ -17,6 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
   "backfill",
   "connect",
+  "disconnect",
   "refresh-tokens",
   "sync-customers",
   "sync-orders",

@@ -50,7 +50,7 @@ Deno.test("a local database with migrations this checkout lacks is refused with 
   }
 });
 
-Deno.test("every migration has its own version (two branches can pick the same timestamp)", async () => {
+Deno.test("every migration has its own version (two branches can pick the same timestamp)", () => {
   const files = [...Deno.readDirSync(new URL("../supabase/migrations/", import.meta.url))]
     .map((e) => e.name).filter((n) => n.endsWith(".sql")).sort();
   const seen = new Map<string, string>();

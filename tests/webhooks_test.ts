@@ -564,8 +564,7 @@ Deno.test("processing cut off by the worker's death leaves the event received; t
 
     // The lease has passed; the schedule's call reaches the function through pg_net.
     await w.db.sql`update tether.webhook_events set next_attempt_at = now()`;
-    await w.db.sql`select vault.create_secret(${w.served.functionsUrl}, 'tether_functions_url')`;
-    await w.db.sql`select vault.create_secret(${w.served.secretKey}, 'tether_service_key')`;
+    await storeVaultSecrets(w.db.sql, w.served);
     await w.db.sql`select public.process_webhook_events()`;
     await eventually("the sweep to process the cut-off event", async () => {
       const events = await webhookEvents(w);

@@ -1,10 +1,12 @@
 // The local stack as tests and benchmarks use it (`npm run stack:up`, which `npm test` and
 // `npm run bench` run first): scratch databases cloned from the migrated template, so each user
 // works on its own state; the dependencies a function would build, pointed at one of them; and
-// the functions served against one, with the pg_net worker for it.
+// the functions served against one, with the pg_net worker for it (the stand-in's, or the real
+// one pointed at it: scripts/local/pg_net_worker.ts).
 import postgres from "postgres";
 import { startFunctions } from "./functions.ts";
-import { startNetWorker } from "./net_worker.ts";
+import type { NetWorker } from "./net_worker.ts";
+import { netWorkerFor } from "./pg_net_worker.ts";
 import { loadOrCreateSecrets } from "./secrets.ts";
 import { functionEnv, readStackEnv, type StackInfo } from "./stack.ts";
 import { connect, type Sql } from "../../functions-shared/db/client.ts";
@@ -118,6 +120,22 @@ export async function testDeps(
 }
 
 /**
+ * A pg_net worker sending what `db` queues, whichever pg_net the stack runs; stop() when done.
+ * With the real pg_net, databases take turns for its one worker.
+ */
+export async function netWorkerForDatabase(
+  db: TestDatabase,
+  opts: { log?: (line: string) => void } = {},
+): Promise<NetWorker> {
+  const env = await stackEnv();
+  return await netWorkerFor(db, env.TETHER_PGNET ?? "standin", {
+    adminUrl: env.DATABASE_URL,
+    log: opts.log,
+    pollMs: 100,
+  });
+}
+
+/**
  * Stores, in a database's Vault, the functions URL and the invoke key the SQL API sends them
  * (tether_functions_url, tether_invoke_key): what `npm run deploy` stores on a project.
  */
@@ -148,7 +166,13 @@ export async function serveFunctionsFor(
     jwks: secrets.jwks,
     log,
   });
-  const net = await startNetWorker({ databaseUrl: db.url, log, pollMs: 100 });
+  let net: NetWorker;
+  try {
+    net = await netWorkerForDatabase(db, { log });
+  } catch (err) {
+    await functions.stop();
+    throw err;
+  }
   return {
     ...functions,
     secretKey: secrets.secretKey,

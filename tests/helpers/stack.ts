@@ -9,6 +9,7 @@ import { stackEnv, type TestDatabase } from "../../scripts/local/harness.ts";
 
 export {
   createTestDatabase,
+  netWorkerForDatabase,
   serveFunctionsFor,
   stackEnv,
   storeVaultSecrets,
