@@ -6,10 +6,10 @@ import { connect } from "../../functions-shared/db/client.ts";
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { TestDatabase } from "../local/harness.ts";
 import { type CaseResult, round } from "./report.ts";
-import { type BenchWorld, withBenchWorld } from "./world.ts";
+import { type BenchWorld, type GatewayFigures, withBenchWorld } from "./world.ts";
 import { connectedShop } from "./shop.ts";
 
-export interface FeedBench extends CaseResult {
+export interface FeedBench extends CaseResult, GatewayFigures {
   case: "feed";
   changes: number;
   changes_per_s: number;
@@ -23,18 +23,18 @@ const FEED = { orders: 100_000, readers: 4, batch: 500, pairs: 2 };
 
 export async function benchFeed(log: (line: string) => void): Promise<FeedBench> {
   const rates = { off: [] as number[], on: [] as number[] };
-  const syncRate = (on: boolean) =>
-    withBenchWorld(async (w) => {
+  const syncRate = async (on: boolean) =>
+    (await withBenchWorld<SyncRun>(async (w) => {
       log(`feed ${on ? "on" : "off"}: seeding and syncing ${FEED.orders} orders…`);
       await setFeed(w.db, on);
-      return (await syncAll(w)).recordsPerS;
-    });
+      return { case: "feed", records_per_s: (await syncAll(w)).recordsPerS };
+    })).records_per_s;
   for (let pair = 1; pair <= FEED.pairs; pair++) {
     rates.off.push(await syncRate(false));
     // The last "on" sync is the one whose changes are read below.
     if (pair < FEED.pairs) rates.on.push(await syncRate(true));
   }
-  return await withBenchWorld(async (w) => {
+  return await withBenchWorld<FeedBench>(async (w) => {
     log(`feed on: seeding and syncing ${FEED.orders} orders…`);
     rates.on.push((await syncAll(w)).recordsPerS);
     const on = mean(rates.on);
@@ -68,6 +68,12 @@ export async function benchFeed(log: (line: string) => void): Promise<FeedBench>
   });
 }
 
+/** One of the syncs that only measure the rate. */
+interface SyncRun extends CaseResult, GatewayFigures {
+  case: "feed";
+  records_per_s: number;
+}
+
 function mean(values: number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
@@ -81,13 +87,13 @@ async function setFeed(db: TestDatabase, on: boolean): Promise<void> {
 }
 
 /** Seeds the shop and calls the served sync-orders function until it has caught up. */
-async function syncAll({ db, sandbox, serve }: BenchWorld) {
-  const { connection_id } = await connectedShop(db, sandbox, {
+async function syncAll(world: BenchWorld) {
+  const { connection_id } = await connectedShop(world, {
     seed: 44,
     orders: FEED.orders,
     spreadDays: 365,
   });
-  const served = await serve(["sync-orders"]);
+  const served = await world.serve(["sync-orders"]);
   const started = performance.now();
   for (let invocation = 1;; invocation++) {
     const res = await fetch(`${served.functionsUrl}/sync-orders`, {
