@@ -1783,8 +1783,7 @@ CREATE TABLE tether.change_leases (
     record_id text NOT NULL,
     lease uuid NOT NULL,
     leased_until timestamp with time zone NOT NULL,
-    acked boolean DEFAULT false NOT NULL,
-    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
+    acked boolean DEFAULT false NOT NULL
 );
 
 
@@ -1808,8 +1807,7 @@ CREATE TABLE tether.changes (
     op text NOT NULL,
     fields jsonb NOT NULL,
     at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT changes_op_is_valid CHECK ((op = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'inactive'::text]))),
-    CONSTRAINT stream_is_valid CHECK (tether.is_known_stream(stream))
+    CONSTRAINT changes_op_is_valid CHECK ((op = ANY (ARRAY['created'::text, 'updated'::text, 'deleted'::text, 'inactive'::text])))
 );
 
 

@@ -52,12 +52,13 @@ Deno.test("every provider and stream check constraint asks tether.providers(), n
           on c.conrelid = t.oid and c.contype = 'c' and a.attnum = any(c.conkey)
        where t.relnamespace = 'tether'::regnamespace
          and a.attname in ('provider', 'stream') and not a.attisdropped
+         -- The change feed's stream is written by its triggers only, each naming its table's
+         -- stream; a per-row check would triple the upserts' cost (see its migration).
+         and t.relname not in ('changes', 'change_leases')
        order by 1`;
     assert.deepEqual(rows.map((r) => `${r.name}: ${r.def}`), [
       "backfill_records.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
       "backfills.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
-      "change_leases.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
-      "changes.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
       "connections.provider provider_is_known: CHECK (tether.is_known_provider(provider))",
       "oauth_states.provider oauth_states_provider_is_valid: CHECK (tether.is_oauth_provider(provider))",
       "runs.stream stream_is_valid: CHECK (((stream IS NULL) OR tether.is_known_stream(stream)))",

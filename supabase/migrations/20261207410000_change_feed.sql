@@ -35,7 +35,8 @@ create table tether.changes (
   op text not null,
   fields jsonb not null,
   at timestamptz not null default now(),
-  constraint stream_is_valid check (tether.is_known_stream(stream)),
+  -- No check on stream: only the triggers below write it, each naming its own table's stream, and
+  -- tether.is_known_stream() per row made upsert_orders three times slower (measured).
   constraint changes_op_is_valid check (op in ('created', 'updated', 'deleted', 'inactive'))
 );
 -- Writers touch only the primary key and this partial index; publishing fills the id index.
@@ -76,8 +77,7 @@ create table tether.change_leases (
   lease uuid not null,
   leased_until timestamptz not null,
   acked boolean not null default false,
-  primary key (consumer, change_id),
-  constraint stream_is_valid check (tether.is_known_stream(stream))
+  primary key (consumer, change_id)
 );
 create index change_leases_held_idx on tether.change_leases (consumer, connection_id, stream, record_id)
   where not acked;
