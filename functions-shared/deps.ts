@@ -63,6 +63,11 @@ export interface Job<I, O> {
   name: string;
   input: z.ZodType<I>;
   run(deps: Deps, input: I): Promise<O>;
+  /**
+   * The result holds a credential (`tokens`): always answered to the caller directly, never kept
+   * in tether.invocations, never cached.
+   */
+  secretResult?: boolean;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   FAULT_KINDS,
   FaultQueue,
   hang,
+  internalServerError,
   isErrorFault,
   serviceUnavailable,
   tooManyRequests,
@@ -171,7 +172,9 @@ export function createSandboxHandler(
       const fault = faults.take(provider.name, "api");
       const early = fault && errorAnswer(fault, provider);
       if (early) return await early;
-      return await corrupt(fault, await api.handle(req, match.pathname.groups, clock.now()));
+      const answer = await api.handle(req, match.pathname.groups, clock.now());
+      if (fault?.kind === "5xx_after_acting") return internalServerError();
+      return await corrupt(fault, answer);
     }
     return notFound(req);
   }

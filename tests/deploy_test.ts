@@ -16,9 +16,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
   "backfill",
   "connect",
+  "proxy",
   "refresh-tokens",
   "sync-customers",
   "sync-orders",
+  "tokens",
   "webhooks",
 ];
 

@@ -103,6 +103,11 @@ export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): 
   try {
     const parsed = job.input.safeParse(await readJsonBody(req));
     if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
+    if (job.secretResult) {
+      return Response.json(await job.run(deps, parsed.data), {
+        headers: { "cache-control": "no-store" },
+      });
+    }
     return await answerWith(deps, req, job.name, () => job.run(deps, parsed.data));
   } catch (err) {
     return errorResponse(deps, job.name, err);

@@ -35,7 +35,8 @@ export interface SandboxFault {
     | "malformed_json"
     | "missing_field"
     | "invalid_grant"
-    | "unauthorized";
+    | "unauthorized"
+    | "5xx_after_acting";
   count?: number;
   retry_after?: number;
   field?: string;

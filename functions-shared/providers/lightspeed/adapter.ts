@@ -147,7 +147,12 @@ const clients = adapterHttp(PROVIDER, facts);
 
 /** The store's API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Credentials) {
-  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+  return clients.api(ctx, config, authHeaders(stored), stored);
+}
+
+/** "Authorization: Bearer <access_token>" (x-series-api.lightspeedhq.com/docs/authorization). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { authorization: `Bearer ${accessToken(stored)}` };
 }
 
 /** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
@@ -301,6 +306,15 @@ export const lightspeedAdapter = {
   refresh,
   verify,
   accessToken,
+  proxy: {
+    tokenType: "bearer",
+    authHeaders,
+    // The bucket counts requests.
+    requestCost: 1,
+    // Each endpoint names its version in the path (/api/2.0/sales, /api/2.1/products/{id}): the
+    // caller's path is sent as it is; the connection's data version is reported to the caller.
+    apiVersion: (config) => apiVersion(config as LightspeedConfig),
+  },
   streams: {
     /** Sales. */
     orders: versioned({
