@@ -278,6 +278,40 @@ COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of ev
 
 
 --
+-- Name: adjust_rate_budget(uuid, double precision, double precision, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision DEFAULT NULL::double precision, refund double precision DEFAULT NULL::double precision, back_off_ms double precision DEFAULT NULL::double precision) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
+begin
+  -- A report is as old as the request it answered: other instances may have spent since, so it
+  -- may lower the level, never raise it (the refill does that).
+  if available is not null then b.level := greatest(0, least(b.level, available)); end if;
+  if refund is not null then b.level := least(capacity, b.level + greatest(0, refund)); end if;
+  if back_off_ms is not null then
+    b.level := least(b.level, capacity * reserve + 1);
+    b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
+      b.at + make_interval(secs => back_off_ms / 1000));
+  end if;
+  update tether.rate_budgets r
+     set level = b.level, at = b.at, blocked_until = b.blocked_until
+   where r.connection_id = adjust_rate_budget.connection_id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision) IS 'Pacer.observe / refund / backOff across instances: lowers the level to what the provider reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+
+
+--
 -- Name: apply_order_facts(uuid, text, text, text, text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -665,6 +699,62 @@ $$;
 COMMENT ON FUNCTION tether.providers() IS 'Every provider Tether knows, the streams it has and whether it connects by OAuth: the one list the constraints, check_provider() and backfill_streams() use. Equal to the registry in functions-shared/providers/registry.ts (tests/provider_registry_test.ts).';
 
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+
+--
+-- Name: rate_budgets; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.rate_budgets (
+    connection_id uuid NOT NULL,
+    level double precision NOT NULL,
+    at timestamp with time zone NOT NULL,
+    blocked_until timestamp with time zone
+);
+
+
+--
+-- Name: TABLE rate_budgets; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.rate_budgets IS 'Per connection, the rate-limit bucket its provider keeps, as Tether models it: shared by the syncs, backfills, webhook re-fetches and proxied calls of every function instance, so none throttles another.';
+
+
+--
+-- Name: rate_budget_level(uuid, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) RETURNS tether.rate_budgets
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets;
+  now timestamptz := clock_timestamp();
+begin
+  insert into tether.rate_budgets as r (connection_id, level, at)
+  values (rate_budget_level.connection_id, capacity, now)
+  on conflict on constraint rate_budgets_pkey do nothing;
+  select * into b from tether.rate_budgets r
+   where r.connection_id = rate_budget_level.connection_id for update;
+  b.level := least(capacity,
+    b.level + greatest(0, extract(epoch from now - b.at)) * restore_per_second);
+  b.at := greatest(b.at, now);
+  return b;
+end
+$$;
+
+
+--
+-- Name: FUNCTION rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) IS 'The connection''s rate budget refilled to now, its row locked for the caller''s transaction.';
+
+
 --
 -- Name: shown(text); Type: FUNCTION; Schema: tether; Owner: -
 --
@@ -683,6 +773,37 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error message quotes it: whole up to 40 characters, cut beyond.';
+
+
+--
+-- Name: take_rate_budget(uuid, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
+  need float8 := least(cost, capacity);
+  missing float8 := need + least(capacity * reserve, capacity - need) - b.level;
+  wait_ms float8 := greatest(
+    coalesce(extract(epoch from b.blocked_until - b.at) * 1000, 0),
+    case when missing > 0 then missing / restore_per_second * 1000 else 0 end);
+begin
+  if wait_ms <= 0 then b.level := b.level - need; end if;
+  update tether.rate_budgets r set level = b.level, at = b.at
+   where r.connection_id = take_rate_budget.connection_id;
+  return ceil(greatest(wait_ms, 0))::integer;
+end
+$$;
+
+
+--
+-- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) IS 'Pacer.take across instances: 0 when the cost was charged, else the ms to wait and ask again.';
 
 
 --
@@ -783,11 +904,6 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) IS 'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page. Rows are written in external_id order, so concurrent writers of overlapping pages (sync, backfill, webhooks) lock them in the same order and never deadlock.';
-
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 
 --
@@ -1655,6 +1771,14 @@ ALTER TABLE ONLY tether.orders
 
 
 --
+-- Name: rate_budgets rate_budgets_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.rate_budgets
+    ADD CONSTRAINT rate_budgets_pkey PRIMARY KEY (connection_id);
+
+
+--
 -- Name: runs runs_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1832,6 +1956,14 @@ ALTER TABLE ONLY tether.orders
 
 
 --
+-- Name: rate_budgets rate_budgets_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.rate_budgets
+    ADD CONSTRAINT rate_budgets_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: runs runs_backfill_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -1954,6 +2086,13 @@ ALTER TABLE tether.orders ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY orders_owner_read ON tether.orders FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: rate_budgets; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.rate_budgets ENABLE ROW LEVEL SECURITY;
 
 
 --
@@ -2096,6 +2235,13 @@ GRANT ALL ON FUNCTION public.sync_orders(provider text) TO service_role;
 
 
 --
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -2143,6 +2289,27 @@ REVOKE ALL ON FUNCTION tether.invoke_function(function_name text, body jsonb) FR
 
 REVOKE ALL ON FUNCTION tether.owns_connection(connection_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION tether.owns_connection(connection_id uuid) TO authenticated;
+
+
+--
+-- Name: TABLE rate_budgets; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.rate_budgets TO service_role;
+
+
+--
+-- Name: FUNCTION rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) FROM PUBLIC;
 
 
 --
