@@ -67,6 +67,24 @@ Deno.test("20 concurrent tokens calls for an expiring token: one refresh, all ge
     assert.ok(again.access_token === token);
     assert.equal(await w.sandbox.refreshCalls("lightspeed", conn.externalId), refreshes + 1);
 
+    // Even a caller that prefers an asynchronous answer gets the token in the answer itself:
+    // it is never kept in tether.invocations.
+    const asked = await fetch(`${w.functionsUrl}/tokens`, {
+      method: "POST",
+      headers: {
+        apikey: w.secretKey,
+        prefer: "respond-async",
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ connection_id: conn.id }),
+    });
+    assert.equal(asked.status, 200);
+    assert.equal(asked.headers.get("cache-control"), "no-store");
+    assert.ok((await asked.json()).access_token === token);
+    const [{ n }] = await w.db.sql<[{ n: number }]>`
+      select count(*)::int as n from tether.invocations`;
+    assert.equal(n, 0);
+
     // The token is in no record and in no line the functions logged.
     assert.deepEqual(leakedTokens(w, await recordsText(w)), []);
     assert.deepEqual(leakedTokens(w, w.functionLog.join("\n")), []);
