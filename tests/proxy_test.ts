@@ -100,7 +100,18 @@ Deno.test("proxy: a 401 is refreshed and retried once; a second 401 is the provi
     // Faults answer before the API counts a request: two sends, both refused, nothing more.
     assert.deepEqual(await apiCalls(w, "lightspeed"), before);
     await storedCredentials(w, conn);
-    assert.deepEqual(leakedTokens(w, text + w.functionLog.join("\n")), []);
+
+    // Revoked at the provider: the 401's forced refresh meets invalid_grant, and Tether says
+    // what a person must do.
+    await w.sandbox.revoke("lightspeed", conn.externalId);
+    const revoked = await w.tether.proxy(conn.id, "/api/2.0/outlets");
+    assert.deepEqual([revoked.status, revoked.headers.get("tether-error")], [
+      409,
+      "reauth_required",
+    ]);
+    const explained = await revoked.text();
+    assert.match(explained, /reconnect the account/);
+    assert.deepEqual(leakedTokens(w, text + explained + w.functionLog.join("\n")), []);
   });
 });
 
