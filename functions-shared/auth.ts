@@ -6,6 +6,12 @@
 // - a JWT (`Authorization: Bearer <jwt>`) whose `role` claim is `service_role`, verified with jose
 //   against SUPABASE_JWKS, the project's JWKS endpoint, or the legacy HS256 SUPABASE_JWT_SECRET.
 //
+// The functions pg_cron reaches (the serveJob functions and the webhook sweep) also let in
+// - Tether's invoke key (`x-tether-invoke-key` header, compared in constant time with
+//   TETHER_INVOKE_KEY): what the SQL API sends through pg_net, whose queue every database role may
+//   read. It starts jobs and nothing else: `connect`, its OAuth and key-ring routes refuse it, and
+//   it is no Supabase API key, so the Data API refuses it too.
+//
 // Anything else throws `Unauthorized` (a 401, nothing done). A missing or malformed configuration
 // is a plain Error when the config is built, never a 401 and never an open door. No message ever
 // contains a presented credential or a configured secret.
@@ -30,9 +36,24 @@ export type CallerAuthConfig = {
   jwks?: JSONWebKeySet;
   jwksUrl?: URL;
   jwtSecret?: string;
+  /** TETHER_INVOKE_KEY: the key pg_cron's calls carry (Vault secret `tether_invoke_key`). */
+  invokeKey?: string;
 };
 
-export type Caller = { via: "secret_key" } | { via: "jwt"; claims: JWTPayload };
+export type Caller =
+  | { via: "secret_key" }
+  | { via: "jwt"; claims: JWTPayload }
+  | { via: "invoke_key" };
+
+/** Where the SQL API's calls through pg_net carry the invoke key (tether.invoke_function). */
+export const INVOKE_KEY_HEADER = "x-tether-invoke-key";
+/** TETHER_INVOKE_KEY's minimum length: deploy generates 32 random bytes, base64url (43). */
+export const INVOKE_KEY_MIN_CHARS = 32;
+
+export type CallerAuthOptions = {
+  /** Let the invoke key in: only for the functions pg_cron reaches. */
+  acceptInvokeKey?: boolean;
+};
 
 /** The request is rejected: 401. The message says what was wrong in general terms and is safe to show. */
 export class Unauthorized extends Error {
@@ -89,6 +110,24 @@ export function callerAuthConfigFromEnv(
   const jwtSecret = nonEmpty(get("SUPABASE_JWT_SECRET"));
   if (jwtSecret !== undefined) config.jwtSecret = jwtSecret;
 
+  const invokeKey = nonEmpty(get("TETHER_INVOKE_KEY"));
+  if (invokeKey !== undefined) {
+    if (invokeKey.length < INVOKE_KEY_MIN_CHARS) {
+      throw new Error(`TETHER_INVOKE_KEY must be at least ${INVOKE_KEY_MIN_CHARS} characters`);
+    }
+    // pg_net's queue, where this key waits, is readable by every role: a Supabase API key or
+    // JWT here would hand whoever reads it the project.
+    if (
+      invokeKey.startsWith("sb_") || looksLikeJwt(invokeKey) ||
+      config.secretKeys.includes(invokeKey) || invokeKey === jwtSecret
+    ) {
+      throw new Error(
+        "TETHER_INVOKE_KEY must be a key of its own, not a Supabase API key, JWT or JWT secret",
+      );
+    }
+    config.invokeKey = invokeKey;
+  }
+
   assertUsable(config);
   return config;
 }
@@ -98,11 +137,17 @@ export function callerAuthConfigFromEnv(
  * throws `Unauthorized`. Key digests, the HMAC key and the JWKS are imported once and reused.
  * A failure that is not the caller's fault (the JWKS endpoint is unreachable) is a plain Error.
  */
-export function createCallerAuth(config: CallerAuthConfig): (req: Request) => Promise<Caller> {
+export function createCallerAuth(
+  config: CallerAuthConfig,
+  options: CallerAuthOptions = {},
+): (req: Request) => Promise<Caller> {
   assertUsable(config);
   const keyDigests = config.secretKeys.length > 0
     ? Promise.all(config.secretKeys.map(sha256))
     : Promise.resolve([]);
+  const invokeDigest = options.acceptInvokeKey && config.invokeKey !== undefined
+    ? sha256(config.invokeKey)
+    : undefined;
   const jwks: JWTVerifyGetKey | undefined = config.jwks
     ? createLocalJWKSet(config.jwks)
     : config.jwksUrl
@@ -111,7 +156,23 @@ export function createCallerAuth(config: CallerAuthConfig): (req: Request) => Pr
   const hmacKey = config.jwtSecret === undefined ? undefined : importHmacKey(config.jwtSecret);
   // An unhandled rejection here would only resurface on first use; keep it for then.
   keyDigests.catch(() => {});
+  invokeDigest?.catch(() => {});
   hmacKey?.catch(() => {});
+
+  /** The invoke key, when this route accepts it; throws when it is presented and wrong. */
+  async function checkInvokeKey(presented: string): Promise<void> {
+    if (!options.acceptInvokeKey) {
+      throw new Unauthorized(
+        "the invoke key is not accepted here: send a secret API key or a service_role JWT",
+      );
+    }
+    if (invokeDigest === undefined) {
+      throw new Unauthorized("this function has no TETHER_INVOKE_KEY: the invoke key is refused");
+    }
+    if (!constantTimeEqual(await sha256(presented), await invokeDigest)) {
+      throw new Unauthorized("wrong invoke key");
+    }
+  }
 
   async function isSecretKey(presented: string | undefined): Promise<boolean> {
     const digests = await keyDigests;
@@ -155,6 +216,11 @@ export function createCallerAuth(config: CallerAuthConfig): (req: Request) => Pr
   }
 
   return async (req) => {
+    const invokeKey = nonEmpty(req.headers.get(INVOKE_KEY_HEADER));
+    if (invokeKey !== undefined) {
+      await checkInvokeKey(invokeKey);
+      return { via: "invoke_key" };
+    }
     const apikey = nonEmpty(req.headers.get("apikey"));
     const authorization = nonEmpty(req.headers.get("authorization"));
     const bearer = authorization?.match(/^Bearer[ \t]+(\S+)$/i)?.[1];

@@ -72,6 +72,14 @@ export interface Job<I, O> {
    * in tether.invocations, never cached.
    */
   secretResult?: boolean;
+  /**
+   * What a call with the invoke key may ask, when less than `input`: the key travels in pg_net's
+   * queue, which every database role can read, so a job whose work cannot be undone takes from it
+   * only a request the service-role SQL API recorded first. Anything else is a 401 saying
+   * `viaInvokeKeyRefusal`.
+   */
+  viaInvokeKey?: z.ZodType;
+  viaInvokeKeyRefusal?: string;
 }
 
 /**

@@ -166,13 +166,22 @@ export function readEnv(get: Get): TetherEnv {
     dbPoolSize,
     tokenKeyRing,
     oauth: readOAuthSettings(get),
-    auth: callerAuthConfigFromEnv(get),
+    auth: callerAuthConfig(get),
     apps,
     timeBudgetMs,
     cpuBudgetMs,
     cpuMsPerRecord,
     webhooks,
   };
+}
+
+/** Caller auth's configuration; its errors (which name the variable, never a value) are EnvErrors. */
+function callerAuthConfig(get: Get): CallerAuthConfig {
+  try {
+    return callerAuthConfigFromEnv(get);
+  } catch (err) {
+    throw new EnvError((err as Error).message);
+  }
 }
 
 /** Minimum length of TETHER_OAUTH_STATE_SECRET (HS256 wants at least 256 bits). */

@@ -22,6 +22,8 @@ export const FAULT_KINDS = [
   // The provider carries the request out, then answers 500 (its answer lost to an internal error
   // after the write): what makes a blind retry of a write do it twice.
   "5xx_after_acting",
+  // The provider's real answer, held `delay_ms` first (a slow API, e.g. a 2 s QuickBooks read).
+  "slow",
 ] as const;
 export type FaultKind = typeof FAULT_KINDS[number];
 
@@ -40,6 +42,8 @@ export interface Fault {
   readonly retryAfterSeconds: number;
   /** For missing_field: a top-level key or dotted path; undefined = the endpoint's default. */
   readonly field: string | undefined;
+  /** For slow: how long the answer is held. */
+  readonly delayMs: number;
 }
 
 export class FaultQueue {
@@ -75,11 +79,6 @@ export class FaultQueue {
     this.#queues.clear();
     return n;
   }
-}
-
-/** Is this a fault that answers instead of the provider (leaving tokens untouched)? */
-export function isErrorFault(kind: FaultKind): boolean {
-  return kind !== "malformed_json" && kind !== "missing_field" && kind !== "5xx_after_acting";
 }
 
 /** What `5xx_after_acting` answers once the provider has acted. */

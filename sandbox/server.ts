@@ -15,7 +15,6 @@ import {
   FaultQueue,
   hang,
   internalServerError,
-  isErrorFault,
   serviceUnavailable,
   tooManyRequests,
   truncated,
@@ -134,11 +133,12 @@ export function createSandboxHandler(
     }
   }
 
+  /** The provider's answer as the fault changes it: later (slow) or garbled (200 faults). */
   async function corrupt(fault: Fault | undefined, res: Response): Promise<Response> {
-    if (!fault || isErrorFault(fault.kind) || !res.ok) return res;
-    return fault.kind === "malformed_json"
-      ? await truncated(res)
-      : await withoutField(res, fault.endpoint, fault.field);
+    if (!fault || !res.ok) return res;
+    if (fault.kind === "malformed_json") return await truncated(res);
+    if (fault.kind === "missing_field") return await withoutField(res, fault.endpoint, fault.field);
+    return res;
   }
 
   async function serveProvider(
@@ -162,6 +162,7 @@ export function createSandboxHandler(
       const fault = faults.take(provider.name, "token");
       const early = fault && errorAnswer(fault, provider);
       if (early) return await early;
+      if (fault?.kind === "slow") await sleep(fault.delayMs, closing);
       return await corrupt(fault, attempt.complete(clock.now()));
     }
 
@@ -172,6 +173,8 @@ export function createSandboxHandler(
       const fault = faults.take(provider.name, "api");
       const early = fault && errorAnswer(fault, provider);
       if (early) return await early;
+      // Held before the provider handles it: a slow request is served (and counted) at its end.
+      if (fault?.kind === "slow") await sleep(fault.delayMs, closing);
       const answer = await api.handle(req, match.pathname.groups, clock.now());
       if (fault?.kind === "5xx_after_acting") return internalServerError();
       return await corrupt(fault, answer);
@@ -265,6 +268,8 @@ const faultBody = z.object({
   count: z.number().int().default(1),
   retry_after: z.number().nonnegative().default(2),
   field: z.string().min(1).optional(),
+  /** For slow: how long each answer is held. */
+  delay_ms: z.number().int().min(0).max(60_000).default(2_000),
 });
 
 const latencyBody = z.object({ ms: z.number().int().min(0).max(60_000) });
@@ -347,6 +352,7 @@ function describeFault(f: Fault) {
     remaining: Number.isFinite(f.remaining) ? f.remaining : null,
     retry_after: f.retryAfterSeconds,
     field: f.field ?? null,
+    delay_ms: f.delayMs,
   };
 }
 
@@ -447,6 +453,7 @@ function controlRoutes(s: ControlState): ControlRoute[] {
         remaining: body.count > 0 ? body.count : Number.POSITIVE_INFINITY,
         retryAfterSeconds: body.retry_after,
         field: body.field,
+        delayMs: body.delay_ms,
       };
       s.faults.add(fault);
       return json({ queued: describeFault(fault) }, 201);

@@ -6,6 +6,7 @@
 // Tether is unreachable, 2 a usage mistake.
 import { parseArgs } from "node:util";
 import { runRotateKey } from "../functions-shared/jobs/rotate_key.ts";
+import type { DisconnectResult } from "../functions-shared/jobs/disconnect.ts";
 import type { SyncResult } from "../functions-shared/jobs/sync.ts";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { StackError } from "./local/util.ts";
@@ -70,6 +71,11 @@ const HELP: Record<string, string> = {
     "         [--topic <t>] [--since <minutes>] [--limit N] [--json]\n" +
     "  Recent webhook events (tether.webhook_events), newest first; default limit 20. Payloads\n" +
     "  are never shown.",
+  disconnect: "disconnect <connection uuid> [--delete-records] [--no-revoke] [--json]\n" +
+    "  Ends a connection through the disconnect function: revokes the grant at the provider where\n" +
+    "  it can (QuickBooks, Shopify: an uninstall), deletes its credentials, cancels its backfills,\n" +
+    "  and keeps it disabled with its synced records, or deletes it and them (--delete-records).\n" +
+    "  Connect it again to resume. --no-revoke leaves the grant at the provider alone.",
   backfill: BACKFILL_HELP,
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
@@ -114,6 +120,8 @@ const OPTIONS = {
   batch: { type: "string" },
   "project-dir": { type: "string" },
   "dry-run": { type: "boolean" },
+  "delete-records": { type: "boolean" },
+  "no-revoke": { type: "boolean" },
 } as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
@@ -205,6 +213,18 @@ async function checkFunctionsHoldKey(
         " Nothing was re-encrypted.",
     );
   }
+}
+
+function describeDisconnect(d: DisconnectResult): string {
+  const at = {
+    revoked: `the grant was revoked at ${d.provider}`,
+    already_invalid: `${d.provider} already rejected its token`,
+    not_supported: `${d.provider} cannot be asked to revoke it: ${d.hint}`,
+    not_asked: `the grant at ${d.provider} was left alone (--no-revoke): ${d.hint}`,
+    no_credentials: "it held no credentials",
+  }[d.revocation];
+  return `disconnected: ${d.name} (${d.provider}) ${d.connection_id}; ${at}; its records were ` +
+    `${d.records}${d.records === "kept" ? " (status disabled; connect it again to resume)" : ""}.`;
 }
 
 /** Exit 1 naming every connection (of the filter) that failed or needs reauth. */
@@ -332,6 +352,25 @@ async function main(argv: string[]): Promise<void> {
           ),
       );
       print(data, () => `connected: ${data.name} (${data.provider}) ${data.connection_id}`);
+      return;
+    }
+    case "disconnect": {
+      const [id, ...extra] = positionals;
+      if (id === undefined || extra.length > 0) {
+        throw new UsageError(`usage: npm run tether -- ${HELP.disconnect}`);
+      }
+      const connectionId = checkUuid(id, "the connection")!;
+      const t = await pick();
+      const data = await progress(
+        "disconnecting",
+        () =>
+          invoke<DisconnectResult>(t, "disconnect", {
+            connection_id: connectionId,
+            delete_records: Boolean(values["delete-records"]),
+            revoke: !values["no-revoke"],
+          }),
+      );
+      print(data, () => describeDisconnect(data));
       return;
     }
     case "refresh": {

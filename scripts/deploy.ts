@@ -29,8 +29,11 @@ Settings (environment variables):
   SUPABASE_DB_PASSWORD      one of    the database password (used for the linked project)
   SUPABASE_DB_URL             these   or a Postgres URL of the project's database
   TOKEN_ENCRYPTION_KEYS     required  the token vault's key ring: id:base64(32 bytes)[,id:...]
-  TETHER_SERVICE_KEY        required  a secret API key (sb_secret_...) stored in Vault as
-                                      tether_service_key, for pg_cron's calls to the functions
+  TETHER_INVOKE_KEY         optional  the key pg_cron's calls to the functions carry: set as
+                                      the functions' TETHER_INVOKE_KEY and stored in Vault as
+                                      tether_invoke_key; at least 32 characters, never a Supabase
+                                      API key (pg_net's queue is readable by every role).
+                                      Default: a new random key on each deploy
   TETHER_FUNCTIONS_URL      optional  default https://<ref>.supabase.co/functions/v1
   TETHER_DB_URL             optional  the functions' database URL, e.g. the pooler's transaction
                                       mode (port 6543); default: SUPABASE_DB_URL, set by Supabase
@@ -56,6 +59,7 @@ Flags:
 /** Function secrets forwarded to `supabase secrets set` when set (never printed). */
 const FUNCTION_SECRETS = [
   "TOKEN_ENCRYPTION_KEYS",
+  "TETHER_INVOKE_KEY",
   "SHOPIFY_CLIENT_ID",
   "SHOPIFY_CLIENT_SECRET",
   "SHOPIFY_PREVIOUS_CLIENT_SECRET",
@@ -76,7 +80,7 @@ const FUNCTION_SECRETS = [
   "TETHER_DB_POOL_SIZE",
 ] as const;
 
-const VAULT_SECRETS = ["tether_functions_url", "tether_service_key"] as const;
+const VAULT_SECRETS = ["tether_functions_url", "tether_invoke_key"] as const;
 
 class UsageError extends Error {}
 class SettingsError extends Error {}
@@ -121,7 +125,8 @@ export interface Settings {
   dbPassword?: string;
   dbUrl?: string;
   functionsUrl: string;
-  serviceKey: string;
+  /** TETHER_INVOKE_KEY, given or generated: also in `secrets`, and stored in Vault. */
+  invokeKey: string;
   /** Function secrets to set, by name. */
   secrets: Map<string, string>;
   /** Every secret value, so that no printed line can carry one. */
@@ -129,7 +134,7 @@ export interface Settings {
 }
 
 /** Reads and checks every setting; throws SettingsError listing every problem at once. */
-async function readSettings(get: (name: string) => string | undefined): Promise<Settings> {
+export async function readSettings(get: (name: string) => string | undefined): Promise<Settings> {
   const value = (name: string) => get(name)?.trim() || undefined;
   const problems: string[] = [];
   const missing = (name: string, how: string) => problems.push(`${name} is not set: ${how}`);
@@ -187,18 +192,6 @@ async function readSettings(get: (name: string) => string | undefined): Promise<
     }
   }
 
-  const serviceKey = value("TETHER_SERVICE_KEY");
-  if (!serviceKey) {
-    missing(
-      "TETHER_SERVICE_KEY",
-      "create a secret API key (Project Settings > API Keys) and export TETHER_SERVICE_KEY=sb_secret_...",
-    );
-  } else if (serviceKey.startsWith("sb_publishable_")) {
-    problems.push(
-      "TETHER_SERVICE_KEY is a publishable key: the functions accept only a secret key (sb_secret_...)",
-    );
-  }
-
   const functionsUrl = value("TETHER_FUNCTIONS_URL") ??
     (ref ? `https://${ref}.supabase.co/functions/v1` : "");
   if (value("TETHER_FUNCTIONS_URL")) {
@@ -221,6 +214,7 @@ async function readSettings(get: (name: string) => string | undefined): Promise<
     }
     secrets.set(name, v);
   }
+  if (!secrets.has("TETHER_INVOKE_KEY")) secrets.set("TETHER_INVOKE_KEY", newInvokeKey());
   // The functions' own parser, on exactly what will be deployed (the platform's variables
   // filled with placeholders): the pairs, the time budget, the encodings, the OAuth secret.
   const platform: Record<string, string> = {
@@ -236,7 +230,7 @@ async function readSettings(get: (name: string) => string | undefined): Promise<
   }
 
   if (problems.length > 0) throw new SettingsError(problems.join("\n"));
-  const sensitive = [accessToken!, serviceKey!, ...secrets.values()];
+  const sensitive = [accessToken!, ...secrets.values()];
   if (dbPassword) sensitive.push(dbPassword);
   if (dbUrl) {
     sensitive.push(dbUrl);
@@ -255,10 +249,17 @@ async function readSettings(get: (name: string) => string | undefined): Promise<
     dbPassword,
     dbUrl,
     functionsUrl,
-    serviceKey: serviceKey!,
+    invokeKey: secrets.get("TETHER_INVOKE_KEY")!,
     secrets,
     sensitive: sensitive.filter((s) => s.length >= 4),
   };
+}
+
+/** 32 random bytes, base64url: a TETHER_INVOKE_KEY no Supabase service would take. */
+function newInvokeKey(): string {
+  const raw = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...raw)).replaceAll("+", "-").replaceAll("/", "_")
+    .replaceAll("=", "");
 }
 
 /** The URL with its password replaced, for printing. */
@@ -294,7 +295,7 @@ function sqlLiteral(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-function vaultSql(functionsUrl: string, serviceKey: string): string {
+function vaultSql(functionsUrl: string, invokeKey: string): string {
   const upsert = (name: string, value: string, description: string) => `
   select id into existing from vault.secrets where name = ${sqlLiteral(name)};
   if existing is null then
@@ -310,9 +311,9 @@ declare
   existing uuid;
 begin${upsert("tether_functions_url", functionsUrl, "Tether: base URL of the Edge Functions")}${
     upsert(
-      "tether_service_key",
-      serviceKey,
-      "Tether: secret API key pg_cron calls the functions with",
+      "tether_invoke_key",
+      invokeKey,
+      "Tether: the key pg_cron calls the functions with (the functions' TETHER_INVOKE_KEY)",
     )
   }
 end
@@ -513,7 +514,7 @@ function plan(settings: Settings, options: Options, functions: () => FunctionCon
         } = ***>`,
       run: async () => {
         const [file, remove] = await privateFile(
-          vaultSql(settings.functionsUrl, settings.serviceKey),
+          vaultSql(settings.functionsUrl, settings.invokeKey),
           ".sql",
         );
         try {
@@ -579,7 +580,7 @@ function installStep(projectDir: string, workdir: string): Step {
 
 const SMOKE_SQL = "select (select count(*) from tether.connections) as connections, " +
   "(select count(*) from cron.job where jobname like 'tether-%') as schedules, " +
-  "(select count(*) from vault.secrets where name in ('tether_functions_url', 'tether_service_key')) as vault_secrets";
+  "(select count(*) from vault.secrets where name in ('tether_functions_url', 'tether_invoke_key')) as vault_secrets";
 
 function confirm(ref: string): boolean {
   if (!Deno.stdin.isTerminal()) return false;

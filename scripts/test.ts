@@ -2,10 +2,26 @@
 // static checks (deno fmt --check, deno lint, deno check on every entry
 // point), then every test against the stack, and ends with the plain line
 // `N passed, M failed`. Arguments narrow the test run: npm test -- tests/vault_test.ts
-import { withStack } from "./local/stack.ts";
+// `npm test -- --pg-net` runs the pg_net tier: the tests of what goes through pg_net and Vault,
+// against whichever the stack runs (the real extensions when its PostgreSQL has them:
+// TETHER_PGNET, README "The real pg_net and Vault").
+import { type StackInfo, withStack } from "./local/stack.ts";
 import { paths, StackError } from "./local/util.ts";
 
 const deno = Deno.execPath();
+
+/** The pg_net tier: every test that sends through pg_net or reads Vault, and their privileges. */
+const PG_NET_TIER = [
+  "tests/pg_net_test.ts",
+  "tests/pipeline_test.ts",
+  "tests/schedules_test.ts",
+  "tests/refresh_test.ts",
+  "tests/sync_test.ts",
+  "tests/webhooks_test.ts",
+  "tests/backfill_test.ts",
+  "tests/schema_test.ts",
+  "tests/stack_test.ts",
+];
 let passed = 0;
 let failed = 0;
 
@@ -25,7 +41,8 @@ async function step(name: string, args: string[]): Promise<void> {
   ok ? passed++ : failed++;
 }
 
-async function checksAndTests(): Promise<void> {
+async function checksAndTests(info: StackInfo): Promise<void> {
+  console.log(`pg_net and Vault: ${info.TETHER_PGNET}`);
   await step("deno fmt --check", ["fmt", "--check"]);
   await step("deno lint", ["lint"]);
   await step("deno check (entry points, shared code, scripts, sandbox, tests)", [
@@ -37,7 +54,8 @@ async function checksAndTests(): Promise<void> {
     "tests/",
   ]);
 
-  const targets = Deno.args.length > 0 ? Deno.args : ["tests/"];
+  const targets = Deno.args.flatMap((arg) => arg === "--pg-net" ? PG_NET_TIER : [arg]);
+  if (targets.length === 0) targets.push("tests/");
   console.log(`\ndeno test ${targets.join(" ")}`);
   const test = new Deno.Command(deno, {
     args: ["test", "-A", "--parallel", ...targets],

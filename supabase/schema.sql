@@ -89,6 +89,37 @@ COMMENT ON FUNCTION public.continue_backfills() IS 'The safety net, scheduled ev
 
 
 --
+-- Name: disconnect_connection(uuid, boolean, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean DEFAULT false, revoke boolean DEFAULT true) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  request_id uuid;
+begin
+  if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
+    raise exception 'unknown connection %', connection_id
+      using errcode = 'no_data_found',
+            hint = 'select id, provider, name, status from tether.connection_health';
+  end if;
+  insert into tether.disconnect_requests (connection_id, delete_records, revoke)
+  values (connection_id, coalesce(delete_records, false), coalesce(revoke, true))
+  returning id into request_id;
+  return tether.invoke_function('disconnect', jsonb_build_object('request_id', request_id));
+end
+$$;
+
+
+--
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) IS 'Ends a connection through the disconnect function: revokes the grant at the provider where it can (revoke), deletes the credentials, cancels its backfills, and keeps it as disabled with its synced records, or deletes it and them (delete_records). Returns the pg_net request id; the outcome is in tether.invocations and tether.connection_health.';
+
+
+--
 -- Name: process_webhook_events(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -104,7 +135,7 @@ $$;
 -- Name: FUNCTION process_webhook_events(); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook retry sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.process_webhook_events() IS 'The webhook sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come, and the received events whose processing was cut off (their processing lease has passed). Returns the pg_net request id.';
 
 
 --
@@ -278,10 +309,10 @@ COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of ev
 
 
 --
--- Name: adjust_rate_budget(uuid, double precision, double precision, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+-- Name: adjust_rate_budget(uuid, double precision, double precision, double precision, double precision, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
 --
 
-CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision DEFAULT NULL::double precision, refund double precision DEFAULT NULL::double precision, back_off_ms double precision DEFAULT NULL::double precision) RETURNS void
+CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision DEFAULT NULL::double precision, refund double precision DEFAULT NULL::double precision, back_off_ms double precision DEFAULT NULL::double precision, reported_capacity double precision DEFAULT NULL::double precision, reported_restore double precision DEFAULT NULL::double precision) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -290,25 +321,30 @@ declare
 begin
   -- A report is as old as the request it answered: other instances may have spent since, so it
   -- may lower the level, never raise it (the refill does that).
+  -- The bucket's size, as the provider states it (Shopify's maximumAvailable, Lightspeed's limit).
+  if reported_capacity > 0 then b.capacity := reported_capacity; end if;
+  if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
+  b.level := least(b.level, b.capacity);
   if available is not null then b.level := greatest(0, least(b.level, available)); end if;
-  if refund is not null then b.level := least(capacity, b.level + greatest(0, refund)); end if;
+  if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
   if back_off_ms is not null then
-    b.level := least(b.level, capacity * reserve + 1);
+    b.level := least(b.level, b.capacity * reserve + 1);
     b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
       b.at + make_interval(secs => back_off_ms / 1000));
   end if;
   update tether.rate_budgets r
-     set level = b.level, at = b.at, blocked_until = b.blocked_until
+     set capacity = b.capacity, restore_per_second = b.restore_per_second, level = b.level,
+         at = b.at, blocked_until = b.blocked_until
    where r.connection_id = adjust_rate_budget.connection_id;
 end
 $$;
 
 
 --
--- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision); Type: COMMENT; Schema: tether; Owner: -
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision) IS 'Pacer.observe / refund / backOff across instances: lowers the level to what the provider reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, lowers the level to what it reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
 
 
 --
@@ -565,23 +601,28 @@ CREATE FUNCTION tether.invoke_function(function_name text, body jsonb DEFAULT '{
     AS $$
 declare
   functions_url text;
-  service_key text;
+  invoke_key text;
 begin
   select decrypted_secret into functions_url
     from vault.decrypted_secrets where name = 'tether_functions_url';
-  select decrypted_secret into service_key
-    from vault.decrypted_secrets where name = 'tether_service_key';
-  if functions_url is null or service_key is null then
-    raise exception 'Tether is not configured: Vault has no %',
-      case when functions_url is null then 'tether_functions_url' else 'tether_service_key' end
-      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url''); '
-                || 'select vault.create_secret(''<a secret API key>'', ''tether_service_key'');';
+  select decrypted_secret into invoke_key
+    from vault.decrypted_secrets where name = 'tether_invoke_key';
+  if functions_url is null then
+    raise exception 'Tether is not configured: Vault has no tether_functions_url'
+      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url'');';
+  end if;
+  if invoke_key is null then
+    raise exception 'Tether is not configured: Vault has no tether_invoke_key'
+      using hint = 'select vault.create_secret(''<the functions'' TETHER_INVOKE_KEY secret>'', ''tether_invoke_key''); '
+                || 'a new key: select encode(extensions.gen_random_bytes(32), ''hex''); set it on both sides '
+                || '(supabase secrets set TETHER_INVOKE_KEY=<key>), never a Supabase API key.';
   end if;
   -- The function answers 202 within milliseconds; 2 s covers a cold start.
   return net.http_post(
     url := rtrim(functions_url, '/') || '/' || function_name,
     body := coalesce(body, '{}'::jsonb),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key,
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'x-tether-invoke-key', invoke_key,
                                   'Prefer', 'respond-async'),
     timeout_milliseconds := 2000
   );
@@ -593,7 +634,7 @@ $$;
 -- Name: FUNCTION invoke_function(function_name text, body jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
 
 
 --
@@ -710,6 +751,8 @@ SET default_table_access_method = heap;
 
 CREATE TABLE tether.rate_budgets (
     connection_id uuid NOT NULL,
+    capacity double precision NOT NULL,
+    restore_per_second double precision NOT NULL,
     level double precision NOT NULL,
     at timestamp with time zone NOT NULL,
     blocked_until timestamp with time zone
@@ -735,13 +778,14 @@ declare
   b tether.rate_budgets;
   now timestamptz := clock_timestamp();
 begin
-  insert into tether.rate_budgets as r (connection_id, level, at)
-  values (rate_budget_level.connection_id, capacity, now)
+  insert into tether.rate_budgets as r (connection_id, capacity, restore_per_second, level, at)
+  values (rate_budget_level.connection_id, rate_budget_level.capacity,
+          rate_budget_level.restore_per_second, rate_budget_level.capacity, now)
   on conflict on constraint rate_budgets_pkey do nothing;
   select * into b from tether.rate_budgets r
    where r.connection_id = rate_budget_level.connection_id for update;
-  b.level := least(capacity,
-    b.level + greatest(0, extract(epoch from now - b.at)) * restore_per_second);
+  b.level := least(b.capacity,
+    b.level + greatest(0, extract(epoch from now - b.at)) * b.restore_per_second);
   b.at := greatest(b.at, now);
   return b;
 end
@@ -785,11 +829,11 @@ CREATE FUNCTION tether.take_rate_budget(connection_id uuid, cost double precisio
     AS $$
 declare
   b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
-  need float8 := least(cost, capacity);
-  missing float8 := need + least(capacity * reserve, capacity - need) - b.level;
+  need float8 := least(cost, b.capacity);
+  missing float8 := need + least(b.capacity * reserve, b.capacity - need) - b.level;
   wait_ms float8 := greatest(
     coalesce(extract(epoch from b.blocked_until - b.at) * 1000, 0),
-    case when missing > 0 then missing / restore_per_second * 1000 else 0 end);
+    case when missing > 0 then missing / b.restore_per_second * 1000 else 0 end);
 begin
   if wait_ms <= 0 then b.level := b.level - need; end if;
   update tether.rate_budgets r set level = b.level, at = b.at
@@ -1554,6 +1598,26 @@ ALTER TABLE tether.customers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: disconnect_requests; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.disconnect_requests (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    connection_id uuid NOT NULL,
+    delete_records boolean DEFAULT false NOT NULL,
+    revoke boolean DEFAULT true NOT NULL,
+    requested_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE disconnect_requests; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.disconnect_requests IS 'Disconnects asked for through disconnect_connection(), until the disconnect function has done them (it deletes the row in the transaction that ends the connection).';
+
+
+--
 -- Name: invocations; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -1662,10 +1726,24 @@ COMMENT ON COLUMN tether.webhook_events.event_id IS 'The provider''s id of the e
 
 
 --
+-- Name: COLUMN webhook_events.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.status IS 'received: recorded and answered, processed after the answer (or by the sweep once its lease has passed); processed; ignored (no active connection); failed (retried by the sweep with backoff).';
+
+
+--
 -- Name: COLUMN webhook_events.attempts; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed at once; never more than one successful processing).';
+COMMENT ON COLUMN tether.webhook_events.attempts IS 'How many times the event was processed (1 for an event processed after its answer; never more than one successful processing).';
+
+
+--
+-- Name: COLUMN webhook_events.next_attempt_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.webhook_events.next_attempt_at IS 'received: when its processing lease ends (the sweep then takes it as cut off); failed: when the sweep retries it; held further while a sweep works on it.';
 
 
 --
@@ -1736,6 +1814,14 @@ ALTER TABLE ONLY tether.customers
 
 ALTER TABLE ONLY tether.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: disconnect_requests disconnect_requests_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_pkey PRIMARY KEY (id);
 
 
 --
@@ -1948,6 +2034,14 @@ ALTER TABLE ONLY tether.customers
 
 
 --
+-- Name: disconnect_requests disconnect_requests_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.disconnect_requests
+    ADD CONSTRAINT disconnect_requests_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: orders orders_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2061,6 +2155,13 @@ CREATE POLICY customers_owner_read ON tether.customers FOR SELECT TO authenticat
 
 
 --
+-- Name: disconnect_requests; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.disconnect_requests ENABLE ROW LEVEL SECURITY;
+
+
+--
 -- Name: invocations; Type: ROW SECURITY; Schema: tether; Owner: -
 --
 
@@ -2155,6 +2256,14 @@ GRANT ALL ON FUNCTION public.continue_backfills() TO service_role;
 
 
 --
+-- Name: FUNCTION disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) TO service_role;
+
+
+--
 -- Name: FUNCTION process_webhook_events(); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2235,10 +2344,10 @@ GRANT ALL ON FUNCTION public.sync_orders(provider text) TO service_role;
 
 
 --
--- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision); Type: ACL; Schema: tether; Owner: -
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: ACL; Schema: tether; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) FROM PUBLIC;
 
 
 --
@@ -2556,6 +2665,13 @@ GRANT SELECT ON TABLE public.tether_runs TO service_role;
 
 GRANT SELECT ON TABLE public.tether_sync_cursors TO authenticated;
 GRANT SELECT ON TABLE public.tether_sync_cursors TO service_role;
+
+
+--
+-- Name: TABLE disconnect_requests; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.disconnect_requests TO service_role;
 
 
 --

@@ -1,5 +1,5 @@
 // The rooms of docs/architecture.md that types cannot express, checked on the source text: jobs
-// speak no HTTP, read no wall clock and name no provider in their logic; adapters know nothing
+// speak no HTTP, read no wall clock, name no runtime and no provider in their logic; adapters know nothing
 // of Postgres; the sandbox and the project never import each other.
 import assert from "node:assert/strict";
 import { dirname, join, relative } from "node:path";
@@ -33,6 +33,13 @@ Deno.test("jobs mention no Request or Response, and read time only through deps"
   assert.ok(jobs.length >= 5, "the jobs were found");
   assert.deepEqual(offenders(jobs, /\b(Request|Response)\b/), []);
   assert.deepEqual(offenders(jobs, /\bDate\.now\(|\bsetTimeout\(|\bperformance\.now\(/), []);
+});
+
+Deno.test("jobs name no runtime: work after the answer is handed to the HTTP frame's waitUntil", async () => {
+  const jobs = await sources("functions-shared/jobs");
+  assert.deepEqual(offenders(jobs, /\bEdgeRuntime\b|\bwaitUntil\b|\bDeno\./), []);
+  const frame = await sources("functions-shared/http");
+  assert.deepEqual(offenders(frame, /\bEdgeRuntime\b/), ["functions-shared/http/serve.ts"]);
 });
 
 Deno.test("jobs name no provider in their logic: dispatch goes through the registry", async () => {

@@ -4,6 +4,7 @@ import {
   type Caller,
   type CallerAuthConfig,
   callerAuthConfigFromEnv,
+  type CallerAuthOptions,
   createCallerAuth,
   Unauthorized,
   unauthorizedResponse,
@@ -13,6 +14,7 @@ const SECRET_KEY = "sb_secret_tEsTkEy0123456789abcdefGHIJKLMNOPqrstuv";
 const OTHER_SECRET_KEY = "sb_secret_rotatedKey9876543210zyxwvuTSRQPONMLKJ";
 const JWT_SECRET = "legacy-jwt-secret-with-at-least-thirty-two-characters";
 const KID = "test-key-1";
+const INVOKE_KEY = "tEsT-iNvOkE-kEy_0123456789abcdefghijkl";
 
 const signingPair = await generateKeyPair("ES256");
 const strangerPair = await generateKeyPair("ES256");
@@ -80,10 +82,11 @@ async function assertRejected(
   req: Request,
   message: RegExp,
   presented: string[],
+  options: CallerAuthOptions = {},
 ): Promise<void> {
   let thrown: unknown;
   await assert.rejects(
-    createCallerAuth(config)(req),
+    createCallerAuth(config, options)(req),
     (err) => {
       thrown = err;
       return true;
@@ -101,7 +104,7 @@ async function assertRejected(
     assert.ok(!text.includes(credential), "the 401 body must not contain the presented credential");
     assert.ok(!thrown.message.includes(credential));
   }
-  for (const configured of [SECRET_KEY, OTHER_SECRET_KEY, JWT_SECRET]) {
+  for (const configured of [SECRET_KEY, OTHER_SECRET_KEY, JWT_SECRET, INVOKE_KEY]) {
     assert.ok(!text.includes(configured), "the 401 body must not contain a configured secret");
   }
 }
@@ -274,6 +277,87 @@ Deno.test("a JWT is verified against the project's JWKS endpoint from SUPABASE_U
     await assertRejected(config, request(bearer(forged)), /signature invalid/, [forged]);
   } finally {
     await server.shutdown();
+  }
+});
+
+// --- the invoke key (what pg_net carries: only the functions pg_cron reaches accept it) ---
+
+const withInvokeKey: CallerAuthConfig = { secretKeys: [SECRET_KEY], invokeKey: INVOKE_KEY };
+const invoked = (key: string) => request({ "x-tether-invoke-key": key });
+const jobRoute: CallerAuthOptions = { acceptInvokeKey: true };
+
+Deno.test("the invoke key is accepted where the route accepts it", async () => {
+  const caller = await createCallerAuth(withInvokeKey, jobRoute)(invoked(INVOKE_KEY));
+  assert.deepEqual(caller, { via: "invoke_key" });
+});
+
+Deno.test("the invoke key is refused by a route that does not accept it, whatever comes with it", async () => {
+  for (
+    const req of [
+      invoked(INVOKE_KEY),
+      request({ "x-tether-invoke-key": INVOKE_KEY, apikey: SECRET_KEY }),
+    ]
+  ) {
+    await assertRejected(withInvokeKey, req, /^the invoke key is not accepted here/, [INVOKE_KEY]);
+  }
+});
+
+Deno.test("a wrong invoke key is refused: last character, length, the service key", async () => {
+  const wrong = [
+    INVOKE_KEY.slice(0, -1) + "X",
+    INVOKE_KEY + "x",
+    INVOKE_KEY.slice(0, -1),
+    SECRET_KEY,
+  ];
+  for (const key of wrong) {
+    await assertRejected(withInvokeKey, invoked(key), /^wrong invoke key$/, [key], jobRoute);
+  }
+});
+
+Deno.test("the invoke key is refused when the function has no TETHER_INVOKE_KEY", async () => {
+  await assertRejected(
+    keysOnly,
+    invoked(INVOKE_KEY),
+    /no TETHER_INVOKE_KEY/,
+    [INVOKE_KEY],
+    jobRoute,
+  );
+});
+
+Deno.test("the invoke key is no API key: as apikey or bearer it is refused", async () => {
+  for (const headers of [{ apikey: INVOKE_KEY }, bearer(INVOKE_KEY)]) {
+    await assertRejected(withInvokeKey, request(headers), /./, [INVOKE_KEY], jobRoute);
+  }
+});
+
+Deno.test("secret keys still work on a route that accepts the invoke key", async () => {
+  const caller = await createCallerAuth(withInvokeKey, jobRoute)(request({ apikey: SECRET_KEY }));
+  assert.deepEqual(caller, { via: "secret_key" });
+});
+
+Deno.test("config reads TETHER_INVOKE_KEY and refuses one that is short or a Supabase credential", () => {
+  const keys = JSON.stringify([SECRET_KEY]);
+  const config = callerAuthConfigFromEnv((name) =>
+    ({ SUPABASE_SECRET_KEYS: keys, TETHER_INVOKE_KEY: ` ${INVOKE_KEY} ` })[name]
+  );
+  assert.deepEqual(config, { secretKeys: [SECRET_KEY], invokeKey: INVOKE_KEY });
+  const short = configError({ SUPABASE_SECRET_KEYS: keys, TETHER_INVOKE_KEY: "short-key" });
+  assert.match(short.message, /^TETHER_INVOKE_KEY must be at least 32 characters$/);
+  for (
+    const value of [
+      SECRET_KEY,
+      "sb_secret_anotherKeyOfTheProject0123456789",
+      "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln",
+      JWT_SECRET,
+    ]
+  ) {
+    const err = configError({
+      SUPABASE_SECRET_KEYS: keys,
+      SUPABASE_JWT_SECRET: JWT_SECRET,
+      TETHER_INVOKE_KEY: value,
+    });
+    assert.match(err.message, /^TETHER_INVOKE_KEY must be a key of its own/);
+    assert.ok(!err.message.includes(value));
   }
 });
 

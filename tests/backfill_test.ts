@@ -17,6 +17,7 @@ import {
   eventually,
   localSecrets,
   serveFunctionsFor,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
   withDatabaseOutage,
@@ -199,8 +200,7 @@ Deno.test("backfill of 20,000 orders killed at ten random pages (mid-transaction
       env: { TETHER_TIME_BUDGET_MS: "1000" },
     });
     try {
-      await w.db.sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-      await w.db.sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+      await storeVaultSecrets(w.db.sql, served);
       const [picked] = await w.db.sql<{ n: number }[]>`select public.continue_backfills() as n`;
       assert.equal(picked!.n, 1);
       await eventually("the backfill to succeed", async () => {

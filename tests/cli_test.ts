@@ -624,3 +624,39 @@ Deno.test("backfill cancel of a finished job says it had finished; a bad id poin
     assert.equal(typeof rows.find((r) => r.provider === "shopify")!.customers, "number");
   });
 });
+
+Deno.test("disconnect ends a connection through the disconnect function and says what is left to do at the provider", async () => {
+  const bad = await cli(["disconnect", "not-a-uuid"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /the connection must be a uuid/);
+
+  const made = json<{ connection_id: string }>(
+    await cli(["connect", "--sandbox", "maystro", "To disconnect", "--json"]),
+    "connect --sandbox",
+  );
+  const human = await cli(["disconnect", made.connection_id]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(
+    human.stdout,
+    /disconnected: To disconnect \(maystro\) .*maystro cannot be asked to revoke it: .*records were kept/,
+  );
+  const stack = await stackEnv();
+  const admin = postgres(stack.DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await admin<{ status: string; credentials: number }[]>`
+      select status, (select count(*)::int from tether.credentials where connection_id = c.id)
+               as credentials
+        from tether.connections c where id = ${made.connection_id}`;
+    assert.deepEqual(row, { status: "disabled", credentials: 0 });
+    const gone = json<{ records: string; revocation: string }>(
+      await cli(["disconnect", made.connection_id, "--delete-records", "--json"]),
+      "disconnect --delete-records",
+    );
+    assert.deepEqual([gone.revocation, gone.records], ["not_supported", "deleted"]);
+    const left = await admin`select 1 from tether.connections where id = ${made.connection_id}`;
+    assert.equal(left.length, 0);
+  } finally {
+    await admin`delete from tether.connections where id = ${made.connection_id}`;
+    await admin.end();
+  }
+});

@@ -9,7 +9,12 @@ import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { DEFAULT_SCOPES, lightspeedOAuth } from "../functions-shared/providers/lightspeed/oauth.ts";
 import { lightspeedAdapter } from "../functions-shared/providers/lightspeed/adapter.ts";
-import { createTestDatabase, serveFunctionsFor, testDeps } from "./helpers/stack.ts";
+import {
+  createTestDatabase,
+  serveFunctionsFor,
+  testDeps,
+  webhookEventsSettled,
+} from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 import {
   assertMatchesTruth,
@@ -200,7 +205,10 @@ async function lightspeedConnection(w: WebhookWorld, retailerId?: string) {
   return { id: result.connection_id, account };
 }
 
-/** A signed form delivery of `payload` with exactly the `extra` form fields. */
+/**
+ * A signed form delivery of `payload` with exactly the `extra` form fields, its events processed
+ * (after the answer) by the time this returns.
+ */
 async function send(w: WebhookWorld, payload: unknown, extra: Record<string, string> = {}) {
   const body = new URLSearchParams({ ...extra, payload: JSON.stringify(payload) }).toString();
   const res = await fetch(`${w.hooks}/lightspeed`, {
@@ -211,7 +219,9 @@ async function send(w: WebhookWorld, payload: unknown, extra: Record<string, str
     },
     body,
   });
-  return { status: res.status, body: await res.text() };
+  const answer = { status: res.status, body: await res.text() };
+  await webhookEventsSettled(w.db);
+  return answer;
 }
 
 Deno.test("lightspeed webhooks: the published customer.update, with no form field but payload, is routed by its retailer_id and stored from the API 1.0 object", async () => {

@@ -8,14 +8,23 @@ import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { quickbooksOAuth } from "../functions-shared/providers/quickbooks/oauth.ts";
-import { facts, refreshResponse } from "../functions-shared/providers/quickbooks/adapter.ts";
+import {
+  facts,
+  quickbooksAdapter,
+  refreshResponse,
+} from "../functions-shared/providers/quickbooks/adapter.ts";
 import { Pacer } from "../functions-shared/providers/pacing.ts";
 import {
   CDC_LOOKBACK_SECONDS,
   cdcDeletions,
   cdcResponseSchema,
 } from "../functions-shared/providers/quickbooks/streams.ts";
-import { createTestDatabase, serveFunctionsFor, testDeps } from "./helpers/stack.ts";
+import {
+  createTestDatabase,
+  serveFunctionsFor,
+  testDeps,
+  webhookEventsSettled,
+} from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 import {
   apiStats,
@@ -275,13 +284,16 @@ for (const format of ["legacy", "cloudevents"] as const) {
       const seq = seqOf(invoice.external_id);
       // First the invoice changes (stored from the re-fetch), then it is deleted.
       await w.sandbox.call("POST", dataPath(c.account, "mutate"), { changes: 3 });
-      const deliver = () =>
-        w.sandbox.call<{ failed: number }>("POST", "/webhooks/deliver", {
+      const deliver = async () => {
+        const report = await w.sandbox.call<{ failed: number }>("POST", "/webhooks/deliver", {
           provider: "quickbooks",
           accounts: [c.account.external_id],
           url: `${w.hooks}/quickbooks`,
           format,
         });
+        await webhookEventsSettled(w.db);
+        return report;
+      };
       assert.equal((await deliver()).failed, 0);
       await w.sandbox.call("POST", "/clock", { advance_seconds: 2 });
       await w.sandbox.call("POST", dataPath(c.account, `orders/${seq}/delete`));
@@ -320,6 +332,7 @@ Deno.test("quickbooks webhooks: a Delete notification claiming a time in 2099 is
       }],
     });
     assert.equal(await post(`${w.hooks}/quickbooks`, body), 200);
+    await webhookEventsSettled(w.db);
     const [row] = await w.db.sql<{ status: string; t: Date }[]>`
       select status, remote_updated_at as t from tether.orders where external_id = 'Invoice:7'`;
     assert.equal(row!.status, "Deleted");
@@ -375,4 +388,37 @@ Deno.test("quickbooks: the published token response parses, and the authorize UR
     redirect_uri: "https://example.com/cb",
     state: "st",
   });
+});
+
+Deno.test("quickbooks: disconnect's revocation is the request Intuit's own client sends", async () => {
+  // intuit-oauth 4.2.5, src/OAuthClient.js `revoke`: POST https://developer.api.intuit.com/v2/
+  // oauth2/tokens/revoke, Authorization: Basic base64(client_id:client_secret), a JSON body
+  // {"token": …}. The adapter runs on a transport that records the request and answers 200.
+  const sent: { url: string; method: string; headers: Headers; body: string }[] = [];
+  const recording: typeof fetch = async (input, init) => {
+    const req = new Request(input, init);
+    sent.push({ url: req.url, method: req.method, headers: req.headers, body: await req.text() });
+    return new Response(null, { status: 200 });
+  };
+  await quickbooksAdapter.revoke(
+    {
+      fetch: recording,
+      now: () => new Date(),
+      app: () => ({ clientId: "cid", clientSecret: "secret" }),
+    },
+    {
+      id: crypto.randomUUID(),
+      provider: "quickbooks",
+      externalId: "9341",
+      config: { realm_id: "9341" },
+    },
+    { refresh_token: "rt-1", access_token: "at-1" },
+  );
+  assert.equal(sent.length, 1);
+  const [req] = sent;
+  assert.equal(req!.url, "https://developer.api.intuit.com/v2/oauth2/tokens/revoke");
+  assert.equal(req!.method, "POST");
+  assert.equal(req!.headers.get("authorization"), `Basic ${btoa("cid:secret")}`);
+  assert.match(req!.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(req!.body), { token: "rt-1" });
 });

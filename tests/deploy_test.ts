@@ -11,11 +11,13 @@ import {
   parseToml,
   TomlError,
 } from "../scripts/local/deploy_checks.ts";
+import { readSettings } from "../scripts/deploy.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
   "backfill",
   "connect",
+  "disconnect",
   "proxy",
   "refresh-tokens",
   "sync-customers",
@@ -37,7 +39,7 @@ function fakeEnv(): Record<string, string> {
     SUPABASE_DB_URL:
       "postgresql://postgres.abcdefghijklmnopqrst:Db-Pa55word-Fake@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
     TOKEN_ENCRYPTION_KEYS: `k2:${KEY_2},k1:${KEY_1}`,
-    TETHER_SERVICE_KEY: "sb_secret_fakeServiceKey0000000000",
+    TETHER_INVOKE_KEY: "fake-invoke-key-0000000000000000000000000",
     SHOPIFY_CLIENT_ID: "shopify-client-id-fake",
     SHOPIFY_CLIENT_SECRET: "shopify-client-secret-fake",
     SHOPIFY_PREVIOUS_CLIENT_SECRET: "shopify-previous-secret-fake",
@@ -59,7 +61,7 @@ const SECRET_NAMES = [
   "SUPABASE_ACCESS_TOKEN",
   "SUPABASE_DB_URL",
   "TOKEN_ENCRYPTION_KEYS",
-  "TETHER_SERVICE_KEY",
+  "TETHER_INVOKE_KEY",
   "SHOPIFY_CLIENT_SECRET",
   "SHOPIFY_PREVIOUS_CLIENT_SECRET",
   "LIGHTSPEED_CLIENT_SECRET",
@@ -159,7 +161,7 @@ Deno.test("deploy --dry-run lists every step in order, with no secret in its out
       ...FUNCTIONS.map((name) =>
         new RegExp(`supabase functions deploy ${name} --remote=abcdefghijklmnopqrst`)
       ),
-      /tether_functions_url = https:\/\/abcdefghijklmnopqrst\.supabase\.co\/functions\/v1, tether_service_key = \*\*\*/,
+      /tether_functions_url = https:\/\/abcdefghijklmnopqrst\.supabase\.co\/functions\/v1, tether_invoke_key = \*\*\*/,
       /--file sql\/schedules\.sql/,
       /smoke check: .*tether\.connections/,
     ];
@@ -171,7 +173,7 @@ Deno.test("deploy --dry-run lists every step in order, with no secret in its out
     });
     // The secrets step lists every function secret that is set, by name only.
     for (const name of Object.keys(env)) {
-      if (/^(SUPABASE_|TETHER_SERVICE_KEY)/.test(name)) continue;
+      if (/^SUPABASE_/.test(name)) continue;
       assert.match(lines[6]!, new RegExp(`\\b${name}\\b`), `secrets set should name ${name}`);
     }
     assert.match(result.stdout, /offline checks passed/);
@@ -296,6 +298,35 @@ Deno.test("deploy: TETHER_DB_URL and TETHER_DB_POOL_SIZE are checked before anyt
   assert.match(badUrl.stderr, /TETHER_DB_URL must be a Postgres URL/);
 });
 
+Deno.test("deploy: without TETHER_INVOKE_KEY each deploy sets a new random one on both sides", async () => {
+  const { TETHER_INVOKE_KEY: _, ...env } = fakeEnv();
+  const first = await readSettings((name) => env[name]);
+  const second = await readSettings((name) => env[name]);
+  assert.match(first.invokeKey, /^[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(first.invokeKey, second.invokeKey);
+  // The function secret and the Vault secret are one value, masked in every printed line.
+  assert.equal(first.secrets.get("TETHER_INVOKE_KEY"), first.invokeKey);
+  assert.ok(first.sensitive.includes(first.invokeKey));
+  const given = await readSettings((name) => fakeEnv()[name]);
+  assert.equal(given.invokeKey, fakeEnv().TETHER_INVOKE_KEY);
+});
+
+Deno.test("deploy: a TETHER_INVOKE_KEY that is short or a Supabase key stops before any step", async () => {
+  for (
+    const [key, reason] of [
+      ["too-short", /TETHER_INVOKE_KEY must be at least 32 characters/],
+      ["sb_secret_theProjectsServiceKey0123456789", /TETHER_INVOKE_KEY must be a key of its own/],
+    ] as const
+  ) {
+    const env = { ...fakeEnv(), TETHER_INVOKE_KEY: key };
+    const result = await dryRun(env);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, reason);
+    assert.doesNotMatch(result.stdout, /\[1\//);
+    assertNoSecrets(result, env);
+  }
+});
+
 Deno.test("deploy: a missing TOKEN_ENCRYPTION_KEYS stops before any step, naming it", async () => {
   const env = fakeEnv();
   delete env.TOKEN_ENCRYPTION_KEYS;
@@ -316,7 +347,6 @@ Deno.test("deploy: every missing required setting is named at once", async () =>
       "SUPABASE_ACCESS_TOKEN",
       "SUPABASE_DB_PASSWORD",
       "TOKEN_ENCRYPTION_KEYS",
-      "TETHER_SERVICE_KEY",
     ]
   ) {
     assert.match(result.stderr, new RegExp(`${name}.* is not set|${name} \\(or`), name);

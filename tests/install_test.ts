@@ -210,6 +210,11 @@ Deno.test("install, upgrade and uninstall in a project with its own history, fun
                                 from pg_extension where extname = 'pg_net'`;
     assert.equal(ext?.schema, "extensions");
     await assertShopIntact(s);
+    // What deploy stores in Vault, beside a secret of the shop's own.
+    await s
+      .sql`select vault.create_secret('https://x.supabase.co/functions/v1', 'tether_functions_url'),
+                       vault.create_secret(${"k".repeat(43)}, 'tether_invoke_key'),
+                       vault.create_secret('shop-own-secret', 'shop_payments_key')`;
 
     // Installing the same Tether again changes nothing.
     assert.equal(planInstall(s.dir).files.length, 0);
@@ -238,6 +243,8 @@ Deno.test("install, upgrade and uninstall in a project with its own history, fun
       s.sql(names)
     }`;
     assert.equal(left?.n, 0, "every function of Tether's SQL API is gone");
+    const vault = await s.sql`select name from vault.secrets order by name`;
+    assert.deepEqual(vault.map((r) => r.name), ["shop_payments_key"], "Tether's Vault secrets go");
     await assertShopIntact(s);
 
     // The CLI keeps working for the shop: a migration of its own after all this pushes.

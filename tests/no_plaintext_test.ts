@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { type RefreshTokensResult } from "../functions-shared/jobs/refresh_tokens.ts";
 import { adapterContext, connectionRef, withAccessToken } from "../functions-shared/jobs/tokens.ts";
 import { adapterFor } from "../functions-shared/providers/registry.ts";
-import { invocationOf, serveFunctionsFor } from "./helpers/stack.ts";
+import { invocationOf, serveFunctionsFor, storeVaultSecrets } from "./helpers/stack.ts";
 import {
   type Conn,
   connectNew,
@@ -25,8 +25,7 @@ Deno.test("no token appears in plaintext in a pg_dump of the database, in run re
     const served = await serveFunctionsFor(w.db, ["refresh-tokens", "connect"]);
     try {
       const sql = w.db.sql;
-      await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-      await sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+      await storeVaultSecrets(sql, served);
       const conns: Conn[] = [];
 
       // Two connections through the served connect function, the rest through the job.

@@ -96,5 +96,17 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
     await a.settled();
     await b.take(1);
     assert.ok(waits[2]! > 2000 && waits[2]! <= 3000, `B waited ${waits[2]} ms of A's 3000 ms`);
+
+    // The bucket's size a provider reported to one instance is every instance's: a pacer whose
+    // facts say 350 waits for the reported 5's refill (1.5 points at 1/s), not for 36 points.
+    a.observe({ available: 0, capacity: 5 });
+    await a.settled();
+    const facts = new Pacer({ capacity: 350, restorePerSecond: 1 }, {
+      shared: { store, key: id },
+      sleep,
+    });
+    await facts.take(1);
+    const last = waits[waits.length - 1]!;
+    assert.ok(last > 1000 && last <= 1500, `it waited ${last} ms`);
   });
 });

@@ -1,9 +1,17 @@
-// The local stand-ins for pg_net (sql/local/pg_net.sql + scripts/local/net_worker.ts) and Vault
-// (sql/local/supabase_vault.sql) behave like Supabase's: same signatures and defaults, requests
-// sent only after commit, every outcome recorded in net._http_response, secrets encrypted at rest.
+// pg_net and Vault as the local stack runs them behave like Supabase's: same signatures and
+// defaults, requests sent only after commit, every outcome recorded in net._http_response, secrets
+// encrypted at rest. Against the stand-ins (sql/local/pg_net.sql + scripts/local/net_worker.ts,
+// sql/local/supabase_vault.sql) by default, and against the real extensions when the stack runs
+// them (TETHER_PGNET=real, README "The real pg_net and Vault"): the same assertions hold for both.
 import assert from "node:assert/strict";
 import { startNetWorker } from "../scripts/local/net_worker.ts";
-import { createTestDatabase, eventually, type TestDatabase } from "./helpers/stack.ts";
+import {
+  createTestDatabase,
+  eventually,
+  netWorkerForDatabase,
+  stackEnv,
+  type TestDatabase,
+} from "./helpers/stack.ts";
 
 interface Seen {
   method: string;
@@ -58,6 +66,9 @@ async function count(db: TestDatabase, table: "net.http_request_queue" | "net._h
   return row!.n as number;
 }
 
+/** Which pg_net the stack runs: `real` or `standin`. */
+const PG_NET = (await stackEnv()).TETHER_PGNET;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A test database with a pg_net worker for it and a target to call. */
@@ -66,7 +77,7 @@ async function withNet(
 ) {
   const db = await createTestDatabase();
   const target = startTarget();
-  const worker = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+  const worker = await netWorkerForDatabase(db);
   try {
     await fn({ db, target });
   } finally {
@@ -75,6 +86,30 @@ async function withNet(
     await db.drop();
   }
 }
+
+Deno.test("the pg_net and Vault that stack.env names are the ones registered as pg_net and supabase_vault", async () => {
+  const { TETHER_PGNET } = await stackEnv();
+  const db = await createTestDatabase();
+  try {
+    const rows = await db.sql<{ extname: string; standin: boolean }[]>`
+      select extname, extversion = 'tether_local' as standin from pg_extension
+       where extname in ('pg_net', 'supabase_vault', 'tether_standin_pg_net',
+                         'tether_standin_supabase_vault')
+       order by extname`;
+    const standin = TETHER_PGNET === "standin";
+    assert.deepEqual(rows.map((r) => ({ ...r })), [
+      { extname: "pg_net", standin },
+      { extname: "supabase_vault", standin },
+    ]);
+    // The real ones are preloaded: their settings exist. The stand-ins' do not.
+    const [settings] = await db.sql`
+      select current_setting('pg_net.database_name', true) is not null as pg_net,
+             current_setting('vault.getkey_script', true) is not null as vault`;
+    assert.deepEqual({ ...settings }, { pg_net: !standin, vault: !standin });
+  } finally {
+    await db.drop();
+  }
+});
 
 Deno.test("net.http_post and net.http_get have pg_net's exact signatures and defaults", async () => {
   const db = await createTestDatabase();
@@ -286,33 +321,74 @@ Deno.test("like pg_net, the responses of one batch become visible together", () 
     assert.equal((await responseFor(db, fast)).status_code, 201);
   }));
 
-Deno.test("a worker that dies mid-batch leaves its requests queued, and the next one sends them", async () => {
-  const db = await createTestDatabase();
-  const target = startTarget();
-  try {
-    const first = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
-    const [{ id }] = await db.sql<[{ id: string }]>`
-      select net.http_post(${target.url + "/slow"})::text as id`;
-    await eventually(
-      "the call to start",
-      () => Promise.resolve(target.seen.length === 1 || undefined),
-    );
-    // Cut the worker's connections mid-batch, as a crash would.
-    await db.sql`select pg_terminate_backend(pid) from pg_stat_activity
-                  where datname = ${db.name} and pid <> pg_backend_pid()`;
-    await first.stop().catch(() => {});
-    assert.equal(await count(db, "net.http_request_queue"), 1, "the request is back in the queue");
-    const second = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+// What "the worker dies mid-batch" means differs. The stand-in's worker is a process of its own
+// that can die (its connections cut); the real worker lives in the server: pg_terminate_backend
+// asks it to restart, and it finishes its batch first (supabase/pg_net src/worker.c:
+// handle_sigterm sets got_restart, checked between batches).
+
+Deno.test({
+  name:
+    "the stand-in: a worker that dies mid-batch leaves its requests queued, and the next one sends them",
+  ignore: PG_NET !== "standin",
+  async fn() {
+    const db = await createTestDatabase();
+    const target = startTarget();
     try {
-      assert.equal((await responseFor(db, id)).status_code, 201);
-      assert.equal(target.seen.length, 2, "sent again: at least once, as pg_net");
+      const first = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+      const [{ id }] = await db.sql<[{ id: string }]>`
+        select net.http_post(${target.url + "/slow"})::text as id`;
+      await eventually(
+        "the call to start",
+        () => Promise.resolve(target.seen.length === 1 || undefined),
+      );
+      // Cut the worker's connections mid-batch, as a crash would.
+      await db.sql`select pg_terminate_backend(pid) from pg_stat_activity
+                    where datname = ${db.name} and pid <> pg_backend_pid()`;
+      await first.stop().catch(() => {});
+      assert.equal(
+        await count(db, "net.http_request_queue"),
+        1,
+        "the request is back in the queue",
+      );
+      const second = await startNetWorker({ databaseUrl: db.url, pollMs: 100 });
+      try {
+        assert.equal((await responseFor(db, id)).status_code, 201);
+        assert.equal(target.seen.length, 2, "sent again: at least once, as pg_net");
+      } finally {
+        await second.stop();
+      }
     } finally {
-      await second.stop();
+      await target.stop();
+      await db.drop();
     }
-  } finally {
-    await target.stop();
-    await db.drop();
-  }
+  },
+});
+
+Deno.test({
+  name: "the real pg_net: a worker terminated mid-batch finishes the batch, then restarts",
+  ignore: PG_NET !== "real",
+  fn: () =>
+    withNet(async ({ db, target }) => {
+      const [{ id }] = await db.sql<[{ id: string }]>`
+        select net.http_post(${target.url + "/slow"})::text as id`;
+      await eventually(
+        "the call to start",
+        () => Promise.resolve(target.seen.length === 1 || undefined),
+      );
+      const [{ before }] = await db.sql<[{ before: number }]>`
+        select pid as before from pg_stat_activity where backend_type ilike 'pg_net%worker'`;
+      await db.sql`select pg_terminate_backend(${before})`;
+      assert.equal((await responseFor(db, id)).status_code, 201);
+      const after = await eventually("the worker to be back", async () => {
+        const [row] = await db.sql<{ pid: number }[]>`
+          select pid from pg_stat_activity
+           where backend_type ilike 'pg_net%worker' and datname = ${db.name}`;
+        return row?.pid;
+      });
+      assert.notEqual(after, before, "a new worker");
+      assert.equal(target.seen.length, 1, "sent once");
+      assert.equal(await count(db, "net.http_request_queue"), 0);
+    }),
 });
 
 Deno.test("like pg_net, responses older than the ttl are deleted when the worker is awake", () =>
@@ -327,7 +403,7 @@ Deno.test("like pg_net, responses older than the ttl are deleted when the worker
     assert.deepEqual(left.map((r) => r.id), ["-2"]);
   }));
 
-Deno.test("the Vault stand-in stores secrets encrypted and decrypts them by name", async () => {
+Deno.test("Vault stores secrets encrypted and decrypts them by name", async () => {
   const db = await createTestDatabase();
   const plaintext = `plain-${crypto.randomUUID()}`;
   try {

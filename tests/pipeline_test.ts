@@ -14,6 +14,7 @@ import {
   localSecrets,
   serveFunctionsFor,
   stackEnv,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
 } from "./helpers/stack.ts";
@@ -32,11 +33,6 @@ async function responseFor(db: TestDatabase, id: string, timeoutMs = 30_000) {
         from net._http_response where id = ${id}`;
     return row;
   }, timeoutMs);
-}
-
-async function storeVaultSecrets(db: TestDatabase, functionsUrl: string, serviceKey: string) {
-  await db.sql`select vault.create_secret(${functionsUrl}, 'tether_functions_url')`;
-  await db.sql`select vault.create_secret(${serviceKey}, 'tether_service_key')`;
 }
 
 /** A key that differs from `key` in its last character only. */
@@ -89,7 +85,7 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
   const functions = await serveFunctionsFor(db, ["refresh-tokens"]);
   try {
     const id = await seedDueConnection(db);
-    await storeVaultSecrets(db, functions.functionsUrl, functions.secretKey);
+    await storeVaultSecrets(db.sql, functions);
     // An invocation whose worker died long ago (still "running") is closed by the next one.
     const [{ lost }] = await db.sql<[{ lost: string }]>`
       insert into tether.invocations (function_name, accepted_at)
@@ -131,19 +127,22 @@ Deno.test("refresh_tokens() reaches the refresh-tokens function through Vault an
   }
 });
 
-Deno.test("with a wrong key in Vault the function answers 401 and does nothing", async () => {
+Deno.test("with a wrong invoke key in Vault the function answers 401 and does nothing", async () => {
   const db = await createTestDatabase();
   const functions = await serveFunctionsFor(db, ["refresh-tokens"]);
   try {
     const id = await seedDueConnection(db);
-    await storeVaultSecrets(db, functions.functionsUrl, lastCharChanged(functions.secretKey));
+    await storeVaultSecrets(db.sql, {
+      functionsUrl: functions.functionsUrl,
+      invokeKey: lastCharChanged(functions.invokeKey),
+    });
     const [{ request_id }] = await db.sql<[{ request_id: string }]>`
       select public.refresh_shiphero_tokens()::text as request_id`;
     const response = await responseFor(db, request_id);
     assert.equal(response.status_code, 401);
     assert.deepEqual(JSON.parse(response.content!), {
       error: "unauthorized",
-      message: "unknown API key",
+      message: "wrong invoke key",
     });
     assert.deepEqual(await connectionState(db, id), {
       status: "active",
@@ -169,7 +168,17 @@ Deno.test("without the Vault secrets refresh_tokens() raises an error naming the
       .sql`select vault.create_secret('http://127.0.0.1:1/functions/v1', 'tether_functions_url')`;
     const noKey = await db.sql`select public.refresh_tokens('shopify')`.catch((e) => e);
     assert.ok(noKey instanceof postgres.PostgresError);
-    assert.equal(noKey.message, "Tether is not configured: Vault has no tether_service_key");
+    assert.equal(noKey.message, "Tether is not configured: Vault has no tether_invoke_key");
+    assert.match(
+      noKey.hint ?? "",
+      /select vault\.create_secret\('<.*TETHER_INVOKE_KEY.*>', 'tether_invoke_key'\)/,
+    );
+    // The service key of Tether before the invoke key is not read any more.
+    await db.sql`select vault.create_secret(${
+      (await localSecrets()).secretKey
+    }, 'tether_service_key')`;
+    const stillNoKey = await db.sql`select public.sync_orders()`.catch((e) => e);
+    assert.equal(stillNoKey.message, "Tether is not configured: Vault has no tether_invoke_key");
     const [queued] = await db.sql`select count(*)::int as n from net.http_request_queue`;
     assert.equal(queued!.n, 0);
   } finally {
@@ -283,7 +292,7 @@ Deno.test({
     const jobName = `tether_test_${db.name}`;
     let jobId: string | undefined;
     try {
-      await storeVaultSecrets(db, functions.functionsUrl, functions.secretKey);
+      await storeVaultSecrets(db.sql, functions);
       const [job] = await main<[{ jobid: string }]>`
         select cron.schedule_in_database(${jobName}, '* * * * *', 'select refresh_tokens()',
                                          ${db.name})::text as jobid`;

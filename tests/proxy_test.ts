@@ -160,11 +160,12 @@ Deno.test("proxy: throttles are waited out for reads and writes; a write the pro
 
 Deno.test("proxy: calls paced with a sync running in another function are never throttled", async () => {
   await withUserCodeWorld(async (w) => {
-    // A small bucket: 6 requests, 6 more a second. The sync needs 16 pages of 200.
-    await w.sandbox.call("POST", "/config", {
-      limits: { lightspeed: { capacity: 6, restore_per_second: 6 } },
-    });
-    const conn = await connectSeeded(w.deps, w.sandbox, "lightspeed", { orders: 3000 });
+    // QuickBooks reports nothing of its budget ("500 requests/min and 10/s per realm", the
+    // sandbox's bucket and the adapter's facts alike): only a budget shared by the sync-orders
+    // and proxy instances keeps their calls from adding up past it.
+    const conn = await connectSeeded(w.deps, w.sandbox, "quickbooks", { orders: 3000 });
+    const realm = conn.externalId;
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // connect's calls refilled
     await w.sandbox.call("DELETE", "/stats");
 
     const sync = fetch(`${w.functionsUrl}/sync-orders`, {
@@ -174,8 +175,8 @@ Deno.test("proxy: calls paced with a sync running in another function are never 
     }).then(async (res) => ({ status: res.status, body: await res.json() }));
     const proxied: number[] = [];
     const calls = (async () => {
-      for (let i = 0; i < 12; i++) {
-        const res = await w.tether.proxy(conn.id, "/api/2.0/outlets");
+      for (let i = 0; i < 20; i++) {
+        const res = await w.tether.proxy(conn.id, `/v3/company/${realm}/companyinfo/${realm}`);
         proxied.push(res.status);
         await res.body?.cancel();
       }
@@ -186,9 +187,9 @@ Deno.test("proxy: calls paced with a sync running in another function are never 
     const [{ orders }] = await w.db.sql<[{ orders: number }]>`
       select count(*)::int as orders from tether.orders where connection_id = ${conn.id}`;
     assert.equal(orders, 3000);
-    assert.deepEqual(proxied, Array(12).fill(200));
-    const stats = await apiCalls(w, "lightspeed");
-    assert.ok(stats.requests >= 12 + 16, `${stats.requests} requests reached the provider`);
+    assert.deepEqual(proxied, Array(20).fill(200));
+    const stats = await apiCalls(w, "quickbooks");
+    assert.ok(stats.requests >= 20 + 6, `${stats.requests} requests reached the provider`);
     assert.equal(stats.throttled, 0, "no request was throttled");
   }, ["tokens", "proxy", "sync-orders"]);
 });

@@ -10,7 +10,7 @@ import { connect } from "../functions-shared/db/client.ts";
 import { type RefreshTokensResult } from "../functions-shared/jobs/refresh_tokens.ts";
 import { ConnectionUnavailable, getAccessToken } from "../functions-shared/jobs/tokens.ts";
 import { type ProviderName } from "../functions-shared/providers/types.ts";
-import { eventually, invocationOf, serveFunctionsFor } from "./helpers/stack.ts";
+import { eventually, invocationOf, serveFunctionsFor, storeVaultSecrets } from "./helpers/stack.ts";
 import { fingerprint } from "./helpers/sandbox.ts";
 import {
   advance,
@@ -42,8 +42,7 @@ Deno.test("refresh_tokens() in SQL refreshes each provider's due connection thro
     const served = await serveFunctionsFor(w.db, ["refresh-tokens"]);
     try {
       const sql = w.db.sql;
-      await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-      await sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+      await storeVaultSecrets(sql, served);
 
       /** Calls an SQL API function, waits for pg_net's response, returns the function's answer. */
       const callSqlApi = async (call: string): Promise<RefreshTokensResult> => {

@@ -691,6 +691,23 @@ Deno.test("faults count down, count 0 persists until cleared, and api faults hit
     assert.equal(noTokenEndpoint.status, 400);
   }));
 
+Deno.test("a slow fault holds the provider's real answer: the request is served, and counted, only at its end", () =>
+  withSandbox(async (c) => {
+    const acct = await c.account("maystro");
+    const served = async () => (await c.get("/_sandbox/stats")).body.api.maystro?.requests ?? 0;
+    await c.fault({ provider: "maystro", endpoint: "api", kind: "slow", delay_ms: 300 });
+    const started = performance.now();
+    const held = c.maystroApi(acct.credentials.api_token!);
+    // The request has reached the sandbox (its fault is taken) but the provider has not served it.
+    while ((await c.get("/_sandbox/faults")).body.faults.length > 0) { /* not arrived yet */ }
+    assert.equal(await served(), 0, "not served while held");
+    const res = await held;
+    assert.ok(performance.now() - started >= 290, "held for its delay");
+    assert.equal(res.status, 200, "the provider's own answer");
+    assert.ok(Array.isArray(res.body.list.results), res.text);
+    assert.equal(await served(), 1);
+  }));
+
 // ---------------------------------------------------------------------------
 // Stats, inspection, clock, control API
 

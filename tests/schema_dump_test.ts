@@ -49,3 +49,15 @@ Deno.test("a local database with migrations this checkout lacks is refused with 
     await db.drop();
   }
 });
+
+Deno.test("every migration has its own version (two branches can pick the same timestamp)", () => {
+  const files = [...Deno.readDirSync(new URL("../supabase/migrations/", import.meta.url))]
+    .map((e) => e.name).filter((n) => n.endsWith(".sql")).sort();
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const version = file.match(/^(\d{14})_[a-z0-9_]+\.sql$/)?.[1];
+    assert.ok(version, `${file}: expected <14-digit version>_<name>.sql`);
+    assert.ok(!seen.has(version), `${file} and ${seen.get(version)} share version ${version}`);
+    seen.set(version, file);
+  }
+});

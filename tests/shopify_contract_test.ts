@@ -21,6 +21,7 @@ import {
   ACCESS_SCOPES_QUERY,
   facts,
   shopifyAdapter,
+  UNINSTALL_MUTATION,
   VERIFY_QUERY,
 } from "../functions-shared/providers/shopify/adapter.ts";
 import {
@@ -96,6 +97,7 @@ const DOCUMENTS: Record<string, string> = {
   customers: CUSTOMERS_QUERY,
   verify: VERIFY_QUERY,
   "access scopes": ACCESS_SCOPES_QUERY,
+  uninstall: UNINSTALL_MUTATION,
 };
 
 /** `Type.field` of every field a document selects, with its path under the root (aliases as named). */

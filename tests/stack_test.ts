@@ -11,6 +11,12 @@ import { stopStrayCluster } from "../scripts/local/postgres.ts";
 import { functionEnv, readStackEnv } from "../scripts/local/stack.ts";
 import { startFunctions } from "../scripts/local/functions.ts";
 import { loadOrCreateSecrets } from "../scripts/local/secrets.ts";
+import {
+  hasRealExtensions,
+  pgInstall,
+  pgNetMode,
+  STANDIN_EXTENSIONS,
+} from "../scripts/local/postgres.ts";
 
 function listen(): { port: number; close: () => void } {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
@@ -113,24 +119,52 @@ Deno.test("the served connect function answers 401 without a key", async () => {
   assert.equal(health.status, 200);
 });
 
-Deno.test("the main database holds the Vault secrets the SQL API reads", async () => {
+Deno.test("the main database holds the Vault secrets the SQL API reads: the invoke key, not the service key", async () => {
   const env = await readStackEnv();
+  const secrets = await loadOrCreateSecrets();
   const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
     const rows = await sql`
       select name,
              decrypted_secret = ${env.FUNCTIONS_URL} as is_functions_url,
+             decrypted_secret = ${secrets.invokeKey} as is_invoke_key,
              decrypted_secret = ${env.SERVICE_KEY} as is_service_key
         from vault.decrypted_secrets
-       where name in ('tether_functions_url', 'tether_service_key')
+       where name like 'tether\_%'
        order by name`;
     assert.deepEqual(rows.map((r) => ({ ...r })), [
-      { name: "tether_functions_url", is_functions_url: true, is_service_key: false },
-      { name: "tether_service_key", is_functions_url: false, is_service_key: true },
+      {
+        name: "tether_functions_url",
+        is_functions_url: true,
+        is_invoke_key: false,
+        is_service_key: false,
+      },
+      {
+        name: "tether_invoke_key",
+        is_functions_url: false,
+        is_invoke_key: true,
+        is_service_key: false,
+      },
     ]);
   } finally {
     await sql.end();
   }
+});
+
+Deno.test("the served job functions take the invoke key, connect refuses it", async () => {
+  const env = await readStackEnv();
+  const { invokeKey } = await loadOrCreateSecrets();
+  const post = async (name: string) => {
+    const res = await fetch(`${env.FUNCTIONS_URL}/${name}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-tether-invoke-key": invokeKey },
+      body: '{"provider":"maystro"}',
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  assert.equal(await post("refresh-tokens"), 200);
+  assert.equal(await post("connect"), 401);
 });
 
 Deno.test(".tether/ is ignored by git", async () => {
@@ -175,5 +209,114 @@ Deno.test("the gateway reports healthy only once every function can be called", 
     assert.equal(body.error, "unauthorized");
   } finally {
     await (await starting).stop();
+  }
+});
+
+/** A fake PostgreSQL install: control files and libraries, as `pg_available_extensions` reads. */
+async function fakeInstall(
+  files: Record<string, string>,
+): Promise<{ share: string; lib: string; remove: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "tether-pginstall-" });
+  const share = join(dir, "share");
+  const lib = join(dir, "lib");
+  await Deno.mkdir(join(share, "extension"), { recursive: true });
+  await Deno.mkdir(lib, { recursive: true });
+  for (const [name, text] of Object.entries(files)) {
+    await Deno.writeTextFile(
+      join(name.endsWith(".so") ? lib : join(share, "extension"), name),
+      text,
+    );
+  }
+  return { share, lib, remove: () => Deno.remove(dir, { recursive: true }) };
+}
+
+// supabase/pg_net v0.20.4 pg_net.control and supabase/vault v0.3.1 supabase_vault.control.
+const REAL_CONTROLS = {
+  "pg_net.control":
+    "comment = 'Async HTTP'\ndefault_version = '0.20.4'\nrelocatable = false\nmodule_pathname = '$libdir/pg_net'\n",
+  "supabase_vault.control":
+    "comment = 'Supabase Vault Extension'\ndefault_version = '0.3.1'\nmodule_pathname = '$libdir/supabase_vault'\nrelocatable = false\nschema = vault\n",
+};
+
+Deno.test("the real pg_net and Vault are detected only when both are installed, libraries included", async () => {
+  const cases: [string, Record<string, string>, boolean][] = [
+    ["both, with libraries", { ...REAL_CONTROLS, "pg_net.so": "", "supabase_vault.so": "" }, true],
+    ["no libraries", REAL_CONTROLS, false],
+    ["pg_net only", { "pg_net.control": REAL_CONTROLS["pg_net.control"], "pg_net.so": "" }, false],
+    [
+      "an older stack's stand-ins under the real names",
+      {
+        "pg_net.control": "comment = 'LOCAL STAND-IN'\ndefault_version = 'tether_local'\n",
+        "supabase_vault.control": "default_version = 'tether_local'\n",
+        "pg_net.so": "",
+        "supabase_vault.so": "",
+      },
+      false,
+    ],
+  ];
+  for (const [what, files, expected] of cases) {
+    const inst = await fakeInstall(files);
+    try {
+      assert.equal(hasRealExtensions(inst), expected, what);
+    } finally {
+      await inst.remove();
+    }
+  }
+});
+
+Deno.test("the stand-ins' extension names cannot collide with the real ones", async () => {
+  assert.deepEqual(Object.keys(STANDIN_EXTENSIONS), ["pg_net", "supabase_vault"]);
+  for (const name of Object.values(STANDIN_EXTENSIONS)) {
+    assert.ok(!["pg_net", "supabase_vault"].includes(name));
+  }
+  // What this stack runs: stand-ins installed under their own names only, never as pg_net.
+  const { TETHER_PGNET } = await readStackEnv();
+  const { share } = await pgInstall();
+  if (TETHER_PGNET === "standin") {
+    for (const name of Object.values(STANDIN_EXTENSIONS)) {
+      assert.ok(existsSync(join(share, "extension", `${name}.control`)), name);
+    }
+  }
+  assert.equal(TETHER_PGNET, hasRealExtensions(await pgInstall()) ? "real" : "standin");
+});
+
+Deno.test("TETHER_PGNET: standin is always possible, a bad value or a missing real one fails clearly", async () => {
+  assert.equal(await pgNetMode("standin"), "standin");
+  await assert.rejects(pgNetMode("yes"), /TETHER_PGNET must be real, standin or auto, got "yes"/);
+  if (hasRealExtensions(await pgInstall())) {
+    assert.equal(await pgNetMode("real"), "real");
+  } else {
+    await assert.rejects(pgNetMode("real"), /no real pg_net and supabase_vault.*TETHER_PG_PREFIX/s);
+  }
+});
+
+Deno.test("stack up refuses to switch a cluster between the stand-ins and the real pg_net", async () => {
+  const state = join(paths.state, `stack-test-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    // A cluster created with the real extensions (its marker), started with the stand-ins.
+    await Deno.mkdir(join(state, "pg", "data"), { recursive: true });
+    await Deno.writeTextFile(join(state, "pg", "data", "PG_VERSION"), "15\n");
+    await Deno.writeTextFile(join(state, "pg", "pgnet_mode"), "real");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/stack.ts", "up"],
+      cwd: paths.root,
+      env: {
+        TETHER_STATE_DIR: state,
+        TETHER_PGNET: "standin",
+        TETHER_PG_PORT: String(freePort()),
+        TETHER_FUNCTIONS_PORT: String(freePort()),
+        TETHER_SANDBOX_PORT: String(freePort()),
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, `exit code; stderr:\n${stderr}`);
+    assert.match(stderr, /created with the real pg_net and Vault.*would use the standin ones/);
+    assert.match(stderr, /Keep TETHER_PGNET=real, or start a fresh cluster/);
+  } finally {
+    await Deno.remove(state, { recursive: true }).catch(() => {});
   }
 });

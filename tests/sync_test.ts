@@ -16,6 +16,7 @@ import {
   invocationOf,
   manualClock,
   serveFunctionsFor,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
   withDatabaseOutage,
@@ -426,8 +427,7 @@ Deno.test("sync_orders() and sync_customers() reach the functions through pg_net
     const served = await serveFunctionsFor(w.db, ["sync-orders", "sync-customers"]);
     try {
       const sql = w.db.sql;
-      await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-      await sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+      await storeVaultSecrets(sql, served);
       for (const call of ["public.sync_orders()", "public.sync_customers('shopify')"]) {
         const [req] = await sql.unsafe<{ id: string }[]>(`select ${call} as id`);
         const done = await invocationOf<SyncResult>(sql, req!.id);

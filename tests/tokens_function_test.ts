@@ -157,6 +157,8 @@ Deno.test("tokens and proxy refuse callers that are not the service role, doing 
       anon: { authorization: `Bearer ${await jwt("anon")}` },
       authenticated: { authorization: `Bearer ${await jwt("authenticated")}` },
       "a wrong key": { apikey: `${w.secretKey}x` },
+      // The SQL API's key sits in pg_net's queue, which every database role can read.
+      "the invoke key": { "x-tether-invoke-key": w.invokeKey },
     };
     for (const [who, headers] of Object.entries(callers)) {
       const tokens = await fetch(`${w.functionsUrl}/tokens`, {

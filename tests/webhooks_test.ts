@@ -2,7 +2,9 @@
 // to the served `webhooks` function over HTTP, against a fresh database per test. Each event is
 // stored once and processed once, the rows converge on the newest state whatever the order,
 // every unproven delivery is rejected with nothing stored, and a failed event is retried by the
-// sweep that process_webhook_events() triggers.
+// sweep that process_webhook_events() triggers. A delivery is answered once its events are
+// recorded and they are processed after the answer, so the tests wait for the events to leave
+// `received` (webhookEventsSettled) before they look at what a delivery did.
 import assert from "node:assert/strict";
 import { startSandbox } from "../sandbox/server.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
@@ -11,8 +13,10 @@ import {
   createTestDatabase,
   eventually,
   serveFunctionsFor,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
+  webhookEventsSettled,
 } from "./helpers/stack.ts";
 import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 import { hmacBase64, hmacHex } from "../scripts/local/signing.ts";
@@ -95,7 +99,8 @@ interface DeliverResult {
   deliveries: { status: number }[];
 }
 
-function deliver(
+/** The sandbox sends the changes as signed deliveries; answered, not yet processed. */
+function send(
   w: World,
   conns: Conn[],
   extra: Record<string, unknown> = {},
@@ -106,6 +111,17 @@ function deliver(
     url: urlFor(w, conns[0]!),
     ...extra,
   });
+}
+
+/** Sends the changes and waits until their events are processed (or failed). */
+async function deliver(
+  w: World,
+  conns: Conn[],
+  extra: Record<string, unknown> = {},
+): Promise<DeliverResult> {
+  const result = await send(w, conns, extra);
+  await webhookEventsSettled(w.db);
+  return result;
 }
 
 async function mutate(w: World, c: Conn, changes: number): Promise<void> {
@@ -374,6 +390,7 @@ Deno.test("tampered, unsigned, wrong-secret, truncated and oversized deliveries 
     f = await shopifyFixture(shop);
     assert.equal(await post(url, f.headers, f.body), 200);
     assert.equal(await post(url, f.headers, f.body), 200, "a repeat is acknowledged");
+    await webhookEventsSettled(w.db);
     const events = await w.db.sql`select status, attempts from tether.webhook_events`;
     assert.deepEqual(events.map((e) => [e.status, e.attempts]), [["processed", 1]]);
   });
@@ -455,8 +472,7 @@ Deno.test("a processing failure is kept as failed and the sweep from process_web
     await w.sandbox.call("DELETE", "/faults");
     // The backoff has passed; the schedule's call reaches the function through pg_net.
     await w.db.sql`update tether.webhook_events set next_attempt_at = now()`;
-    await w.db.sql`select vault.create_secret(${w.served.functionsUrl}, 'tether_functions_url')`;
-    await w.db.sql`select vault.create_secret(${w.served.secretKey}, 'tether_service_key')`;
+    await storeVaultSecrets(w.db.sql, w.served);
     await w.db.sql`select public.process_webhook_events()`;
     await eventually("the sweep to process the failed events", async () => {
       const [row] = await w.db.sql<{ left: number }[]>`
@@ -465,6 +481,96 @@ Deno.test("a processing failure is kept as failed and the sweep from process_web
     }, 20_000);
     const done = await w.db.sql`select attempts from tether.webhook_events`;
     assert.ok(done.every((e) => e.attempts === 2));
+    assert.ok(
+      await assertRowsAreNewest(w, qb, "orders") + await assertRowsAreNewest(w, qb, "customers") >=
+        1,
+    );
+  });
+});
+
+/** QuickBooks API requests the sandbox has served (a held one counts when its answer goes). */
+async function quickbooksServed(w: World): Promise<number> {
+  const stats = await w.sandbox.call<{ api: Record<string, { requests: number }> }>(
+    "GET",
+    "/stats",
+  );
+  return stats.api.quickbooks?.requests ?? 0;
+}
+
+async function webhookEvents(w: World) {
+  const rows = await w.db.sql<{ status: string; attempts: number }[]>`
+    select status, attempts from tether.webhook_events order by id`;
+  return rows.map((e) => [e.status, e.attempts]);
+}
+
+Deno.test("a QuickBooks delivery is answered while its re-fetch is held 2 s, and processed after the answer", async () => {
+  await withWorld(async (w) => {
+    const qb = await connection(w, "quickbooks", { orders: 5, customers: 5 });
+    await mutate(w, qb, 1);
+    const servedBefore = await quickbooksServed(w);
+    await w.sandbox.fault({
+      provider: "quickbooks",
+      endpoint: "api",
+      kind: "slow",
+      delay_ms: 2_000,
+      count: 0,
+    });
+    const r = await send(w, [qb], { format: "legacy" });
+    assert.deepEqual([r.messages, r.failed], [1, 0], "one delivery, answered 200");
+    // In this order: the event was still received after the answer, and the re-fetch that
+    // processing needs was not served even later. The answer did not wait for the provider.
+    assert.deepEqual(await webhookEvents(w), [["received", 0]], "recorded, not yet processed");
+    assert.equal(await quickbooksServed(w), servedBefore, "the re-fetch was still held");
+
+    await webhookEventsSettled(w.db);
+    assert.deepEqual(await webhookEvents(w), [["processed", 1]], "processed after the answer");
+    assert.ok(await quickbooksServed(w) > servedBefore, "through the re-fetch");
+    assert.ok(
+      await assertRowsAreNewest(w, qb, "orders") + await assertRowsAreNewest(w, qb, "customers") >=
+        1,
+    );
+  });
+});
+
+Deno.test("processing cut off by the worker's death leaves the event received; the sweep finishes it once its lease has passed", async () => {
+  await withWorld(async (w) => {
+    const qb = await connection(w, "quickbooks", { orders: 5, customers: 5 });
+    await mutate(w, qb, 1);
+    // The re-fetch hangs; once the sandbox holds it, the worker processing the event is killed.
+    await w.sandbox.fault({ provider: "quickbooks", endpoint: "api", kind: "hang", count: 1 });
+    const r = await send(w, [qb], { format: "legacy" });
+    assert.deepEqual([r.messages, r.failed], [1, 0]);
+    await eventually("the re-fetch to be held by the sandbox", async () => {
+      const { faults } = await w.sandbox.call<{ faults: unknown[] }>("GET", "/faults");
+      return faults.length === 0 ? true : undefined;
+    });
+    const dead = w.served.pids.webhooks!;
+    Deno.kill(dead, "SIGKILL");
+    await eventually("the function server to start a new worker", async () => {
+      if (w.served.pids.webhooks === dead) return undefined;
+      const health = await (await fetch(`${w.served.url}/health`)).json();
+      return health.functions.webhooks === "up" ? true : undefined;
+    });
+    assert.deepEqual(await webhookEvents(w), [["received", 0]], "cut off mid-way");
+
+    // While its lease holds, its receiver may be at work: even a forced sweep leaves it.
+    const early = await fetch(`${w.hooks}/_sweep`, {
+      method: "POST",
+      headers: { apikey: w.served.secretKey, "content-type": "application/json" },
+      body: JSON.stringify({ force: true }),
+    });
+    assert.deepEqual(await early.json(), { claimed: 0, processed: 0, ignored: 0, failed: 0 });
+    assert.deepEqual(await webhookEvents(w), [["received", 0]]);
+
+    // The lease has passed; the schedule's call reaches the function through pg_net.
+    await w.db.sql`update tether.webhook_events set next_attempt_at = now()`;
+    await storeVaultSecrets(w.db.sql, w.served);
+    await w.db.sql`select public.process_webhook_events()`;
+    await eventually("the sweep to process the cut-off event", async () => {
+      const events = await webhookEvents(w);
+      return events[0]?.[0] === "processed" ? events : undefined;
+    }, 20_000);
+    assert.deepEqual(await webhookEvents(w), [["processed", 1]], "processed once, by the sweep");
     assert.ok(
       await assertRowsAreNewest(w, qb, "orders") + await assertRowsAreNewest(w, qb, "customers") >=
         1,
@@ -537,7 +643,9 @@ async function postShipHero(w: World, c: Conn, secret: string, body: string, mes
     },
     body,
   });
-  return { status: res.status, json: await res.json() };
+  const json = await res.json();
+  await webhookEventsSettled(w.db);
+  return { status: res.status, json };
 }
 
 /** A sandbox order of the connection (its Relay id and truth), tracked or not, or any. */
@@ -679,6 +787,7 @@ Deno.test("maystro: the client-published bodies (nested, base64 message.data) re
       );
       assert.equal(status, 200);
     }
+    await webhookEventsSettled(w.db);
     const events = await w.db.sql`select status, topic from tether.webhook_events`;
     assert.deepEqual(events.map((e) => [e.status, e.topic]), [
       ["processed", "OrderStatusChanged"],

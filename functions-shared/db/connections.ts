@@ -237,3 +237,49 @@ export async function connectionByConfigOrExternalId(
 export async function lockConnection(tx: Tx, id: string): Promise<void> {
   await tx`select 1 from tether.connections where id = ${id} for update`;
 }
+
+/**
+ * Ends a connection on Tether's side, inside the caller's transaction (which holds its lock):
+ * its credentials are deleted and its pending or running backfills cancelled; the connection is
+ * then either kept as `disabled`, with its synced records, or deleted with everything that hangs
+ * off it (records, cursors, runs, backfills: the foreign keys cascade).
+ */
+export async function endConnection(
+  tx: Tx,
+  id: string,
+  o: { deleteRecords: boolean; now: Date; reason: string },
+): Promise<void> {
+  await tx`delete from tether.disconnect_requests where connection_id = ${id}`;
+  await tx`delete from tether.credentials where connection_id = ${id}`;
+  await tx`
+    update tether.backfills
+       set status = 'cancelled', finished_at = ${o.now}, lease_owner = null,
+           lease_expires_at = null, next_attempt_at = null, updated_at = ${o.now}
+     where connection_id = ${id} and status in ('pending', 'running')`;
+  if (o.deleteRecords) {
+    await tx`delete from tether.connections where id = ${id}`;
+    return;
+  }
+  await tx`
+    update tether.connections
+       set status = 'disabled', lease_owner = null, lease_expires_at = null,
+           next_attempt_at = null, consecutive_failures = 0, last_error = ${o.reason},
+           last_error_at = ${o.now}, updated_at = ${o.now}
+     where id = ${id}`;
+}
+
+export interface DisconnectRequest {
+  connection_id: string;
+  delete_records: boolean;
+  revoke: boolean;
+}
+
+/** A disconnect recorded by disconnect_connection() in SQL, not done yet. */
+export async function disconnectRequest(
+  sql: Sql,
+  id: string,
+): Promise<DisconnectRequest | undefined> {
+  const [row] = await sql<DisconnectRequest[]>`
+    select connection_id, delete_records, revoke from tether.disconnect_requests where id = ${id}`;
+  return row;
+}

@@ -16,7 +16,8 @@ export function postgresBudgets(sql: Sql): BudgetStore {
       await sql`
         select tether.adjust_rate_budget(${connectionId}, ${model.capacity},
                  ${model.restorePerSecond}, ${reserve}, ${change.available ?? null},
-                 ${change.refund ?? null}, ${change.backOffMs ?? null})`;
+                 ${change.refund ?? null}, ${change.backOffMs ?? null},
+                 ${change.capacity ?? null}, ${change.restorePerSecond ?? null})`;
     },
   };
 }

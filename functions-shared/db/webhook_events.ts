@@ -1,6 +1,8 @@
 // tether.webhook_events: every verified delivery's events, once per provider event id. A repeat
-// inserts nothing (and is not processed again); a failed event keeps its payload and is retried
-// by the sweep after tether.backoff.
+// inserts nothing (and is not processed again). A `received` event is processed after the answer,
+// within a lease (next_attempt_at); one whose processing was cut off (its worker killed) is taken
+// by the sweep when the lease has passed, and a failed event is retried by the sweep after
+// tether.backoff.
 import type { Sql } from "./client.ts";
 
 export type WebhookStatus = "received" | "processed" | "ignored" | "failed";
@@ -28,17 +30,32 @@ export interface NewWebhookEvent {
   received_at: Date;
 }
 
-/** Inserts the event unless its id was seen before; the row when new, undefined for a repeat. */
+/**
+ * How long the processing of an event may hold it (from its receipt, or from a sweep's claim)
+ * before the sweep takes it as cut off. Well over what a worker can live: a job stops taking work
+ * at its time budget (at most 140 s) and the Edge Runtime ends a background task at 150 s (free
+ * plan) or 400 s (paid plans), supabase.com/docs/guides/functions/background-tasks; an event's
+ * own processing is one or two provider calls, each under their own timeout.
+ */
+export const PROCESSING_LEASE_SECONDS = 300;
+
+/**
+ * Inserts the event unless its id was seen before; the row when new, undefined for a repeat. A
+ * `received` event is leased to its receiver for PROCESSING_LEASE_SECONDS.
+ */
 export async function recordEvent(
   sql: Sql,
   e: NewWebhookEvent,
 ): Promise<WebhookEventRow | undefined> {
   const [row] = await sql<WebhookEventRow[]>`
     insert into tether.webhook_events (provider, event_id, connection_id, topic, status, payload,
-                                       received_at, processed_at)
+                                       received_at, processed_at, next_attempt_at)
     values (${e.provider}, ${e.event_id}, ${e.connection_id}, ${e.topic}, ${e.status},
             ${sql.json(e.payload as never)}, ${e.received_at},
-            ${e.status === "ignored" ? e.received_at : null})
+            ${e.status === "ignored" ? e.received_at : null},
+            ${
+    e.status === "received" ? sql`now() + make_interval(secs => ${PROCESSING_LEASE_SECONDS})` : null
+  })
     on conflict (provider, event_id) do nothing
     returning id::text, provider, event_id, connection_id, topic, status, payload, attempts,
               received_at`;
@@ -72,24 +89,28 @@ export async function markFailed(sql: Sql, id: string, error: string): Promise<v
 }
 
 /**
- * Claims failed events whose retry time has come (or any failed one with `force`), with SKIP
- * LOCKED: the claim pushes next_attempt_at out by a lease so a concurrent sweep skips them.
+ * Claims the events the sweep must process, with SKIP LOCKED: failed ones whose retry time has
+ * come (any failed one with `force`), and received ones whose processing lease has passed (their
+ * receiver was cut off; `force` does not take one still leased, whose receiver may be at work).
+ * The claim pushes next_attempt_at out by PROCESSING_LEASE_SECONDS so a concurrent sweep skips
+ * them.
  */
-export async function claimFailed(
+export async function claimDue(
   sql: Sql,
-  o: { limit: number; leaseSeconds: number; force?: boolean },
+  o: { limit: number; force?: boolean },
 ): Promise<WebhookEventRow[]> {
   return await sql<WebhookEventRow[]>`
     with due as (
       select id from tether.webhook_events
-       where status = 'failed'
-         and (${o.force ?? false} or coalesce(next_attempt_at, '-infinity') <= now())
+       where (status = 'failed'
+              and (${o.force ?? false} or coalesce(next_attempt_at, '-infinity') <= now()))
+          or (status = 'received' and coalesce(next_attempt_at, '-infinity') <= now())
        order by next_attempt_at nulls first, id
        limit ${o.limit}
        for update skip locked
     )
     update tether.webhook_events e
-       set next_attempt_at = now() + make_interval(secs => ${o.leaseSeconds})
+       set next_attempt_at = now() + make_interval(secs => ${PROCESSING_LEASE_SECONDS})
       from due
      where e.id = due.id
     returning e.id::text, e.provider, e.event_id, e.connection_id, e.topic, e.status, e.payload,

@@ -1,7 +1,13 @@
 // The HTTP frame of every function: startup, caller auth, body limits and parsing, and the one
 // mapping from a job's result or JobError to a response. A function's entry point is
 // `serveJob(job)` (or `serveFunction` for one with routes of its own); jobs never see a Request.
-import { createCallerAuth, Unauthorized, unauthorizedResponse } from "../auth.ts";
+import {
+  type Caller,
+  type CallerAuthOptions,
+  createCallerAuth,
+  Unauthorized,
+  unauthorizedResponse,
+} from "../auth.ts";
 import { createDeps, type Deps, type Job } from "../deps.ts";
 import { readEnv } from "../env.ts";
 import { coerceError, httpStatus, JobError, type JobErrorCode, safeMessage } from "../errors.ts";
@@ -71,9 +77,10 @@ function prefersAsync(req: Request): boolean {
 
 /**
  * Keeps the instance alive for work done after the answer: `EdgeRuntime.waitUntil` on Supabase
- * (and on the local function server, which provides it with the platform's limits).
+ * (supabase.com/docs/guides/functions/background-tasks; the local function server provides it with
+ * the platform's limits). Without it (a handler called in-process) the work still runs.
  */
-function waitUntil(work: Promise<unknown>): void {
+export function waitUntil(work: Promise<unknown>): void {
   const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } })
     .EdgeRuntime;
   runtime?.waitUntil(work);
@@ -98,10 +105,26 @@ export async function answerWith(
   });
 }
 
-/** Runs a job on a request's JSON body, parsed with the job's schema (400 naming the field). */
-export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): Promise<Response> {
+/**
+ * Runs a job on a request's JSON body, parsed with the job's schema (400 naming the field). A call
+ * that came with the invoke key may ask only what `viaInvokeKey` admits, when the job sets it.
+ */
+export async function runJobOn<I, O>(
+  deps: Deps,
+  job: Job<I, O>,
+  req: Request,
+  caller?: Caller,
+): Promise<Response> {
   try {
-    const parsed = job.input.safeParse(await readJsonBody(req));
+    const body = await readJsonBody(req);
+    if (
+      caller?.via === "invoke_key" && job.viaInvokeKey && !job.viaInvokeKey.safeParse(body).success
+    ) {
+      return unauthorizedResponse(
+        new Unauthorized(job.viaInvokeKeyRefusal ?? "not with the invoke key"),
+      );
+    }
+    const parsed = job.input.safeParse(body);
     if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
     if (job.secretResult) {
       return Response.json(await job.run(deps, parsed.data), {
@@ -115,25 +138,34 @@ export async function runJobOn<I, O>(deps: Deps, job: Job<I, O>, req: Request): 
 }
 
 /**
- * Wraps a handler in caller auth (secret key or service_role JWT): a 401 with nothing done
- * otherwise.
+ * Wraps a handler in caller auth (secret key or service_role JWT; the invoke key too with
+ * `acceptInvokeKey`, for what pg_cron reaches): a 401 with nothing done otherwise.
  */
-export function authenticated(deps: Deps, handler: Handler): Handler {
-  const authenticate = createCallerAuth(deps.env.auth);
+export function authenticated(
+  deps: Deps,
+  handler: (req: Request, caller: Caller) => Promise<Response>,
+  options: CallerAuthOptions = {},
+): Handler {
+  const authenticate = createCallerAuth(deps.env.auth, options);
   return async (req) => {
+    let caller: Caller;
     try {
-      await authenticate(req);
+      caller = await authenticate(req);
     } catch (err) {
       if (err instanceof Unauthorized) return unauthorizedResponse(err);
       throw err;
     }
-    return await handler(req);
+    return await handler(req, caller);
   };
 }
 
 /** POST only, authenticated, the body parsed for the job: the whole of most functions. */
-export function createJobHandler<I, O>(job: Job<I, O>, deps: Deps): Handler {
-  const run = authenticated(deps, (req) => runJobOn(deps, job, req));
+export function createJobHandler<I, O>(
+  job: Job<I, O>,
+  deps: Deps,
+  options: CallerAuthOptions = {},
+): Handler {
+  const run = authenticated(deps, (req, caller) => runJobOn(deps, job, req, caller), options);
   return async (req) => {
     if (req.method !== "POST") return jsonError("method_not_allowed", "use POST");
     return await run(req);
@@ -172,7 +204,15 @@ export function serveFunction(name: string, make: (deps: Deps) => Handler): void
   Deno.serve(whenReady(deps, make));
 }
 
-/** The whole of a function's entry point: `serveJob(refreshTokens)`. */
+/**
+ * The whole of a function's entry point: `serveJob(refreshTokens)`. A job function is what pg_cron
+ * reaches through the SQL API, so it accepts the invoke key; except a job whose result holds a
+ * credential (`secretResult`): the invoke key sits in pg_net's queue, which every database role
+ * can read, so such a job answers a secret key or a service_role JWT only.
+ */
 export function serveJob<I, O>(job: Job<I, O>): void {
-  serveFunction(job.name, (deps) => createJobHandler(job, deps));
+  serveFunction(
+    job.name,
+    (deps) => createJobHandler(job, deps, { acceptInvokeKey: job.secretResult !== true }),
+  );
 }

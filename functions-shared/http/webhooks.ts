@@ -1,5 +1,7 @@
 // The webhooks function's HTTP routes: POST /webhooks/<provider>[/…] (the raw body, at most
-// 1 MiB → 413, handed to the receive job) and POST /webhooks/_sweep (caller-authenticated).
+// 1 MiB → 413, handed to the receive job, which records the events and leaves their processing to
+// run after the answer) and POST /webhooks/_sweep (caller-authenticated, the invoke key included:
+// pg_cron reaches it).
 import type { Deps } from "../deps.ts";
 import {
   notFound,
@@ -16,6 +18,7 @@ import {
   type Handler,
   jsonError,
   readJsonBody,
+  waitUntil,
 } from "./serve.ts";
 import { formatIssues } from "../validation.ts";
 
@@ -29,7 +32,7 @@ export function createWebhookHandler(deps: Deps): Handler {
     } catch (err) {
       return errorResponse(deps, "webhook sweep", err);
     }
-  });
+  }, { acceptInvokeKey: true }); // process_webhook_events() calls it through pg_net
   return async (req) => {
     if (req.method !== "POST") return jsonError("method_not_allowed", "use POST");
     const parts = new URL(req.url).pathname.split("/").filter((p) => p !== "");
@@ -53,7 +56,7 @@ export function createWebhookHandler(deps: Deps): Handler {
     });
     try {
       return Response.json(
-        await receiveWebhook(deps, { provider: head, headers, raw, path: rest }),
+        await receiveWebhook(deps, { provider: head, headers, raw, path: rest }, waitUntil),
       );
     } catch (err) {
       return errorResponse(deps, "webhook receive", err);

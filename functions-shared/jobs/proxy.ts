@@ -60,6 +60,7 @@ export async function runProxy(
       await deps.clock.sleep(wait);
       continue;
     }
+    adapter.proxy.observe?.(pacer, new Headers(answer.headers));
     if (answer.status === 401 && !refreshed && !last) {
       refreshed = true;
       ({ credentials } = await openConnection(deps, connectionId, { force: true }));

@@ -3,10 +3,15 @@
 // signature on those bytes, in constant time (401 and nothing stored when it is missing, wrong,
 // or no secret is configured); only then the body is parsed. Each event is recorded once in
 // tether.webhook_events by its provider id; a repeat is acknowledged and not processed again.
-// Processing goes through the sync's newer-wins upsert (or re-fetches what a notification names),
-// so an older event arriving late changes nothing. A processing failure keeps the event as
-// `failed`; `POST /webhooks/_sweep` (caller-authenticated, called by process_webhook_events())
-// retries it with backoff.
+// The answer goes out once the events are recorded (docs/architecture.md "Webhooks: answer
+// first"): providers give an answer 3 s (QuickBooks) or 5 s (Shopify, Lightspeed), so no provider
+// round trip may come before it. The events are processed after the answer, as background work
+// the HTTP frame keeps alive (`Background`: EdgeRuntime.waitUntil). Processing goes through the
+// sync's newer-wins upsert (or re-fetches what a notification names), so an older event arriving
+// late changes nothing. A processing failure keeps the event as `failed`, and processing cut off
+// (its worker killed, its budget spent) leaves it `received`; `POST /webhooks/_sweep`
+// (caller-authenticated, called by process_webhook_events()) retries the first with backoff and
+// finishes the second once its processing lease has passed.
 //
 // How each delivery is verified and routed to its connection:
 // - shopify    /webhooks/shopify: X-Shopify-Hmac-Sha256 (or Shopify Events' shopify-hmac-sha256)
@@ -36,7 +41,7 @@ import { readCredentials } from "../db/credentials.ts";
 import { insertRun } from "../db/runs.ts";
 import { applyOrderFacts, upsertRecords } from "../db/records.ts";
 import {
-  claimFailed,
+  claimDue,
   markFailed,
   markIgnored,
   markProcessed,
@@ -82,20 +87,30 @@ export interface Delivery {
 }
 
 export interface ReceiveResult {
+  /** Events the delivery held. */
   received: number;
-  processed: number;
+  /** Events recorded to be processed after the answer. */
+  accepted: number;
   duplicates: number;
   ignored: number;
-  failed: number;
 }
 
 /**
- * Receives one delivery: JobError not_found (no such receiver), unauthorized (not verified,
- * nothing stored), invalid_body, receive_failed; the counts, or the provider's ack, otherwise.
+ * Keeps work going after the answer (the HTTP frame's EdgeRuntime.waitUntil); the work never
+ * rejects.
+ */
+export type Background = (work: Promise<void>) => void;
+
+/**
+ * Receives one delivery: verifies it and records its events, then hands their processing to
+ * `background` and returns without waiting for it. JobError not_found (no such receiver),
+ * unauthorized (not verified, nothing stored), invalid_body, receive_failed; the counts, or the
+ * provider's ack, otherwise.
  */
 export async function receiveWebhook(
   deps: Deps,
   delivery: Delivery,
+  background: Background,
 ): Promise<ReceiveResult | Readonly<Record<string, string>>> {
   const webhooks = webhooksOf(delivery.provider);
   if (!webhooks) throw notFound();
@@ -109,35 +124,67 @@ export async function receiveWebhook(
       throw new JobError("unauthorized", "the webhook could not be verified");
     }
     if (err instanceof BadPayload) throw new JobError("invalid_body", err.message);
-    const error = coerceError(err);
-    deps.log.error("webhook receive failed", { provider, error: error.message });
-    throw new JobError("receive_failed", "the webhook could not be recorded; retry");
+    throw recordFailed(deps, provider, err);
   }
-  const result: ReceiveResult = {
-    received: events.length,
-    processed: 0,
-    duplicates: 0,
-    ignored: 0,
-    failed: 0,
-  };
+  const result: ReceiveResult = { received: events.length, accepted: 0, duplicates: 0, ignored: 0 };
+  const accepted: WebhookEventRow[] = [];
   const receivedAt = deps.now();
-  for (const event of events) {
-    const active = event.connection && event.connection.status !== "disabled";
-    const row = await recordEvent(deps.db, {
-      provider,
-      event_id: event.eventId,
-      connection_id: event.connection?.id ?? null,
-      topic: event.topic,
-      status: active ? "received" : "ignored",
-      payload: event.payload,
-      received_at: receivedAt,
-    });
-    if (!row) result.duplicates++;
-    else if (!active) result.ignored++;
-    else if (await processRow(deps, row) === "processed") result.processed++;
-    else result.failed++;
+  try {
+    for (const event of events) {
+      const active = event.connection && event.connection.status !== "disabled";
+      const row = await recordEvent(deps.db, {
+        provider,
+        event_id: event.eventId,
+        connection_id: event.connection?.id ?? null,
+        topic: event.topic,
+        status: active ? "received" : "ignored",
+        payload: event.payload,
+        received_at: receivedAt,
+      });
+      if (!row) result.duplicates++;
+      else if (!active) result.ignored++;
+      else accepted.push(row);
+    }
+  } catch (err) {
+    // What was recorded before the failure is processed: the provider's retry finds it a repeat.
+    if (accepted.length > 0) background(processAccepted(deps, accepted));
+    throw recordFailed(deps, provider, err);
   }
+  result.accepted = accepted.length;
+  if (accepted.length > 0) background(processAccepted(deps, accepted));
   return webhooks.ack ?? result;
+}
+
+function recordFailed(deps: Deps, provider: ProviderName, err: unknown): JobError {
+  deps.log.error("webhook receive failed", { provider, error: coerceError(err).message });
+  return new JobError("receive_failed", "the webhook could not be recorded; retry");
+}
+
+/**
+ * Processes the events a delivery recorded, one after another, until the job's budget is spent.
+ * Never rejects: an event it does not finish stays `received` and the sweep takes it when its
+ * processing lease has passed.
+ */
+async function processAccepted(deps: Deps, rows: WebhookEventRow[]): Promise<void> {
+  const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
+  for (const [i, row] of rows.entries()) {
+    if (deadline.passed) {
+      deps.log.warn("webhook processing stopped at its budget; the sweep finishes it", {
+        provider: row.provider,
+        left: rows.length - i,
+      });
+      return;
+    }
+    try {
+      await processRow(deps, row);
+    } catch (err) {
+      deps.log.error("webhook processing could not be recorded; the sweep finishes it", {
+        provider: row.provider,
+        event_id: row.event_id,
+        error: coerceError(err).message,
+      });
+    }
+  }
 }
 
 function receiveSink(deps: Deps, provider: ProviderName): WebhookReceiveSink<ConnectionRow> {
@@ -246,7 +293,8 @@ export interface SweepResult {
 }
 
 /**
- * Processes failed events whose retry time has come (all failed ones with `force`). A sweep that
+ * Processes failed events whose retry time has come (all failed ones with `force`) and received
+ * events whose processing was cut off (their lease has passed). A sweep that
  * claimed anything, or was forced, is recorded in tether.runs (kind webhook, no connection), so
  * `npm run tether -- runs --kind webhook` shows it.
  */
@@ -259,11 +307,7 @@ export async function sweepWebhookEvents(
   const result: SweepResult = { claimed: 0, processed: 0, ignored: 0, failed: 0 };
   let lastError: string | undefined;
   while (!deadline.passed) {
-    const rows = await claimFailed(deps.db, {
-      limit: opts.limit ?? 50,
-      leaseSeconds: 300,
-      force: opts.force ?? false,
-    });
+    const rows = await claimDue(deps.db, { limit: opts.limit ?? 50, force: opts.force ?? false });
     if (rows.length === 0) break;
     result.claimed += rows.length;
     for (const row of rows) {

@@ -169,7 +169,8 @@ export async function requestJson<S extends z.ZodType>(
   if (status < 200 || status > 299) {
     throw classifyHttpError(req, status, headers, text, ctx.now());
   }
-  const json = parseJsonText(text);
+  // An empty body reads as null: a schema that expects nothing (a revocation's 200) accepts it.
+  const json = text === "" ? null : parseJsonText(text);
   if (json === undefined) {
     const type = headers.get("content-type");
     throw new ProviderError(

@@ -19,15 +19,27 @@ export interface BucketModel {
 
 /** A bucket model kept outside the process, shared by every pacer of the same key. */
 export interface BudgetStore {
-  /** Charges `cost` and returns 0, or charges nothing and returns the ms to wait and ask again. */
+  /**
+   * Charges `cost` and returns 0, or charges nothing and returns the ms to wait and ask again.
+   * `model` sizes a bucket the store does not hold yet; after that, the size a report gave wins.
+   */
   take(key: string, cost: number, model: BucketModel, reserve: number): Promise<number>;
   /** What `observe`, `refund` and `backOff` change, applied to the shared model. */
   adjust(
     key: string,
     model: BucketModel,
     reserve: number,
-    change: { available?: number; refund?: number; backOffMs?: number },
+    change: BudgetChange,
   ): Promise<void>;
+}
+
+/** A correction: the level or bucket size a provider reported, a refund, a throttle's wait. */
+export interface BudgetChange {
+  available?: number;
+  capacity?: number;
+  restorePerSecond?: number;
+  refund?: number;
+  backOffMs?: number;
 }
 
 export interface PacerOptions {
@@ -133,7 +145,11 @@ export class Pacer {
     }
     this.#level = Math.max(0, Math.min(this.#capacity, report.available));
     this.#at = this.#clock();
-    this.#adjust({ available: this.#level });
+    this.#adjust({
+      available: this.#level,
+      capacity: report.capacity,
+      restorePerSecond: report.restorePerSecond,
+    });
   }
 
   /** Gives back what a request did not cost after all (reserved 100, charged 12). */
@@ -162,7 +178,7 @@ export class Pacer {
   }
 
   /** Sends a correction to the shared store (in order; a failed one is this instance's only). */
-  #adjust(change: { available?: number; refund?: number; backOffMs?: number }): void {
+  #adjust(change: BudgetChange): void {
     const shared = this.#shared;
     if (shared === undefined) return;
     const model = this.model;

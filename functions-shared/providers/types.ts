@@ -148,6 +148,11 @@ export class ProviderError extends Error {
 
 /** Static data about a provider: what the code reads instead of hard-coding per provider. */
 export interface ProviderFacts {
+  /**
+   * What a person does at the provider to end Tether's access when the adapter has no `revoke`
+   * (or, with one, where else the grant shows); shown by disconnect.
+   */
+  readonly revocationHint: string;
   /** Human name used in messages ("Reconnect the Shopify account"). */
   readonly displayName: string;
   /** oauth2: access token renewed with a refresh token; api_token: one static key. */
@@ -218,6 +223,12 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   /** The provider's OAuth authorization-code flow, where it has one. */
   readonly oauth?: ProviderOAuth;
   /**
+   * Ends the grant at the provider (disconnect): after it, no token of the connection works.
+   * Absent where the provider documents no way to do so; the connection is then disconnected on
+   * Tether's side only, and `revocationHint` says what a person does at the provider instead.
+   */
+  revoke?(ctx: AdapterContext, conn: ConnectionRef, creds: Credentials): Promise<void>;
+  /**
    * Why the provider would not serve a backfill of `stream` from `rangeStart` for this connection
    * (Shopify without `read_all_orders`: no orders older than 60 days, and no error either), or
    * undefined when it would. The backfill job asks before reading and fails the backfill with
@@ -258,6 +269,8 @@ export interface ProviderProxy {
   versioned?(path: string, query: URLSearchParams, config: Record<string, unknown>): string;
   /** The GraphQL endpoint's paths: a POST there whose operation is not a mutation is a read. */
   readonly graphqlPath?: RegExp;
+  /** Corrects the connection's pacer from what an answer's headers say of the bucket. */
+  observe?(pacer: Pacer, headers: Headers): void;
 }
 
 // ---------------------------------------------------------------------------------------------

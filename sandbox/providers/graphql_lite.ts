@@ -4,7 +4,8 @@
  * fragments), checks its selections against a small schema, and renders a
  * resolved value with exactly the selected fields, as a real server would.
  *
- * Anything else (mutations, named fragments, directives, block strings) is
+ * Mutations are parsed by `parseOperation` for a server that serves some (Shopify's
+ * appUninstall); anything else (named fragments, directives, block strings) is
  * answered with a GraphQL error, like an unknown field: an adapter that sends
  * what the sandbox does not understand finds out in its tests, not in
  * production. Messages follow each server's library: graphql-ruby for Shopify
@@ -109,6 +110,19 @@ export function parseQuery(
   variables: Readonly<Record<string, unknown>>,
   dialect: Dialect,
 ): readonly Selection[] {
+  const op = parseOperation(source, variables, dialect);
+  if (op.kind === "mutation") {
+    throw new GraphqlFault("The sandbox serves queries only, not mutations");
+  }
+  return op.selections;
+}
+
+/** A single query or mutation operation. */
+export function parseOperation(
+  source: string,
+  variables: Readonly<Record<string, unknown>>,
+  dialect: Dialect,
+): { kind: "query" | "mutation"; selections: readonly Selection[] } {
   return new Parser(lex(source, dialect), variables, dialect).document();
 }
 
@@ -122,20 +136,20 @@ class Parser {
     readonly dialect: Dialect,
   ) {}
 
-  document(): readonly Selection[] {
+  document(): { kind: "query" | "mutation"; selections: readonly Selection[] } {
     const head = this.#peek();
     let selections: readonly Selection[];
+    let kind: "query" | "mutation" = "query";
     if (head.kind === "punct" && head.value === "{") {
       selections = this.#selectionSet();
-    } else if (head.kind === "name" && head.value === "query") {
+    } else if (head.kind === "name" && (head.value === "query" || head.value === "mutation")) {
+      kind = head.value;
       this.#next();
       if (this.#peek().kind === "name") this.#next();
       if (this.#isPunct("(")) this.#variableDefinitions();
       selections = this.#selectionSet();
-    } else if (
-      head.kind === "name" && (head.value === "mutation" || head.value === "subscription")
-    ) {
-      throw new GraphqlFault(`The sandbox serves queries only, not ${head.value}s`);
+    } else if (head.kind === "name" && head.value === "subscription") {
+      throw new GraphqlFault("The sandbox serves queries only, not subscriptions");
     } else if (head.kind === "name" && head.value === "fragment") {
       throw new GraphqlFault("Fragment definitions are not supported by the sandbox");
     } else {
@@ -144,7 +158,7 @@ class Parser {
     if (this.#peek().kind !== "eof") {
       throw new GraphqlFault("The sandbox serves exactly one operation per request");
     }
-    return selections;
+    return { kind, selections };
   }
 
   #variableDefinitions(): void {

@@ -3,6 +3,7 @@
 import { peakRssMb } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
 import { withBenchWorld } from "./world.ts";
+import { storeVaultSecrets } from "../local/harness.ts";
 import { connectedShop, matchingTruth } from "./shop.ts";
 
 export interface BackfillBench extends CaseResult {
@@ -35,8 +36,7 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
       env: { TETHER_TIME_BUDGET_MS: String(BACKFILL.budgetMs) },
     });
     const pid = served.pids["backfill"]!;
-    await db.sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
-    await db.sql`select vault.create_secret(${served.secretKey}, 'tether_service_key')`;
+    await storeVaultSecrets(db.sql, served);
 
     log(`backfilling ${BACKFILL.rangeDays} days through the backfill function…`);
     const started = performance.now();

@@ -189,7 +189,9 @@ begin
                 where jobname like 'tether-%' and database = current_database()$q$;
   end if;
   if to_regclass('vault.secrets') is not null then
-    delete from vault.secrets where name in ('tether_functions_url', 'tether_service_key');
+    -- tether_service_key: what Tether before its invoke key stored (see the invoke_key migration).
+    delete from vault.secrets
+     where name in ('tether_functions_url', 'tether_invoke_key', 'tether_service_key');
   end if;
 end
 $$;

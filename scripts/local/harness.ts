@@ -1,10 +1,12 @@
 // The local stack as tests and benchmarks use it (`npm run stack:up`, which `npm test` and
 // `npm run bench` run first): scratch databases cloned from the migrated template, so each user
 // works on its own state; the dependencies a function would build, pointed at one of them; and
-// the functions served against one, with the pg_net worker for it.
+// the functions served against one, with the pg_net worker for it (the stand-in's, or the real
+// one pointed at it: scripts/local/pg_net_worker.ts).
 import postgres from "postgres";
 import { startFunctions } from "./functions.ts";
-import { startNetWorker } from "./net_worker.ts";
+import type { NetWorker } from "./net_worker.ts";
+import { netWorkerFor } from "./pg_net_worker.ts";
 import { loadOrCreateSecrets } from "./secrets.ts";
 import { functionEnv, readStackEnv, type StackInfo } from "./stack.ts";
 import { connect, type Sql } from "../../functions-shared/db/client.ts";
@@ -55,6 +57,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/**
+ * Waits until no webhook event of the database is `received`: the webhooks function answers once
+ * a delivery's events are recorded and processes them after the answer (docs/architecture.md
+ * "Webhooks: answer first"), so what a delivery did shows once its events have left `received`.
+ */
+export async function webhookEventsSettled(
+  db: Pick<TestDatabase, "sql">,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const [row] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from tether.webhook_events where status = 'received'`;
+    if (row!.n === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${row!.n} webhook event(s) still received after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Runs `fn` with a fresh test database, dropped afterwards whatever happens. */
 export async function withTestDatabase<T>(fn: (db: TestDatabase) => Promise<T>): Promise<T> {
   const db = await createTestDatabase();
@@ -96,6 +119,34 @@ export async function testDeps(
   };
 }
 
+/**
+ * A pg_net worker sending what `db` queues, whichever pg_net the stack runs; stop() when done.
+ * With the real pg_net, databases take turns for its one worker.
+ */
+export async function netWorkerForDatabase(
+  db: TestDatabase,
+  opts: { log?: (line: string) => void } = {},
+): Promise<NetWorker> {
+  const env = await stackEnv();
+  return await netWorkerFor(db, env.TETHER_PGNET ?? "standin", {
+    adminUrl: env.DATABASE_URL,
+    log: opts.log,
+    pollMs: 100,
+  });
+}
+
+/**
+ * Stores, in a database's Vault, the functions URL and the invoke key the SQL API sends them
+ * (tether_functions_url, tether_invoke_key): what `npm run deploy` stores on a project.
+ */
+export async function storeVaultSecrets(
+  sql: Sql,
+  served: { functionsUrl: string; invokeKey: string },
+): Promise<void> {
+  await sql`select vault.create_secret(${served.functionsUrl}, 'tether_functions_url')`;
+  await sql`select vault.create_secret(${served.invokeKey}, 'tether_invoke_key')`;
+}
+
 /** The functions served against a test database, with the pg_net worker for it; `env` adds to theirs. */
 export async function serveFunctionsFor(
   db: TestDatabase,
@@ -115,10 +166,18 @@ export async function serveFunctionsFor(
     jwks: secrets.jwks,
     log,
   });
-  const net = await startNetWorker({ databaseUrl: db.url, log, pollMs: 100 });
+  let net: NetWorker;
+  try {
+    net = await netWorkerForDatabase(db, { log });
+  } catch (err) {
+    await functions.stop();
+    throw err;
+  }
   return {
     ...functions,
     secretKey: secrets.secretKey,
+    /** What the SQL API sends (store it as Vault's tether_invoke_key); the job functions accept it. */
+    invokeKey: secrets.invokeKey,
     logLines,
     async stop() {
       await net.stop();

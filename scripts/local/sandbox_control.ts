@@ -36,10 +36,13 @@ export interface SandboxFault {
     | "missing_field"
     | "invalid_grant"
     | "unauthorized"
-    | "5xx_after_acting";
+    | "5xx_after_acting"
+    | "slow";
   count?: number;
   retry_after?: number;
   field?: string;
+  /** For slow: how long each answer is held (default 2,000 ms). */
+  delay_ms?: number;
 }
 
 export class SandboxControl {

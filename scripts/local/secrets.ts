@@ -12,6 +12,11 @@ export interface LocalSecrets {
   tokenEncryptionKeys: string;
   /** The secret API key (SUPABASE_SECRET_KEYS.default, SERVICE_KEY). */
   secretKey: string;
+  /**
+   * TETHER_INVOKE_KEY and Vault's tether_invoke_key: what the SQL API's calls through pg_net carry,
+   * accepted by the job functions only. Added to a secrets file written before it existed.
+   */
+  invokeKey: string;
   /** Legacy HS256 JWT secret (SUPABASE_JWT_SECRET). */
   jwtSecret: string;
   /** ES256 signing key of the local "Auth" and its public JWKS (SUPABASE_JWKS). */
@@ -32,7 +37,11 @@ function randomToken(bytes: number): string {
 
 export async function loadOrCreateSecrets(): Promise<LocalSecrets> {
   if (existsSync(paths.secrets)) {
-    return JSON.parse(await readFile(paths.secrets, "utf8")) as LocalSecrets;
+    const saved = JSON.parse(await readFile(paths.secrets, "utf8")) as LocalSecrets;
+    if (saved.invokeKey) return saved;
+    const secrets = { ...saved, invokeKey: randomToken(32) };
+    await writeFile(paths.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    return secrets;
   }
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   const kid = `local-${randomToken(6)}`;
@@ -41,6 +50,7 @@ export async function loadOrCreateSecrets(): Promise<LocalSecrets> {
   const secrets: LocalSecrets = {
     tokenEncryptionKeys: generateKeyRingEntry("k1"),
     secretKey: `sb_secret_${randomToken(24)}`,
+    invokeKey: randomToken(32),
     jwtSecret: randomToken(32),
     jwtPrivateJwk,
     jwks: { keys: [publicJwk] },

@@ -1,10 +1,11 @@
 // The long-running half of the local stack: the provider sandboxes, the Edge
-// Functions behind their gateway, and the pg_net worker for the main
-// database. Run in the background by `npm run stack:up` (scripts/local/stack.ts),
+// Functions behind their gateway, and the stand-in pg_net worker for the main
+// database (with the real pg_net, its own worker serves it). Run in the background by `npm run stack:up` (scripts/local/stack.ts),
 // or inside `npm start`. SIGTERM or SIGINT stops everything it started.
 import { join } from "node:path";
 import { startFunctions } from "./functions.ts";
 import { startNetWorker } from "./net_worker.ts";
+import { type PgNetMode, pgNetMode } from "./postgres.ts";
 import { loadOrCreateSecrets, type LocalSecrets } from "./secrets.ts";
 import { functionEnv, type StackConfig, stackConfig, stackInfo } from "./stack.ts";
 import { paths } from "./util.ts";
@@ -12,9 +13,10 @@ import { paths } from "./util.ts";
 export async function serveStack(
   cfg: StackConfig,
   secrets: LocalSecrets,
+  pgNet: PgNetMode,
   log: (line: string) => void = (l) => console.log(`${new Date().toISOString()} ${l}`),
 ): Promise<{ stop: () => Promise<void> }> {
-  const info = stackInfo(cfg, secrets);
+  const info = stackInfo(cfg, secrets, pgNet);
   const sandbox = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -43,11 +45,13 @@ export async function serveStack(
     jwks: secrets.jwks,
     log,
   });
-  const net = await startNetWorker({ databaseUrl: info.DATABASE_URL, log });
+  const net = pgNet === "standin"
+    ? await startNetWorker({ databaseUrl: info.DATABASE_URL, log })
+    : undefined;
   log(`functions at ${functions.functionsUrl}, sandboxes at ${info.SANDBOX_URL}`);
   return {
     async stop() {
-      await net.stop();
+      await net?.stop();
       await functions.stop();
       try {
         sandbox.kill("SIGTERM");
@@ -58,7 +62,8 @@ export async function serveStack(
 }
 
 if (import.meta.main) {
-  const { stop } = await serveStack(stackConfig(), await loadOrCreateSecrets());
+  // stack:up passes the mode it resolved in TETHER_PGNET.
+  const { stop } = await serveStack(stackConfig(), await loadOrCreateSecrets(), await pgNetMode());
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;

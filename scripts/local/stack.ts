@@ -1,6 +1,7 @@
-// The embedded local stack: PostgreSQL 15 + pg_cron, the Supabase stand-ins,
-// migrations applied by the real Supabase CLI, the Edge Functions served by
-// Deno, the pg_net worker and the provider sandboxes. `up` is idempotent and
+// The embedded local stack: PostgreSQL 15 + pg_cron, pg_net and Vault (the real
+// extensions when that PostgreSQL has them, else the stand-ins), migrations
+// applied by the real Supabase CLI, the Edge Functions served by Deno, the
+// stand-in pg_net worker where needed and the provider sandboxes. `up` is idempotent and
 // leaves the servers running in the background; `down` stops exactly what
 // `up` started.
 import { createHash } from "node:crypto";
@@ -9,10 +10,13 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import postgres from "postgres";
 import {
+  checkPgNetMode,
   databaseUrl,
   ensurePackages,
   initCluster,
   installStandInExtensions,
+  type PgNetMode,
+  pgNetMode,
   psql,
   startCluster,
   stopCluster,
@@ -45,13 +49,19 @@ export interface StackInfo {
   SANDBOX_URL: string;
   TOKEN_ENCRYPTION_KEYS: string;
   TETHER_TEMPLATE_DATABASE: string;
+  /** Which pg_net and Vault the cluster runs: `real` or `standin` (scripts/local/postgres.ts). */
+  TETHER_PGNET: PgNetMode;
   /** The app-level webhook secrets the local functions verify with (see LOCAL_WEBHOOK_SECRETS). */
   SHOPIFY_CLIENT_SECRET: string;
   LIGHTSPEED_CLIENT_SECRET: string;
   QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: string;
 }
 
-export function stackInfo(cfg: StackConfig, secrets: LocalSecrets): StackInfo {
+export function stackInfo(
+  cfg: StackConfig,
+  secrets: LocalSecrets,
+  pgNet: PgNetMode,
+): StackInfo {
   const supabaseUrl = `http://127.0.0.1:${cfg.functionsPort}`;
   return {
     DATABASE_URL: databaseUrl(cfg.pgPort, secrets.dbPassword),
@@ -61,6 +71,7 @@ export function stackInfo(cfg: StackConfig, secrets: LocalSecrets): StackInfo {
     SANDBOX_URL: `http://127.0.0.1:${cfg.sandboxPort}`,
     TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
     TETHER_TEMPLATE_DATABASE: TEMPLATE_DATABASE,
+    TETHER_PGNET: pgNet,
     ...LOCAL_WEBHOOK_SECRETS,
   };
 }
@@ -94,6 +105,7 @@ export function functionEnv(
     SUPABASE_SECRET_KEYS: JSON.stringify({ default: secrets.secretKey }),
     SUPABASE_JWKS: JSON.stringify(secrets.jwks),
     SUPABASE_JWT_SECRET: secrets.jwtSecret,
+    TETHER_INVOKE_KEY: secrets.invokeKey,
     TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKeys,
     // OAuth connect: a local state-signing secret (derived from a local secret, never deployed).
     TETHER_OAUTH_STATE_SECRET: createHash("sha256")
@@ -189,15 +201,17 @@ async function rebuildTemplate(cfg: StackConfig, secrets: LocalSecrets): Promise
   });
 }
 
-/** Stores the functions URL and key where the SQL API reads them (Vault). */
+/** Stores the functions URL and the invoke key where the SQL API reads them (Vault). */
 export async function storeFunctionSecrets(
   databaseUrl: string,
   functionsUrl: string,
-  serviceKey: string,
+  invokeKey: string,
 ): Promise<void> {
-  const secrets = { tether_functions_url: functionsUrl, tether_service_key: serviceKey };
+  const secrets = { tether_functions_url: functionsUrl, tether_invoke_key: invokeKey };
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
+    // What a stack older than the invoke key stored; nothing reads it any more.
+    await sql`delete from vault.secrets where name = 'tether_service_key'`;
     for (const [name, value] of Object.entries(secrets)) {
       const [row] = await sql`select id from vault.secrets where name = ${name}`;
       if (row) await sql`select vault.update_secret(${row.id}, ${value})`;
@@ -242,14 +256,30 @@ async function servePid(): Promise<number | null> {
   return pid > 0 && pidAlive(pid) ? pid : null;
 }
 
-async function startDatabase(cfg: StackConfig, secrets: LocalSecrets): Promise<void> {
+async function startDatabase(
+  cfg: StackConfig,
+  secrets: LocalSecrets,
+  pgNet: PgNetMode,
+): Promise<void> {
+  await checkPgNetMode(pgNet);
   await ensurePackages();
   await ensureEdgeDeno();
-  await installStandInExtensions();
-  await initCluster({ port: cfg.pgPort, password: secrets.dbPassword, vaultKey: secrets.vaultKey });
+  if (pgNet === "standin") await installStandInExtensions();
+  await initCluster({
+    port: cfg.pgPort,
+    password: secrets.dbPassword,
+    vaultKey: secrets.vaultKey,
+    pgNet,
+  });
   await startCluster(cfg.pgPort);
   // The migrations enable pg_cron (in `postgres`, its cron.database_name), pg_net and Vault.
   await prepareDatabase(cfg, secrets, "postgres");
+  if (pgNet === "real") {
+    // A test run that ended early may have left the real pg_net worker pointed at its database
+    // (scripts/local/pg_net_worker.ts): back to the main one, where pg_cron's calls are queued.
+    await psql("postgres", { command: "alter system reset pg_net.database_name" });
+    await psql("postgres", { command: "select net.worker_restart()" });
+  }
   await rebuildTemplate(cfg, secrets);
 }
 
@@ -266,11 +296,12 @@ export async function stackUp(
   await Deno.mkdir(paths.state, { recursive: true });
   const cfg = stackConfig();
   const secrets = await loadOrCreateSecrets();
-  const info = stackInfo(cfg, secrets);
+  const pgNet = await pgNetMode();
+  const info = stackInfo(cfg, secrets, pgNet);
   const say = opts.log ?? console.log;
 
-  say("PostgreSQL 15 + pg_cron, stand-ins and migrations...");
-  await startDatabase(cfg, secrets);
+  say(`PostgreSQL 15 + pg_cron, pg_net and Vault (${pgNet}), migrations...`);
+  await startDatabase(cfg, secrets, pgNet);
 
   let stop: (() => Promise<void>) | undefined;
   const running = await servePid();
@@ -288,14 +319,14 @@ export async function stackUp(
     say("Functions, sandboxes and the pg_net worker...");
     if (opts.foreground) {
       const { serveStack } = await import("./serve.ts");
-      stop = (await serveStack(cfg, secrets, opts.log)).stop;
+      stop = (await serveStack(cfg, secrets, pgNet, opts.log)).stop;
     } else {
       await startBackgroundServer(info);
     }
   }
   await waitFor("the functions gateway", () => ok(`${info.SUPABASE_URL}/health`), 60_000);
   await waitFor("the sandboxes", () => ok(`${info.SANDBOX_URL}/_sandbox/health`), 30_000);
-  await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, info.SERVICE_KEY);
+  await storeFunctionSecrets(info.DATABASE_URL, info.FUNCTIONS_URL, secrets.invokeKey);
   if (!running) {
     // Fresh sandboxes: the accounts of the previous ones are gone, and so are their connections.
     const sql = postgres(info.DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -328,6 +359,7 @@ async function startBackgroundServer(info: StackInfo): Promise<void> {
   const child = new Deno.Command("sh", {
     args: ["-c", `exec "$0" run -A "$1" >>"$2" 2>&1`, Deno.execPath(), serve, paths.serveLog],
     cwd: paths.root,
+    env: { TETHER_PGNET: info.TETHER_PGNET },
     stdin: "null",
     stdout: "null",
     stderr: "null",

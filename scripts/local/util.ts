@@ -12,6 +12,11 @@ export const paths = {
   pgRoot: join(state, "pg"),
   pgData: join(state, "pg", "data"),
   socketDir: join(state, "pg", "run"),
+  /** Which pg_net and Vault the cluster was created with (scripts/local/postgres.ts). */
+  pgNetMode: join(state, "pg", "pgnet_mode"),
+  /** The real Vault's root key and the script that hands it to the server at start. */
+  vaultRootKey: join(state, "pg", "vault_root.key"),
+  vaultGetkey: join(state, "pg", "vault_getkey.sh"),
   secrets: join(state, "secrets.json"),
   stackEnv: join(state, "stack.env"),
   servePid: join(state, "serve.pid"),

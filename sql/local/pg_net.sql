@@ -1,6 +1,7 @@
 -- LOCAL STAND-IN FOR THE SUPABASE pg_net EXTENSION, NEVER DEPLOYED.
--- Installed into the local PostgreSQL as an extension named `pg_net` by
--- `npm run stack:up`, with pg_net's signatures and tables for what Tether uses (http_post and
+-- Installed into the local PostgreSQL as the extension `tether_standin_pg_net` by
+-- `npm run stack:up` (a name that cannot overwrite a real pg_net's files), created and
+-- registered as `pg_net` by sql/local/supabase.sql where the server has no real pg_net, with pg_net's signatures and tables for what Tether uses (http_post and
 -- http_get; the real one also has http_delete's body, a Content-Type check, a `method` domain
 -- rather than an enum, and a nullable `headers`). Requests are
 -- queued in `net.http_request_queue` and announced with NOTIFY, which

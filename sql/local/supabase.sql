@@ -63,8 +63,32 @@ $$;
 
 grant execute on function auth.jwt(), auth.uid(), auth.role() to anon, authenticated, service_role;
 
--- Supabase ships the Vault enabled in every project.
-create extension if not exists supabase_vault;
+-- pg_net and Vault: the real extensions where this server preloads them (as Supabase's does; the
+-- stack preloads them when its PostgreSQL has them installed, scripts/local/postgres.ts), else
+-- the stand-ins. These are installed as tether_standin_pg_net and tether_standin_supabase_vault,
+-- names that cannot overwrite a real extension's files, and registered here under the real names,
+-- so the migrations' `create extension if not exists pg_net` / `supabase_vault` find them and
+-- stay what runs on Supabase. A real extension's custom settings exist only once its library is
+-- loaded: that is the test for "preloaded".
+do $$
+begin
+  if not exists (select from pg_extension where extname = 'pg_net')
+     and current_setting('pg_net.database_name', true) is null then
+    create extension tether_standin_pg_net with schema extensions;
+    update pg_catalog.pg_extension set extname = 'pg_net' where extname = 'tether_standin_pg_net';
+  end if;
+  -- Supabase ships the Vault enabled in every project.
+  if exists (select from pg_extension where extname = 'supabase_vault') then
+    null;
+  elsif current_setting('vault.getkey_script', true) is null then
+    create extension tether_standin_supabase_vault;
+    update pg_catalog.pg_extension set extname = 'supabase_vault'
+     where extname = 'tether_standin_supabase_vault';
+  else
+    create extension supabase_vault;
+  end if;
+end
+$$;
 
 -- Supabase grants the API roles everything new in `public` by default, which
 -- is why every SQL API function revokes execute from anon and authenticated.

@@ -1,6 +1,7 @@
 -- LOCAL STAND-IN FOR THE SUPABASE VAULT EXTENSION (supabase_vault), NEVER DEPLOYED.
--- Installed into the local PostgreSQL as an extension named `supabase_vault`
--- by `npm run stack:up`, so `vault.create_secret` and `vault.decrypted_secrets`
+-- Installed into the local PostgreSQL as the extension `tether_standin_supabase_vault`
+-- by `npm run stack:up`, created and registered as `supabase_vault` by
+-- sql/local/supabase.sql where the server has no real Vault, so `vault.create_secret` and `vault.decrypted_secrets`
 -- exist with Supabase's names and signatures. Secrets are encrypted at rest
 -- with pgcrypto under a key kept in the server configuration
 -- (`tether_local.vault_key`), not in the database, as the real Vault keeps its

@@ -9,6 +9,9 @@
 
 create table tether.rate_budgets (
   connection_id uuid primary key references tether.connections (id) on delete cascade,
+  -- The bucket: as the adapter's facts say until a provider's report says otherwise.
+  capacity double precision not null,
+  restore_per_second double precision not null,
   -- What the model holds at `at` (points, credits or requests: the provider's unit).
   level double precision not null,
   at timestamptz not null,
@@ -21,7 +24,8 @@ alter table tether.rate_budgets enable row level security;
 revoke all on tether.rate_budgets from public, anon, authenticated;
 grant all on tether.rate_budgets to service_role;
 
--- The level refilled to now (at most capacity), under the row lock; a missing row is a full bucket.
+-- The level refilled to now (at most capacity), under the row lock; a missing row is a full bucket
+-- of the caller's size (the adapter's facts).
 create function tether.rate_budget_level(connection_id uuid, capacity float8,
   restore_per_second float8)
 returns tether.rate_budgets
@@ -32,13 +36,14 @@ declare
   b tether.rate_budgets;
   now timestamptz := clock_timestamp();
 begin
-  insert into tether.rate_budgets as r (connection_id, level, at)
-  values (rate_budget_level.connection_id, capacity, now)
+  insert into tether.rate_budgets as r (connection_id, capacity, restore_per_second, level, at)
+  values (rate_budget_level.connection_id, rate_budget_level.capacity,
+          rate_budget_level.restore_per_second, rate_budget_level.capacity, now)
   on conflict on constraint rate_budgets_pkey do nothing;
   select * into b from tether.rate_budgets r
    where r.connection_id = rate_budget_level.connection_id for update;
-  b.level := least(capacity,
-    b.level + greatest(0, extract(epoch from now - b.at)) * restore_per_second);
+  b.level := least(b.capacity,
+    b.level + greatest(0, extract(epoch from now - b.at)) * b.restore_per_second);
   b.at := greatest(b.at, now);
   return b;
 end
@@ -46,7 +51,8 @@ $$;
 comment on function tether.rate_budget_level(uuid, float8, float8) is
   'The connection''s rate budget refilled to now, its row locked for the caller''s transaction.';
 
--- Charges `cost` when the model has it (keeping `reserve` of the bucket for other clients) and
+-- Charges `cost` when the model has it (its capacity and restore rate are the row's: what a
+-- provider reported to any instance, else the facts the row was created with) (keeping `reserve` of the bucket for other clients) and
 -- returns 0; otherwise charges nothing and returns the milliseconds to wait before asking again.
 create function tether.take_rate_budget(connection_id uuid, cost float8, capacity float8,
   restore_per_second float8, reserve float8)
@@ -56,11 +62,11 @@ set search_path = ''
 as $$
 declare
   b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
-  need float8 := least(cost, capacity);
-  missing float8 := need + least(capacity * reserve, capacity - need) - b.level;
+  need float8 := least(cost, b.capacity);
+  missing float8 := need + least(b.capacity * reserve, b.capacity - need) - b.level;
   wait_ms float8 := greatest(
     coalesce(extract(epoch from b.blocked_until - b.at) * 1000, 0),
-    case when missing > 0 then missing / restore_per_second * 1000 else 0 end);
+    case when missing > 0 then missing / b.restore_per_second * 1000 else 0 end);
 begin
   if wait_ms <= 0 then b.level := b.level - need; end if;
   update tether.rate_budgets r set level = b.level, at = b.at
@@ -75,7 +81,8 @@ comment on function tether.take_rate_budget(uuid, float8, float8, float8, float8
 -- corrections of Pacer.observe / refund / backOff, made safe for many writers.
 create function tether.adjust_rate_budget(connection_id uuid, capacity float8,
   restore_per_second float8, reserve float8, available float8 default null,
-  refund float8 default null, back_off_ms float8 default null)
+  refund float8 default null, back_off_ms float8 default null,
+  reported_capacity float8 default null, reported_restore float8 default null)
 returns void
 language plpgsql
 set search_path = ''
@@ -85,23 +92,28 @@ declare
 begin
   -- A report is as old as the request it answered: other instances may have spent since, so it
   -- may lower the level, never raise it (the refill does that).
+  -- The bucket's size, as the provider states it (Shopify's maximumAvailable, Lightspeed's limit).
+  if reported_capacity > 0 then b.capacity := reported_capacity; end if;
+  if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
+  b.level := least(b.level, b.capacity);
   if available is not null then b.level := greatest(0, least(b.level, available)); end if;
-  if refund is not null then b.level := least(capacity, b.level + greatest(0, refund)); end if;
+  if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
   if back_off_ms is not null then
-    b.level := least(b.level, capacity * reserve + 1);
+    b.level := least(b.level, b.capacity * reserve + 1);
     b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
       b.at + make_interval(secs => back_off_ms / 1000));
   end if;
   update tether.rate_budgets r
-     set level = b.level, at = b.at, blocked_until = b.blocked_until
+     set capacity = b.capacity, restore_per_second = b.restore_per_second, level = b.level,
+         at = b.at, blocked_until = b.blocked_until
    where r.connection_id = adjust_rate_budget.connection_id;
 end
 $$;
-comment on function tether.adjust_rate_budget(uuid, float8, float8, float8, float8, float8, float8) is
-  'Pacer.observe / refund / backOff across instances: lowers the level to what the provider reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+comment on function tether.adjust_rate_budget(uuid, float8, float8, float8, float8, float8, float8, float8, float8) is
+  'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, lowers the level to what it reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
 
 revoke all on function tether.rate_budget_level(uuid, float8, float8) from public, anon, authenticated;
 revoke all on function tether.take_rate_budget(uuid, float8, float8, float8, float8)
   from public, anon, authenticated;
-revoke all on function tether.adjust_rate_budget(uuid, float8, float8, float8, float8, float8, float8)
+revoke all on function tether.adjust_rate_budget(uuid, float8, float8, float8, float8, float8, float8, float8, float8)
   from public, anon, authenticated;

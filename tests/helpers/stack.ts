@@ -9,10 +9,13 @@ import { stackEnv, type TestDatabase } from "../../scripts/local/harness.ts";
 
 export {
   createTestDatabase,
+  netWorkerForDatabase,
   serveFunctionsFor,
   stackEnv,
+  storeVaultSecrets,
   type TestDatabase,
   testDeps,
+  webhookEventsSettled,
   withTestDatabase,
 } from "../../scripts/local/harness.ts";
 export { loadOrCreateSecrets as localSecrets } from "../../scripts/local/secrets.ts";

@@ -9,6 +9,8 @@ export interface UserCodeWorld extends World {
   tether: TetherClient;
   functionsUrl: string;
   secretKey: string;
+  /** The key the SQL API's calls through pg_net carry (which must not open tokens or proxy). */
+  invokeKey: string;
   /** What the served functions wrote to their output. */
   functionLog: string[];
 }
@@ -29,6 +31,7 @@ export async function withUserCodeWorld(
         tether,
         functionsUrl: functions.functionsUrl,
         secretKey: functions.secretKey,
+        invokeKey: functions.invokeKey,
         functionLog: functions.logLines,
       });
     } finally {

@@ -50,6 +50,8 @@ export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Maystro",
+  revocationHint:
+    "Maystro's API key is static: generate a new one in the Maystro dashboard to end the old key's access.",
   authMode: "api_token",
   supportsRefresh: false,
   rotatesRefreshToken: false,

@@ -74,6 +74,8 @@ export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "QuickBooks",
+  revocationHint:
+    "The grant is revoked through Intuit's revoke endpoint; the company's admin also sees it under Apps > My apps in QuickBooks.",
   authMode: "oauth2",
   supportsRefresh: true,
   rotatesRefreshToken: true,
@@ -89,6 +91,12 @@ export const facts = defineFacts({
     `/v3/company/${encodeURIComponent(realmId)}/companyinfo/${encodeURIComponent(realmId)}`,
   queryPath: (realmId: string) => `/v3/company/${encodeURIComponent(realmId)}/query`,
   cdcPath: (realmId: string) => `/v3/company/${encodeURIComponent(realmId)}/cdc`,
+  /**
+   * Revocation is on another host than the token endpoint (intuit-oauth 4.2.5,
+   * src/OAuthClient.js: `revokeEndpoint`); a connection's auth_base_url replaces both.
+   */
+  revokeBaseUrl: "https://developer.api.intuit.com",
+  revokePath: "/v2/oauth2/tokens/revoke",
   /** Intuit requires minor version 75 or later since 2025. */
   minorVersion: "75",
   /** "MAXRESULTS 1000" is the most one query returns. */
@@ -176,6 +184,18 @@ async function refresh(
     refresh_token: creds.refresh_token,
   }, refreshResponse);
   return grantOf(data, now, creds.refresh_token);
+}
+
+/**
+ * Ends the grant: "POST /v2/oauth2/tokens/revoke", Basic auth, `{"token": <refresh token>}`
+ * (intuit-oauth 4.2.5 `revoke`); the answer's body, if any, says nothing Tether needs.
+ */
+async function revoke(ctx: AdapterContext, conn: ConnectionRef, stored: Credentials) {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const creds = credentials.parse(stored);
+  const app = requireApp(ctx, PROVIDER, facts);
+  await tokenClient(ctx, config.auth_base_url ?? facts.revokeBaseUrl, app, Object.values(stored))
+    .postJson("revoke response", facts.revokePath, { token: creds.refresh_token }, z.unknown());
 }
 
 async function verify(
@@ -343,6 +363,7 @@ export const quickbooksAdapter = {
   configSchema,
   refresh,
   verify,
+  revoke,
   accessToken,
   proxy: {
     tokenType: "bearer",

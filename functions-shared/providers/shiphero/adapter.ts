@@ -100,6 +100,9 @@ const credentials = credentialFields(PROVIDER, credentialsShape);
 
 export const facts = defineFacts({
   displayName: "ShipHero",
+  // ShipHero's developer docs describe no revocation of a refresh token.
+  revocationHint:
+    "ShipHero documents no way for an app to revoke its refresh token: remove the developer token (or its API user) in ShipHero's developer settings.",
   authMode: "oauth2",
   supportsRefresh: true,
   rotatesRefreshToken: false,

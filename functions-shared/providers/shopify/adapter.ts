@@ -29,6 +29,7 @@ import {
   type CustomerRecord,
   type OrderRecord,
   type ProviderAdapter,
+  ProviderError,
   type ReadRequest,
   type StreamPage,
   type TokenGrant,
@@ -72,6 +73,8 @@ export const credentialsSchema = credentials.accepted;
 
 export const facts = defineFacts({
   displayName: "Shopify",
+  revocationHint:
+    "Revoking a Shopify grant uninstalls the app from the shop (appUninstall); the shop's webhooks to the app end with it.",
   authMode: "oauth2",
   supportsRefresh: true, // expiring offline tokens only; legacy tokens are verified instead
   rotatesRefreshToken: true,
@@ -170,6 +173,40 @@ async function refresh(
     refreshTokenRotated: data.refresh_token !== creds.refresh_token,
     ...(data.scope === undefined ? {} : { accountConfig: { granted_scopes: data.scope } }),
   };
+}
+
+/**
+ * "appUninstall: Uninstalls an App from a shop. Apps use this mutation to uninstall themselves"
+ * (Admin GraphQL 2026-10): the only way Shopify documents to end an app's access to a shop, after
+ * which every token of the grant is unusable (shopify.dev, "Uninstall a Shopify app with an API
+ * request"). Irreversible: a later connect is a new install.
+ */
+export const UNINSTALL_MUTATION = `mutation TetherDisconnect {
+  appUninstall { app { id } userErrors { field message code } }
+}`;
+
+const uninstallData = z.object({
+  appUninstall: z.object({
+    userErrors: z.array(z.object({ message: z.string(), code: z.string().nullish() })),
+  }),
+});
+
+async function revoke(ctx: AdapterContext, conn: ConnectionRef, stored: Credentials) {
+  const config = parseConfig(PROVIDER, conn, configSchema);
+  const { data } = await apiClient(ctx, config, stored).graphql(
+    "uninstall response",
+    facts.graphqlPath(facts.apiVersion),
+    { query: UNINSTALL_MUTATION },
+    uninstallData,
+  );
+  const refused = data.appUninstall.userErrors[0];
+  if (refused) {
+    throw new ProviderError(
+      PROVIDER,
+      "bad_request",
+      `shopify appUninstall refused: ${refused.message}`,
+    );
+  }
 }
 
 async function verify(
@@ -391,6 +428,7 @@ export const shopifyAdapter = {
   configSchema,
   refresh,
   verify,
+  revoke,
   accessToken,
   proxy: {
     tokenType: "x-shopify-access-token",

@@ -7,8 +7,8 @@
  */
 import type { AccountBook, BaseAccount, IssuedToken } from "../../accounts.ts";
 import { secondsUntil } from "../../clock.ts";
-import { basicCredentials, json, readForm } from "../../http.ts";
-import type { AppCredentials, TokenEndpoint } from "../../provider.ts";
+import { basicCredentials, json, readForm, readJsonObject } from "../../http.ts";
+import type { ApiEndpoint, AppCredentials, TokenEndpoint } from "../../provider.ts";
 import type { AuthorizationCodes } from "../oauth_codes.ts";
 
 /** "expires_in (3600)". */
@@ -150,6 +150,36 @@ export function quickBooksTokenEndpoint(
         refreshToken: form.get("refresh_token") ?? undefined,
         complete: (now) => refresh(form, req, now),
       };
+    },
+  };
+}
+
+/**
+ * Intuit's revocation endpoint, "POST https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
+ * with the app's Basic auth and a JSON body `{"token": <access or refresh token>}` (intuit-oauth
+ * 4.2.5, src/OAuthClient.js `revoke`; played here under the sandbox's QuickBooks prefix). Revoking
+ * either token ends the grant: every token of the realm stops working. As RFC 7009 §2.2 says, a
+ * token that is unknown or already invalid is answered 200 as well, with an empty body.
+ */
+export function quickBooksRevokeEndpoint(
+  app: AppCredentials,
+  book: AccountBook<QuickBooksAccount>,
+): ApiEndpoint {
+  return {
+    method: "POST",
+    pattern: new URLPattern({ pathname: "/v2/oauth2/tokens/revoke" }),
+    async handle(req) {
+      const client = basicCredentials(req);
+      if (!client || client.id !== app.clientId || client.secret !== app.clientSecret) {
+        return json({ error: "invalid_client" }, 401);
+      }
+      const body = await readJsonObject(req);
+      if (!body || typeof body.token !== "string" || body.token === "") {
+        return json({ error: "invalid_request", error_description: "token is required" }, 400);
+      }
+      const owner = book.ownerOf(body.token);
+      if (owner !== undefined) book.revoke(owner);
+      return new Response(null, { status: 200 });
     },
   };
 }

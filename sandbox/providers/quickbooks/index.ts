@@ -15,7 +15,13 @@ import { bearerToken, json } from "../../http.ts";
 import type { AppCredentials, ProviderSandbox, SandboxWorld } from "../../provider.ts";
 import { defineSandboxProvider } from "../define.ts";
 import { AuthorizationCodes } from "../oauth_codes.ts";
-import { invalidGrant, newGrant, type QuickBooksAccount, quickBooksTokenEndpoint } from "./auth.ts";
+import {
+  invalidGrant,
+  newGrant,
+  type QuickBooksAccount,
+  quickBooksRevokeEndpoint,
+  quickBooksTokenEndpoint,
+} from "./auth.ts";
 import { changeDataCapture } from "./cdc.ts";
 import { notifications } from "./notifications.ts";
 import { parseQuery, QueryError, queryFault, runQuery } from "./query_language.ts";
@@ -107,6 +113,7 @@ export function createQuickBooks(
     },
 
     api: [
+      quickBooksRevokeEndpoint(app, book),
       {
         method: "GET",
         pattern: new URLPattern({ pathname: "/v3/company/:realm/companyinfo/:id" }),

@@ -9,7 +9,7 @@ import type { SandboxWorld } from "../../provider.ts";
 import {
   type FieldNode,
   GraphqlFault,
-  parseQuery,
+  parseOperation,
   readGraphqlRequest,
   resolvePlans,
   rootFields,
@@ -169,19 +169,41 @@ function graphqlError(fault: GraphqlFault): Response {
   });
 }
 
+/**
+ * The one mutation served, appUninstall: "Uninstalls an App from a shop … Shopify automatically
+ * performs cleanup tasks" and "If an app is uninstalled …, the access tokens will become
+ * unusable" (shopify.dev, "Uninstall a Shopify app with an API request"). A mutation costs 10
+ * points ("mutations … have a cost of 10", shopify.dev/docs/api/usage/limits).
+ */
+function planMutation(field: FieldNode, uninstall: () => void): Plan {
+  return {
+    field,
+    type: "AppUninstallPayload",
+    requested: 10,
+    resolve: () => {
+      uninstall();
+      return { value: { app: { id: gid("App", 1) }, userErrors: [] }, cost: 10 };
+    },
+  };
+}
+
 export async function serveGraphql(
   world: SandboxWorld,
   account: ShopAccount,
   req: Request,
   now: number,
+  uninstall: () => void,
 ): Promise<Response> {
   const body = await readGraphqlRequest(req);
   if (!body) return json({ errors: { query: "Required parameter missing or invalid" } }, 400);
   let plans: Plan[];
   try {
-    const roots = rootFields(parseQuery(body.query, body.variables, "ruby"));
-    validate(SCHEMA, "QueryRoot", roots, "ruby");
-    plans = roots.map((field) => planRoot(field, account, now));
+    const op = parseOperation(body.query, body.variables, "ruby");
+    const roots = rootFields(op.selections);
+    validate(SCHEMA, op.kind === "mutation" ? "Mutation" : "QueryRoot", roots, "ruby");
+    plans = roots.map((field) =>
+      op.kind === "mutation" ? planMutation(field, uninstall) : planRoot(field, account, now)
+    );
   } catch (error) {
     if (error instanceof GraphqlFault) return graphqlError(error);
     throw error;

@@ -67,7 +67,8 @@ export function createShopify(app: AppCredentials, world: SandboxWorld): Provide
           now,
         );
         if (!hit) return unauthorized();
-        return await serveGraphql(world, hit.account, req, now);
+        const shop = hit.account.externalId;
+        return await serveGraphql(world, hit.account, req, now, () => book.revoke(shop));
       },
     }],
 

@@ -33,6 +33,14 @@ export const SCHEMA: Schema = {
       currentAppInstallation: "AppInstallation",
     },
   },
+  // "appUninstall: Uninstalls an App from a shop. Apps use this mutation to uninstall themselves"
+  // (the Mutation type of the Admin 2026-10 introspection, tests/fixtures/shopify/).
+  Mutation: { fields: { appUninstall: "AppUninstallPayload" } },
+  AppUninstallPayload: { fields: { app: "App", userErrors: "AppUninstallAppUninstallError" } },
+  App: { fields: { id: "ID" } },
+  AppUninstallAppUninstallError: {
+    fields: { field: "String", message: "String", code: "AppUninstallAppUninstallErrorCode" },
+  },
   AppInstallation: { fields: { id: "ID", accessScopes: "AccessScope" } },
   AccessScope: { fields: { handle: "String", description: "String" } },
   Shop: { fields: { id: "ID", name: "String", myshopifyDomain: "String", email: "String" } },
