@@ -32,6 +32,13 @@ export interface TetherEnv {
    * Shopify page (0.058 ms a record) in `npm run bench -- sync`.
    */
   cpuMsPerRecord: number;
+  /**
+   * The CPU a token refresh is estimated to cost (TETHER_CPU_MS_PER_REFRESH, default 8 ms), charged
+   * against `cpuBudgetMs` likewise. Measured on the Edge Runtime's Deno through the local gateway:
+   * 2,738 ms for about 500 refreshes across four providers (5.5 ms each) in
+   * `npm run bench -- refresh`, which without it ended at 546 WORKER_RESOURCE_LIMIT.
+   */
+  cpuMsPerRefresh: number;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
   webhooks: WebhookSecrets;
   /** OAuth connect (`GET /connect/<provider>/start|callback`). */
@@ -147,6 +154,11 @@ export function readEnv(get: Get): TetherEnv {
   if (!Number.isFinite(cpuMsPerRecord) || cpuMsPerRecord <= 0 || cpuMsPerRecord > 100) {
     throw new EnvError("TETHER_CPU_MS_PER_RECORD must be a number of ms above 0, at most 100");
   }
+  const perRefresh = get("TETHER_CPU_MS_PER_REFRESH")?.trim();
+  const cpuMsPerRefresh = perRefresh ? Number(perRefresh) : 8;
+  if (!Number.isFinite(cpuMsPerRefresh) || cpuMsPerRefresh <= 0 || cpuMsPerRefresh > 1_000) {
+    throw new EnvError("TETHER_CPU_MS_PER_REFRESH must be a number of ms above 0, at most 1000");
+  }
   const optional = (name: string) => get(name)?.trim() || undefined;
   const encoding = optional("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING") ?? "hex";
   if (encoding !== "hex" && encoding !== "base64") {
@@ -171,6 +183,7 @@ export function readEnv(get: Get): TetherEnv {
     timeBudgetMs,
     cpuBudgetMs,
     cpuMsPerRecord,
+    cpuMsPerRefresh,
     webhooks,
   };
 }

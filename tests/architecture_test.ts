@@ -81,3 +81,11 @@ Deno.test("the client module imports nothing: a user's function copies or import
   );
   assert.deepEqual(outside, []);
 });
+
+Deno.test("the benchmarks run jobs only through served functions, under the Edge Runtime's limits", async () => {
+  const bench = await sources("scripts/bench");
+  assert.ok(bench.length >= 5, "the bench cases were found");
+  // Types may be imported (a job's input and result, Deps); a job or the HTTP frame may not.
+  const running = /import \{[^}]*\} from "[^"]*functions-shared\/(jobs|http)\//;
+  assert.deepEqual(offenders(bench, running), []);
+});

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   type EdgeLimits,
   type FunctionsServer,
+  type FunctionStats,
   startFunctions,
   WORKER_RESOURCE_LIMIT,
 } from "../scripts/local/functions.ts";
@@ -59,7 +60,10 @@ Deno.test("a request within the CPU limit is answered; one past it gets 546 WORK
     const over = await call("op=burn&ms=5000");
     assert.equal(over.status, 546);
     assert.deepEqual(await over.json(), WORKER_RESOURCE_LIMIT);
-    assert.equal(served.limitKills("limits"), 1);
+    const { limits } = await served.stats();
+    assert.deepEqual(limits!.kills, { cpu_time: 1, memory: 0, wall_clock: 0 });
+    assert.equal(limits!.invocations, 2, "the killed invocation is counted");
+    assert.ok(limits!.max_cpu_ms_per_invocation > 300, "and the CPU it had used");
     // The platform starts a new isolate: the next call is served by a new worker.
     const after = await call("op=burn&ms=10");
     assert.equal(after.status, 200);
@@ -74,19 +78,22 @@ Deno.test("CPU spent in a background task after the answer counts too", () =>
     await res.body?.cancel();
     await eventually(
       "the worker to be shut down",
-      () => Promise.resolve(served.limitKills("limits") === 1 || undefined),
+      async () => (await served.stats()).limits!.kills.cpu_time === 1 || undefined,
       10_000,
     );
   }));
 
 Deno.test("a worker past its memory limit gets 546 and a new worker", () =>
-  withFixture({ memoryMb: 128 }, async (_served, call) => {
+  withFixture({ memoryMb: 128 }, async (served, call) => {
     const fine = await call("op=hold&mb=16");
     assert.equal(fine.status, 200);
     await fine.body?.cancel();
     const over = await call("op=hold&mb=200");
     assert.equal(over.status, 546);
     assert.deepEqual(await over.json(), WORKER_RESOURCE_LIMIT);
+    const { limits } = await served.stats();
+    assert.deepEqual(limits!.kills, { cpu_time: 0, memory: 1, wall_clock: 0 });
+    assert.ok(limits!.max_rss_mb > 128, `peak RSS ${limits!.max_rss_mb} MB`);
   }));
 
 Deno.test("a background task still running at the wall clock limit ends its worker", () =>
@@ -104,6 +111,80 @@ Deno.test("a background task still running at the wall clock limit ends its work
       () => Promise.resolve(served.pids.limits !== first || undefined),
       10_000,
     );
+    assert.deepEqual((await served.stats()).limits!.kills, {
+      cpu_time: 0,
+      memory: 0,
+      wall_clock: 1,
+    });
+  }));
+
+/** The gateway's figures as GET /_stats serves them. */
+async function servedStats(served: FunctionsServer): Promise<FunctionStats> {
+  const res = await fetch(`${served.url}/_stats`);
+  assert.equal(res.status, 200);
+  return (await res.json()).functions.limits;
+}
+
+Deno.test("the gateway counts each invocation and the CPU it used, its background tasks included, at /_stats", () =>
+  withFixture({}, async (served, call) => {
+    const warmup = await call("op=burn&ms=1");
+    await warmup.body?.cancel();
+    const reset = await fetch(`${served.url}/_stats`, { method: "DELETE" });
+    assert.equal(reset.status, 200);
+    assert.equal((await reset.json()).functions.limits.invocations, 0);
+    // What the worker really spent, read from /proc here, one invocation at a time. The fixture
+    // cannot count its own CPU (the Edge Runtime's Deno answers process.cpuUsage() with zeros), so
+    // the test does. The gateway charges an invocation all its worker spent meanwhile, give or
+    // take a few 10 ms ticks.
+    const TICKS = 30;
+    const pid = served.pids.limits!;
+    const spent = async (query: string, invocations: number) => {
+      const before = await cpuMs(pid);
+      const res = await call(query);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      const stats = await eventually("the invocation to end", async () => {
+        const s = await servedStats(served);
+        return s.invocations === invocations && s.running === 0 ? s : undefined;
+      }, 30_000);
+      return { cpu: (await cpuMs(pid)) - before, stats };
+    };
+
+    const first = await spent("op=work&units=2000", 1);
+    assert.ok(first.cpu > 2 * TICKS, `the work spent CPU: ${first.cpu} ms`);
+    assert.ok(first.stats.max_cpu_ms_per_invocation >= first.cpu - TICKS, JSON.stringify(first));
+    const second = await spent("op=work&units=500", 2);
+    assert.ok(
+      second.stats.max_cpu_ms_per_invocation <= Math.max(first.cpu, second.cpu) + TICKS,
+      "the most one used, not their sum",
+    );
+
+    // The same work before the answer and after it, in a background task that starts once the
+    // answer is in: one invocation, still running after its answer, charged both halves (each
+    // alone would be about half).
+    const dir = await Deno.makeTempDir();
+    try {
+      const go = join(dir, "go");
+      const before = await cpuMs(pid);
+      const res = await call(`op=work&units=1500&then=1500&after=${encodeURIComponent(go)}`);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      const open = await servedStats(served);
+      assert.deepEqual([open.invocations, open.running], [2, 1], "answered, not ended");
+      await Deno.writeTextFile(go, "");
+      const split = await eventually("the background task to end", async () => {
+        const s = await servedStats(served);
+        return s.invocations === 3 && s.running === 0 ? s : undefined;
+      }, 30_000);
+      const cpu = (await cpuMs(pid)) - before;
+      assert.ok(cpu > 4 * TICKS, `the work spent CPU: ${cpu} ms`);
+      assert.ok(split.max_cpu_ms_per_invocation >= cpu - TICKS, JSON.stringify({ cpu, split }));
+      assert.deepEqual(split.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
+      assert.equal(split.crashes, 0);
+      assert.ok(split.max_rss_mb > 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   }));
 
 Deno.test("a worker that dies is started again, and /health says which function is down meanwhile", () =>

@@ -7,7 +7,11 @@
 // of sha256) or reduced to booleans before they reach a message.
 import assert from "node:assert/strict";
 import { connect } from "../functions-shared/db/client.ts";
-import { type RefreshTokensResult } from "../functions-shared/jobs/refresh_tokens.ts";
+import {
+  RefreshTokensInput,
+  type RefreshTokensResult,
+  runRefreshTokens,
+} from "../functions-shared/jobs/refresh_tokens.ts";
 import { ConnectionUnavailable, getAccessToken } from "../functions-shared/jobs/tokens.ts";
 import { type ProviderName } from "../functions-shared/providers/types.ts";
 import { eventually, invocationOf, serveFunctionsFor, storeVaultSecrets } from "./helpers/stack.ts";
@@ -181,6 +185,26 @@ Deno.test("20 concurrent sweeps over 50 due rotating-token connections refresh e
     }
     // Nothing is left due: another sweep does nothing.
     assert.deepEqual(outcomes(await sweep(w.deps, {})), NOTHING);
+  });
+});
+
+Deno.test("where the runtime cannot measure CPU, a sweep stops taking connections once its estimated CPU reaches the budget, and the next continues", async () => {
+  await withWorld(async (w) => {
+    const conns: Conn[] = [];
+    for (let i = 0; i < 6; i++) conns.push(await connectNew(w, "lightspeed"));
+    await advance(w, 60);
+    await makeDue(w);
+    // The tests' clock has no cpuMs(), as the Edge Runtime's Deno cannot tell: the budget is
+    // spent by the estimate alone, 40 ms a refresh against 100 ms.
+    assert.equal(w.deps.clock.cpuMs, undefined);
+    const deps = { ...w.deps, env: { ...w.deps.env, cpuBudgetMs: 100, cpuMsPerRefresh: 40 } };
+    const oneAtATime = () =>
+      runRefreshTokens(deps, RefreshTokensInput.parse({}), { concurrency: 1 });
+
+    assert.deepEqual(outcomes(await oneAtATime()), { ...NOTHING, refreshed: 3 });
+    assert.deepEqual(outcomes(await oneAtATime()), { ...NOTHING, refreshed: 3 });
+    assert.deepEqual(outcomes(await oneAtATime()), NOTHING);
+    for (const conn of conns) assert.equal(await runCount(w, conn, "succeeded"), 2);
   });
 });
 

@@ -8,6 +8,7 @@ import postgres from "postgres";
 import { TokenVault } from "../functions-shared/vault.ts";
 import { freePort, paths } from "../scripts/local/util.ts";
 import { stopStrayCluster } from "../scripts/local/postgres.ts";
+import { runWithPrivateStack } from "./helpers/stack.ts";
 import { functionEnv, readStackEnv } from "../scripts/local/stack.ts";
 import { startFunctions } from "../scripts/local/functions.ts";
 import { loadOrCreateSecrets } from "../scripts/local/secrets.ts";
@@ -28,21 +29,10 @@ Deno.test("stack up fails with a clear message and exit code 1 when the PostgreS
   const state = join(paths.state, `stack-test-${crypto.randomUUID().slice(0, 8)}`);
   const taken = listen();
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "scripts/stack.ts", "up"],
-      cwd: paths.root,
-      env: {
-        TETHER_STATE_DIR: state,
-        TETHER_PG_PORT: String(taken.port),
-        TETHER_FUNCTIONS_PORT: String(freePort()),
-        TETHER_SANDBOX_PORT: String(freePort()),
-        NO_COLOR: "1",
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
+    const out = await runWithPrivateStack("stack.ts", ["up"], state, {
+      TETHER_PG_PORT: String(taken.port),
+    });
+    const stderr = out.stderr;
     assert.equal(out.code, 1, `exit code; stderr:\n${stderr}`);
     const lines = stderr.trim().split("\n");
     assert.equal(lines.length, 1, `one line, no stack trace:\n${stderr}`);
@@ -297,22 +287,10 @@ Deno.test("stack up refuses to switch a cluster between the stand-ins and the re
     await Deno.mkdir(join(state, "pg", "data"), { recursive: true });
     await Deno.writeTextFile(join(state, "pg", "data", "PG_VERSION"), "15\n");
     await Deno.writeTextFile(join(state, "pg", "pgnet_mode"), "real");
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "scripts/stack.ts", "up"],
-      cwd: paths.root,
-      env: {
-        TETHER_STATE_DIR: state,
-        TETHER_PGNET: "standin",
-        TETHER_PG_PORT: String(freePort()),
-        TETHER_FUNCTIONS_PORT: String(freePort()),
-        TETHER_SANDBOX_PORT: String(freePort()),
-        NO_COLOR: "1",
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
+    const out = await runWithPrivateStack("stack.ts", ["up"], state, {
+      TETHER_PGNET: "standin",
+    });
+    const stderr = out.stderr;
     assert.equal(out.code, 1, `exit code; stderr:\n${stderr}`);
     assert.match(stderr, /created with the real pg_net and Vault.*would use the standin ones/);
     assert.match(stderr, /Keep TETHER_PGNET=real, or start a fresh cluster/);

@@ -56,6 +56,8 @@ export async function runRefreshTokens(
       }
       seen.add(row.id);
       result[await refreshClaimed(deps, row, owner)]++;
+      // Where the runtime cannot measure CPU (the Edge Runtime), each refresh counts an estimate.
+      deadline.charge(deps.env.cpuMsPerRefresh);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));

@@ -1,19 +1,17 @@
 // bench backfill (see main.ts): 100,000 Shopify orders over 90 days through the served backfill
 // function, which continues itself through pg_net.
-import { peakRssMb } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
-import { withBenchWorld } from "./world.ts";
+import { type GatewayFigures, withBenchWorld } from "./world.ts";
 import { storeVaultSecrets } from "../local/harness.ts";
 import { connectedShop, matchingTruth } from "./shop.ts";
 
-export interface BackfillBench extends CaseResult {
+export interface BackfillBench extends CaseResult, GatewayFigures {
   case: "backfill";
   records: number;
   records_matching_truth: number;
   wall_s: number;
   invocations: number;
   records_per_s: number;
-  peak_rss_mb: number;
 }
 
 const BACKFILL = { orders: 100_000, rangeDays: 90, budgetMs: 3_000 };
@@ -25,9 +23,10 @@ const BACKFILL = { orders: 100_000, rangeDays: 90, budgetMs: 3_000 };
  * start_backfill() in SQL; invocations are counted from the run records.
  */
 export async function benchBackfill(log: (line: string) => void): Promise<BackfillBench> {
-  return await withBenchWorld(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<BackfillBench>(async (world) => {
+    const { db, sandbox, serve } = world;
     log(`seeding ${BACKFILL.orders} orders over ${BACKFILL.rangeDays} days in the sandbox…`);
-    const { connection_id, account } = await connectedShop(db, sandbox, {
+    const { connection_id, account } = await connectedShop(world, {
       seed: 43,
       orders: BACKFILL.orders,
       spreadDays: BACKFILL.rangeDays - 1,
@@ -35,7 +34,6 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
     const served = await serve(["backfill"], {
       env: { TETHER_TIME_BUDGET_MS: String(BACKFILL.budgetMs) },
     });
-    const pid = served.pids["backfill"]!;
     await storeVaultSecrets(db.sql, served);
 
     log(`backfilling ${BACKFILL.rangeDays} days through the backfill function…`);
@@ -44,9 +42,7 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
       select public.start_backfill(${connection_id}, 'orders',
         now() - make_interval(days => ${BACKFILL.rangeDays}), now()) as id`;
     const id = job!.id;
-    let peak = 0;
     while (true) {
-      peak = Math.max(peak, await peakRssMb(pid));
       const [row] = await db.sql<{ status: string; last_error: string | null }[]>`
         select status, last_error from tether.backfills where id = ${id}`;
       if (row!.status === "succeeded") break;
@@ -57,7 +53,6 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
       await new Promise((r) => setTimeout(r, 250));
     }
     const wallS = (performance.now() - started) / 1000;
-    peak = Math.max(peak, await peakRssMb(pid));
     const [runs] = await db.sql<{ n: number; failed: number }[]>`
       select count(*)::int as n, count(*) filter (where status = 'failed')::int as failed
         from tether.runs where backfill_id = ${id}`;
@@ -73,7 +68,6 @@ export async function benchBackfill(log: (line: string) => void): Promise<Backfi
       wall_s: round(wallS, 2),
       invocations: runs!.n,
       records_per_s: round(BACKFILL.orders / wallS, 0),
-      peak_rss_mb: round(peak, 1),
     };
   });
 }

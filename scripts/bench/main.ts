@@ -1,22 +1,25 @@
 // npm run bench [-- <case>…]: benchmarks against the local stack, each in its own database.
 // Prints a table and writes bench/results.json (an array, one object per case; a run of some
-// cases keeps the others' last results).
+// cases keeps the others' last results). Every case runs its functions through the local gateway,
+// under the Edge Runtime's limits, and reports what the gateway measured of its invocations
+// (./world.ts): max_cpu_ms_per_invocation (Supabase ends an invocation past 2,000 ms), the function
+// it was measured on, max_rss_mb, gateway_invocations, limit_kills, and by_function in the file.
 //
 // refresh: 2,000 due connections across the four providers with a token endpoint, served by an
-// in-process provider sandbox that answers every call after 100 ms. Several refresh-tokens
-// invocations run at once, as when pg_cron and a person in the SQL editor both call
-// refresh_tokens(), each with its own connection pool like a separate function instance, until
-// nothing is due. The sandbox counts the token-endpoint calls: exactly one per connection.
+// in-process provider sandbox that answers every call after 100 ms. The served refresh-tokens
+// function is invoked four at a time, as when pg_cron and a person in the SQL editor both call
+// refresh_tokens(), until nothing is due. The sandbox counts the token-endpoint calls: exactly one
+// per connection.
 //
 // sync: 50,000 Shopify orders, no added latency and a rate budget too large to matter, synced
-// through the served sync-orders function (its own process: its peak RSS and CPU time are read
-// from /proc), called until it has caught up. Compared with the database's own limit (a bare
-// batched INSERT … ON CONFLICT of the same rows from Deno, 250 a statement) and with what
-// hand-built syncs do (one upsert statement per record).
+// through the served sync-orders function (its CPU time per page is read from /proc), called
+// until it has caught up. Compared with the database's own limit (a bare batched INSERT … ON
+// CONFLICT of the same rows from Deno, 250 a statement) and with what hand-built syncs do (one
+// upsert statement per record).
 //
 // backfill: 100,000 Shopify orders over a 90-day range, re-read by the served backfill function
 // from one start_backfill() call until it succeeds by itself: wall time, invocations, records per
-// second and the function's peak RSS (which must stay flat, under 256 MB, whatever the range).
+// second; its peak RSS must stay flat, under 256 MB, whatever the range.
 //
 // webhooks: 2,000 signed Shopify `orders/updated` deliveries (several versions of 500 orders, 15 %
 // of them repeated with the same webhook id), shuffled, sent 16 at a time to the served webhooks

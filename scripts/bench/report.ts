@@ -17,8 +17,13 @@ export function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
+/** One line a case; figures that are objects (by_function) are in bench/results.json only. */
 export function printTable(results: CaseResult[]): void {
-  const keys = [...new Set(results.flatMap((r) => Object.keys(r)))];
+  const keys = [
+    ...new Set(
+      results.flatMap((r) => Object.keys(r).filter((k) => typeof r[k] !== "object")),
+    ),
+  ];
   const cells = [keys, ...results.map((r) => keys.map((k) => formatCell(k, r[k])))];
   const widths = keys.map((_, c) => Math.max(...cells.map((row) => String(row[c]).length)));
   const line = (row: unknown[]) =>
@@ -31,7 +36,7 @@ export function printTable(results: CaseResult[]): void {
 /** Counts as they are; times and rates with two decimals (1.00 provider calls per connection). */
 function formatCell(key: string, value: unknown): string {
   if (value === undefined) return "";
-  if (typeof value === "number" && (!Number.isInteger(value) || /_s$|_per_/.test(key))) {
+  if (typeof value === "number" && (!Number.isInteger(value) || /_s$|_per_connection$/.test(key))) {
     return value.toFixed(2);
   }
   return String(value);

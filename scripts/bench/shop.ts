@@ -1,16 +1,15 @@
 // The Shopify shop the sync and backfill cases read: seeded in the sandbox, registered through
-// connect, and the stored orders compared with the sandbox's truth.
-import { runConnect } from "../../functions-shared/jobs/connect.ts";
-import { type TestDatabase, testDeps } from "../local/harness.ts";
+// the connect function, and the stored orders compared with the sandbox's truth.
+import type { TestDatabase } from "../local/harness.ts";
 import { SandboxControl } from "../local/sandbox_control.ts";
+import type { BenchWorld } from "./world.ts";
 
 /**
  * A Shopify sandbox account with `orders` seeded orders, registered through connect, under a rate
  * budget too large to matter: the provider's limits are not what these cases measure.
  */
 export async function connectedShop(
-  db: TestDatabase,
-  sandbox: SandboxControl,
+  { sandbox, connect }: BenchWorld,
   o: { seed: number; orders: number; spreadDays: number },
 ) {
   await sandbox.call("POST", "/config", {
@@ -23,7 +22,7 @@ export async function connectedShop(
     customers: 0,
     spread_days: o.spreadDays,
   });
-  const { connection_id } = await runConnect(await testDeps(db), {
+  const { connection_id } = await connect({
     provider: "shopify",
     external_id: account.external_id,
     name: "bench shop",

@@ -3,12 +3,12 @@
 import { connect } from "../../functions-shared/db/client.ts";
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { TestDatabase } from "../local/harness.ts";
-import { chunk, cpuMs, peakRssMb } from "./measure.ts";
+import { chunk, cpuMs } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
-import { withBenchWorld } from "./world.ts";
+import { type GatewayFigures, withBenchWorld } from "./world.ts";
 import { connectedShop, matchingTruth } from "./shop.ts";
 
-export interface SyncBench extends CaseResult {
+export interface SyncBench extends CaseResult, GatewayFigures {
   case: "sync";
   records: number;
   records_matching_truth: number;
@@ -18,15 +18,15 @@ export interface SyncBench extends CaseResult {
   bare_upsert_records_per_s: number;
   per_record_upsert_records_per_s: number;
   cpu_ms_per_page: number;
-  peak_rss_mb: number;
 }
 
 const SYNC = { orders: 50_000, pageSize: 250, perRecordSample: 5_000 };
 
 export async function benchSync(log: (line: string) => void): Promise<SyncBench> {
-  return await withBenchWorld(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<SyncBench>(async (world) => {
+    const { db, sandbox, serve } = world;
     log(`seeding ${SYNC.orders} orders in the sandbox…`);
-    const { connection_id, account } = await connectedShop(db, sandbox, {
+    const { connection_id, account } = await connectedShop(world, {
       seed: 42,
       orders: SYNC.orders,
       spreadDays: 365,
@@ -58,7 +58,6 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
     }
     const wallS = (performance.now() - started) / 1000;
     const cpu = (await cpuMs(pid)) - cpuBefore;
-    const rssMb = await peakRssMb(pid);
     const records = await matchingTruth(db, sandbox, account.external_id, connection_id);
     if (records.stored !== SYNC.orders || records.matching !== SYNC.orders) {
       throw new Error(`sync bench is wrong: ${JSON.stringify(records)} of ${SYNC.orders}`);
@@ -78,7 +77,6 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
       bare_upsert_records_per_s: round(bare, 0),
       per_record_upsert_records_per_s: round(perRecord, 0),
       cpu_ms_per_page: round(cpu / pages, 2),
-      peak_rss_mb: round(rssMb, 1),
     };
   });
 }

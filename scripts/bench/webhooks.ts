@@ -2,16 +2,15 @@
 // to the served webhooks function; then QuickBooks notifications while each re-fetch their
 // processing makes takes 2 s at the sandbox: how long the answer takes (it must not include the
 // re-fetch: QuickBooks wants an answer within 3 s, Shopify and Lightspeed within 5 s).
-import { runConnect } from "../../functions-shared/jobs/connect.ts";
 import type { Deps } from "../../functions-shared/deps.ts";
 import type { SandboxControl } from "../local/sandbox_control.ts";
 import { type TestDatabase, testDeps, webhookEventsSettled } from "../local/harness.ts";
 import { inParallel } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
-import { withBenchWorld } from "./world.ts";
+import { type BenchWorld, type GatewayFigures, withBenchWorld } from "./world.ts";
 import { hmacBase64 } from "../local/signing.ts";
 
-export interface WebhooksBench extends CaseResult {
+export interface WebhooksBench extends CaseResult, GatewayFigures {
   case: "webhooks";
   deliveries: number;
   deliveries_per_s: number;
@@ -32,10 +31,10 @@ const WEBHOOKS = { deliveries: 2_000, orders: 500, duplicateShare: 0.15, concurr
 const QUICKBOOKS = { deliveries: 200, refetchMs: 2_000, concurrency: 8 };
 
 export async function benchWebhooks(log: (line: string) => void): Promise<WebhooksBench> {
-  return await withBenchWorld(async ({ db, sandbox, serve }) => {
+  return await withBenchWorld<WebhooksBench>(async ({ db, sandbox, serve, connect }) => {
     const account = await sandbox.account("shopify");
     const deps = await testDeps(db);
-    await runConnect(deps, {
+    await connect({
       provider: "shopify",
       external_id: account.external_id,
       name: "bench shop",
@@ -107,7 +106,14 @@ export async function benchWebhooks(log: (line: string) => void): Promise<Webhoo
     if (counts!.rows !== distinct || counts!.processed !== distinct) {
       throw new Error(`webhooks bench is wrong: ${JSON.stringify(counts)} of ${distinct} events`);
     }
-    const books = await quickbooksWorld({ db, sandbox, deps, url: served.functionsUrl, log });
+    const books = await quickbooksWorld({
+      db,
+      sandbox,
+      deps,
+      connect,
+      url: served.functionsUrl,
+      log,
+    });
     const unheld = await books.answers(0);
     const qb = await books.answers(QUICKBOOKS.refetchMs);
     return {
@@ -141,6 +147,7 @@ async function quickbooksWorld(w: {
   db: TestDatabase;
   sandbox: SandboxControl;
   deps: Deps;
+  connect: BenchWorld["connect"];
   url: string;
   log: (line: string) => void;
 }): Promise<{ answers(refetchMs: number): Promise<number[]> }> {
@@ -151,7 +158,7 @@ async function quickbooksWorld(w: {
   await w.sandbox.call("POST", "/config", {
     limits: { quickbooks: { capacity: 100_000, restore_per_second: 10_000 } },
   });
-  await runConnect(w.deps, {
+  await w.connect({
     provider: "quickbooks",
     external_id: realm,
     name: "bench books",

@@ -8,11 +8,19 @@
 // - TETHER_EDGE_WALL_CLOCK_MS is the wall-clock limit (150 s on the free plan, 400 s on paid ones:
 //   supabase.com/docs/guides/functions/limits).
 // The CPU-time and memory limits are enforced from outside, by the gateway (./functions.ts), which
-// this tells when a background task starts and ends.
+// this tells (./edge_marks.ts) when a request's handler returns and when a background task starts
+// and ends, naming the invocation each belongs to, so a task's CPU is charged to the request that
+// handed it over.
 
-import { BACKGROUND_MARK } from "./edge_marks.ts";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type EdgeMarkKind, INVOCATION_HEADER, markLine } from "./edge_marks.ts";
 
 const wallClockMs = Number(Deno.env.get("TETHER_EDGE_WALL_CLOCK_MS") ?? "150000");
+
+const encoder = new TextEncoder();
+/** Tells the gateway (./functions.ts) what to charge CPU time to. */
+const mark = (kind: EdgeMarkKind, subject: string) =>
+  Deno.stdout.writeSync(encoder.encode(`${markLine(kind, subject)}\n`));
 
 /** Reported on stderr: the gateway answers 546 WORKER_LIMIT for what this worker was doing. */
 function shutdown(reason: string): never {
@@ -20,25 +28,39 @@ function shutdown(reason: string): never {
   Deno.exit(1);
 }
 
-const encoder = new TextEncoder();
-/** Tells the gateway (./functions.ts) what to charge CPU time to. */
-const mark = (line: string) => Deno.stdout.writeSync(encoder.encode(`${line}\n`));
+/** The invocation (the gateway's id for the request) whose code is running. */
+const invocation = new AsyncLocalStorage<string>();
 
 Object.defineProperty(globalThis, "EdgeRuntime", {
   value: Object.freeze({
     waitUntil(task: Promise<unknown>): void {
-      mark(BACKGROUND_MARK.started);
-      const timer = setTimeout(
-        () => shutdown(`wall clock limit of ${wallClockMs} ms reached by a background task`),
-        wallClockMs,
-      );
+      const id = invocation.getStore() ?? "";
+      mark("task+", id);
+      const timer = setTimeout(() => {
+        mark("shutdown", "wall_clock");
+        shutdown(`wall clock limit of ${wallClockMs} ms reached by a background task`);
+      }, wallClockMs);
       task.then(() => {}, () => {}).finally(() => {
         clearTimeout(timer);
-        mark(BACKGROUND_MARK.ended);
+        mark("task-", id);
       });
     },
   }),
 });
+
+/** Runs the function's handler as the invocation the gateway named, and says when it returned. */
+function tracked(handler: Deno.ServeHandler): Deno.ServeHandler {
+  return (req, info) => {
+    const id = req.headers.get(INVOCATION_HEADER) ?? "";
+    return invocation.run(id, async () => {
+      try {
+        return await handler(req, info);
+      } finally {
+        mark("handled", id);
+      }
+    });
+  };
+}
 
 // The platform serves a function wherever it routes it, whatever address the function asks for;
 // here that is TETHER_EDGE_PORT, given by the gateway (Deno 2.1 has no DENO_SERVE_ADDRESS).
@@ -52,7 +74,7 @@ Object.assign(Deno, {
     const options = typeof first === "function" ? {} : first as Record<string, unknown>;
     return serve(
       { ...options, hostname: "127.0.0.1", port, onListen: () => {} },
-      handler as Deno.ServeHandler,
+      tracked(handler as Deno.ServeHandler),
     );
   },
 });

@@ -18,10 +18,14 @@
 // The limits are settings (TETHER_EDGE_CPU_MS, TETHER_EDGE_MEMORY_MB, TETHER_EDGE_WALL_CLOCK_MS),
 // for a paid plan's 400 s wall clock. A worker that dies, by a limit or a crash, is started again,
 // as the platform starts a new isolate; /health reports each function.
+//
+// It keeps figures per function (FunctionStats: invocations, the most CPU one invocation used with
+// its background tasks, the highest resident memory, workers ended by limit), served at
+// GET /_stats and reset by DELETE /_stats: what the benchmarks report. They hold no secret.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { edgeDenoPath } from "./edge_deno.ts";
-import { BACKGROUND_MARK } from "./edge_marks.ts";
+import { INVOCATION_HEADER, parseMark } from "./edge_marks.ts";
 import { cpuMs, rssMb } from "./proc.ts";
 import { fail, freePort, paths, waitFor } from "./util.ts";
 
@@ -87,15 +91,58 @@ export interface FunctionsServer {
   functionsUrl: string;
   /** Process id of each function's current worker (benchmarks read /proc). */
   pids: Record<string, number>;
-  /** The worker of `name` was killed for passing a limit this many times. */
-  limitKills(name: string): number;
+  /** Each function's figures since the start or the last reset (what GET /_stats answers). */
+  stats(): Promise<Record<string, FunctionStats>>;
+  /** Starts the figures afresh (DELETE /_stats). */
+  resetStats(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** A request or a background task a worker is running: the CPU charged to it so far. */
-interface Work {
-  cpuMs: number;
+/** The limits a worker can be ended for: CPU time and memory by the gateway, the wall clock by itself. */
+export type LimitKind = "cpu_time" | "memory" | "wall_clock";
+
+/** One function's figures: counts, and the worst an invocation or a worker did. */
+export interface FunctionStats {
+  /** Invocations that ended: answered, with their background tasks done (or their worker gone). */
+  invocations: number;
+  /** Invocations running now (answering, or their background tasks). */
+  running: number;
+  /**
+   * The most CPU time one invocation used, its background tasks included: what the 2 s limit is
+   * held against. Read from /proc every 50 ms in 10 ms ticks; CPU a worker spends while running
+   * several invocations is shared out evenly between them.
+   */
+  max_cpu_ms_per_invocation: number;
+  /** The highest resident memory (peak RSS) a worker of the function reached, in MB. */
+  max_rss_mb: number;
+  /** Workers ended for passing a limit, by limit. */
+  kills: Record<LimitKind, number>;
+  /** Workers that exited by themselves otherwise (a crash). */
+  crashes: number;
 }
+
+function emptyStats(): Omit<FunctionStats, "running"> {
+  return {
+    invocations: 0,
+    max_cpu_ms_per_invocation: 0,
+    max_rss_mb: 0,
+    kills: { cpu_time: 0, memory: 0, wall_clock: 0 },
+    crashes: 0,
+  };
+}
+
+/**
+ * A request and the background tasks it handed over: the CPU charged to it so far. It ends when
+ * the gateway has its answer, the worker has said its handler returned, and its tasks are done.
+ */
+interface Invocation {
+  cpuMs: number;
+  answered: boolean;
+  handled: boolean;
+  tasks: number;
+}
+
+const ended = (inv: Invocation) => inv.answered && inv.handled && inv.tasks <= 0;
 
 interface Worker {
   port: number;
@@ -103,10 +150,10 @@ interface Worker {
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   exited: boolean;
   ready: boolean;
-  /** Why the gateway killed it, when it did. */
+  /** Why it was ended for a limit, when it was. */
   killedFor?: string;
-  requests: Set<Work>;
-  background: Work[];
+  /** What it runs, by the id the gateway gave each request. */
+  invocations: Map<string, Invocation>;
   lastCpuMs: number;
 }
 
@@ -114,7 +161,7 @@ interface Fn {
   name: string;
   entry: string;
   worker: Worker;
-  limitKills: number;
+  stats: Omit<FunctionStats, "running">;
   restarts: number;
 }
 
@@ -133,7 +180,27 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   const pids: Record<string, number> = {};
   let stopping = false;
 
-  function spawnWorker(fn: { name: string; entry: string }): Worker {
+  /**
+   * The invocation a worker's mark names; one the worker no longer runs a request for (work begun
+   * outside any request, "", or a task handed over after its invocation was counted) is charged as
+   * an invocation of its own.
+   */
+  function invocationOf(worker: Worker, id: string): Invocation {
+    let inv = worker.invocations.get(id);
+    if (!inv) {
+      inv = { cpuMs: 0, answered: true, handled: true, tasks: 0 };
+      worker.invocations.set(id, inv);
+    }
+    return inv;
+  }
+
+  /** Counts an ended invocation in its function's figures. */
+  function record(fn: Fn, inv: Invocation): void {
+    fn.stats.invocations++;
+    fn.stats.max_cpu_ms_per_invocation = Math.max(fn.stats.max_cpu_ms_per_invocation, inv.cpuMs);
+  }
+
+  function spawnWorker(fn: Fn): Worker {
     const port = freePort();
     const process = new Deno.Command(edgeDenoPath(), {
       args: [
@@ -170,15 +237,22 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       stdin: process.stdin.getWriter(),
       exited: false,
       ready: false,
-      requests: new Set(),
-      background: [],
+      invocations: new Map(),
       lastCpuMs: 0,
     };
     pids[fn.name] = process.pid;
     pipeLines(process.stdout, (line) => {
-      if (line === BACKGROUND_MARK.started) worker.background.push({ cpuMs: 0 });
-      else if (line === BACKGROUND_MARK.ended) worker.background.shift();
-      else log(`[${fn.name}] ${line}`);
+      const mark = parseMark(line);
+      if (!mark) return log(`[${fn.name}] ${line}`);
+      if (mark.kind === "shutdown") {
+        worker.killedFor ??= `shut down: ${mark.subject} limit reached`;
+        fn.stats.kills.wall_clock++;
+        return;
+      }
+      const inv = invocationOf(worker, mark.subject);
+      if (mark.kind === "handled") inv.handled = true;
+      else if (mark.kind === "task+") inv.tasks++;
+      else inv.tasks--;
     });
     pipeLines(process.stderr, (l) => log(`[${fn.name}] ${l}`));
     return worker;
@@ -189,7 +263,11 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     worker.process.status.then(async (status) => {
       worker.exited = true;
       worker.ready = false;
+      // What it was running ends with it.
+      for (const inv of worker.invocations.values()) record(fn, inv);
+      worker.invocations.clear();
       if (stopping) return;
+      if (!worker.killedFor) fn.stats.crashes++;
       const why = worker.killedFor ?? `exited with code ${status.code}`;
       log(`[${fn.name}] worker ${why}; starting a new one`);
       fn.restarts++;
@@ -222,41 +300,52 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       name,
       entry,
       worker: undefined as unknown as Worker,
-      limitKills: 0,
+      stats: emptyStats(),
       restarts: 0,
     };
     f.worker = spawnWorker(f);
     fns.set(name, f);
   }
 
-  /** Shares out each worker's CPU since the last look between what it is running. */
+  /**
+   * Shares out each worker's CPU since the last look between the invocations it is running (and
+   * those that ended since: they are charged once more, then counted), and ends a worker past a
+   * limit.
+   */
   async function enforceLimits(): Promise<void> {
     for (const f of fns.values()) {
       const w = f.worker;
       if (w.exited || !w.ready || w.killedFor) continue;
-      const running = [...w.requests, ...w.background];
+      // Those ended before the CPU is read have had all theirs by then.
+      const finished = [...w.invocations].filter(([, inv]) => ended(inv));
       let cpu: number;
-      let rss: number;
+      let rss: { now: number; peak: number };
       try {
         cpu = await cpuMs(w.process.pid);
-        rss = (await rssMb(w.process.pid)).now;
+        rss = await rssMb(w.process.pid);
       } catch {
         continue; // it just exited
       }
+      f.stats.max_rss_mb = Math.max(f.stats.max_rss_mb, rss.peak);
       const spent = cpu - w.lastCpuMs;
       w.lastCpuMs = cpu;
+      const running = [...w.invocations.values()];
       if (running.length === 0) continue;
-      for (const work of running) work.cpuMs += spent / running.length;
-      const worst = Math.max(...running.map((work) => work.cpuMs));
-      if (worst > limits.cpuMs) killForLimit(f, `CPU Time exceeded (${Math.round(worst)} ms)`);
-      else if (rss > limits.memoryMb) {
-        killForLimit(f, `Memory limit exceeded (${Math.round(rss)} MB)`);
+      for (const inv of running) inv.cpuMs += spent / running.length;
+      const worst = Math.max(...running.map((inv) => inv.cpuMs));
+      if (worst > limits.cpuMs) {
+        killForLimit(f, "cpu_time", `CPU Time exceeded (${Math.round(worst)} ms)`);
+      } else if (rss.now > limits.memoryMb) {
+        killForLimit(f, "memory", `Memory limit exceeded (${Math.round(rss.now)} MB)`);
+      } else {
+        // Those that had ended before the read are counted (unless a reset dropped them since).
+        for (const [id, inv] of finished) if (w.invocations.delete(id)) record(f, inv);
       }
     }
   }
 
-  function killForLimit(f: Fn, why: string): void {
-    f.limitKills++;
+  function killForLimit(f: Fn, kind: LimitKind, why: string): void {
+    f.stats.kills[kind]++;
     f.worker.killedFor = `shut down: ${why}`;
     f.worker.ready = false; // new requests wait for the next worker
     try {
@@ -264,12 +353,33 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     } catch { /* already gone */ }
   }
 
-  let sampling = false;
-  const sampler = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    enforceLimits().finally(() => sampling = false);
-  }, 50);
+  let sampling: Promise<void> | undefined;
+  /** One look at every worker (the one under way, if one is). */
+  function sample(): Promise<void> {
+    sampling ??= enforceLimits().finally(() => sampling = undefined);
+    return sampling;
+  }
+  const sampler = setInterval(sample, 50);
+
+  async function stats(): Promise<Record<string, FunctionStats>> {
+    // A look that began before the last invocation ended may have missed it: take a new one too.
+    await sample();
+    await sample();
+    return Object.fromEntries([...fns.values()].map((f) => {
+      const running = [...f.worker.invocations.values()].filter((inv) => !ended(inv)).length;
+      return [f.name, { ...structuredClone(f.stats), running }];
+    }));
+  }
+
+  async function resetStats(): Promise<void> {
+    for (const f of fns.values()) {
+      f.stats = emptyStats();
+      // Those that ended before now are not counted; those running are, when they end.
+      for (const [id, inv] of f.worker.invocations) if (ended(inv)) f.worker.invocations.delete(id);
+      // The kernel's peak RSS starts again from the current one (proc(5): clear_refs, "5").
+      await Deno.writeTextFile(`/proc/${f.worker.process.pid}/clear_refs`, "5").catch(() => {});
+    }
+  }
 
   // /health answers 503 until every function listens: "up" means callable.
   const server = Deno.serve(
@@ -300,6 +410,11 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       const ok = Object.values(functions).every((state) => state === "up");
       return Response.json({ ok, functions }, { status: ok ? 200 : 503 });
     }
+    if (path === "/_stats") {
+      if (req.method === "DELETE") await resetStats();
+      else if (req.method !== "GET") return new Response(null, { status: 405 });
+      return Response.json({ limits, functions: await stats() });
+    }
     const match = path.match(/^\/functions\/v1\/([^/]+)(\/.*)?$/);
     const f = match ? fns.get(match[1]!) : undefined;
     if (!match || !f) {
@@ -316,8 +431,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         status: 503,
       });
     }
-    const work: Work = { cpuMs: 0 };
-    worker.requests.add(work);
+    const id = crypto.randomUUID();
+    const invocation: Invocation = { cpuMs: 0, answered: false, handled: false, tasks: 0 };
+    worker.invocations.set(id, invocation);
     const target = `http://127.0.0.1:${worker.port}/${match[1]}${match[2] ?? ""}${
       new URL(req.url).search
     }`;
@@ -325,9 +441,11 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       // The platform's gateway takes the whole request before a worker answers; a worker that
       // answers early (413 on an oversized body) must not cut an upload still in flight.
       const body = req.body === null ? null : await req.arrayBuffer();
+      const forwarded = new Headers(req.headers);
+      forwarded.set(INVOCATION_HEADER, id);
       const res = await fetch(target, {
         method: req.method,
-        headers: req.headers,
+        headers: forwarded,
         body,
         redirect: "manual",
         signal: AbortSignal.timeout(limits.requestIdleMs),
@@ -340,18 +458,23 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       headers.delete("content-length");
       return new Response(answer, { status: res.status, headers });
     } catch (err) {
-      if (worker.killedFor) return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
+      if (worker.killedFor) {
+        // Answered once the worker is gone and what it ran is counted, as the platform's is.
+        await worker.process.status;
+        return Response.json(WORKER_RESOURCE_LIMIT, { status: 546 });
+      }
       if (err instanceof DOMException && err.name === "TimeoutError") {
         return Response.json({ code: "TIMEOUT", message: "request idle timeout reached" }, {
           status: 504,
         });
       }
+      invocation.handled = true; // it never reached the handler
       return Response.json(
         { error: "function_unavailable", message: `${f.name}: ${(err as Error).message}` },
         { status: 502 },
       );
     } finally {
-      worker.requests.delete(work);
+      invocation.answered = true;
     }
   }
 
@@ -366,7 +489,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     url,
     functionsUrl: `${url}/functions/v1`,
     pids,
-    limitKills: (name) => fns.get(name)?.limitKills ?? 0,
+    stats,
+    resetStats,
     stop,
   };
 }

@@ -1,6 +1,6 @@
 -- Tether 0.1: the whole schema in one migration.
 --
--- Tether's development migrations (2026-11-22 to 2026-12-06) were folded into this one before
+-- Tether's development migrations (2026-11-22 to 2026-12-07) were folded into this one before
 -- the first release that could be deployed, so that every object is defined once, in its final
 -- form, next to the others of its topic. From here on migrations are append-only: a change is a
 -- new migration, and supabase/schema.sql (`npm run schema:dump`) shows what they all add up to.
@@ -325,7 +325,9 @@ create index runs_started_idx on tether.runs (started_at);
 comment on table tether.runs is
   'One row per token refresh, sync run, backfill slice or webhook batch, with its counts, timing and error. Never holds a token.';
 
--- Webhooks
+-- Webhooks. A delivery is answered once its events are recorded, and they are processed after the
+-- answer (docs/architecture.md "Webhooks: answer first"): a recorded event is `received` with a
+-- processing lease in next_attempt_at, and the sweep finishes those whose lease has passed.
 
 create table tether.webhook_events (
   id bigint generated always as identity primary key,
@@ -353,8 +355,12 @@ comment on table tether.webhook_events is
   'Every verified webhook delivery, once per provider event id (a repeat is acknowledged, not processed again).';
 comment on column tether.webhook_events.event_id is
   'The provider''s id of the event: X-Shopify-Webhook-Id, X-Shiphero-Message-ID, the CloudEvents id; a SHA-256 of the body (or of the entity change for legacy QuickBooks notifications) where the provider sends none.';
+comment on column tether.webhook_events.status is
+  'received: recorded and answered, processed after the answer (or by the sweep once its lease has passed); processed; ignored (no active connection); failed (retried by the sweep with backoff).';
+comment on column tether.webhook_events.next_attempt_at is
+  'received: when its processing lease ends (the sweep then takes it as cut off); failed: when the sweep retries it; held further while a sweep works on it.';
 comment on column tether.webhook_events.attempts is
-  'How many times the event was processed (1 for an event processed at once; never more than one successful processing).';
+  'How many times the event was processed (1 for an event processed after its answer; never more than one successful processing).';
 
 -- OAuth connect: the nonces of the signed `state`s already used, so a callback URL cannot be
 -- replayed. The state itself (a JWT signed with TETHER_OAUTH_STATE_SECRET) says which provider
@@ -396,6 +402,21 @@ create table tether.invocations (
 create index invocations_accepted_idx on tether.invocations (accepted_at);
 comment on table tether.invocations is
   'One row per asynchronous function call (the SQL API''s calls through pg_net): accepted with a 202 carrying its id, then running, then succeeded with the job''s result or failed with its error.';
+
+-- Disconnects asked for in SQL. pg_net's queue, where the invoke key travels, is readable by every
+-- database role, and a revocation cannot be undone: so disconnect_connection()'s call through
+-- pg_net carries only the id of a request recorded here, and the disconnect function takes nothing
+-- else from the invoke key.
+
+create table tether.disconnect_requests (
+  id uuid primary key default gen_random_uuid(),
+  connection_id uuid not null references tether.connections (id) on delete cascade,
+  delete_records boolean not null default false,
+  revoke boolean not null default true,
+  requested_at timestamptz not null default now()
+);
+comment on table tether.disconnect_requests is
+  'Disconnects asked for through disconnect_connection(), until the disconnect function has done them (it deletes the row in the transaction that ends the connection).';
 
 -- Synced records
 
@@ -444,9 +465,9 @@ comment on table tether.customers is
 
 -- 4. Row-level security ------------------------------------------------------------------------
 -- Every table has RLS. An authenticated user sees the status of the connections they own, and
--- what hangs off them; never a credential. credentials, webhook_events, oauth_states and
--- invocations have no policy: only the table owner, which is how the Edge Functions connect,
--- and service_role reach them.
+-- what hangs off them; never a credential. credentials, webhook_events, oauth_states,
+-- invocations and disconnect_requests have no policy: only the table owner, which is how the Edge
+-- Functions connect, and service_role reach them.
 
 alter table tether.connections enable row level security;
 alter table tether.credentials enable row level security;
@@ -457,6 +478,7 @@ alter table tether.runs enable row level security;
 alter table tether.webhook_events enable row level security;
 alter table tether.oauth_states enable row level security;
 alter table tether.invocations enable row level security;
+alter table tether.disconnect_requests enable row level security;
 alter table tether.orders enable row level security;
 alter table tether.customers enable row level security;
 
@@ -560,6 +582,14 @@ grant select on tether.connection_health to authenticated, service_role;
 -- Calling the functions. Each call reaches an Edge Function through pg_net with the URL and key
 -- kept in Vault and returns the pg_net request id; the function's own outcome lands in
 -- tether.invocations and tether.runs (and its HTTP answer in net._http_response).
+--
+-- The key is the invoke key, never a Supabase API key: net.http_post queues each request, headers
+-- included, in net.http_request_queue, which pg_net grants to PUBLIC (supabase/pg_net
+-- sql/pg_net.sql), so any role that can run SQL may read it. The invoke key is Vault secret
+-- tether_invoke_key, equal to the functions' TETHER_INVOKE_KEY, sent in x-tether-invoke-key. Only
+-- the functions pg_cron reaches accept it (refresh-tokens, sync-orders, sync-customers, backfill,
+-- webhooks/_sweep, and disconnect for a request recorded in SQL); the Data API, Auth, Storage and
+-- `connect` refuse it. Whoever reads it can start Tether's jobs early, nothing more.
 create function tether.invoke_function(function_name text, body jsonb default '{}'::jsonb)
 returns bigint
 language plpgsql
@@ -568,30 +598,35 @@ set search_path = ''
 as $$
 declare
   functions_url text;
-  service_key text;
+  invoke_key text;
 begin
   select decrypted_secret into functions_url
     from vault.decrypted_secrets where name = 'tether_functions_url';
-  select decrypted_secret into service_key
-    from vault.decrypted_secrets where name = 'tether_service_key';
-  if functions_url is null or service_key is null then
-    raise exception 'Tether is not configured: Vault has no %',
-      case when functions_url is null then 'tether_functions_url' else 'tether_service_key' end
-      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url''); '
-                || 'select vault.create_secret(''<a secret API key>'', ''tether_service_key'');';
+  select decrypted_secret into invoke_key
+    from vault.decrypted_secrets where name = 'tether_invoke_key';
+  if functions_url is null then
+    raise exception 'Tether is not configured: Vault has no tether_functions_url'
+      using hint = 'select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''tether_functions_url'');';
+  end if;
+  if invoke_key is null then
+    raise exception 'Tether is not configured: Vault has no tether_invoke_key'
+      using hint = 'select vault.create_secret(''<the functions'' TETHER_INVOKE_KEY secret>'', ''tether_invoke_key''); '
+                || 'a new key: select encode(extensions.gen_random_bytes(32), ''hex''); set it on both sides '
+                || '(supabase secrets set TETHER_INVOKE_KEY=<key>), never a Supabase API key.';
   end if;
   -- The function answers 202 within milliseconds; 2 s covers a cold start.
   return net.http_post(
     url := rtrim(functions_url, '/') || '/' || function_name,
     body := coalesce(body, '{}'::jsonb),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'apikey', service_key,
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'x-tether-invoke-key', invoke_key,
                                   'Prefer', 'respond-async'),
     timeout_milliseconds := 2000
   );
 end
 $$;
 comment on function tether.invoke_function(text, jsonb) is
-  'Calls a Tether Edge Function through pg_net with the URL and secret key stored in Vault (tether_functions_url, tether_service_key), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+  'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
 revoke all on function tether.invoke_function(text, jsonb) from public, anon, authenticated;
 
 create function tether.shown(value text) returns text
@@ -1057,8 +1092,35 @@ as $$
   select tether.invoke_function('webhooks/_sweep', '{}'::jsonb)
 $$;
 comment on function public.process_webhook_events() is
-  'The webhook retry sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come. Returns the pg_net request id.';
+  'The webhook sweep, scheduled every minute: asks the webhooks function to process again the failed events whose next attempt (tether.backoff) has come, and the received events whose processing was cut off (their processing lease has passed). Returns the pg_net request id.';
 revoke all on function public.process_webhook_events() from public, anon, authenticated;
+
+-- Disconnecting
+
+create function public.disconnect_connection(connection_id uuid, delete_records boolean default false,
+  revoke boolean default true) returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  request_id uuid;
+begin
+  if not exists (select 1 from tether.connections c where c.id = disconnect_connection.connection_id) then
+    raise exception 'unknown connection %', connection_id
+      using errcode = 'no_data_found',
+            hint = 'select id, provider, name, status from tether.connection_health';
+  end if;
+  insert into tether.disconnect_requests (connection_id, delete_records, revoke)
+  values (connection_id, coalesce(delete_records, false), coalesce(revoke, true))
+  returning id into request_id;
+  return tether.invoke_function('disconnect', jsonb_build_object('request_id', request_id));
+end
+$$;
+comment on function public.disconnect_connection(uuid, boolean, boolean) is
+  'Ends a connection through the disconnect function: revokes the grant at the provider where it can (revoke), deletes the credentials, cancels its backfills, and keeps it as disabled with its synced records, or deletes it and them (delete_records). Returns the pg_net request id; the outcome is in tether.invocations and tether.connection_health.';
+revoke all on function public.disconnect_connection(uuid, boolean, boolean)
+  from public, anon, authenticated;
 
 -- 8. The Data API ------------------------------------------------------------------------------
 -- PostgREST serves only the schemas a project exposes, and a

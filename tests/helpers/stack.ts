@@ -6,6 +6,7 @@
 import { connect } from "../../functions-shared/db/client.ts";
 import type { Clock, Deps } from "../../functions-shared/deps.ts";
 import { stackEnv, type TestDatabase } from "../../scripts/local/harness.ts";
+import { freePort, paths } from "../../scripts/local/util.ts";
 
 export {
   createTestDatabase,
@@ -161,4 +162,34 @@ export async function withDatabaseOutage<T>(
     await admin.end();
     await victim.end({ timeout: 1 });
   }
+}
+
+/**
+ * Runs one of the stack's scripts (`stack.ts up`, `start.ts --once`) as a newcomer would, with a
+ * private state directory and free ports, so it never touches the stack the tests run on. `env`
+ * adds to or replaces the defaults (a taken port, TETHER_PGNET).
+ */
+export async function runWithPrivateStack(
+  script: string,
+  args: string[],
+  state: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `scripts/${script}`, ...args],
+    cwd: paths.root,
+    env: {
+      TETHER_STATE_DIR: state,
+      TETHER_PG_PORT: String(freePort()),
+      TETHER_FUNCTIONS_PORT: String(freePort()),
+      TETHER_SANDBOX_PORT: String(freePort()),
+      NO_COLOR: "1",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
