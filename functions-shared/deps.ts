@@ -6,6 +6,7 @@ import { connect, type Sql } from "./db/client.ts";
 import type { TetherEnv } from "./env.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { PacerCache } from "./providers/pacing.ts";
+import { postgresBudgets } from "./db/rate_budgets.ts";
 import { TokenVault } from "./vault.ts";
 
 /**
@@ -55,7 +56,10 @@ export interface Deps {
   clock: Clock;
   env: TetherEnv;
   log: Logger;
-  /** Each connection's rate pacer, kept for the life of the function instance. */
+  /**
+   * Each connection's rate pacer, kept for the life of the function instance; in deployed
+   * functions its model lives in tether.rate_budgets, shared by every instance.
+   */
   pacers: PacerCache;
 }
 
@@ -63,6 +67,11 @@ export interface Job<I, O> {
   name: string;
   input: z.ZodType<I>;
   run(deps: Deps, input: I): Promise<O>;
+  /**
+   * The result holds a credential (`tokens`): always answered to the caller directly, never kept
+   * in tether.invocations, never cached.
+   */
+  secretResult?: boolean;
   /**
    * What a call with the invoke key may ask, when less than `input`: the key travels in pg_net's
    * queue, which every database role can read, so a job whose work cannot be undone takes from it
@@ -123,14 +132,16 @@ export async function createDeps(
   env: TetherEnv,
   opts: { name: string; log?: Logger },
 ): Promise<Deps> {
+  const db = connect(env.databaseUrl, { max: env.dbPoolSize, name: `tether-${opts.name}` });
   return {
-    db: connect(env.databaseUrl, { max: env.dbPoolSize, name: `tether-${opts.name}` }),
+    db,
     vault: await TokenVault.fromKeyRing(env.tokenKeyRing),
     fetch: globalThis.fetch,
     now: () => new Date(),
     clock: systemClock,
     env,
     log: opts.log ?? createLogger(opts.name),
-    pacers: new PacerCache(),
+    // Every function instance paces a connection with the one budget kept in Postgres.
+    pacers: new PacerCache(1000, postgresBudgets(db)),
   };
 }

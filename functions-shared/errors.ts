@@ -19,6 +19,9 @@ export const JOB_ERROR_STATUS = {
   invalid_backfill: 400,
   backfill_overlaps: 409,
   credentials_rejected: 422,
+  /** The connection needs a person: reconnect it (reauth_required) or enable it (disabled). */
+  reauth_required: 409,
+  connection_disabled: 409,
   // Tether or the provider
   provider_unavailable: 502,
   misconfigured: 500,

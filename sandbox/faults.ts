@@ -3,7 +3,8 @@
  * to the next matching requests.
  *
  * Error faults (5xx, hang, 429, invalid_grant, unauthorized) answer instead of the provider,
- * so the presented token is NOT consumed or rotated. The 200 faults
+ * so the presented token is NOT consumed or rotated. `5xx_after_acting` lets the provider do
+ * the work and then answers 500 instead of its answer. The 200 faults
  * (malformed_json, missing_field) corrupt the provider's real answer, so the
  * refresh DID happen (tokens rotated), as when a good response is garbled on
  * the way back.
@@ -18,6 +19,9 @@ export const FAULT_KINDS = [
   "invalid_grant",
   // The provider's own 401 on either endpoint (for ShipHero's token endpoint: no OAuth `error`).
   "unauthorized",
+  // The provider carries the request out, then answers 500 (its answer lost to an internal error
+  // after the write): what makes a blind retry of a write do it twice.
+  "5xx_after_acting",
   // The provider's real answer, held `delay_ms` first (a slow API, e.g. a 2 s QuickBooks read).
   "slow",
 ] as const;
@@ -75,6 +79,14 @@ export class FaultQueue {
     this.#queues.clear();
     return n;
   }
+}
+
+/** What `5xx_after_acting` answers once the provider has acted. */
+export function internalServerError(): Response {
+  return new Response(
+    JSON.stringify({ error: "internal_error", message: "An internal error occurred." }),
+    { status: 500, headers: { "content-type": "application/json" } },
+  );
 }
 
 /** A gateway's 503: deliberately not JSON. */

@@ -68,7 +68,7 @@ export interface TokenEndpoint {
 }
 
 export interface ApiEndpoint {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "PUT";
   /** Matched against the path below the provider prefix. */
   readonly pattern: URLPattern;
   handle(

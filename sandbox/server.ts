@@ -14,6 +14,7 @@ import {
   FAULT_KINDS,
   FaultQueue,
   hang,
+  internalServerError,
   serviceUnavailable,
   tooManyRequests,
   truncated,
@@ -174,7 +175,9 @@ export function createSandboxHandler(
       if (early) return await early;
       // Held before the provider handles it: a slow request is served (and counted) at its end.
       if (fault?.kind === "slow") await sleep(fault.delayMs, closing);
-      return await corrupt(fault, await api.handle(req, match.pathname.groups, clock.now()));
+      const answer = await api.handle(req, match.pathname.groups, clock.now());
+      if (fault?.kind === "5xx_after_acting") return internalServerError();
+      return await corrupt(fault, answer);
     }
     return notFound(req);
   }

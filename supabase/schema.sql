@@ -398,6 +398,45 @@ COMMENT ON FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid) 
 
 
 --
+-- Name: adjust_rate_budget(uuid, double precision, double precision, double precision, double precision, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision DEFAULT NULL::double precision, refund double precision DEFAULT NULL::double precision, back_off_ms double precision DEFAULT NULL::double precision, reported_capacity double precision DEFAULT NULL::double precision, reported_restore double precision DEFAULT NULL::double precision) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
+begin
+  -- A report is as old as the request it answered: other instances may have spent since, so it
+  -- may lower the level, never raise it (the refill does that).
+  -- The bucket's size, as the provider states it (Shopify's maximumAvailable, Lightspeed's limit).
+  if reported_capacity > 0 then b.capacity := reported_capacity; end if;
+  if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
+  b.level := least(b.level, b.capacity);
+  if available is not null then b.level := greatest(0, least(b.level, available)); end if;
+  if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
+  if back_off_ms is not null then
+    b.level := least(b.level, b.capacity * reserve + 1);
+    b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
+      b.at + make_interval(secs => back_off_ms / 1000));
+  end if;
+  update tether.rate_budgets r
+     set capacity = b.capacity, restore_per_second = b.restore_per_second, level = b.level,
+         at = b.at, blocked_until = b.blocked_until
+   where r.connection_id = adjust_rate_budget.connection_id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, lowers the level to what it reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+
+
+--
 -- Name: append_created_changes(); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -930,6 +969,65 @@ $$;
 COMMENT ON FUNCTION tether.publish_changes(max integer) IS 'Numbers committed unpublished changes (up to max) after the last published id, in insert order: ids in commit order. Called by read_changes; returns how many it published (0 when another publisher is at work).';
 
 
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+
+--
+-- Name: rate_budgets; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.rate_budgets (
+    connection_id uuid NOT NULL,
+    capacity double precision NOT NULL,
+    restore_per_second double precision NOT NULL,
+    level double precision NOT NULL,
+    at timestamp with time zone NOT NULL,
+    blocked_until timestamp with time zone
+);
+
+
+--
+-- Name: TABLE rate_budgets; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.rate_budgets IS 'Per connection, the rate-limit bucket its provider keeps, as Tether models it: shared by the syncs, backfills, webhook re-fetches and proxied calls of every function instance, so none throttles another.';
+
+
+--
+-- Name: rate_budget_level(uuid, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) RETURNS tether.rate_budgets
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets;
+  now timestamptz := clock_timestamp();
+begin
+  insert into tether.rate_budgets as r (connection_id, capacity, restore_per_second, level, at)
+  values (rate_budget_level.connection_id, rate_budget_level.capacity,
+          rate_budget_level.restore_per_second, rate_budget_level.capacity, now)
+  on conflict on constraint rate_budgets_pkey do nothing;
+  select * into b from tether.rate_budgets r
+   where r.connection_id = rate_budget_level.connection_id for update;
+  b.level := least(b.capacity,
+    b.level + greatest(0, extract(epoch from now - b.at)) * b.restore_per_second);
+  b.at := greatest(b.at, now);
+  return b;
+end
+$$;
+
+
+--
+-- Name: FUNCTION rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) IS 'The connection''s rate budget refilled to now, its row locked for the caller''s transaction.';
+
+
 --
 -- Name: read_changes(text, integer, interval); Type: FUNCTION; Schema: tether; Owner: -
 --
@@ -1014,6 +1112,37 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error message quotes it: whole up to 40 characters, cut beyond.';
+
+
+--
+-- Name: take_rate_budget(uuid, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
+  need float8 := least(cost, b.capacity);
+  missing float8 := need + least(b.capacity * reserve, b.capacity - need) - b.level;
+  wait_ms float8 := greatest(
+    coalesce(extract(epoch from b.blocked_until - b.at) * 1000, 0),
+    case when missing > 0 then missing / b.restore_per_second * 1000 else 0 end);
+begin
+  if wait_ms <= 0 then b.level := b.level - need; end if;
+  update tether.rate_budgets r set level = b.level, at = b.at
+   where r.connection_id = take_rate_budget.connection_id;
+  return ceil(greatest(wait_ms, 0))::integer;
+end
+$$;
+
+
+--
+-- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) IS 'Pacer.take across instances: 0 when the cost was charged, else the ms to wait and ask again.';
 
 
 --
@@ -1114,11 +1243,6 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) IS 'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page. Rows are written in external_id order, so concurrent writers of overlapping pages (sync, backfill, webhooks) lock them in the same order and never deadlock.';
-
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 
 --
@@ -2173,6 +2297,14 @@ ALTER TABLE ONLY tether.orders
 
 
 --
+-- Name: rate_budgets rate_budgets_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.rate_budgets
+    ADD CONSTRAINT rate_budgets_pkey PRIMARY KEY (connection_id);
+
+
+--
 -- Name: runs runs_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2430,6 +2562,14 @@ ALTER TABLE ONLY tether.orders
 
 
 --
+-- Name: rate_budgets rate_budgets_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.rate_budgets
+    ADD CONSTRAINT rate_budgets_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: runs runs_backfill_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2587,6 +2727,13 @@ ALTER TABLE tether.orders ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY orders_owner_read ON tether.orders FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: rate_budgets; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.rate_budgets ENABLE ROW LEVEL SECURITY;
 
 
 --
@@ -2761,6 +2908,13 @@ GRANT ALL ON FUNCTION tether.ack_changes(consumer text, up_to bigint, lease uuid
 
 
 --
+-- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -2826,11 +2980,32 @@ GRANT ALL ON FUNCTION tether.publish_changes(max integer) TO service_role;
 
 
 --
+-- Name: TABLE rate_budgets; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.rate_budgets TO service_role;
+
+
+--
+-- Name: FUNCTION rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.rate_budget_level(connection_id uuid, capacity double precision, restore_per_second double precision) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION read_changes(consumer text, max integer, lease_for interval); Type: ACL; Schema: tether; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for interval) TO service_role;
+
+
+--
+-- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) FROM PUBLIC;
 
 
 --

@@ -2,7 +2,7 @@
 // speak no HTTP, read no wall clock, name no runtime and no provider in their logic; adapters know nothing
 // of Postgres; the sandbox and the project never import each other.
 import assert from "node:assert/strict";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { PROVIDERS } from "../functions-shared/providers/types.ts";
 
 const root = join(import.meta.dirname!, "..");
@@ -66,6 +66,20 @@ Deno.test("the sandbox imports no project code, and the project imports no sandb
   );
   const project = [...await sources("functions-shared"), ...await sources("supabase/functions")];
   assert.deepEqual(offenders(project, /from "[^"]*\/(sandbox|tests)\//), []);
+});
+
+Deno.test("the client module imports nothing: a user's function copies or imports it alone", async () => {
+  const client = await sources("client");
+  assert.ok(client.length >= 2, "the client and its example were found");
+  const outside = client.flatMap((file) =>
+    [...file.code.matchAll(/from "([^"]+)"/g)]
+      .map((m) => m[1]!)
+      .filter((spec) =>
+        !spec.startsWith(".") || !join(dirname(file.path), spec).startsWith("client/")
+      )
+      .map((spec) => `${file.path}: ${spec}`)
+  );
+  assert.deepEqual(outside, []);
 });
 
 Deno.test("the benchmarks run jobs only through served functions, under the Edge Runtime's limits", async () => {

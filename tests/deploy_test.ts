@@ -18,9 +18,11 @@ const FUNCTIONS = [
   "backfill",
   "connect",
   "disconnect",
+  "proxy",
   "refresh-tokens",
   "sync-customers",
   "sync-orders",
+  "tokens",
   "webhooks",
 ];
 

@@ -1,8 +1,11 @@
 // The client-side rate model (functions-shared/providers/pacing.ts), on a fake clock: it waits
 // exactly as long as the bucket needs to refill, follows what the provider reports, and holds
-// every request back for the wait a throttle asked for.
+// every request back for the wait a throttle asked for; and the same model kept in Postgres,
+// shared by the pacers of several function instances.
 import assert from "node:assert/strict";
+import { postgresBudgets } from "../functions-shared/db/rate_budgets.ts";
 import { Pacer } from "../functions-shared/providers/pacing.ts";
+import { withTestDatabase } from "./helpers/stack.ts";
 
 function fakeTime() {
   let now = 0;
@@ -56,4 +59,54 @@ Deno.test("pacer: after a throttle nothing goes until the provider's wait is ove
     6,
     "1 left at the throttle, +6 during the wait, −1 taken",
   );
+});
+
+Deno.test("pacers of two instances sharing tether.rate_budgets draw from one bucket", async () => {
+  await withTestDatabase(async (db) => {
+    const [{ id }] = await db.sql<[{ id: string }]>`
+      insert into tether.connections (provider, external_id, name, config)
+      values ('maystro', 'shared-budget', 'shared budget', '{}') returning id`;
+    const store = postgresBudgets(db.sql);
+    const model = { capacity: 10, restorePerSecond: 1 };
+    const waits: number[] = [];
+    const sleep = (ms: number) => {
+      waits.push(ms);
+      return new Promise<void>((resolve) => setTimeout(resolve, ms));
+    };
+    const a = new Pacer(model, { shared: { store, key: id } });
+    const b = new Pacer(model, { shared: { store, key: id }, sleep });
+
+    // A spends all but the reserve; B's own model is full, but the shared one is not.
+    await a.take(9);
+    await b.take(1);
+    assert.equal(waits.length, 1, "B waited for the refill A's spending made necessary");
+    assert.ok(waits[0]! > 0 && waits[0]! <= 1000, `B waited ${waits[0]} ms (1 point at 1/s)`);
+
+    // A report lowers the shared level; a stale, higher one never raises it back.
+    a.observe({ available: 0 });
+    a.observe({ available: 10 });
+    await a.settled();
+    await b.take(1);
+    assert.equal(waits.length, 2, "B waited again: the bucket was reported empty");
+    assert.ok(waits[1]! > 1000, `B waited ${waits[1]} ms for 2 points at 1/s`);
+
+    // A throttle's wait holds every instance back.
+    // (B has just taken the bucket down to the reserve: 2 s for the next point, 3 s blocked.)
+    a.backOff(3000);
+    await a.settled();
+    await b.take(1);
+    assert.ok(waits[2]! > 2000 && waits[2]! <= 3000, `B waited ${waits[2]} ms of A's 3000 ms`);
+
+    // The bucket's size a provider reported to one instance is every instance's: a pacer whose
+    // facts say 350 waits for the reported 5's refill (1.5 points at 1/s), not for 36 points.
+    a.observe({ available: 0, capacity: 5 });
+    await a.settled();
+    const facts = new Pacer({ capacity: 350, restorePerSecond: 1 }, {
+      shared: { store, key: id },
+      sleep,
+    });
+    await facts.take(1);
+    const last = waits[waits.length - 1]!;
+    assert.ok(last > 1000 && last <= 1500, `it waited ${last} ms`);
+  });
 });

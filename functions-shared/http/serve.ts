@@ -126,6 +126,11 @@ export async function runJobOn<I, O>(
     }
     const parsed = job.input.safeParse(body);
     if (!parsed.success) return jsonError("invalid_body", formatIssues(parsed.error.issues));
+    if (job.secretResult) {
+      return Response.json(await job.run(deps, parsed.data), {
+        headers: { "cache-control": "no-store" },
+      });
+    }
     return await answerWith(deps, req, job.name, () => job.run(deps, parsed.data));
   } catch (err) {
     return errorResponse(deps, job.name, err);
@@ -201,8 +206,13 @@ export function serveFunction(name: string, make: (deps: Deps) => Handler): void
 
 /**
  * The whole of a function's entry point: `serveJob(refreshTokens)`. A job function is what pg_cron
- * reaches through the SQL API, so it accepts the invoke key.
+ * reaches through the SQL API, so it accepts the invoke key; except a job whose result holds a
+ * credential (`secretResult`): the invoke key sits in pg_net's queue, which every database role
+ * can read, so such a job answers a secret key or a service_role JWT only.
  */
 export function serveJob<I, O>(job: Job<I, O>): void {
-  serveFunction(job.name, (deps) => createJobHandler(job, deps, { acceptInvokeKey: true }));
+  serveFunction(
+    job.name,
+    (deps) => createJobHandler(job, deps, { acceptInvokeKey: job.secretResult !== true }),
+  );
 }

@@ -155,8 +155,19 @@ function isMissingKey(err: unknown): err is VaultDecryptError {
   return err instanceof VaultDecryptError && err.code === "unknown_key_id";
 }
 
+/** Why a connection gives no token: what a caller must do differs for each. */
+export type UnavailableReason =
+  | "unknown"
+  | "reauth_required"
+  | "disabled"
+  | "refresh_failed"
+  | "busy";
+
 export class ConnectionUnavailable extends Error {
   override readonly name = "ConnectionUnavailable";
+  constructor(readonly reason: UnavailableReason, message: string) {
+    super(message);
+  }
 }
 
 /**
@@ -173,9 +184,12 @@ export async function getAccessToken(
   let force = opts.force ?? false;
   while (true) {
     const row = await getConnection(deps.db, connectionId);
-    if (!row) throw new ConnectionUnavailable(`connection ${connectionId} does not exist`);
+    if (!row) {
+      throw new ConnectionUnavailable("unknown", `connection ${connectionId} does not exist`);
+    }
     if (row.status === "reauth_required" || row.status === "disabled") {
       throw new ConnectionUnavailable(
+        row.status,
         `connection ${row.name} (${row.provider}) is ${row.status}: ${
           row.last_error ?? "reconnect it"
         }`,
@@ -202,6 +216,14 @@ export async function getAccessToken(
       leaseSeconds: LEASE_SECONDS,
     });
     if (claimed) {
+      // Another worker refreshed between our read and our claim: its token is the one to use
+      // (without this, a caller that read the row just before that refresh committed would
+      // refresh a second time).
+      if (claimed.last_token_refresh_at?.getTime() !== row.last_token_refresh_at?.getTime()) {
+        await releaseLease(deps.db, row.id, owner);
+        force = false;
+        continue;
+      }
       const outcome = await refreshClaimed(deps, claimed, owner);
       if (outcome === "refreshed" || outcome === "skipped") {
         force = false;
@@ -209,12 +231,16 @@ export async function getAccessToken(
       }
       const after = await getConnection(deps.db, row.id);
       throw new ConnectionUnavailable(
+        outcome === "reauth_required" ? "reauth_required" : "refresh_failed",
         `could not refresh the ${row.provider} token of ${row.name}: ${after?.last_error}`,
       );
     }
     // Another worker is refreshing this connection: wait for its result.
     if (deadline.passed) {
-      throw new ConnectionUnavailable(`timed out waiting for another refresh of ${row.name}`);
+      throw new ConnectionUnavailable(
+        "busy",
+        `timed out waiting for another refresh of ${row.name}`,
+      );
     }
     force = false;
     await deps.clock.sleep(200);

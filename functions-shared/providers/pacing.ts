@@ -6,10 +6,40 @@
 // the wait the provider asked (`backOff`).
 //
 // It measures real time (not the job's clock): rate limits are about wall-clock seconds.
+//
+// A pacer in memory sees only its own instance's calls, and every Edge Function runs in isolates
+// of its own: deployed functions keep the model in a `BudgetStore` (Postgres,
+// db/rate_budgets.ts), one per connection, so a sync, a backfill and the user's proxied calls
+// draw from one budget. Its arithmetic is this file's, in SQL.
 
 export interface BucketModel {
   capacity: number;
   restorePerSecond: number;
+}
+
+/** A bucket model kept outside the process, shared by every pacer of the same key. */
+export interface BudgetStore {
+  /**
+   * Charges `cost` and returns 0, or charges nothing and returns the ms to wait and ask again.
+   * `model` sizes a bucket the store does not hold yet; after that, the size a report gave wins.
+   */
+  take(key: string, cost: number, model: BucketModel, reserve: number): Promise<number>;
+  /** What `observe`, `refund` and `backOff` change, applied to the shared model. */
+  adjust(
+    key: string,
+    model: BucketModel,
+    reserve: number,
+    change: BudgetChange,
+  ): Promise<void>;
+}
+
+/** A correction: the level or bucket size a provider reported, a refund, a throttle's wait. */
+export interface BudgetChange {
+  available?: number;
+  capacity?: number;
+  restorePerSecond?: number;
+  refund?: number;
+  backOffMs?: number;
 }
 
 export interface PacerOptions {
@@ -19,6 +49,8 @@ export interface PacerOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Keep this share of the bucket in reserve for other clients of the same account. Default 0.1. */
   reserve?: number;
+  /** Keep the model in this store under `key` (the connection), shared across instances. */
+  shared?: { store: BudgetStore; key: string };
 }
 
 export class Pacer {
@@ -30,6 +62,9 @@ export class Pacer {
   readonly #clock: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #reserve: number;
+  readonly #shared: { store: BudgetStore; key: string } | undefined;
+  /** The corrections sent to the shared store, in order; a take waits for them first. */
+  #adjusted: Promise<void> = Promise.resolve();
   /** Total time spent waiting, for run records. */
   waitedMs = 0;
 
@@ -40,6 +75,7 @@ export class Pacer {
     this.#clock = opts.clock ?? (() => performance.now());
     this.#sleep = opts.sleep ?? sleep;
     this.#reserve = opts.reserve ?? 0.1;
+    this.#shared = opts.shared;
     this.#at = this.#clock();
   }
 
@@ -56,6 +92,30 @@ export class Pacer {
 
   /** Waits until `cost` is available by the model (and any back-off has passed), then charges it. */
   async take(cost: number, signal?: AbortSignal): Promise<void> {
+    if (this.#shared === undefined) return await this.#takeLocal(cost, signal);
+    const { store, key } = this.#shared;
+    while (true) {
+      await this.#adjusted;
+      let waitMs: number;
+      try {
+        waitMs = await store.take(key, cost, this.model, this.#reserve);
+      } catch {
+        // The store is out of reach (a database blip): this instance's model paces this call,
+        // and the provider's own throttle remains the backstop.
+        return await this.#takeLocal(cost, signal);
+      }
+      if (waitMs <= 0) {
+        this.#refill();
+        this.#level -= Math.min(cost, this.#capacity);
+        return;
+      }
+      this.waitedMs += waitMs;
+      await this.#sleep(waitMs, signal);
+      signal?.throwIfAborted();
+    }
+  }
+
+  async #takeLocal(cost: number, signal?: AbortSignal): Promise<void> {
     // A request dearer than the whole bucket can only wait for a full one.
     const need = Math.min(cost, this.#capacity);
     while (true) {
@@ -85,12 +145,18 @@ export class Pacer {
     }
     this.#level = Math.max(0, Math.min(this.#capacity, report.available));
     this.#at = this.#clock();
+    this.#adjust({
+      available: this.#level,
+      capacity: report.capacity,
+      restorePerSecond: report.restorePerSecond,
+    });
   }
 
   /** Gives back what a request did not cost after all (reserved 100, charged 12). */
   refund(points: number): void {
     this.#refill();
     this.#level = Math.min(this.#capacity, this.#level + Math.max(0, points));
+    this.#adjust({ refund: points });
   }
 
   /**
@@ -103,6 +169,22 @@ export class Pacer {
     this.#level = Math.min(this.#level, this.#capacity * this.#reserve + 1);
     this.#at = this.#clock();
     this.#blockedUntil = Math.max(this.#blockedUntil, this.#at + ms);
+    this.#adjust({ backOffMs: ms });
+  }
+
+  /** Resolves once the corrections made so far have reached the shared store. */
+  settled(): Promise<void> {
+    return this.#adjusted;
+  }
+
+  /** Sends a correction to the shared store (in order; a failed one is this instance's only). */
+  #adjust(change: BudgetChange): void {
+    const shared = this.#shared;
+    if (shared === undefined) return;
+    const model = this.model;
+    this.#adjusted = this.#adjusted
+      .then(() => shared.store.adjust(shared.key, model, this.#reserve, change))
+      .catch(() => {});
   }
 
   #refill(): void {
@@ -134,13 +216,17 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export class PacerCache {
   readonly #pacers = new Map<string, Pacer>();
   readonly #max: number;
+  readonly #store: BudgetStore | undefined;
 
-  constructor(max = 1000) {
+  /** With a `store`, every pacer keeps its connection's model there (shared across instances). */
+  constructor(max = 1000, store?: BudgetStore) {
     this.#max = max;
+    this.#store = store;
   }
 
   for(connectionId: string, model: BucketModel): Pacer {
-    const pacer = this.#pacers.get(connectionId) ?? new Pacer(model);
+    const shared = this.#store && { store: this.#store, key: connectionId };
+    const pacer = this.#pacers.get(connectionId) ?? new Pacer(model, { shared });
     this.#pacers.delete(connectionId);
     this.#pacers.set(connectionId, pacer);
     if (this.#pacers.size > this.#max) this.#pacers.delete(this.#pacers.keys().next().value!);

@@ -214,6 +214,8 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
   verify(ctx: AdapterContext, conn: ConnectionRef, creds: Credentials): Promise<void>;
   /** The credential that authenticates API calls. */
   accessToken(creds: Credentials): string;
+  /** How the user's own calls reach the API as a connection (the `tokens` and `proxy` functions). */
+  readonly proxy: ProviderProxy;
   /** One reader per stream the provider has (ShipHero and Maystro have no customers). */
   readonly streams: StreamReaders;
   /** The provider's webhook receiver: verify, route, name, and process its deliveries. */
@@ -238,6 +240,37 @@ export interface ProviderAdapter<Facts extends ProviderFacts = ProviderFacts> {
     creds: Credentials,
     req: { stream: StreamName; rangeStart: Date },
   ): Promise<string | undefined>;
+}
+
+/**
+ * What the `proxy` function needs to forward a caller's request to the provider's API as a
+ * connection, and what `tokens` tells a caller about sending the token itself. The base URL is
+ * the connection's (`baseUrls`).
+ */
+export interface ProviderProxy {
+  /**
+   * How the access token is sent: `bearer` (`Authorization: Bearer <token>`), `token`
+   * (`Authorization: Token <token>`), or the name of the header that carries it alone.
+   */
+  readonly tokenType: "bearer" | "token" | "x-shopify-access-token";
+  /** The headers that authenticate one call with these credentials. */
+  authHeaders(creds: Credentials): Record<string, string>;
+  /**
+   * What one proxied request is charged on the connection's pacer, in the bucket's unit (query
+   * cost, credits, requests): the cost is unknown before the provider runs it, so a typical one.
+   */
+  readonly requestCost: number;
+  /** The API version the connection's calls use, where the provider has one. */
+  apiVersion?(config: Record<string, unknown>): string;
+  /**
+   * The path a call goes to, with the connection's API version where the caller left it out
+   * (Shopify's unversioned Admin path); may add a query parameter (QuickBooks' minorversion).
+   */
+  versioned?(path: string, query: URLSearchParams, config: Record<string, unknown>): string;
+  /** The GraphQL endpoint's paths: a POST there whose operation is not a mutation is a read. */
+  readonly graphqlPath?: RegExp;
+  /** Corrects the connection's pacer from what an answer's headers say of the bucket. */
+  observe?(pacer: Pacer, headers: Headers): void;
 }
 
 // ---------------------------------------------------------------------------------------------

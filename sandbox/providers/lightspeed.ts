@@ -21,6 +21,7 @@ import { hex, hmacSha256 } from "../webhooks.ts";
 import { bearerToken, FORM, json, mediaType } from "../http.ts";
 import type { ApiEndpoint, AppCredentials, ProviderSandbox, SandboxWorld } from "../provider.ts";
 import { defineSandboxProvider, perChange } from "./define.ts";
+import { z } from "zod";
 import { AuthorizationCodes } from "./oauth_codes.ts";
 
 export interface LightspeedConfig {
@@ -48,6 +49,36 @@ interface LightspeedAccount extends BaseAccount {
   /** Newest access token; older ones stay valid until they expire. */
   access: IssuedToken;
 }
+
+/**
+ * One product's stock at one outlet: the fields of X-Series' inventory records (Fivetran's
+ * Lightspeed Retail X-Series schema, table `inventory`: product_id, outlet_id, current_amount,
+ * reorder_point, reorder_amount, version).
+ */
+interface InventoryRecord {
+  product_id: string;
+  outlet_id: string;
+  current_amount: number;
+  reorder_point: number | null;
+  reorder_amount: number | null;
+  version: number;
+}
+
+/**
+ * "PUT /api/2.1/products/{id}" with `{"details": {"inventory": [{"outlet_id", "current_amount",
+ * "reorder_point"?, "reorder_amount"?}]}}` sets a product's count at an outlet
+ * (x-series-api.lightspeedhq.com/docs/inventory_updates, "Direct update on the product").
+ */
+const inventoryUpdate = z.object({
+  details: z.object({
+    inventory: z.array(z.object({
+      outlet_id: z.string().min(1),
+      current_amount: z.number().int().optional(),
+      reorder_point: z.number().int().optional(),
+      reorder_amount: z.number().int().optional(),
+    })).min(1),
+  }),
+});
 
 /** UNCONFIRMED: the default and largest `page_size` of API 2.0 list endpoints. */
 const DEFAULT_PAGE_SIZE = 1000;
@@ -208,6 +239,13 @@ export function createLightspeed(
 ): ProviderSandbox {
   const book = new AccountBook<LightspeedAccount>((n) => `sandboxstore${n}`);
   const codes = new AuthorizationCodes();
+  /** Inventory records by retailer, then `<product_id>/<outlet_id>`, as the writes left them. */
+  const inventory = new Map<string, Map<string, InventoryRecord>>();
+  const inventoryOf = (account: LightspeedAccount) => {
+    let records = inventory.get(account.externalId);
+    if (!records) inventory.set(account.externalId, records = new Map());
+    return records;
+  };
 
   const invalidRequest = (description: string) =>
     json({ error: "invalid_request", error_description: description }, 400);
@@ -425,6 +463,57 @@ export function createLightspeed(
             200,
             limit,
           );
+        },
+      },
+      // Stock writes (see inventoryUpdate). The sandbox has no product catalog: any product id is
+      // taken to exist, and its inventory records are what the writes left.
+      {
+        method: "PUT",
+        pattern: new URLPattern({ pathname: "/api/2.1/products/:id" }),
+        async handle(req, params, now) {
+          const hit = book.live(bearerToken(req), "access", now);
+          if (!hit) return unauthorized();
+          const limit = charge(hit.account, now);
+          if (limit instanceof Response) return limit;
+          const parsed = inventoryUpdate.safeParse(await req.json().catch(() => undefined));
+          if (!parsed.success) {
+            return json({ error: "Bad Request", message: z.prettifyError(parsed.error) }, 400);
+          }
+          const productId = params.id!;
+          const records = inventoryOf(hit.account);
+          for (const update of parsed.data.details.inventory) {
+            const key = `${productId}/${update.outlet_id}`;
+            const before = records.get(key);
+            records.set(key, {
+              product_id: productId,
+              outlet_id: update.outlet_id,
+              current_amount: update.current_amount ?? before?.current_amount ?? 0,
+              reorder_point: update.reorder_point ?? before?.reorder_point ?? null,
+              reorder_amount: update.reorder_amount ?? before?.reorder_amount ?? null,
+              version: (before?.version ?? 0) + 1,
+            });
+          }
+          // UNCONFIRMED: the answer's shape; the product's id is what callers read back.
+          return json({ data: { id: productId } }, 200, limit);
+        },
+      },
+      // "GET /api/2.0/products/{product_id}/inventory": the product's inventory records.
+      {
+        method: "GET",
+        pattern: new URLPattern({ pathname: "/api/2.0/products/:id/inventory" }),
+        handle(req, params, now) {
+          const hit = book.live(bearerToken(req), "access", now);
+          if (!hit) return unauthorized();
+          const limit = charge(hit.account, now);
+          if (limit instanceof Response) return limit;
+          const data = [...inventoryOf(hit.account).values()]
+            .filter((record) => record.product_id === params.id)
+            .map((record) => ({
+              id: `${record.product_id}:${record.outlet_id}`,
+              ...record,
+              inventory_level: record.current_amount,
+            }));
+          return json({ data }, 200, limit);
         },
       },
       versionedList(

@@ -36,6 +36,7 @@ export interface SandboxFault {
     | "missing_field"
     | "invalid_grant"
     | "unauthorized"
+    | "5xx_after_acting"
     | "slow";
   count?: number;
   retry_after?: number;

@@ -18,6 +18,7 @@ import {
 } from "../common.ts";
 import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
 import { ProviderError } from "../types.ts";
+import type { Pacer } from "../pacing.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -150,7 +151,12 @@ const clients = adapterHttp(PROVIDER, facts);
 
 /** The store's API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: LightspeedConfig, stored: Credentials) {
-  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+  return clients.api(ctx, config, authHeaders(stored), stored);
+}
+
+/** "Authorization: Bearer <access_token>" (x-series-api.lightspeedhq.com/docs/authorization). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { authorization: `Bearer ${accessToken(stored)}` };
 }
 
 /** The token endpoint (refresh, and the code exchange of ./oauth.ts). */
@@ -261,7 +267,7 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
     pageSchema(list.record),
     { after: String(cursor.version), page_size: String(pageSize), ...list.params },
   );
-  observeRateLimit(ctx, headers);
+  observeRateLimit(ctx.pacer, headers);
 
   const records = data.data as z.output<S>[];
   const next = nextVersionCursor(cursor, records, data.version?.max);
@@ -278,11 +284,11 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
  * X-Series is reported to send `X-RateLimit-Limit` / `X-RateLimit-Remaining` (UNCONFIRMED); when
  * it does, the pacer's model follows them.
  */
-function observeRateLimit(ctx: AdapterContext, headers: Headers): void {
+function observeRateLimit(pacer: Pacer | undefined, headers: Headers): void {
   const remaining = Number(headers.get("x-ratelimit-remaining") ?? Number.NaN);
   const limit = Number(headers.get("x-ratelimit-limit") ?? Number.NaN);
   if (!Number.isFinite(remaining)) return;
-  ctx.pacer?.observe({
+  pacer?.observe({
     available: remaining,
     ...(Number.isFinite(limit) && limit > 0 ? { capacity: limit } : {}),
   });
@@ -304,6 +310,16 @@ export const lightspeedAdapter = {
   refresh,
   verify,
   accessToken,
+  proxy: {
+    tokenType: "bearer",
+    authHeaders,
+    // The bucket counts requests.
+    requestCost: 1,
+    // Each endpoint names its version in the path (/api/2.0/sales, /api/2.1/products/{id}): the
+    // caller's path is sent as it is; the connection's data version is reported to the caller.
+    apiVersion: (config) => apiVersion(config as LightspeedConfig),
+    observe: (pacer, headers) => observeRateLimit(pacer, headers),
+  },
   streams: {
     /** Sales. */
     orders: versioned({

@@ -85,6 +85,11 @@ function accessToken(creds: Credentials): string {
 
 const clients = adapterHttp(PROVIDER, facts);
 
+/** "Authorization: Token <api_token>", the dashboard key (see the top of this file). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { authorization: `Token ${accessToken(stored)}` };
+}
+
 /** `GET /api/stores/orders/?…` as the connection's token: the one endpoint Tether reads. */
 async function listOrders<S extends z.ZodType>(
   ctx: AdapterContext,
@@ -95,7 +100,7 @@ async function listOrders<S extends z.ZodType>(
   schema: S,
 ): Promise<z.output<S>> {
   const config = parseConfig(PROVIDER, conn, configSchema);
-  const api = clients.api(ctx, config, { authorization: `Token ${accessToken(stored)}` }, stored);
+  const api = clients.api(ctx, config, authHeaders(stored), stored);
   const { data } = await api.get(what, facts.ordersPath, schema, query);
   return data;
 }
@@ -192,6 +197,8 @@ export const maystroAdapter = {
   refresh,
   verify,
   accessToken,
+  // The bucket counts requests.
+  proxy: { tokenType: "token", authHeaders, requestCost: 1 },
   streams: { orders: readOrders },
   webhooks: maystroWebhooks(fetchByExternalId),
 } as const satisfies ProviderAdapter<typeof facts>;

@@ -125,7 +125,12 @@ const clients = adapterHttp(PROVIDER, facts);
 
 /** The company's API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: QuickBooksConfig, stored: Credentials) {
-  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+  return clients.api(ctx, config, authHeaders(stored), stored);
+}
+
+/** "Authorization: Bearer <access_token>" (Intuit "OAuth 2.0": calling the API). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { authorization: `Bearer ${accessToken(stored)}` };
 }
 
 /**
@@ -360,6 +365,19 @@ export const quickbooksAdapter = {
   verify,
   revoke,
   accessToken,
+  proxy: {
+    tokenType: "bearer",
+    authHeaders,
+    // The bucket counts requests ("500 requests/min and 10/s per realm").
+    requestCost: 1,
+    apiVersion: () => facts.minorVersion,
+    // Every call names its minor version; without one Intuit answers with its oldest behaviour
+    // (the base version), so a call that names none gets the one Tether's own calls use.
+    versioned: (path, query) => {
+      if (!query.has("minorversion")) query.set("minorversion", facts.minorVersion);
+      return path;
+    },
+  },
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: quickbooksWebhooks,
   oauth: quickbooksOAuth,

@@ -151,7 +151,12 @@ const clients = adapterHttp(PROVIDER, facts);
 
 /** The GraphQL API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: ShipHeroConfig, stored: Credentials) {
-  return clients.api(ctx, config, { authorization: `Bearer ${accessToken(stored)}` }, stored);
+  return clients.api(ctx, config, authHeaders(stored), stored);
+}
+
+/** "Authorization: Bearer <access_token>" (developers.shiphero.com, "Getting started"). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { authorization: `Bearer ${accessToken(stored)}` };
 }
 
 /**
@@ -316,6 +321,14 @@ export const shipheroAdapter = {
   refresh,
   verify,
   accessToken,
+  proxy: {
+    tokenType: "bearer",
+    authHeaders,
+    // A proxied query's complexity is unknown before ShipHero runs it: charged as a medium one
+    // (the orders page Tether reads is estimated the same way, then corrected by its report).
+    requestCost: 100,
+    graphqlPath: /^\/graphql\/?$/,
+  },
   streams: { orders: readOrders },
   webhooks: shipheroWebhooks(fetchShipmentOrder),
 } as const satisfies ProviderAdapter<typeof facts>;

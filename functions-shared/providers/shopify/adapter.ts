@@ -124,8 +124,16 @@ const clients = adapterHttp(PROVIDER, facts);
 
 /** The Admin API, as the connection's access token. */
 function apiClient(ctx: AdapterContext, config: ShopifyConfig, stored: Credentials) {
-  return clients.api(ctx, config, { "x-shopify-access-token": accessToken(stored) }, stored);
+  return clients.api(ctx, config, authHeaders(stored), stored);
 }
+
+/** "X-Shopify-Access-Token: <token>" on every Admin API call (shopify.dev "Authentication"). */
+function authHeaders(stored: Credentials): Record<string, string> {
+  return { "x-shopify-access-token": accessToken(stored) };
+}
+
+/** An Admin API path without its version: `/admin/api/graphql.json`, `/admin/api/orders.json`. */
+const UNVERSIONED_ADMIN = /^\/admin\/api\/(?!\d{4}-\d{2}\/|unstable\/)/;
 
 /** The shop's token endpoint (refresh, and the code exchange of ./oauth.ts). */
 export const tokenClient = clients.token;
@@ -422,6 +430,21 @@ export const shopifyAdapter = {
   verify,
   revoke,
   accessToken,
+  proxy: {
+    tokenType: "x-shopify-access-token",
+    authHeaders,
+    // A query's cost is known only once Shopify runs it (extensions.cost): charged as a medium
+    // one of the 2000-point bucket.
+    requestCost: 50,
+    apiVersion: () => facts.apiVersion,
+    // An unversioned Admin path would get Shopify's oldest supported version
+    // (shopify.dev/docs/api/usage/versioning): it gets the one Tether's own calls use.
+    versioned: (path) =>
+      UNVERSIONED_ADMIN.test(path)
+        ? path.replace("/admin/api/", `/admin/api/${facts.apiVersion}/`)
+        : path,
+    graphqlPath: /^\/admin\/api\/[^/]+\/graphql\.json$/,
+  },
   streams: { orders: readOrders, customers: readCustomers },
   webhooks: shopifyWebhooks,
   oauth: shopifyOAuth,

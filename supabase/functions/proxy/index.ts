@@ -1,0 +1,4 @@
+import { serveFunction } from "../../../functions-shared/http/serve.ts";
+import { createProxyHandler } from "../../../functions-shared/http/proxy.ts";
+
+serveFunction("proxy", createProxyHandler);
