@@ -5,44 +5,18 @@
 // no-op writes append nothing; a deleted customer appends `inactive`; webhook facts append only
 // the fields they changed; retention prunes only what every consumer acknowledged.
 import assert from "node:assert/strict";
-import { startSandbox } from "../sandbox/server.ts";
+import { type WebhookWorld, withWebhookWorld } from "./helpers/webhooks_world.ts";
 import { connect, type Sql } from "../functions-shared/db/client.ts";
 import { runBackfill } from "../functions-shared/jobs/backfill.ts";
 import { runSync } from "../functions-shared/jobs/sync.ts";
 import type { StreamName } from "../functions-shared/providers/types.ts";
-import {
-  createTestDatabase,
-  eventually,
-  serveFunctionsFor,
-  type TestDatabase,
-  testDeps,
-} from "./helpers/stack.ts";
-import { SandboxControl } from "./helpers/sandbox.ts";
+import { createTestDatabase, eventually } from "./helpers/stack.ts";
 import { type Conn, connectSeeded, truth } from "./helpers/records.ts";
 
-interface World {
-  db: TestDatabase;
-  sandbox: SandboxControl;
-  deps: Awaited<ReturnType<typeof testDeps>>;
-  hooks: string;
-}
+type World = WebhookWorld;
 
-async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
-  const db = await createTestDatabase();
-  const running = await startSandbox({ port: 0 });
-  const served = await serveFunctionsFor(db, ["webhooks"]);
-  try {
-    const sandbox = new SandboxControl(running.url);
-    await sandbox.call("POST", "/config", {
-      limits: { shopify: { capacity: 1e9, restore_per_second: 1e9 } },
-    });
-    await fn({ db, sandbox, deps: await testDeps(db), hooks: `${served.functionsUrl}/webhooks` });
-  } finally {
-    await served.stop();
-    await running.close();
-    await db.drop();
-  }
-}
+const withWorld = (fn: (w: World) => Promise<void>) =>
+  withWebhookWorld(fn, { shopify: { capacity: 1e9, restorePerSecond: 1e9 } });
 
 interface Change {
   id: string;

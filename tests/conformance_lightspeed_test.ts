@@ -5,17 +5,11 @@
 // body's time is never taken later than its receipt, a `type` that disagrees with the body is
 // refused; reads stay within the documented page size and follow a connection's date version.
 import assert from "node:assert/strict";
-import { startSandbox } from "../sandbox/server.ts";
+import { type WebhookWorld, withWebhookWorld } from "./helpers/webhooks_world.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { DEFAULT_SCOPES, lightspeedOAuth } from "../functions-shared/providers/lightspeed/oauth.ts";
 import { lightspeedAdapter } from "../functions-shared/providers/lightspeed/adapter.ts";
-import {
-  createTestDatabase,
-  serveFunctionsFor,
-  testDeps,
-  webhookEventsSettled,
-} from "./helpers/stack.ts";
-import { SandboxControl } from "./helpers/sandbox.ts";
+import { createTestDatabase, serveFunctionsFor, webhookEventsSettled } from "./helpers/stack.ts";
 import {
   assertMatchesTruth,
   context,
@@ -164,26 +158,7 @@ Deno.test("lightspeed: the refresh token's idle lifetime is 30 days unless the c
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
-interface WebhookWorld {
-  hooks: string;
-  sandbox: SandboxControl;
-  db: Awaited<ReturnType<typeof createTestDatabase>>;
-  deps: Awaited<ReturnType<typeof testDeps>>;
-}
-
-async function withWebhooks(fn: (w: WebhookWorld) => Promise<void>): Promise<void> {
-  const db = await createTestDatabase();
-  const running = await startSandbox({ port: 0 });
-  const served = await serveFunctionsFor(db, ["webhooks"]);
-  try {
-    const sandbox = new SandboxControl(running.url);
-    await fn({ hooks: `${served.functionsUrl}/webhooks`, sandbox, db, deps: await testDeps(db) });
-  } finally {
-    await served.stop();
-    await running.close();
-    await db.drop();
-  }
-}
+const withWebhooks = (fn: (w: WebhookWorld) => Promise<void>) => withWebhookWorld(fn);
 
 /** A Lightspeed connection whose config names `retailerId` (or the sandbox's own retailer). */
 async function lightspeedConnection(w: WebhookWorld, retailerId?: string) {

@@ -5,7 +5,7 @@
 // run through the parsers; a notification's time is never taken later than its receipt; the
 // authorize URL carries every parameter Intuit's client sends.
 import assert from "node:assert/strict";
-import { startSandbox } from "../sandbox/server.ts";
+import { type WebhookWorld, withWebhookWorld } from "./helpers/webhooks_world.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { quickbooksOAuth } from "../functions-shared/providers/quickbooks/oauth.ts";
 import {
@@ -19,13 +19,7 @@ import {
   cdcDeletions,
   cdcResponseSchema,
 } from "../functions-shared/providers/quickbooks/streams.ts";
-import {
-  createTestDatabase,
-  serveFunctionsFor,
-  testDeps,
-  webhookEventsSettled,
-} from "./helpers/stack.ts";
-import { SandboxControl } from "./helpers/sandbox.ts";
+import { webhookEventsSettled } from "./helpers/stack.ts";
 import {
   apiStats,
   assertMatchesTruth,
@@ -223,29 +217,9 @@ Deno.test("quickbooks: the published CDC sample parses, and its deleted object i
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
-interface WebhookWorld {
-  hooks: string;
-  sandbox: SandboxControl;
-  db: Awaited<ReturnType<typeof createTestDatabase>>;
-  deps: Awaited<ReturnType<typeof testDeps>>;
-}
-
-async function withWebhooks(fn: (w: WebhookWorld) => Promise<void>): Promise<void> {
-  const db = await createTestDatabase();
-  const running = await startSandbox({ port: 0 });
-  const served = await serveFunctionsFor(db, ["webhooks"]);
-  try {
-    const sandbox = new SandboxControl(running.url);
-    await sandbox.call("POST", "/config", {
-      limits: { quickbooks: { capacity: 100_000, restore_per_second: 10_000 } },
-    });
-    await fn({ hooks: `${served.functionsUrl}/webhooks`, sandbox, db, deps: await testDeps(db) });
-  } finally {
-    await served.stop();
-    await running.close();
-    await db.drop();
-  }
-}
+/** QuickBooks re-fetches each notified entity: a bucket wide enough for bulk deliveries. */
+const withWebhooks = (fn: (w: WebhookWorld) => Promise<void>) =>
+  withWebhookWorld(fn, { quickbooks: { capacity: 100_000, restorePerSecond: 10_000 } });
 
 async function quickbooksConnection(w: WebhookWorld) {
   const account = await w.sandbox.account("quickbooks");
