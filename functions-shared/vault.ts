@@ -32,12 +32,16 @@ export type VaultConfigErrorCode =
   | "invalid_base64"
   | "invalid_key_length";
 
-/** The key ring is unusable: a startup error, fix the configuration. */
-export class VaultConfigError extends Error {
-  override readonly name = "VaultConfigError";
-  constructor(readonly code: VaultConfigErrorCode, message: string, options?: ErrorOptions) {
+/** An error that says which of a closed set of failures it is. */
+class CodedError<C extends string> extends Error {
+  constructor(readonly code: C, message: string, options?: ErrorOptions) {
     super(message, options);
   }
+}
+
+/** The key ring is unusable: a startup error, fix the configuration. */
+export class VaultConfigError extends CodedError<VaultConfigErrorCode> {
+  override readonly name = "VaultConfigError";
 }
 
 export type VaultDecryptErrorCode =
@@ -47,11 +51,8 @@ export type VaultDecryptErrorCode =
   | "authentication_failed";
 
 /** A stored value cannot be decrypted. There is never a plaintext fallback. */
-export class VaultDecryptError extends Error {
+export class VaultDecryptError extends CodedError<VaultDecryptErrorCode> {
   override readonly name = "VaultDecryptError";
-  constructor(readonly code: VaultDecryptErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
 }
 
 export interface KeyRingEntry {
