@@ -9,14 +9,17 @@ import { startSandbox } from "../sandbox/server.ts";
 import { paths } from "../scripts/local/util.ts";
 import { forgetSandboxConnections } from "../scripts/local/stack.ts";
 import { generateKeyRingEntry } from "../functions-shared/vault.ts";
-import { localSecrets, serveFunctionsFor, stackEnv, withTestDatabase } from "./helpers/stack.ts";
+import {
+  localSecrets,
+  runScript,
+  type ScriptRun,
+  serveFunctionsFor,
+  stackEnv,
+  withTestDatabase,
+} from "./helpers/stack.ts";
 import { SandboxControl } from "./helpers/sandbox.ts";
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Result = ScriptRun;
 
 const BASE_ENV = {
   PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -24,21 +27,8 @@ const BASE_ENV = {
   NO_COLOR: "1",
 };
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "scripts/cli.ts", ...args],
-    cwd: paths.root,
-    clearEnv: true,
-    env: { ...BASE_ENV, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
+function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return runScript(["scripts/cli.ts", ...args], { env: { ...BASE_ENV, ...env }, clearEnv: true });
 }
 
 function ok(r: Result, what: string): Result {

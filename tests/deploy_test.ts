@@ -12,6 +12,7 @@ import {
   TomlError,
 } from "../scripts/local/deploy_checks.ts";
 import { readSettings } from "../scripts/deploy.ts";
+import { runScript, type ScriptRun } from "./helpers/stack.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
@@ -71,13 +72,9 @@ const SECRET_NAMES = [
   "TETHER_DB_URL",
 ];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Result = ScriptRun;
 
-async function dryRun(
+function dryRun(
   env: Record<string, string>,
   workdir?: string,
   extra: string[] = [],
@@ -87,23 +84,10 @@ async function dryRun(
     const value = Deno.env.get(name);
     if (value !== undefined) base[name] = value;
   }
-  const args = ["run", "-A", "scripts/deploy.ts", "--dry-run"];
+  const args = ["scripts/deploy.ts", "--dry-run"];
   if (workdir) args.push("--workdir", workdir);
   args.push(...extra);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: root,
-    env: { ...base, NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
+  return runScript(args, { cwd: root, env: { ...base, NO_COLOR: "1", ...env }, clearEnv: true });
 }
 
 /**

@@ -16,7 +16,7 @@ import {
 } from "../scripts/cli/install.ts";
 import { psql } from "../scripts/local/postgres.ts";
 import { paths } from "../scripts/local/util.ts";
-import { stackEnv } from "./helpers/stack.ts";
+import { runScript, stackEnv } from "./helpers/stack.ts";
 
 const USER_MIGRATIONS: Record<string, string> = {
   "20250101000000_shop.sql": `
@@ -154,23 +154,16 @@ Deno.test("install, upgrade and uninstall in a project with its own history, fun
     assert.match(new TextDecoder().decode(own.stderr), /Remote migration versions not found/);
 
     // The CLI command, dry run: says what it would write, writes nothing.
-    const dry = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "scripts/cli.ts",
-        "install",
-        "--project-dir",
-        s.dir,
-        "--dry-run",
-        "--json",
-      ],
-      cwd: paths.root,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(dry.code, 0, new TextDecoder().decode(dry.stderr));
-    const dryPlan = JSON.parse(new TextDecoder().decode(dry.stdout));
+    const dry = await runScript([
+      "scripts/cli.ts",
+      "install",
+      "--project-dir",
+      s.dir,
+      "--dry-run",
+      "--json",
+    ]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const dryPlan = JSON.parse(dry.stdout);
     const source = tetherSource();
     assert.equal(dryPlan.written.length, source.migrations.length + 1);
     assert.deepEqual(s.migrations(), Object.keys(USER_MIGRATIONS));

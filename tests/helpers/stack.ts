@@ -164,20 +164,46 @@ export async function withDatabaseOutage<T>(
   }
 }
 
+/** What a script run in a subprocess left: its exit code and its output. */
+export interface ScriptRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a Deno script of the project in a subprocess, as a person would from a shell, with nothing
+ * on stdin; `clearEnv` starts it from `env` alone instead of this process's environment.
+ */
+export async function runScript(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+): Promise<ScriptRun> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: opts.cwd ?? paths.root,
+    env: opts.env,
+    clearEnv: opts.clearEnv ?? false,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
 /**
  * Runs one of the stack's scripts (`stack.ts up`, `start.ts --once`) as a newcomer would, with a
  * private state directory and free ports, so it never touches the stack the tests run on. `env`
  * adds to or replaces the defaults (a taken port, TETHER_PGNET).
  */
-export async function runWithPrivateStack(
+export function runWithPrivateStack(
   script: string,
   args: string[],
   state: string,
   env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `scripts/${script}`, ...args],
-    cwd: paths.root,
+): Promise<ScriptRun> {
+  return runScript([`scripts/${script}`, ...args], {
     env: {
       TETHER_STATE_DIR: state,
       TETHER_PG_PORT: String(freePort()),
@@ -186,10 +212,5 @@ export async function runWithPrivateStack(
       NO_COLOR: "1",
       ...env,
     },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+  });
 }
