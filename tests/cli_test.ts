@@ -134,151 +134,138 @@ Deno.test("with no stack up, a command says to start it and exits 1", async () =
 });
 
 Deno.test("connect, status, refresh, sync, runs and backfill against a project, in --json and text", async () => {
-  await withTestDatabase(async (db) => {
-    const sandbox = await startSandbox({ port: 0 });
-    const served = await serveFunctionsFor(db);
-    try {
-      const env = {
-        SUPABASE_URL: served.url,
-        TETHER_SERVICE_KEY: served.secretKey,
-        DATABASE_URL: db.url,
-      };
-      const control = new SandboxControl(sandbox.url);
-      const account = await control.account("shopify");
-      await control.call("POST", `/data/shopify/${account.external_id}/seed`, {
-        orders: 40,
-        customers: 20,
-        spread_days: 10,
-      });
+  await withProjectStack(async ({ env, control }) => {
+    const account = await control.account("shopify");
+    await control.call("POST", `/data/shopify/${account.external_id}/seed`, {
+      orders: 40,
+      customers: 20,
+      spread_days: 10,
+    });
 
-      assert.deepEqual(json(await cli(["status", "--json"], env), "status (empty)"), []);
-      const none = ok(await cli(["status"], env), "status (empty, text)");
-      assert.match(none.stdout, /no connections yet/);
+    assert.deepEqual(json(await cli(["status", "--json"], env), "status (empty)"), []);
+    const none = ok(await cli(["status"], env), "status (empty, text)");
+    assert.match(none.stdout, /no connections yet/);
 
-      // connect: a refusal by the function is exit 1 with its message, nothing stored.
-      const refused = await cli([
+    // connect: a refusal by the function is exit 1 with its message, nothing stored.
+    const refused = await cli([
+      "connect",
+      "shopify",
+      account.external_id,
+      "CLI Shopify",
+      "--credentials",
+      "{}",
+      "--config",
+      JSON.stringify(control.configFor(account)),
+    ], env);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^tether: connect: .*credentials\.access_token/);
+
+    const connected = json<{ connection_id: string; status: string }>(
+      await cli([
         "connect",
         "shopify",
         account.external_id,
         "CLI Shopify",
         "--credentials",
-        "{}",
+        JSON.stringify(account.credentials),
         "--config",
         JSON.stringify(control.configFor(account)),
-      ], env);
-      assert.equal(refused.code, 1, refused.stderr);
-      assert.match(refused.stderr, /^tether: connect: .*credentials\.access_token/);
+        "--json",
+      ], env),
+      "connect",
+    );
+    assert.equal(connected.status, "active");
+    const id = connected.connection_id;
 
-      const connected = json<{ connection_id: string; status: string }>(
-        await cli([
-          "connect",
-          "shopify",
-          account.external_id,
-          "CLI Shopify",
-          "--credentials",
-          JSON.stringify(account.credentials),
-          "--config",
-          JSON.stringify(control.configFor(account)),
-          "--json",
-        ], env),
-        "connect",
-      );
-      assert.equal(connected.status, "active");
-      const id = connected.connection_id;
+    const status = json<{ id: string; provider: string; status: string; orders: number }[]>(
+      await cli(["status", "--json"], env),
+      "status",
+    );
+    assert.equal(status.length, 1);
+    assert.deepEqual([status[0]!.id, status[0]!.provider, status[0]!.status], [
+      id,
+      "shopify",
+      "active",
+    ]);
 
-      const status = json<{ id: string; provider: string; status: string; orders: number }[]>(
-        await cli(["status", "--json"], env),
-        "status",
-      );
-      assert.equal(status.length, 1);
-      assert.deepEqual([status[0]!.id, status[0]!.provider, status[0]!.status], [
-        id,
-        "shopify",
-        "active",
-      ]);
+    const refreshed = json<{ refreshed: number }>(
+      await cli(["refresh", "--force", "--connection", id, "--json"], env),
+      "refresh",
+    );
+    assert.equal(refreshed.refreshed, 1);
 
-      const refreshed = json<{ refreshed: number }>(
-        await cli(["refresh", "--force", "--connection", id, "--json"], env),
-        "refresh",
-      );
-      assert.equal(refreshed.refreshed, 1);
+    const synced = json<Record<string, { runs: { status: string; added: number }[] }>>(
+      await cli(["sync", "--force", "--json"], env),
+      "sync",
+    );
+    assert.deepEqual(Object.keys(synced), ["orders", "customers"]);
+    assert.equal(synced.orders!.runs[0]!.status, "succeeded");
+    assert.equal(synced.orders!.runs[0]!.added, 40);
+    assert.equal(synced.customers!.runs[0]!.added, 20);
+    // Not forced: nothing is due right after a sync.
+    const again = json<Record<string, { runs: unknown[] }>>(
+      await cli(["sync", "orders", "--provider", "shopify", "--json"], env),
+      "sync again",
+    );
+    assert.deepEqual(Object.keys(again), ["orders"]);
+    assert.equal(again.orders!.runs.length, 0);
+    const text = ok(await cli(["sync", "orders"], env), "sync (text)");
+    assert.match(text.stdout, /nothing was due.*--force/);
+    // An unknown connection: the function's 404, exit 1, and a JSON error in --json mode.
+    const unknownConn = await cli(
+      ["sync", "--connection", crypto.randomUUID(), "--json"],
+      env,
+    );
+    assert.equal(unknownConn.code, 1);
+    assert.match(JSON.parse(unknownConn.stdout).error, /no connection/);
 
-      const synced = json<Record<string, { runs: { status: string; added: number }[] }>>(
-        await cli(["sync", "--force", "--json"], env),
-        "sync",
-      );
-      assert.deepEqual(Object.keys(synced), ["orders", "customers"]);
-      assert.equal(synced.orders!.runs[0]!.status, "succeeded");
-      assert.equal(synced.orders!.runs[0]!.added, 40);
-      assert.equal(synced.customers!.runs[0]!.added, 20);
-      // Not forced: nothing is due right after a sync.
-      const again = json<Record<string, { runs: unknown[] }>>(
-        await cli(["sync", "orders", "--provider", "shopify", "--json"], env),
-        "sync again",
-      );
-      assert.deepEqual(Object.keys(again), ["orders"]);
-      assert.equal(again.orders!.runs.length, 0);
-      const text = ok(await cli(["sync", "orders"], env), "sync (text)");
-      assert.match(text.stdout, /nothing was due.*--force/);
-      // An unknown connection: the function's 404, exit 1, and a JSON error in --json mode.
-      const unknownConn = await cli(
-        ["sync", "--connection", crypto.randomUUID(), "--json"],
-        env,
-      );
-      assert.equal(unknownConn.code, 1);
-      assert.match(JSON.parse(unknownConn.stdout).error, /no connection/);
-
-      const runs = json<{ kind: string; stream: string | null; status: string }[]>(
-        await cli(["runs", "--json", "--limit", "5"], env),
+    const runs = json<{ kind: string; stream: string | null; status: string }[]>(
+      await cli(["runs", "--json", "--limit", "5"], env),
+      "runs",
+    );
+    assert.ok(runs.length >= 3 && runs.length <= 5, `${runs.length} runs`);
+    const syncRuns = json<{ kind: string; stream: string; status: string }[]>(
+      await cli([
         "runs",
-      );
-      assert.ok(runs.length >= 3 && runs.length <= 5, `${runs.length} runs`);
-      const syncRuns = json<{ kind: string; stream: string; status: string }[]>(
-        await cli([
-          "runs",
-          "--kind",
-          "sync",
-          "--stream",
-          "orders",
-          "--status",
-          "succeeded",
-          "--json",
-        ], env),
-        "runs filtered",
-      );
-      assert.equal(syncRuns.length, 1);
-      assert.deepEqual([syncRuns[0]!.kind, syncRuns[0]!.stream], ["sync", "orders"]);
-      const byConnection = json<unknown[]>(
-        await cli(["runs", "--connection", crypto.randomUUID(), "--json"], env),
-        "runs of an unknown connection",
-      );
-      assert.deepEqual(byConnection, []);
+        "--kind",
+        "sync",
+        "--stream",
+        "orders",
+        "--status",
+        "succeeded",
+        "--json",
+      ], env),
+      "runs filtered",
+    );
+    assert.equal(syncRuns.length, 1);
+    assert.deepEqual([syncRuns[0]!.kind, syncRuns[0]!.stream], ["sync", "orders"]);
+    const byConnection = json<unknown[]>(
+      await cli(["runs", "--connection", crypto.randomUUID(), "--json"], env),
+      "runs of an unknown connection",
+    );
+    assert.deepEqual(byConnection, []);
 
-      const to = new Date(Math.floor(Date.now() / 1000) * 1000 - 5000);
-      const from = new Date(to.getTime() - 3 * 86_400_000);
-      const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-      const backfill = json<{ id: string; status: string }>(
-        await cli(["backfill", "start", id, "orders", iso(from), iso(to), "--json"], env),
-        "backfill start",
-      );
-      assert.equal(backfill.status, "succeeded");
-      const list = json<{ id: string }[]>(await cli(["backfill", "list", "--json"], env), "list");
-      assert.deepEqual(list.map((b) => b.id), [backfill.id]);
-      const badRange = await cli(
-        ["backfill", "start", id, "orders", "2026-01-02", "2026-01-01"],
-        env,
-      );
-      assert.equal(badRange.code, 1);
-      assert.match(badRange.stderr, /^tether: backfill: /);
+    const to = new Date(Math.floor(Date.now() / 1000) * 1000 - 5000);
+    const from = new Date(to.getTime() - 3 * 86_400_000);
+    const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+    const backfill = json<{ id: string; status: string }>(
+      await cli(["backfill", "start", id, "orders", iso(from), iso(to), "--json"], env),
+      "backfill start",
+    );
+    assert.equal(backfill.status, "succeeded");
+    const list = json<{ id: string }[]>(await cli(["backfill", "list", "--json"], env), "list");
+    assert.deepEqual(list.map((b) => b.id), [backfill.id]);
+    const badRange = await cli(
+      ["backfill", "start", id, "orders", "2026-01-02", "2026-01-01"],
+      env,
+    );
+    assert.equal(badRange.code, 1);
+    assert.match(badRange.stderr, /^tether: backfill: /);
 
-      // schedules against a database without pg_cron: says where they live.
-      const noCron = await cli(["schedules", "show"], env);
-      assert.equal(noCron.code, 1);
-      assert.match(noCron.stderr, /pg_cron is not in this database.*point DATABASE_URL at it/);
-    } finally {
-      await served.stop();
-      await sandbox.close();
-    }
+    // schedules against a database without pg_cron: says where they live.
+    const noCron = await cli(["schedules", "show"], env);
+    assert.equal(noCron.code, 1);
+    assert.match(noCron.stderr, /pg_cron is not in this database.*point DATABASE_URL at it/);
   });
 });
 
@@ -318,16 +305,15 @@ Deno.test("schedules show, pause and resume the pg_cron jobs of the stack", asyn
   assert.match(unknown.stderr, /no schedule "nightly": one of .*sync-orders/);
 });
 
-/** A test database with its own functions and one sandbox Shopify connection, for the CLI. */
-async function withProject(
-  fn: (p: {
-    env: Record<string, string>;
-    db: { sql: postgres.Sql; url: string };
-    id: string;
-    name: string;
-    functionsUrl: string;
-  }) => Promise<void>,
-): Promise<void> {
+interface ProjectStack {
+  env: Record<string, string>;
+  db: { sql: postgres.Sql; url: string };
+  control: SandboxControl;
+  functionsUrl: string;
+}
+
+/** A test database with its own functions and a sandbox: a "project" the CLI is pointed at. */
+async function withProjectStack(fn: (p: ProjectStack) => Promise<void>): Promise<void> {
   await withTestDatabase(async (db) => {
     const sandbox = await startSandbox({ port: 0 });
     const served = await serveFunctionsFor(db);
@@ -338,27 +324,42 @@ async function withProject(
         DATABASE_URL: db.url,
       };
       const control = new SandboxControl(sandbox.url);
-      const account = await control.account("shopify");
-      const name = "Honest Shop";
-      const connected = json<{ connection_id: string }>(
-        await cli([
-          "connect",
-          "shopify",
-          account.external_id,
-          name,
-          "--credentials",
-          JSON.stringify(account.credentials),
-          "--config",
-          JSON.stringify(control.configFor(account)),
-          "--json",
-        ], env),
-        "connect",
-      );
-      await fn({ env, db, id: connected.connection_id, name, functionsUrl: served.functionsUrl });
+      await fn({ env, db, control, functionsUrl: served.functionsUrl });
     } finally {
       await served.stop();
       await sandbox.close();
     }
+  });
+}
+
+/** withProjectStack with one sandbox Shopify connection, connected through the CLI. */
+function withProject(
+  fn: (p: {
+    env: Record<string, string>;
+    db: { sql: postgres.Sql; url: string };
+    id: string;
+    name: string;
+    functionsUrl: string;
+  }) => Promise<void>,
+): Promise<void> {
+  return withProjectStack(async ({ env, db, control, functionsUrl }) => {
+    const account = await control.account("shopify");
+    const name = "Honest Shop";
+    const connected = json<{ connection_id: string }>(
+      await cli([
+        "connect",
+        "shopify",
+        account.external_id,
+        name,
+        "--credentials",
+        JSON.stringify(account.credentials),
+        "--config",
+        JSON.stringify(control.configFor(account)),
+        "--json",
+      ], env),
+      "connect",
+    );
+    await fn({ env, db, id: connected.connection_id, name, functionsUrl });
   });
 }
 
