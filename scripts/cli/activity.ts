@@ -3,6 +3,7 @@
 // `npm start` and `--once`, which also judges them; the rows for `npm run tether -- webhooks`.
 import type { Sql } from "../../functions-shared/db/client.ts";
 import { relative } from "./health.ts";
+import { tetherJobs } from "./schedules.ts";
 
 export interface ScheduleSummary {
   /** false: pg_cron is not in this database. */
@@ -14,26 +15,14 @@ export interface ScheduleSummary {
 }
 
 export async function scheduleSummary(sql: Sql): Promise<ScheduleSummary> {
-  const [has] = await sql<{ ok: boolean }[]>`select to_regclass('cron.job') is not null as ok`;
-  if (!has?.ok) return { available: false, total: 0, paused: 0, failing: [] };
-  const rows = await sql<
-    { job: string; active: boolean; status: string | null; at: Date | null; message: string }[]
-  >`
-    select j.jobname as job, j.active, d.status, d.start_time as at,
-           coalesce(d.return_message, '') as message
-      from cron.job j
-      left join lateral (
-        select status, start_time, return_message from cron.job_run_details r
-         where r.jobid = j.jobid order by r.start_time desc limit 1
-      ) d on true
-     where j.jobname like 'tether-%'
-     order by j.jobname`;
+  const rows = await tetherJobs(sql);
+  if (rows === undefined) return { available: false, total: 0, paused: 0, failing: [] };
   return {
     available: true,
     total: rows.length,
     paused: rows.filter((r) => !r.active).length,
-    failing: rows.filter((r) => r.status === "failed" && r.at !== null)
-      .map((r) => ({ job: r.job, at: r.at!, message: r.message })),
+    failing: rows.filter((r) => r.last_status === "failed" && r.last_run_at !== null)
+      .map((r) => ({ job: r.jobname, at: r.last_run_at!, message: r.last_message ?? "" })),
   };
 }
 

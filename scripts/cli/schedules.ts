@@ -7,7 +7,7 @@ export const SCHEDULES_HELP = "schedules [show|pause|resume] [<job>] [--json]\n"
   "  Tether's pg_cron jobs with their last run (show, the default); pause or resume one job\n" +
   "  (e.g. sync-orders or tether-sync-orders) or, with no job, all of them.";
 
-interface JobRow {
+export interface JobRow {
   jobid: number;
   jobname: string;
   schedule: string;
@@ -18,15 +18,11 @@ interface JobRow {
   last_message: string | null;
 }
 
-async function jobs(sql: Sql): Promise<JobRow[]> {
+/** Tether's pg_cron jobs with their last run; undefined when pg_cron is not in this database. */
+export async function tetherJobs(sql: Sql): Promise<JobRow[] | undefined> {
   const [has] = await sql<{ ok: boolean }[]>`
     select to_regclass('cron.job') is not null as ok`;
-  if (!has?.ok) {
-    throw new CliError(
-      "pg_cron is not in this database: the schedules live in the database pg_cron runs in " +
-        "(cron.database_name, `postgres` on Supabase); point DATABASE_URL at it",
-    );
-  }
+  if (!has?.ok) return undefined;
   return await sql<JobRow[]>`
     select j.jobid::int as jobid, j.jobname, j.schedule, j.active, j.command,
            d.start_time as last_run_at, d.status as last_status, d.return_message as last_message
@@ -37,6 +33,17 @@ async function jobs(sql: Sql): Promise<JobRow[]> {
       ) d on true
      where j.jobname like 'tether-%'
      order by j.jobname`;
+}
+
+async function jobs(sql: Sql): Promise<JobRow[]> {
+  const rows = await tetherJobs(sql);
+  if (rows === undefined) {
+    throw new CliError(
+      "pg_cron is not in this database: the schedules live in the database pg_cron runs in " +
+        "(cron.database_name, `postgres` on Supabase); point DATABASE_URL at it",
+    );
+  }
+  return rows;
 }
 
 export async function schedulesCommand(t: Target, args: string[], json: boolean): Promise<void> {
