@@ -17,7 +17,7 @@ import {
   stackEnv,
   withTestDatabase,
 } from "./helpers/stack.ts";
-import { SandboxControl } from "./helpers/sandbox.ts";
+import { type SandboxAccount, SandboxControl } from "./helpers/sandbox.ts";
 
 type Result = ScriptRun;
 
@@ -147,31 +147,15 @@ Deno.test("connect, status, refresh, sync, runs and backfill against a project, 
     assert.match(none.stdout, /no connections yet/);
 
     // connect: a refusal by the function is exit 1 with its message, nothing stored.
-    const refused = await cli([
-      "connect",
-      "shopify",
-      account.external_id,
-      "CLI Shopify",
-      "--credentials",
-      "{}",
-      "--config",
-      JSON.stringify(control.configFor(account)),
-    ], env);
+    const refused = await cli(connectArgs(control, account, "CLI Shopify", {}), env);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /^tether: connect: .*credentials\.access_token/);
 
     const connected = json<{ connection_id: string; status: string }>(
-      await cli([
-        "connect",
-        "shopify",
-        account.external_id,
-        "CLI Shopify",
-        "--credentials",
-        JSON.stringify(account.credentials),
-        "--config",
-        JSON.stringify(control.configFor(account)),
-        "--json",
-      ], env),
+      await cli(
+        [...connectArgs(control, account, "CLI Shopify", account.credentials), "--json"],
+        env,
+      ),
       "connect",
     );
     assert.equal(connected.status, "active");
@@ -305,6 +289,25 @@ Deno.test("schedules show, pause and resume the pg_cron jobs of the stack", asyn
   assert.match(unknown.stderr, /no schedule "nightly": one of .*sync-orders/);
 });
 
+/** `connect shopify <account> <name>` as a person types it, with the given credentials. */
+function connectArgs(
+  control: SandboxControl,
+  account: SandboxAccount,
+  name: string,
+  credentials: Record<string, string>,
+): string[] {
+  return [
+    "connect",
+    "shopify",
+    account.external_id,
+    name,
+    "--credentials",
+    JSON.stringify(credentials),
+    "--config",
+    JSON.stringify(control.configFor(account)),
+  ];
+}
+
 interface ProjectStack {
   env: Record<string, string>;
   db: { sql: postgres.Sql; url: string };
@@ -346,17 +349,7 @@ function withProject(
     const account = await control.account("shopify");
     const name = "Honest Shop";
     const connected = json<{ connection_id: string }>(
-      await cli([
-        "connect",
-        "shopify",
-        account.external_id,
-        name,
-        "--credentials",
-        JSON.stringify(account.credentials),
-        "--config",
-        JSON.stringify(control.configFor(account)),
-        "--json",
-      ], env),
+      await cli([...connectArgs(control, account, name, account.credentials), "--json"], env),
       "connect",
     );
     await fn({ env, db, id: connected.connection_id, name, functionsUrl });
