@@ -87,15 +87,8 @@ export async function benchWebhooks(log: (line: string) => void): Promise<Webhoo
     await (await fetch(url, { method: "POST", body: "{}" })).body?.cancel();
 
     log(`delivering ${queue.length}, ${WEBHOOKS.concurrency} at a time…`);
-    const latencies: number[] = [];
     const started = performance.now();
-    await inParallel(queue, WEBHOOKS.concurrency, async (m) => {
-      const t = performance.now();
-      const res = await fetch(url, { method: "POST", headers: m.headers, body: m.body });
-      await res.body?.cancel();
-      latencies.push(performance.now() - t);
-      if (res.status !== 200) throw new Error(`webhooks answered ${res.status}`);
-    });
+    const latencies = await deliverAll(url, queue, WEBHOOKS.concurrency);
     const wallS = (performance.now() - started) / 1000;
     await webhookEventsSettled(db);
     const [counts] = await db.sql<{ rows: number; processed: number; extra: number }[]>`
@@ -212,14 +205,7 @@ async function quickbooksWorld(w: {
         `delivering ${messages.length} QuickBooks notifications, ${QUICKBOOKS.concurrency} at a ` +
           `time, each re-fetch held ${refetchMs} ms…`,
       );
-      const latencies: number[] = [];
-      await inParallel(messages, QUICKBOOKS.concurrency, async (m) => {
-        const t = performance.now();
-        const res = await fetch(url, { method: "POST", headers: m.headers, body: m.body });
-        await res.body?.cancel();
-        latencies.push(performance.now() - t);
-        if (res.status !== 200) throw new Error(`webhooks answered ${res.status}`);
-      });
+      const latencies = await deliverAll(url, messages, QUICKBOOKS.concurrency);
       await webhookEventsSettled(w.db);
       await w.sandbox.call("DELETE", "/faults");
       const [counts] = await w.db.sql<{ rows: number; processed: number }[]>`
@@ -232,4 +218,21 @@ async function quickbooksWorld(w: {
       return latencies;
     },
   };
+}
+
+/** Posts each signed delivery, `concurrency` at a time; each answer's latency, in ms (all 200). */
+async function deliverAll(
+  url: string,
+  deliveries: { headers: Record<string, string>; body: string }[],
+  concurrency: number,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  await inParallel(deliveries, concurrency, async (m) => {
+    const t = performance.now();
+    const res = await fetch(url, { method: "POST", headers: m.headers, body: m.body });
+    await res.body?.cancel();
+    latencies.push(performance.now() - t);
+    if (res.status !== 200) throw new Error(`webhooks answered ${res.status}`);
+  });
+  return latencies;
 }
