@@ -20,6 +20,8 @@ import {
   type World,
 } from "./helpers/refresh_world.ts";
 import { invocationOf, serveFunctionsFor, storeVaultSecrets } from "./helpers/stack.ts";
+import { withWebhookWorld } from "./helpers/webhooks_world.ts";
+import { connectSeeded } from "./helpers/records.ts";
 import { INVOKE_KEY_HEADER } from "../functions-shared/auth.ts";
 
 /** One stored order, so that "records kept" and "records deleted" can be told apart. */
@@ -198,4 +200,31 @@ Deno.test("connect after disconnect makes the kept connection active again with 
     assert.equal(again.connection_id, conn.id, "the same row, with its records");
     assert.equal((await row(w, conn)).status, "active");
   });
+});
+
+Deno.test("webhooks for a disconnected connection are recorded as ignored and write nothing", async () => {
+  await withWebhookWorld(async (w) => {
+    const conn = await connectSeeded(w.deps, w.sandbox, "shopify", { orders: 5, customers: 0 });
+    await runDisconnect(w.deps, { connection_id: conn.id, delete_records: false, revoke: false });
+    // Changes at the shop after the disconnect, delivered as Shopify signs them.
+    await w.sandbox.call("POST", `/data/shopify/${conn.externalId}/mutate`, { changes: 5 });
+    const sent = await w.sandbox.call<{ sent: number; failed: number }>(
+      "POST",
+      "/webhooks/deliver",
+      {
+        provider: "shopify",
+        accounts: [conn.externalId],
+        url: `${w.hooks}/shopify`,
+      },
+    );
+    assert.ok(sent.sent > 0, "the shop sent deliveries");
+    assert.equal(sent.failed, 0, "each answered 2xx: a genuine delivery is acknowledged");
+    const events = await w.db.sql<{ status: string }[]>`
+      select status from tether.webhook_events where connection_id = ${conn.id}`;
+    assert.ok(events.length > 0, "recorded");
+    assert.deepEqual([...new Set(events.map((e) => e.status))], ["ignored"]);
+    const [{ n }] = await w.db.sql<[{ n: number }]>`
+      select count(*)::int as n from tether.orders where connection_id = ${conn.id}`;
+    assert.equal(n, 0, "nothing written for a disabled connection");
+  }, { shopify: { capacity: 1e9, restorePerSecond: 1e9 } });
 });
