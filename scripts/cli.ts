@@ -33,6 +33,7 @@ import {
   describeUnhealthy,
   displayRow,
   healthRows,
+  oneLine,
   streamsOf,
   unhealthyConnections,
 } from "./cli/health.ts";
@@ -490,7 +491,7 @@ async function main(argv: string[]): Promise<void> {
           started_at: r.started_at,
           added: r.added,
           updated: r.updated,
-          error: r.error ? String(r.error).replace(/\s+/g, " ").slice(0, 60) : null,
+          error: r.error ? oneLine(String(r.error), 60) : null,
         }))));
       return;
     }
@@ -522,7 +523,7 @@ async function main(argv: string[]): Promise<void> {
           status: r.status,
           attempts: r.attempts,
           received_at: r.received_at,
-          error: r.last_error ? String(r.last_error).replace(/\s+/g, " ").slice(0, 60) : null,
+          error: r.last_error ? oneLine(String(r.last_error), 60) : null,
         }))));
       return;
     }

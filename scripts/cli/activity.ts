@@ -2,7 +2,7 @@
 // and the webhook events (received, processed, failed). One line each for the live view of
 // `npm start` and `--once`, which also judges them; the rows for `npm run tether -- webhooks`.
 import type { Sql } from "../../functions-shared/db/client.ts";
-import { relative } from "./health.ts";
+import { oneLine, relative } from "./health.ts";
 import { tetherJobs } from "./schedules.ts";
 
 export interface ScheduleSummary {
@@ -54,8 +54,6 @@ export async function webhookSummary(sql: Sql, minutes = 60): Promise<WebhookSum
      order by received_at desc limit 1`;
   return { minutes, ...row!, lastFailure: last ?? null };
 }
-
-const oneLine = (text: string) => text.replace(/\s+/g, " ").trim();
 
 /** `Schedules: 5 pg_cron jobs, all succeeding` or `Schedules: 2 of 5 FAILING: …`. */
 export function scheduleLine(s: ScheduleSummary, now = Date.now()): string {

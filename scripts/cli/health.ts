@@ -4,6 +4,11 @@ import type { Sql } from "../../functions-shared/db/client.ts";
 import { providersWith } from "../../functions-shared/jobs/sync.ts";
 import type { StreamName } from "../../functions-shared/providers/types.ts";
 
+/** A message on one line (runs of whitespace, newlines included, become one space), cut at `max`. */
+export function oneLine(text: string, max = Infinity): string {
+  return text.replace(/\s+/g, " ").trim().slice(0, max);
+}
+
 export interface HealthRow {
   id: string;
   provider: string;
@@ -75,7 +80,7 @@ export function displayRow(r: HealthRow, now = Date.now()): Record<string, strin
       Number(r.backfill_percent ?? 0).toFixed(0)
     }% ${r.backfill_stream} ${r.backfill_status}`
     : "-";
-  const error = r.last_error ? r.last_error.replace(/\s+/g, " ").slice(0, 60) : "-";
+  const error = r.last_error ? oneLine(r.last_error, 60) : "-";
   return {
     provider: r.provider,
     name: r.name,
@@ -129,7 +134,7 @@ export async function unhealthyConnections(
 /** "2 connection(s) need attention:\n  shopify "Demo" (id) reauth_required: …". */
 export function describeUnhealthy(rows: readonly Unhealthy[]): string {
   const lines = rows.map((r) => {
-    const error = r.last_error ? `: ${r.last_error.replace(/\s+/g, " ").slice(0, 120)}` : "";
+    const error = r.last_error ? `: ${oneLine(r.last_error, 120)}` : "";
     const fix = r.status === "reauth_required"
       ? " (reconnect it: npm run tether -- connect …)"
       : " (retrying with backoff)";

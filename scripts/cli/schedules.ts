@@ -2,6 +2,7 @@
 // read and switched with SQL on cron.job (pg_cron ≥ 1.4: cron.alter_job).
 import type { Sql } from "../../functions-shared/db/client.ts";
 import { CliError, printResult, table, type Target, UsageError, withDb } from "./common.ts";
+import { oneLine } from "./health.ts";
 
 export const SCHEDULES_HELP = "schedules [show|pause|resume] [<job>] [--json]\n" +
   "  Tether's pg_cron jobs with their last run (show, the default); pause or resume one job\n" +
@@ -84,7 +85,7 @@ export async function schedulesCommand(t: Target, args: string[], json: boolean)
         active: r.active ? "yes" : "PAUSED",
         "last run": r.last_run_at,
         "last status": r.last_status,
-        message: r.last_message?.replace(/\s+/g, " ").slice(0, 50) ?? null,
+        message: r.last_message ? oneLine(r.last_message, 50) : null,
       }))));
   });
 }

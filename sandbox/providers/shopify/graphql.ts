@@ -172,8 +172,11 @@ function graphqlError(fault: GraphqlFault): Response {
 /**
  * The one mutation served, appUninstall: "Uninstalls an App from a shop … Shopify automatically
  * performs cleanup tasks" and "If an app is uninstalled …, the access tokens will become
- * unusable" (shopify.dev, "Uninstall a Shopify app with an API request"). A mutation costs 10
- * points ("mutations … have a cost of 10", shopify.dev/docs/api/usage/limits).
+ * unusable" (shopify.dev, "Uninstall a Shopify app with an API request"). It is charged 10
+ * points, the default cost of a mutation in the "Cost calculation" table of
+ * shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits (read from memory of that table: the
+ * copy searched here stops before its Mutation row; a real response's actualQueryCost corrects
+ * the adapter's pacer either way).
  */
 function planMutation(field: FieldNode, uninstall: () => void): Plan {
   return {
