@@ -209,7 +209,11 @@ export function toOrder(sale: SaleFields, raw: unknown = sale): OrderRecord {
       ? null
       : text(String(sale.invoice_number)),
     status: sale.status,
+    provider_fulfillment_status: null,
+    financial_status: null,
     fulfillment_status: null,
+    shipping_status: null,
+    canceled_at: null,
     tracking_number: null,
     total_price: decimal(sale.total_price),
     currency: null,

@@ -138,7 +138,11 @@ export function toOrder(o: Order): OrderRecord {
     external_id: reference ?? `id:${present(o.instance_uuid) ?? present(o.id)}`,
     order_number: reference,
     status: Number.isInteger(code) ? statusName(code) : `status_${o.status ?? "none"}`,
+    provider_fulfillment_status: null,
+    financial_status: null,
     fulfillment_status: null,
+    shipping_status: null,
+    canceled_at: null,
     tracking_number: trackingNumber(o),
     total_price: o.product_price === null || o.product_price === undefined
       ? null

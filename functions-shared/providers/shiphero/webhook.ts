@@ -111,6 +111,9 @@ export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): Provi
         orderNumber: o.order_number == null ? null : String(o.order_number),
         trackingNumber: null,
         status: "canceled",
+        fulfillmentStatus: null,
+        shippingStatus: null,
+        canceledAt: null,
         raw: body,
       });
     }
