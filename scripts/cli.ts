@@ -38,6 +38,14 @@ import {
   unhealthyConnections,
 } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import {
+  LINK_HELP,
+  linkCommand,
+  ORDER_HELP,
+  orderCommand,
+  UNLINK_HELP,
+  unlinkCommand,
+} from "./cli/orders.ts";
 import { webhookEvents } from "./cli/activity.ts";
 import {
   describePlan,
@@ -81,6 +89,9 @@ const HELP: Record<string, string> = {
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
   schedules: SCHEDULES_HELP,
+  link: LINK_HELP,
+  unlink: UNLINK_HELP,
+  order: ORDER_HELP,
   install: INSTALL_HELP,
   uninstall: UNINSTALL_HELP,
 };
@@ -123,6 +134,8 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   "delete-records": { type: "boolean" },
   "no-revoke": { type: "boolean" },
+  match: { type: "string" },
+  "store-key": { type: "string" },
 } as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
@@ -533,6 +546,19 @@ async function main(argv: string[]): Promise<void> {
     }
     case "schedules": {
       await schedulesCommand(await pick(), positionals, json);
+      return;
+    }
+    case "link": {
+      const opts = { match: values.match, storeKey: values["store-key"] };
+      await linkCommand(await pick(), positionals, opts, json);
+      return;
+    }
+    case "unlink": {
+      await unlinkCommand(await pick(), positionals, json);
+      return;
+    }
+    case "order": {
+      await orderCommand(await pick(), positionals, connection, json);
       return;
     }
     case "install":

@@ -362,3 +362,117 @@ create policy order_links_owner_read on tether.order_links
   for select to authenticated using (exists (
     select 1 from tether.connection_links l
      where l.id = connection_link_id and tether.owns_connection(l.store_connection_id)));
+
+-- 5. When a carrier's shipping status changed ---------------------------------------------------
+-- An order's row keeps its current shipping_status only; the time it last changed is kept here,
+-- one row per order whose shipping_status an update changed: the record's new remote_updated_at
+-- when the write brought one (the provider's time), else the time of the write (a webhook's
+-- facts). An order never changed since it was first stored has no row: its shipping status dates
+-- from its remote_updated_at (tether.order_status says so).
+
+create table tether.shipping_status_changes (
+  order_id bigint primary key references tether.orders (id) on delete cascade,
+  shipping_status text,
+  changed_at timestamptz not null
+);
+comment on table tether.shipping_status_changes is
+  'When an order''s shipping_status last changed (the provider''s update time when the write carried one, else the write''s time); kept by a trigger on tether.orders. Read through tether.order_status.';
+
+create function tether.note_shipping_changes() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from new_rows n where n.shipping_status is not null) then
+    return null;
+  end if;
+  insert into tether.shipping_status_changes as h (order_id, shipping_status, changed_at)
+  select n.id, n.shipping_status,
+         case when n.remote_updated_at is distinct from o.remote_updated_at
+              then coalesce(n.remote_updated_at, now()) else now() end
+    from new_rows n join old_rows o on o.id = n.id
+   where n.shipping_status is distinct from o.shipping_status
+   order by n.id
+  on conflict (order_id) do update
+     set shipping_status = excluded.shipping_status, changed_at = excluded.changed_at;
+  return null;
+end
+$$;
+
+create trigger orders_shipping_status_changed after update on tether.orders
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function tether.note_shipping_changes();
+
+alter table tether.shipping_status_changes enable row level security;
+revoke all on tether.shipping_status_changes from public, anon, authenticated;
+grant all on tether.shipping_status_changes to service_role;
+grant select on tether.shipping_status_changes to authenticated;
+create policy shipping_status_changes_owner_read on tether.shipping_status_changes
+  for select to authenticated using (exists (
+    select 1 from tether.orders o where o.id = order_id and tether.owns_connection(o.connection_id)));
+
+-- 6. tether.order_status ------------------------------------------------------------------------
+-- One row per store order: its normalized statuses, every tracking number (its own and its
+-- fulfillment orders'), and the carrier's latest shipping status with when it changed (of the
+-- linked fulfillment orders, the one whose shipping status changed last; one without a shipping
+-- status only when none has one). security_invoker: the tables' RLS decides, so an owner sees
+-- only their orders.
+
+create view tether.order_status
+with (security_invoker = true)
+as
+select
+  s.id as order_id,
+  s.connection_id,
+  c.provider,
+  s.external_id,
+  s.order_number,
+  s.ordered_at,
+  s.status as provider_status,
+  s.financial_status,
+  s.fulfillment_status,
+  s.canceled_at,
+  coalesce(tracking.numbers, '{}') as tracking_numbers,
+  carrier.shipping_status,
+  carrier.shipping_status_changed_at,
+  carrier.provider as carrier_provider,
+  carrier.connection_id as carrier_connection_id,
+  carrier.external_id as carrier_external_id,
+  coalesce(tracking.fulfillment_orders, 0) as fulfillment_orders,
+  s.remote_updated_at,
+  s.updated_at
+from tether.orders s
+join tether.connections c on c.id = s.connection_id
+left join lateral (
+  select f.shipping_status,
+         coalesce(h.changed_at, f.remote_updated_at, f.first_seen_at) as shipping_status_changed_at,
+         fc.provider, f.connection_id, f.external_id
+    from tether.order_links k
+    join tether.orders f on f.id = k.fulfillment_order_id
+    join tether.connections fc on fc.id = f.connection_id
+    left join tether.shipping_status_changes h on h.order_id = f.id
+   where k.store_order_id = s.id
+   order by f.shipping_status is null, 2 desc, f.id desc
+   limit 1
+) carrier on true
+left join lateral (
+  select array_agg(distinct t.number order by t.number)
+           filter (where t.number is not null) as numbers,
+         (count(*) - 1)::integer as fulfillment_orders
+    from (select s.tracking_number as number
+          union all
+          select f.tracking_number
+            from tether.order_links k join tether.orders f on f.id = k.fulfillment_order_id
+           where k.store_order_id = s.id) t
+) tracking on true
+where c.provider = any(tether.store_providers());
+comment on view tether.order_status is
+  'One row per store order (shopify, lightspeed, quickbooks): its normalized statuses, every tracking number of it and its linked fulfillment orders (sorted), the carrier''s latest shipping status and when it changed (of its linked fulfillment orders, the one changed last), and how many fulfillment orders are linked.';
+
+create view public.tether_order_status with (security_invoker = true) as
+  select * from tether.order_status;
+comment on view public.tether_order_status is
+  'Tether (Data API): tether.order_status for the signed-in user''s orders.';
+revoke all on tether.order_status, public.tether_order_status
+  from public, anon, authenticated, service_role;
+grant select on tether.order_status, public.tether_order_status to authenticated, service_role;
