@@ -52,6 +52,9 @@ const COMMANDS = [
   "rotate-key",
   "schedules",
   "webhooks",
+  "link",
+  "unlink",
+  "order",
 ];
 
 Deno.test("every command has --help, and --help lists them all", async () => {

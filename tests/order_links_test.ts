@@ -12,7 +12,7 @@ import { adapters } from "../functions-shared/providers/registry.ts";
 import type { ProviderName } from "../functions-shared/providers/types.ts";
 import type { Sql } from "../functions-shared/db/client.ts";
 import { prng } from "../sandbox/data.ts";
-import { webhookEventsSettled, withTestDatabase } from "./helpers/stack.ts";
+import { runScript, webhookEventsSettled, withTestDatabase } from "./helpers/stack.ts";
 import type { SandboxAccount } from "./helpers/sandbox.ts";
 import { type WebhookWorld, withWebhookWorld } from "./helpers/webhooks_world.ts";
 
@@ -94,6 +94,30 @@ function link(sql: Sql, store: Conn, fulfillment: Conn, key?: string, storeKey?:
                                    ${storeKey ?? null}) as id`.then((r) => r[0]!.id);
 }
 
+/** The CLI against the world's database, as against a project. */
+async function cli(w: WebhookWorld, args: string[]): Promise<unknown> {
+  const run = await runScript(["scripts/cli.ts", ...args, "--json", "--project"], {
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: Deno.env.get("HOME") ?? "/root",
+      NO_COLOR: "1",
+      SUPABASE_URL: w.hooks.replace(/\/functions\/v1\/webhooks$/, ""),
+      TETHER_SERVICE_KEY: "unused-by-these-commands",
+      DATABASE_URL: w.db.url,
+    },
+    clearEnv: true,
+  });
+  assert.equal(run.code, 0, `tether ${args.join(" ")}: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+/** The README's queries a shop runs, as written there, with now() at `at`. */
+function readmeQueries(): string[] {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  const block = readme.split("The queries a shop runs")[1]!.split("```sql\n")[1]!.split("```")[0]!;
+  return block.trim().split(/\n\n/);
+}
+
 interface StatusRow {
   order_number: string;
   tracking_numbers: string[];
@@ -109,20 +133,19 @@ function orderStatus(sql: Sql, store: Conn): Promise<StatusRow[]> {
 }
 
 /**
- * The carrier's word in the issue's shipping vocabulary, for the words the sandboxes produce:
- * Maystro's status names (created, in_progress: not yet with the carrier; shipped; delivered;
- * cancelled) and ShipHero's fulfillment_status (pending; fulfilled: the label is bought and the
- * parcel handed over; canceled). ShipHero never learns of a delivery.
+ * A carrier record's shipping status, from the sandbox's word: Maystro's status names (created,
+ * in_progress: not yet with the carrier; shipped; delivered; cancelled). ShipHero, a warehouse,
+ * has none: its fulfillment_status (pending, fulfilled, canceled) says nothing of a delivery.
  */
-const SHIPPING_STATUS: Readonly<Record<string, string>> = {
+const SHIPPING_STATUS: Readonly<Record<string, string | null>> = {
   created: "pending",
   in_progress: "pending",
   shipped: "in_transit",
   delivered: "delivered",
   cancelled: "canceled",
-  pending: "pending",
-  fulfilled: "in_transit",
-  canceled: "canceled",
+  pending: null,
+  fulfilled: null,
+  canceled: null,
 };
 
 Deno.test("the store and fulfillment providers SQL links are the registry's providers with orders", () =>
@@ -254,7 +277,8 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
       } else if (roll < 0.95) {
         await deliverWebhooks(w, pick([shop, ...carriers]), seed + events);
       } else if (!maystroLinked) {
-        await link(w.db.sql, shop, mays);
+        const linked = await cli(w, ["link", shop.id, mays.id]) as { rule: string };
+        assert.equal(linked.rule, "external_order_id = order_number");
         maystroLinked = true;
       }
     }
@@ -288,7 +312,7 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
       return {
         order_number: order.order_number!,
         tracking_numbers: carried?.record.tracking_number ? [carried.record.tracking_number] : [],
-        shipping_status: carried ? SHIPPING_STATUS[carried.record.status]! : null,
+        shipping_status: carried ? SHIPPING_STATUS[carried.record.status] ?? null : null,
         carrier_provider: carried?.provider ?? null,
         fulfillment_orders: carried ? 1 : 0,
       };
@@ -315,6 +339,54 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
     assert.deepEqual(await snapshot(), settled, "nothing changed");
     assert.deepEqual((await orderStatus(w.db.sql, shop)).map((r) => ({ ...r })), expected);
 
+    // The README's queries, against the truth: nothing is late now; in 8 days every order still
+    // on its way is, and in 3 days every order without a tracking number (canceled aside).
+    const [shippedLate, paidUnfulfilled, untracked] = readmeQueries();
+    const numbers = async (query: string, days: number) => {
+      const at = new Date(Date.now() + days * 86_400_000).toISOString();
+      const rows = await w.db.sql.unsafe(query.replaceAll("now()", `'${at}'::timestamptz`));
+      return rows.map((r) => r.order_number as string).sort();
+    };
+    const where = (ok: (r: StatusRow) => boolean) =>
+      expected.filter(ok).map((r) => r.order_number).sort();
+    assert.deepEqual(await numbers(shippedLate!, 0), []);
+    assert.deepEqual(
+      await numbers(shippedLate!, 8),
+      where((r) => r.shipping_status === "in_transit"),
+    );
+    // Every store order is PAID and UNFULFILLED at the store (the carriers never write back).
+    assert.deepEqual(
+      await numbers(paidUnfulfilled!, 0),
+      where((r) => r.tracking_numbers.length === 0),
+    );
+    assert.deepEqual(await numbers(untracked!, 0), []);
+    assert.deepEqual(
+      await numbers(untracked!, 3),
+      where((r) => r.tracking_numbers.length === 0 && r.shipping_status !== "canceled"),
+    );
+
+    // The CLI's order: the store's record, the carrier's, the same figures as the view.
+    for (const row of expected.filter((r) => r.carrier_provider).slice(0, 3)) {
+      const shown = await cli(w, ["order", row.order_number.slice(1)]) as {
+        orders: StatusRow[];
+        records: { role: string; provider: string; tracking_number: string | null }[];
+      };
+      assert.deepEqual(
+        shown.orders.map((o) => ({
+          order_number: o.order_number,
+          tracking_numbers: o.tracking_numbers,
+          shipping_status: o.shipping_status,
+          carrier_provider: o.carrier_provider,
+          fulfillment_orders: o.fulfillment_orders,
+        })),
+        [row],
+      );
+      assert.deepEqual(
+        shown.records.map((r) => `${r.role} ${r.provider}`),
+        ["store shopify", `fulfillment ${row.carrier_provider}`],
+      );
+    }
+
     // The feed: one "linked" change per link, on the store order; a carrier's status change is
     // a change of its record like any other.
     await w.db.sql`select tether.publish_changes(1000000)`;
@@ -336,4 +408,43 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
        order by c.record_id, c.id desc`;
     assert.ok(stale.length > 0, "carriers' shipping status changes are in the feed");
     assert.deepEqual(stale.filter((r) => r.said !== r.now), [], "the last one says the status");
+  }));
+
+Deno.test("tether.order_status and its Data API view: an owner sees only their orders", () =>
+  withWorld(async (w) => {
+    const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
+    const mine = await connectAccount(w, "shopify", { orders: 0 }, a);
+    const theirs = await connectAccount(w, "shopify", { orders: 0 }, b);
+    const theirCarrier = await connectAccount(w, "maystro", { orders: 0 }, b);
+    for (const [shop, number] of [[mine, "1001"], [theirs, "1001"]] as const) {
+      await w.sandbox.call("POST", `/data/shopify/${shop.account.external_id}/orders`, {
+        number,
+        reference: number,
+      });
+      await sync(w, shop);
+    }
+    await w.sandbox.call("POST", `/data/maystro/${theirCarrier.account.external_id}/orders`, {
+      number: "1001",
+      reference: "1001",
+    });
+    await sync(w, theirCarrier);
+    await link(w.db.sql, theirs, theirCarrier);
+
+    for (const [user, own] of [[a, mine], [b, theirs]] as const) {
+      const seen = await w.db.sql.begin(async (tx) => {
+        await tx.unsafe("set local role authenticated");
+        await tx`select set_config('request.jwt.claims', ${
+          JSON.stringify({ sub: user, role: "authenticated" })
+        }, true)`;
+        return {
+          view: await tx`select connection_id, fulfillment_orders from tether.order_status`,
+          api: await tx`select connection_id from public.tether_order_status`,
+          links: await tx`select count(*)::int as n from tether.order_links`,
+        };
+      });
+      assert.deepEqual(seen.view.map((r) => r.connection_id), [own.id]);
+      assert.deepEqual(seen.api.map((r) => r.connection_id), [own.id]);
+      assert.equal(seen.links[0]!.n, own === theirs ? 1 : 0);
+      assert.equal(seen.view[0]!.fulfillment_orders, own === theirs ? 1 : 0);
+    }
   }));

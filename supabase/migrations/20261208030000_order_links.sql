@@ -415,7 +415,9 @@ create policy shipping_status_changes_owner_read on tether.shipping_status_chang
 -- One row per store order: its normalized statuses, every tracking number (its own and its
 -- fulfillment orders'), and the carrier's latest shipping status with when it changed (of the
 -- linked fulfillment orders, the one whose shipping status changed last; one without a shipping
--- status only when none has one). security_invoker: the tables' RLS decides, so an owner sees
+-- status only when none has one: ShipHero, a warehouse, says fulfilled, never delivered, so its
+-- records have no shipping_status, and carrier_fulfillment_status says what it did).
+-- security_invoker: the tables' RLS decides, so an owner sees
 -- only their orders.
 
 create view tether.order_status
@@ -435,6 +437,7 @@ select
   coalesce(tracking.numbers, '{}') as tracking_numbers,
   carrier.shipping_status,
   carrier.shipping_status_changed_at,
+  carrier.fulfillment_status as carrier_fulfillment_status,
   carrier.provider as carrier_provider,
   carrier.connection_id as carrier_connection_id,
   carrier.external_id as carrier_external_id,
@@ -444,7 +447,7 @@ select
 from tether.orders s
 join tether.connections c on c.id = s.connection_id
 left join lateral (
-  select f.shipping_status,
+  select f.shipping_status, f.fulfillment_status,
          coalesce(h.changed_at, f.remote_updated_at, f.first_seen_at) as shipping_status_changed_at,
          fc.provider, f.connection_id, f.external_id
     from tether.order_links k
@@ -452,7 +455,7 @@ left join lateral (
     join tether.connections fc on fc.id = f.connection_id
     left join tether.shipping_status_changes h on h.order_id = f.id
    where k.store_order_id = s.id
-   order by f.shipping_status is null, 2 desc, f.id desc
+   order by f.shipping_status is null, 3 desc, f.id desc
    limit 1
 ) carrier on true
 left join lateral (
