@@ -6,6 +6,7 @@
 // re-running everything changes nothing, and the change feed carries the links and the carriers'
 // status changes. Also: link_connections' rules and refusals, the README's queries, and RLS.
 import assert from "node:assert/strict";
+import { runBackfill } from "../functions-shared/jobs/backfill.ts";
 import { runConnect } from "../functions-shared/jobs/connect.ts";
 import { runSync } from "../functions-shared/jobs/sync.ts";
 import { adapters } from "../functions-shared/providers/registry.ts";
@@ -324,7 +325,8 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
       plans.filter((p) => p.length > 1).length,
     );
 
-    // Re-running everything changes nothing: syncs, a relink with the same rules, webhooks.
+    // Re-running everything changes nothing: syncs, backfills, a relink with the same rules,
+    // webhooks.
     const snapshot = async () => ({
       links: (await w.db.sql`
         select connection_link_id, store_order_id, fulfillment_order_id, linked_at
@@ -332,7 +334,12 @@ Deno.test("a shop on Shopify, ShipHero and Maystro: order_status equals the trut
       changes: (await w.db.sql`select count(*)::int as n from tether.changes`)[0]!.n,
     });
     const settled = await snapshot();
-    for (const c of [shop, ...carriers]) await sync(w, c);
+    for (const c of [shop, ...carriers]) {
+      await sync(w, c);
+      const [job] = await w.db.sql<{ id: string }[]>`
+        select tether.create_backfill(${c.id}, 'orders', now() - interval '3 days', now()) as id`;
+      assert.equal((await runBackfill(w.deps, { backfill_id: job!.id })).status, "succeeded");
+    }
     await link(w.db.sql, shop, hero);
     await link(w.db.sql, shop, mays);
     for (const c of carriers) await deliverWebhooks(w, c, seed + 1);
