@@ -460,7 +460,10 @@ export interface OrderRecord {
   fulfillment_status: FulfillmentStatus | null;
   /** A carrier's; null for stores and books. */
   shipping_status: ShippingStatus | null;
-  /** ISO 8601 with offset, from the provider's own field where it has one. */
+  /**
+   * ISO 8601 with offset: the provider's own cancellation time where it has one (Shopify), else
+   * the record's last update while it is canceled (order_status.ts `canceled` words).
+   */
   canceled_at: string | null;
   tracking_number: string | null;
   /** Decimal text, exact ("12.50"). */
@@ -472,6 +475,11 @@ export interface OrderRecord {
   /** ISO 8601 with offset: the provider's last change. An older one never overwrites a newer one. */
   remote_updated_at: string;
   raw: unknown;
+  /**
+   * Not a column: the provider's status words the mapping (order_status.ts) did not know, whose
+   * normalized fields are "unknown". The jobs count them in the run's `details.unknown_statuses`.
+   */
+  unknown_statuses?: readonly string[];
 }
 
 /** One customer as Tether stores it (tether.customers). Deleted at the provider = inactive. */

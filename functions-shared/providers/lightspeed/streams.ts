@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { parseStoredCursor } from "../cursor.ts";
 import { iso, isoOrNull } from "../common.ts";
+import { lightspeedStatuses, statusFields } from "../order_status.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 const PROVIDER = "lightspeed";
@@ -210,10 +211,7 @@ export function toOrder(sale: SaleFields, raw: unknown = sale): OrderRecord {
       : text(String(sale.invoice_number)),
     status: sale.status,
     provider_fulfillment_status: null,
-    financial_status: null,
-    fulfillment_status: null,
-    shipping_status: null,
-    canceled_at: null,
+    ...statusFields(lightspeedStatuses(sale.status), { updatedAt: iso(sale.updated_at) }),
     tracking_number: null,
     total_price: decimal(sale.total_price),
     currency: null,

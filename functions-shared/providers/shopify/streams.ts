@@ -4,7 +4,9 @@
 // What Tether stores (and the sandbox's `truth()` states):
 // - orders: external_id = the Order GID ("gid://shopify/Order/123"); order_number = `name`
 //   ("#1001"); status = "CANCELLED" once `cancelledAt` is set, else `displayFulfillmentStatus`;
-//   fulfillment_status = `displayFulfillmentStatus`; tracking_number = the newest fulfillment's
+//   provider_fulfillment_status = `displayFulfillmentStatus`; financial_status and
+//   fulfillment_status normalized from `displayFinancialStatus` / `displayFulfillmentStatus`
+//   (order_status.ts), canceled_at = `cancelledAt`; tracking_number = the newest fulfillment's
 //   first tracking number; remote_updated_at = `updatedAt`.
 // - customers: external_id = the Customer GID; status "active" for every customer the `customers`
 //   query returns; email = `defaultEmailAddress.emailAddress`, phone =
@@ -17,6 +19,7 @@
 
 import { z } from "zod";
 import { iso } from "../common.ts";
+import { shopifyStatuses, statusFields } from "../order_status.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 /** "first ≤ 250" per connection. */
@@ -128,10 +131,10 @@ export function toOrderRecord(node: OrderNode): OrderRecord {
     order_number: node.name,
     status: node.cancelledAt !== null ? "CANCELLED" : node.displayFulfillmentStatus,
     provider_fulfillment_status: node.displayFulfillmentStatus,
-    financial_status: null,
-    fulfillment_status: null,
-    shipping_status: null,
-    canceled_at: null,
+    ...statusFields(shopifyStatuses(node.displayFinancialStatus, node.displayFulfillmentStatus), {
+      canceledAt: node.cancelledAt === null ? null : iso(node.cancelledAt),
+      updatedAt: iso(node.updatedAt),
+    }),
     tracking_number: trackingNumber(node),
     total_price: node.totalPriceSet.shopMoney.amount,
     currency: node.totalPriceSet.shopMoney.currencyCode,
