@@ -231,6 +231,16 @@ Deno.test("a word no table knows is unknown in the columns its table covers, and
     }),
   );
   assert.equal(odd.financial_status, "unknown", "a balance above the total is no known state");
+  assert.deepEqual(odd.unknown_statuses, ["Balance > TotalAmt"]);
+});
+
+Deno.test("every row of a table sets exactly the columns its table covers", () => {
+  for (const table of STATUS_TABLES) {
+    for (const [word, row] of Object.entries(table.words)) {
+      const set = COLUMNS.filter((c) => row[c] !== undefined);
+      assert.deepEqual(set, [...table.columns].sort(), `${table.provider} ${word}`);
+    }
+  }
 });
 
 /** A markdown table's rows as trimmed cells (separator rows left out), whatever the padding. */
