@@ -212,7 +212,7 @@ Deno.test("every Maystro code the adapter names has a row, under the same name",
   }
 });
 
-Deno.test("a word no table knows is unknown in the columns its table covers, and reported", () => {
+Deno.test("a word no table knows is unknown in the columns its table covers, and reported", async () => {
   const record = shopify.toOrderRecord(shopify.orderNode.parse({
     ...orderNode(sandboxOrder("open"), new Dataset("t", 1)),
     displayFinancialStatus: "PAID_IN_KIND",
@@ -221,6 +221,28 @@ Deno.test("a word no table knows is unknown in the columns its table covers, and
   assert.equal(record.fulfillment_status, "unfulfilled", "the other word still maps");
   assert.equal(record.shipping_status, null);
   assert.deepEqual(record.unknown_statuses, ["PAID_IN_KIND"]);
+  // A webhook's REST word no table knows: the order is still stored, the word kept.
+  const stored: OrderRecord[] = [];
+  const order = sandboxOrder("open");
+  const set = new Dataset("t", 1);
+  const body = webhookOf({ stream: "orders", kind: "updated", at: UPDATED, record: order }, set)
+    .body as Record<string, unknown>;
+  await shopifyWebhooks.process({
+    upsert: (_stream, records) => {
+      stored.push(...records as OrderRecord[]);
+      return Promise.resolve();
+    },
+    applyOrderFacts: () => Promise.reject(new Error("not used")),
+    withAccessToken: () => Promise.reject(new Error("not used")),
+  }, {
+    topic: "ORDERS_UPDATED",
+    payload: { body: { ...body, fulfillment_status: "shipped" } },
+    receivedAt: new Date(UPDATED),
+  });
+  assert.equal(stored[0]!.provider_fulfillment_status, "shipped");
+  assert.equal(stored[0]!.fulfillment_status, "unknown");
+  assert.deepEqual(stored[0]!.unknown_statuses, ["shipped"]);
+
   const odd = quickbooks.toOrder(
     "Invoice",
     quickbooks.transactionSchema.parse({
@@ -231,6 +253,16 @@ Deno.test("a word no table knows is unknown in the columns its table covers, and
     }),
   );
   assert.equal(odd.financial_status, "unknown", "a balance above the total is no known state");
+  assert.deepEqual(odd.unknown_statuses, ["Balance > TotalAmt"]);
+});
+
+Deno.test("every row of a table sets exactly the columns its table covers", () => {
+  for (const table of STATUS_TABLES) {
+    for (const [word, row] of Object.entries(table.words)) {
+      const set = COLUMNS.filter((c) => row[c] !== undefined);
+      assert.deepEqual(set, [...table.columns].sort(), `${table.provider} ${word}`);
+    }
+  }
 });
 
 /** A markdown table's rows as trimmed cells (separator rows left out), whatever the padding. */

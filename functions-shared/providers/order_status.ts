@@ -170,7 +170,7 @@ export const QUICKBOOKS_BALANCE: StatusTable = {
   field: "Balance / TotalAmt",
   columns: ["financial_status"],
   source:
-    'developer.intuit.com Invoice and SalesReceipt entities (`Balance`: "the balance reflecting any payments made"; a sales receipt is paid when made), voiding and change data capture (`status: Deleted`)',
+    'developer.intuit.com Invoice / SalesReceipt `Balance` against `TotalAmt` (QuickBooks Online help, "How does balance due work on invoices": a partial payment leaves the remaining amount, a full one $0), a void (amounts zeroed, "Voided" memo) and change data capture (`status: Deleted`)',
   words: {
     "Balance = 0": { financial_status: "paid" },
     "0 < Balance < TotalAmt": { financial_status: "partially_paid" },
@@ -314,8 +314,8 @@ function quickbooksState(t: Parameters<typeof quickbooksStatuses>[0]): string {
   if (balance === 0) return "Balance = 0";
   if (balance > 0 && balance < total) return "0 < Balance < TotalAmt";
   if (balance > 0 && balance === total) return "Balance = TotalAmt";
-  // A balance above the total or below zero: not a state the mapping knows.
-  return `Balance ${balance} of TotalAmt ${total}`;
+  // Not a state the mapping knows (named without amounts, so the run's counts stay few).
+  return balance < 0 ? "Balance < 0" : "Balance > TotalAmt";
 }
 
 /** Maystro: the numeric status code as text ("41"). */

@@ -106,14 +106,14 @@ export const DISPLAY_FULFILLMENT_OF_REST: Readonly<Record<string, string>> = {
   restocked: "RESTOCKED",
 };
 
-/** A webhook order's `fulfillment_status` as the sync would show it; throws naming an unknown word. */
+/**
+ * A webhook order's `fulfillment_status` as the sync would show it. A word REST is not known to
+ * send is kept as sent: the status mapping stores it as unknown and counts it, and the order is
+ * still stored (an unknown word never fails processing).
+ */
 export function displayFulfillmentOfRest(status: string | null | undefined): string {
   if (status === null || status === undefined) return "UNFULFILLED";
-  const display = DISPLAY_FULFILLMENT_OF_REST[status];
-  if (display === undefined) {
-    throw new Error(`shopify order: fulfillment_status: unknown value ${JSON.stringify(status)}`);
-  }
-  return display;
+  return DISPLAY_FULFILLMENT_OF_REST[status] ?? status;
 }
 
 /** The newest fulfillment that has a tracking number, its first number. */
