@@ -2884,6 +2884,13 @@ CREATE TABLE tether.run_feed_marks (
 
 
 --
+-- Name: TABLE run_feed_marks; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.run_feed_marks IS 'Where a running sync or backfill run started in the change feed (the highest tether.changes seq then): its end counts the changes above it for run.changes. Written only while someone subscribes to run.changes; removed when the run ends.';
+
+
+--
 -- Name: runs_id_seq; Type: SEQUENCE; Schema: tether; Owner: -
 --
 

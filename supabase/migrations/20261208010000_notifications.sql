@@ -128,6 +128,8 @@ create table tether.run_feed_marks (
   run_id bigint primary key references tether.runs (id) on delete cascade,
   seq_start bigint not null
 );
+comment on table tether.run_feed_marks is
+  'Where a running sync or backfill run started in the change feed (the highest tether.changes seq then): its end counts the changes above it for run.changes. Written only while someone subscribes to run.changes; removed when the run ends.';
 
 alter table tether.notification_settings enable row level security;
 alter table tether.subscriptions enable row level security;
