@@ -926,7 +926,7 @@ COMMENT ON FUNCTION tether.delete_subscription(subscription_id uuid) IS 'Deletes
 CREATE FUNCTION tether.deliver_notifications() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
+    AS $_$
 declare
   settings tether.notification_settings;
   r record;
@@ -945,7 +945,11 @@ begin
   for r in
     select nd.id, nd.event_id, nd.subscription_id, nd.attempt, nd.sent_at,
            resp.status_code, resp.content, resp.timed_out, resp.error_msg,
-           resp.id is not null as answered
+           resp.id is not null as answered,
+           (select make_interval(secs => least(h.value::bigint, 86400))
+              from jsonb_each_text(resp.headers) h
+             where lower(h.key) = 'retry-after' and h.value ~ '^\s*\d{1,9}\s*$'
+             limit 1) as retry_after
       from tether.notification_deliveries nd
       left join net._http_response resp on resp.id = nd.request_id
      where nd.status = 'sent'
@@ -977,7 +981,10 @@ begin
        set failing_since = coalesce(s.failing_since, r.sent_at), updated_at = now()
      where s.id = r.subscription_id
     returning s.failing_since into since;
-    delay := settings.retry_schedule[r.attempt];
+    -- The schedule's delay, or longer when the subscriber asked (Retry-After in seconds, at most a
+    -- day: the spec's "should be taken into consideration").
+    delay := case when settings.retry_schedule[r.attempt] is not null
+                  then greatest(settings.retry_schedule[r.attempt], r.retry_after) end;
     update tether.notification_deliveries
        set status = 'failed', status_code = r.status_code, response_excerpt = left(r.content, 500),
            error = reason, finished_at = now(),
@@ -1015,7 +1022,7 @@ begin
   return jsonb_build_object('succeeded', succeeded, 'failed', failed, 'retried', retried,
                             'disabled', disabled, 'sent', sent, 'waiting', waiting);
 end
-$$;
+$_$;
 
 
 --

@@ -345,6 +345,52 @@ Deno.test("a failing subscriber is retried on the schedule, then disabled after 
   });
 });
 
+Deno.test("a Retry-After longer than the schedule's delay is waited; 410 Gone disables the subscriber at once", async () => {
+  await withWorld(async (w) => {
+    const answers = [
+      new Response("busy", { status: 503, headers: { "retry-after": "7200" } }),
+      new Response("gone", { status: 410 }),
+    ];
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      async (req) => {
+        await req.body?.cancel();
+        return answers.shift() ?? new Response("unexpected", { status: 500 });
+      },
+    );
+    try {
+      await subscribe(w.db, `http://127.0.0.1:${server.addr.port}/`);
+      const conn = await seeded(w, 0);
+      await w.db.sql`update tether.connections set status = 'disabled' where id = ${conn.id}`;
+      assert.equal((await settle(w.db)).retried, 1);
+      const [first] = await w.db.sql<{ gap: number; status_code: number }[]>`
+        select extract(epoch from next_attempt_at - finished_at)::int as gap, status_code
+          from tether.notification_deliveries where attempt = 1`;
+      assert.deepEqual({ ...first }, { gap: 7200, status_code: 503 }, "2 h asked, not 5 s");
+
+      await w.db.sql`update tether.notification_deliveries set due_at = now()
+                      where status = 'scheduled'`;
+      assert.equal((await dispatch(w.db)).sent, 1);
+      assert.equal((await settle(w.db)).disabled, 1);
+      const [sub] = await w.db.sql<{ enabled: boolean; disabled_reason: string }[]>`
+        select enabled, disabled_reason from tether.subscriptions`;
+      assert.equal(sub!.enabled, false);
+      assert.match(sub!.disabled_reason, /answered 410 Gone/);
+      const [second] = await w.db.sql`
+        select status, status_code, next_attempt_at from tether.notification_deliveries
+         where attempt = 2`;
+      assert.deepEqual({ ...second }, {
+        status: "failed",
+        status_code: 410,
+        next_attempt_at: null,
+      });
+      assert.equal(answers.length, 0);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
 Deno.test("reauth_required is notified once, as an alert, not at every sweep", async () => {
   await withRefreshWorld(async (w) => {
     const net = await netWorkerForDatabase(w.db);

@@ -18,7 +18,8 @@
 -- immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h), at the dispatcher's next
 -- tick (tether.deliver_notifications(), every minute by pg_cron) once due. A subscriber whose
 -- deliveries have all failed for disable_after (1 day) is disabled with the reason; 410 Gone
--- disables it at once (the spec's status code handling).
+-- disables it at once and a Retry-After (in seconds) longer than the schedule's delay is waited
+-- (the spec's status code handling).
 
 create extension if not exists pgcrypto with schema extensions;
 
@@ -470,7 +471,11 @@ begin
   for r in
     select nd.id, nd.event_id, nd.subscription_id, nd.attempt, nd.sent_at,
            resp.status_code, resp.content, resp.timed_out, resp.error_msg,
-           resp.id is not null as answered
+           resp.id is not null as answered,
+           (select make_interval(secs => least(h.value::bigint, 86400))
+              from jsonb_each_text(resp.headers) h
+             where lower(h.key) = 'retry-after' and h.value ~ '^\s*\d{1,9}\s*$'
+             limit 1) as retry_after
       from tether.notification_deliveries nd
       left join net._http_response resp on resp.id = nd.request_id
      where nd.status = 'sent'
@@ -502,7 +507,10 @@ begin
        set failing_since = coalesce(s.failing_since, r.sent_at), updated_at = now()
      where s.id = r.subscription_id
     returning s.failing_since into since;
-    delay := settings.retry_schedule[r.attempt];
+    -- The schedule's delay, or longer when the subscriber asked (Retry-After in seconds, at most a
+    -- day: the spec's "should be taken into consideration").
+    delay := case when settings.retry_schedule[r.attempt] is not null
+                  then greatest(settings.retry_schedule[r.attempt], r.retry_after) end;
     update tether.notification_deliveries
        set status = 'failed', status_code = r.status_code, response_excerpt = left(r.content, 500),
            error = reason, finished_at = now(),
