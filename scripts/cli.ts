@@ -46,6 +46,7 @@ import {
   UNLINK_HELP,
   unlinkCommand,
 } from "./cli/orders.ts";
+import { NOTIFICATIONS_HELP, notificationsCommand } from "./cli/notifications.ts";
 import { webhookEvents } from "./cli/activity.ts";
 import {
   describePlan,
@@ -92,6 +93,7 @@ const HELP: Record<string, string> = {
   link: LINK_HELP,
   unlink: UNLINK_HELP,
   order: ORDER_HELP,
+  notifications: NOTIFICATIONS_HELP,
   install: INSTALL_HELP,
   uninstall: UNINSTALL_HELP,
 };
@@ -136,6 +138,8 @@ const OPTIONS = {
   "no-revoke": { type: "boolean" },
   match: { type: "string" },
   "store-key": { type: "string" },
+  events: { type: "string" },
+  reason: { type: "string" },
 } as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
@@ -559,6 +563,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case "order": {
       await orderCommand(await pick(), positionals, connection, json);
+      return;
+    }
+    case "notifications": {
+      await notificationsCommand(await pick(), positionals, {
+        limit: positiveInt("limit", values.limit, 10)!,
+        events: values.events,
+        owner: values.owner,
+        reason: values.reason,
+      }, json);
       return;
     }
     case "install":
