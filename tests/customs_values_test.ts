@@ -159,6 +159,14 @@ Deno.test("the README's customs-values function sets each new ShipHero order onc
 
       assert.deepEqual(await fn.call(), { read: 0, orders: 0, line_items: 0 });
       assert.equal(await assertEachOrderSetOnce(w, shiphero), items, "nothing written again");
+
+      // The README shows the example's main function as it is in the file.
+      const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+      const example = await Deno.readTextFile(
+        new URL("../client/examples/customs_values.ts", import.meta.url),
+      );
+      const main = example.match(/^export async function setCustomsValues\([\s\S]*?^}$/m)?.[0];
+      assert.ok(main && readme.includes(main), "README quotes setCustomsValues");
     } finally {
       await fn.stop();
     }
