@@ -24,8 +24,7 @@ export const ORDER_LINE_ITEMS_QUERY = `query OrderLineItems($id: String!, $after
   }
 }`;
 
-export const SET_CUSTOMS_VALUES_MUTATION =
-  `mutation SetCustomsValues($data: UpdateLineItemsInput!) {
+export const SET_CUSTOMS_VALUES_MUTATION = `mutation SetCustoms($data: UpdateLineItemsInput!) {
   order_update_line_items(data: $data) { request_id }
 }`;
 
@@ -90,13 +89,10 @@ export async function setCustomsValues(
   return handled;
 }
 
-/** The ShipHero connections among the batch's. */
+/** The ids of the ShipHero connections (only they are read, when the batch has changes). */
 async function shipHeroConnections(sql: SqlTag, batch: TetherChange[]): Promise<Set<string>> {
   if (batch.length === 0) return new Set();
-  const ids = [...new Set(batch.map((change) => change.connection_id))].join(",");
-  const rows = await sql`
-    select id::text as id from tether.connections
-     where provider = 'shiphero' and id = any(string_to_array(${ids}, ',')::uuid[])`;
+  const rows = await sql`select id::text as id from tether.connections where provider = 'shiphero'`;
   return new Set(rows.map((row) => (row as { id: string }).id));
 }
 

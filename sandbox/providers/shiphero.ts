@@ -823,7 +823,7 @@ function planUpdateLineItems(
     field,
     type: "OrderMutationOutput",
     required: 1 + (page?.first ?? 0),
-    resolve(set) {
+    resolve() {
       const written = customsValues(set);
       for (const { id, customs_value } of updates) {
         const writes = (written.get(id)?.writes ?? 0) + 1;
