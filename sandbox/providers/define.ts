@@ -61,6 +61,8 @@ export interface SandboxProviderSpec<A extends BaseAccount> {
   readonly customersCanBeDeleted?: boolean;
   /** QuickBooks only; false when left out. */
   readonly ordersCanBeDeleted?: boolean;
+  /** ShipHero only; false when left out. */
+  readonly customOrderStatuses?: boolean;
   /** Every record of the dataset's stream, as the adapter must store it. */
   truth(set: Dataset, stream: StreamName): TruthRecord[];
   /** What API callers wrote beyond the streams' records (see ProviderData.written). */
@@ -91,6 +93,7 @@ export function defineSandboxProvider<A extends BaseAccount>(
       streams: spec.streams,
       customersCanBeDeleted: spec.customersCanBeDeleted ?? false,
       ordersCanBeDeleted: spec.ordersCanBeDeleted ?? false,
+      customOrderStatuses: spec.customOrderStatuses ?? false,
       truth: (externalId, stream) => spec.truth(world.data.get(name, externalId), stream),
       ...(spec.written
         ? { written: (externalId: string) => spec.written!(world.data.get(name, externalId)) }
