@@ -50,9 +50,9 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
       ["tether-cleanup", "17 3 * * *"],
       ["tether-continue-backfills", "* * * * *"],
       ["tether-process-webhook-events", "* * * * *"],
-      ["tether-refresh-tokens", "*/5 * * * *"],
-      ["tether-sync-customers", "2-59/5 * * * *"],
-      ["tether-sync-orders", "*/5 * * * *"],
+      ["tether-refresh-tokens", "* * * * *"],
+      ["tether-sync-customers", "* * * * *"],
+      ["tether-sync-orders", "* * * * *"],
     ]);
     assert.match(jobs[1]!.command, /public\.continue_backfills\(\)/);
     assert.match(jobs[2]!.command, /public\.process_webhook_events\(\)/);
