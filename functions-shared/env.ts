@@ -43,9 +43,9 @@ export interface TetherEnv {
    * The CPU one stream's sync run is estimated to cost besides its records (claim, token, run
    * record, page request and parse, checkpoint: TETHER_CPU_MS_PER_SYNC_RUN, default 12 ms), charged
    * against `cpuBudgetMs` likewise, so an invocation syncing many small streams stops in time
-   * (about 125 a call). Measured on the Edge Runtime's Deno through the local gateway: 1,975 ms for
-   * 166 streams of one or two small pages (11.3 ms each; `npm run bench -- scale`), where without
-   * it sync invocations ended at 546 WORKER_RESOURCE_LIMIT.
+   * (about 125 a call). Measured on the Edge Runtime's Deno through the local gateway: at most
+   * 1,975 ms for 166 streams of one small page (11 to 12 ms each; `npm run bench -- scale`), where
+   * without it sync invocations ended at 546 WORKER_RESOURCE_LIMIT.
    */
   cpuMsPerSyncRun: number;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
