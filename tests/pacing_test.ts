@@ -4,7 +4,8 @@
 // shared by the pacers of several function instances.
 import assert from "node:assert/strict";
 import { postgresBudgets } from "../functions-shared/db/rate_budgets.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
+import { Pacer, windowBucket } from "../functions-shared/providers/pacing.ts";
+import { RateLimits } from "../sandbox/limits.ts";
 import { withTestDatabase } from "./helpers/stack.ts";
 
 function fakeTime() {
@@ -58,6 +59,50 @@ Deno.test("pacer: after a throttle nothing goes until the provider's wait is ove
     Math.round(pacer.available),
     6,
     "1 left at the throttle, +6 during the wait, −1 taken",
+  );
+});
+
+for (
+  const [provider, requests, windowSeconds] of [
+    ["lightspeed", 350, 300],
+    ["quickbooks", 500, 60],
+  ] as const
+) {
+  Deno.test(`pacer: a ${provider} window (${requests} in ${windowSeconds} s) is kept and used to 97 %`, async () => {
+    // The pacer on a fake clock against the sandbox's own window: never refused, and its
+    // sustained rate (after the first window) is within 3 % of the limit's.
+    const t = fakeTime();
+    const pacer = new Pacer(windowBucket(requests, windowSeconds), t);
+    const limits = new RateLimits();
+    const windowMs = windowSeconds * 1000;
+    let sent = 0;
+    let sentAfterFirstWindow = 0;
+    while (t.clock() < 4 * windowMs) {
+      await pacer.take(1);
+      const taken = limits.take(provider, "account", 1, t.clock());
+      assert.ok(taken.ok, `request ${sent + 1} at ${t.clock()} ms was throttled`);
+      sent++;
+      if (t.clock() >= windowMs) sentAfterFirstWindow++;
+    }
+    const rate = sentAfterFirstWindow / (3 * windowSeconds);
+    const limit = requests / windowSeconds;
+    assert.ok(rate >= 0.97 * limit && rate <= limit, `${rate}/s of ${limit}/s`);
+  });
+}
+
+Deno.test("pacer: a window's remaining count caps the level but never raises it", async () => {
+  const t = fakeTime();
+  const pacer = new Pacer({ capacity: 10, restorePerSecond: 1 }, { ...t, reserve: 0 });
+  await pacer.take(8);
+  pacer.observe({ available: 340, bound: true });
+  assert.equal(Math.round(pacer.available), 2, "340 left in the window is no burst");
+  pacer.observe({ available: 1, bound: true });
+  assert.equal(Math.round(pacer.available), 1, "1 left in the window is all there is");
+  pacer.observe({ available: 1, bound: true, ...windowBucket(650, 300) });
+  assert.deepEqual(
+    pacer.model,
+    { capacity: 10, restorePerSecond: 640 / 300 },
+    "two registers' limit, 650 in 300 s",
   );
 });
 

@@ -17,6 +17,17 @@ export interface BucketModel {
   restorePerSecond: number;
 }
 
+/**
+ * The bucket that paces a window limit (at most `requests` in any `windowSeconds`, whether the
+ * provider's windows are fixed or sliding): a small burst, refilled at the rate that keeps every
+ * window within the limit (burst + rate × window = requests). A bucket as big as the window would
+ * spend a whole window at once and then still refill: twice the limit in the first window.
+ */
+export function windowBucket(requests: number, windowSeconds: number): BucketModel {
+  const burst = Math.max(1, Math.min(10, Math.floor(requests / 10)));
+  return { capacity: burst, restorePerSecond: (requests - burst) / windowSeconds };
+}
+
 /** A bucket model kept outside the process, shared by every pacer of the same key. */
 export interface BudgetStore {
   /**
@@ -137,13 +148,20 @@ export class Pacer {
     }
   }
 
-  /** Corrects the model from what the provider reported after a request. */
-  observe(report: { available: number; capacity?: number; restorePerSecond?: number }): void {
+  /**
+   * Corrects the model from what the provider reported after a request. `bound`: the report is
+   * a window's remaining count (Lightspeed), which caps the level but is not it.
+   */
+  observe(
+    report: { available: number; capacity?: number; restorePerSecond?: number; bound?: boolean },
+  ): void {
+    this.#refill();
     if (report.capacity !== undefined && report.capacity > 0) this.#capacity = report.capacity;
     if (report.restorePerSecond !== undefined && report.restorePerSecond > 0) {
       this.#restorePerSecond = report.restorePerSecond;
     }
-    this.#level = Math.max(0, Math.min(this.#capacity, report.available));
+    const level = report.bound ? Math.min(this.#level, report.available) : report.available;
+    this.#level = Math.max(0, Math.min(this.#capacity, level));
     this.#at = this.#clock();
     this.#adjust({
       available: this.#level,
