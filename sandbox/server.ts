@@ -506,11 +506,16 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       return json(statsView());
     }),
 
-    // What one account spent of its rate limit: requests, throttled requests, units charged.
+    // What one account spent of its rate limit (requests, throttled requests, units charged) and
+    // what is left of it now (`level`: a bucket's content, a window's remaining requests).
     route("GET", "/usage/:provider/:id", (_req, params) => {
       const found = account(params);
       if (!found?.provider.inspect(found.id)) return noAccount(params);
-      return json(s.world.limits.usage(found.provider.name, found.id));
+      const { name } = found.provider;
+      return json({
+        ...s.world.limits.usage(name, found.id),
+        level: s.world.limits.level(name, found.id, s.clock.now()),
+      });
     }),
 
     // Datasets: seed an account's orders and customers, change them, read the truth.
