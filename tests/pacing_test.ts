@@ -142,6 +142,23 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
     await b.take(1);
     assert.ok(waits[2]! > 2000 && waits[2]! <= 3000, `B waited ${waits[2]} ms of A's 3000 ms`);
 
+    // Requests go in the order they asked: a dear one is not overtaken by a cheap one asking
+    // after it (a proxied call beside a sync's page), which would starve it while cheap ones
+    // keep coming.
+    const turns: number[] = [];
+    const record = (ms: number) => (turns.push(ms), Promise.resolve());
+    const dear = new Pacer(model, { shared: { store, key: id }, sleep: record });
+    const cheap = new Pacer(model, { shared: { store, key: id }, sleep: record });
+    await dear.take(5);
+    await cheap.take(1);
+    assert.equal(turns.length, 2, "both waited");
+    assert.ok(
+      turns[1]! > turns[0]!,
+      `the cheap one's turn (${turns[1]} ms) after the dear one's (${turns[0]} ms)`,
+    );
+    assert.ok(turns[1]! - turns[0]! >= 900, "1 point at 1/s after it");
+    await db.sql`update tether.rate_budgets set level = capacity where connection_id = ${id}`;
+
     // The bucket's size a provider reported to one instance is every instance's: a pacer whose
     // facts say 350 waits for the reported 5's refill (1.5 points at 1/s), not for 36 points.
     a.observe({ available: 0, capacity: 5 });

@@ -31,7 +31,8 @@ export function windowBucket(requests: number, windowSeconds: number): BucketMod
 /** A bucket model kept outside the process, shared by every pacer of the same key. */
 export interface BudgetStore {
   /**
-   * Charges `cost` and returns 0, or charges nothing and returns the ms to wait and ask again.
+   * Charges `cost` and returns the ms until the request's turn (0: now): requests go in the
+   * order they asked, the level going below zero for those promised a turn.
    * `model` sizes a bucket the store does not hold yet; after that, the size a report gave wins.
    */
   take(key: string, cost: number, model: BucketModel, reserve: number): Promise<number>;
@@ -101,28 +102,32 @@ export class Pacer {
     return this.#level;
   }
 
-  /** Waits until `cost` is available by the model (and any back-off has passed), then charges it. */
+  /**
+   * Waits until `cost` is available by the model (and any back-off has passed), then charges it.
+   * With a shared store the request is charged at once and told its turn: requests of every
+   * instance go in the order they asked, so a dear one is never overtaken for ever by cheap ones.
+   */
   async take(cost: number, signal?: AbortSignal): Promise<void> {
     if (this.#shared === undefined) return await this.#takeLocal(cost, signal);
     const { store, key } = this.#shared;
-    while (true) {
-      await this.#adjusted;
-      let waitMs: number;
-      try {
-        waitMs = await store.take(key, cost, this.model, this.#reserve);
-      } catch {
-        // The store is out of reach (a database blip): this instance's model paces this call,
-        // and the provider's own throttle remains the backstop.
-        return await this.#takeLocal(cost, signal);
-      }
-      if (waitMs <= 0) {
-        this.#refill();
-        this.#level -= Math.min(cost, this.#capacity);
-        return;
-      }
-      this.waitedMs += waitMs;
-      await this.#sleep(waitMs, signal);
-      signal?.throwIfAborted();
+    await this.#adjusted;
+    let waitMs: number;
+    try {
+      waitMs = await store.take(key, cost, this.model, this.#reserve);
+    } catch {
+      // The store is out of reach (a database blip): this instance's model paces this call,
+      // and the provider's own throttle remains the backstop.
+      return await this.#takeLocal(cost, signal);
+    }
+    this.#refill();
+    this.#level -= Math.min(cost, this.#capacity);
+    if (waitMs <= 0) return;
+    this.waitedMs += waitMs;
+    await this.#sleep(waitMs, signal);
+    if (signal?.aborted) {
+      // Its turn was charged: give it back for the requests after it.
+      this.refund(cost);
+      signal.throwIfAborted();
     }
   }
 
