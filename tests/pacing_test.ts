@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { postgresBudgets } from "../functions-shared/db/rate_budgets.ts";
 import { Pacer, windowBucket } from "../functions-shared/providers/pacing.ts";
+import { adapters } from "../functions-shared/providers/registry.ts";
 import { RateLimits } from "../sandbox/limits.ts";
 import { withTestDatabase } from "./helpers/stack.ts";
+import { context, readerOf, seeded, withSandbox } from "./helpers/streams.ts";
 
 function fakeTime() {
   let now = 0;
@@ -170,5 +172,43 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
     await facts.take(1);
     const last = waits[waits.length - 1]!;
     assert.ok(last > 1000 && last <= 1500, `it waited ${last} ms`);
+  });
+});
+
+Deno.test("a shared budget follows Shopify's bucket: what a page reserved beyond its actual cost is given back", async () => {
+  await withTestDatabase(async (db) => {
+    await withSandbox(async (sb) => {
+      const setup = await seeded(sb, "shopify", { orders: 0, customers: 30 });
+      const [{ id }] = await db.sql<[{ id: string }]>`
+        insert into tether.connections (provider, external_id, name, config)
+        values ('shopify', ${setup.account.external_id}, 'refund', '{}') returning id`;
+      const pacer = new Pacer(adapters.shopify.facts.rateLimit, {
+        shared: { store: postgresBudgets(db.sql), key: id },
+      });
+      // A customers page reserves more than the 30 customers cost.
+      await readerOf("shopify", "customers")(
+        context({ pacer }),
+        setup.conn,
+        setup.account.credentials,
+        {
+          cursor: null,
+          from: null,
+          until: new Date(Date.now() + 60_000),
+          pageSize: 250,
+        },
+      );
+      await pacer.settled();
+      const [{ level }] = await db.sql<[{ level: number }]>`
+        select level from tether.rate_budgets where connection_id = ${id}`;
+      const usage = await sb.call<{ level: number; units: number }>(
+        "GET",
+        `/usage/shopify/${setup.account.external_id}`,
+      );
+      assert.ok(usage.units < 100, `the page cost ${usage.units} points`);
+      assert.ok(
+        Math.abs(level - usage.level) < 50,
+        `the shared level ${level} is Shopify's ${usage.level}, not lower by the unused reservation`,
+      );
+    });
   });
 });
