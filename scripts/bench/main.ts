@@ -34,8 +34,8 @@
 // enforcing the provider's published rate limit (sandbox/limits.ts; Shopify on the Standard plan),
 // all at once, plus one Shopify connection whose orders and customers syncs and a stream of
 // proxied calls share one budget: per provider (and `shared_connection`) `limit_use_pct`, the
-// sustained rate over the run's last two thirds as a share of the limit's (target >= 90), and
-// `throttled` requests (target 0) (./pacing.ts).
+// share of what the limit restored during the run that was used (target >= 90), and `throttled`
+// requests (target 0) (./pacing.ts).
 //
 // feed: 100,000 Shopify orders synced through the served sync-orders function with the change
 // feed's triggers off and on, alternately, three times each, each in a fresh database; the last

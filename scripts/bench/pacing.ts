@@ -5,14 +5,13 @@
 // A run is `seconds` long (TETHER_BENCH_PACING_SECONDS, default 180): every provider at once, each
 // with its own account, seeded with more records than the run can read at the limit, its sync
 // function called again whenever an invocation ends, until the time is up or it caught up. The
-// sandbox's usage of each account is sampled every second; `limit_use_pct` is the sustained rate
-// (units charged: points, credits or requests) from the moment the limit binds to the end, as a
-// share of the limit's sustained maximum (the restore rate; a window's requests over its length).
-// A bucket starts full and its first burst says nothing of the pacing: the limit binds once the
-// bucket is down to a quarter (Shopify's 2,000 points go in the first seconds). A pacer keeps a
-// window limit's burst small (pacing.ts windowBucket): it binds from the first request. A sync
-// that never brings a bucket down is slower than the limit: measured over its last two thirds.
-// `throttled` counts the account's throttled requests over the whole run.
+// sandbox's usage of each account is sampled every second; `limit_use_pct` is the share of what
+// the limit restored from the first request to the end that was used: the units charged (points,
+// credits or requests) less what the bucket held at the start and no longer holds (its first
+// burst says nothing of the pacing), over the limit's sustained rate (the restore rate; a window's
+// requests over its length) times the time. A window limit is paced evenly (pacing.ts
+// windowBucket): its units are counted as they are. `throttled` counts the account's throttled
+// requests over the whole run.
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { ProviderName } from "../../functions-shared/providers/types.ts";
 import type { Usage } from "../../sandbox/limits.ts";
@@ -25,13 +24,13 @@ export interface PacingFigures {
   limit_use_pct: number;
   throttled: number;
   requests: number;
-  /** Units (points, credits or requests) charged per second over the measured part. */
+  /** Units (points, credits or requests) used per second of what the limit restored. */
   units_per_s: number;
   /** The limit's sustained maximum, in the same units. */
   limit_per_s: number;
   records: number;
   seconds: number;
-  /** The part of the run the rate is measured over (from when the limit binds). */
+  /** The part of the run measured: from the first request to the end. */
   measured_s: number;
 }
 
@@ -184,13 +183,11 @@ async function measured(
     limits: Record<string, { kind: string; capacity: number; restore_per_second: number }>;
   }>("GET", "/config");
   const limit = limits[c.provider]!;
-  const first = samples.find((s) => s.usage.requests > 0) ?? samples[0]!;
-  const binds = limit.kind === "bucket"
-    ? samples.find((s) => s.usage.level <= limit.capacity / 4)
-    : first;
-  const from = binds ?? samples.find((s) => s.at >= first.at + (ended.at - first.at) / 3)!;
+  const from = samples.find((s) => s.usage.requests > 0) ?? samples[0]!;
   const seconds = (ended.at - from.at) / 1000;
-  const unitsPerS = seconds > 0 ? (ended.usage.units - from.usage.units) / seconds : 0;
+  const drawn = limit.kind === "bucket" ? from.usage.level - ended.usage.level : 0;
+  const used = ended.usage.units - from.usage.units - drawn;
+  const unitsPerS = seconds > 0 ? used / seconds : 0;
   const [{ records }] = await db.sql<[{ records: number }]>`
     select (select count(*) from tether.orders where connection_id = ${c.connection_id})::int +
            (select count(*) from tether.customers where connection_id = ${c.connection_id})::int
