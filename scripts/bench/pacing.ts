@@ -48,6 +48,14 @@ export interface PacingOptions {
   providers?: ProviderName[];
 }
 
+/** `--seconds 60 --providers shopify,maystro` (npm run bench -- pacing --seconds 60). */
+export function pacingOptions(flags: Record<string, string>): PacingOptions {
+  return {
+    ...(flags.seconds ? { seconds: Number(flags.seconds) } : {}),
+    ...(flags.providers ? { providers: flags.providers.split(",") as ProviderName[] } : {}),
+  };
+}
+
 const PROVIDERS: ProviderName[] = ["shopify", "shiphero", "lightspeed", "quickbooks", "maystro"];
 
 /**
