@@ -1,8 +1,9 @@
 // What the web console reads, run as the person asking. A signed-in user's queries run the way
-// PostgREST runs a Data API request (postgrest.org, "Transactions" / "Request-scoped settings"):
-// inside one transaction, `role` set locally to `authenticated` and the verified JWT's claims in
-// `request.jwt.claims`, so auth.uid() is the user and the tables' RLS policies decide what the
-// reads return (owner_id = auth.uid()). An operator (secret key or service_role JWT) reads as the
+// PostgREST runs a Data API request: one transaction, read only for a read, the user's role set
+// locally ("User Impersonation", docs.postgrest.org/en/v13/references/auth.html) and the verified
+// JWT's claims in the transaction-scoped setting `request.jwt.claims`
+// (docs.postgrest.org/en/v12/references/transactions.html), so auth.uid() is the user and the
+// tables' RLS policies decide what the reads return (owner_id = auth.uid()). An operator (secret key or service_role JWT) reads as the
 // functions' own role: everything. Nothing here reads credentials, configs or webhook payloads.
 import type { Sql, Tx } from "./client.ts";
 
@@ -18,6 +19,7 @@ export async function asViewer<T>(
 ): Promise<T> {
   return await sql.begin(async (tx) => {
     if (viewer.kind === "user") {
+      await tx`set transaction read only`;
       await tx`select set_config('role', 'authenticated', true),
                       set_config('request.jwt.claims', ${JSON.stringify(viewer.claims)}, true)`;
     }
