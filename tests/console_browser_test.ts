@@ -102,11 +102,11 @@ Deno.test("console in Chromium: sign in, connect, backfill, reconnect, RLS per o
     await page.setViewportSize({ width: 1280, height: 900 });
   }
 
-  async function signIn(page: Page, who: "demo" | "other") {
+  /** Signs out whoever is signed in, then signs in as `who` with the local demo sign-in. */
+  async function switchUser(page: Page, who: "demo" | "other") {
     await page.goto(consoleUrl);
-    if (await page.getByRole("button", { name: "Sign out" }).isVisible()) {
-      await page.getByRole("button", { name: "Sign out" }).click();
-    }
+    await page.locator("#who", { hasText: "@tether.local" }).waitFor();
+    await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("button", { name: `Sign in as ${who}@tether.local` }).click();
     await page.locator("#who", { hasText: `${who}@tether.local` }).waitFor();
   }
@@ -163,6 +163,7 @@ Deno.test("console in Chromium: sign in, connect, backfill, reconnect, RLS per o
       await shoot(page, "sign-in");
       // Keyboard only: Tab to the demo sign-in and press Enter.
       const demoButton = page.getByRole("button", { name: "Sign in as demo@tether.local" });
+      await demoButton.waitFor();
       for (
         let i = 0;
         i < 12 &&
@@ -278,7 +279,7 @@ Deno.test("console in Chromium: sign in, connect, backfill, reconnect, RLS per o
     );
 
     await t.step("a user of another owner sees none of it, in the page or the API", async () => {
-      await signIn(page, "other");
+      await switchUser(page, "other");
       await page.getByText("No connections you can see yet").waitFor();
       assert.equal(await page.locator("#connections tbody tr").count(), 0);
       await shoot(page, "other-owner");
