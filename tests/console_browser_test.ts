@@ -278,6 +278,35 @@ Deno.test("console in Chromium: sign in, connect, backfill, reconnect, RLS per o
       },
     );
 
+    await t.step("a token-based account connects through the form, then disconnects", async () => {
+      const account = await sandbox.account("shiphero");
+      issuedTokens.push(...Object.values(account.credentials));
+      await page.goto(`${consoleUrl}#/connect`);
+      const form = page.locator("#token-form");
+      await form.getByLabel("Provider", { exact: true }).selectOption("shiphero");
+      await form.getByLabel("Account id at the provider").fill(account.external_id);
+      await form.getByLabel("Name", { exact: true }).fill("Form warehouse");
+      await form.getByLabel(/^Credentials/).fill(JSON.stringify(account.credentials));
+      await form.getByLabel(/^Config/).fill(JSON.stringify(sandbox.configFor(account)));
+      await form.getByRole("button", { name: "Connect" }).click();
+      await page.getByRole("heading", { name: "Form warehouse (ShipHero)" }).waitFor();
+      assert.equal(await form.getByLabel(/^Credentials/).inputValue(), "", "not kept on the page");
+      await page.getByRole("button", { name: "Disconnect…" }).click();
+      await page.getByRole("button", { name: "Yes, disconnect" }).click();
+      await page.getByRole("heading", { name: "Connections" }).waitFor();
+      for (let i = 0; i < 60; i++) {
+        const [row] = await db.sql<{ status: string }[]>`
+          select status from tether.connections where name = 'Form warehouse'`;
+        if (row?.status === "disabled") break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const [row] = await db.sql<{ status: string; owner_id: string; creds: number }[]>`
+        select status, owner_id,
+               (select count(*)::int from tether.credentials k where k.connection_id = c.id) as creds
+          from tether.connections c where name = 'Form warehouse'`;
+      assert.deepEqual({ ...row }, { status: "disabled", owner_id: DEMO_USERS.demo.id, creds: 0 });
+    });
+
     await t.step("a user of another owner sees none of it, in the page or the API", async () => {
       await switchUser(page, "other");
       await page.getByText("No connections you can see yet").waitFor();
