@@ -22,7 +22,7 @@ select cron.unschedule(jobid)
  where jobname like 'tether-%'
    and jobname not in ('tether-refresh-tokens', 'tether-sync-orders', 'tether-sync-customers',
                        'tether-continue-backfills', 'tether-cleanup',
-                       'tether-process-webhook-events');
+                       'tether-process-webhook-events', 'tether-deliver-notifications');
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
@@ -43,10 +43,18 @@ select cron.schedule('tether-sync-customers', '2-59/5 * * * *', $$select public.
 select cron.schedule('tether-continue-backfills', '* * * * *',
   $$select public.continue_backfills()$$);
 
--- Housekeeping: run records, pg_net responses and pg_cron run details older than 14 days.
-select cron.schedule('tether-cleanup', '17 3 * * *', $$select tether.cleanup()$$);
+-- Housekeeping: run records, pg_net responses, pg_cron run details, notification events and
+-- their deliveries older than 14 days.
+select cron.schedule('tether-cleanup', '17 3 * * *',
+  $$select tether.cleanup(), tether.cleanup_notifications()$$);
 
 -- Webhook events whose processing failed are kept and retried with backoff: every minute, the
 -- webhooks function takes the ones whose next attempt has come.
 select cron.schedule('tether-process-webhook-events', '* * * * *',
   $$select public.process_webhook_events()$$);
+
+-- Notifications: the dispatcher reads pg_net's answers to the attempts sent, schedules retries
+-- (or disables a subscriber failing for a day) and sends what is due; first attempts go out at
+-- once from the transaction that emits them. Two index probes when nothing is due.
+select cron.schedule('tether-deliver-notifications', '* * * * *',
+  $$select tether.deliver_notifications()$$);
