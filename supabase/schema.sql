@@ -584,42 +584,43 @@ COMMENT ON FUNCTION tether.append_updated_changes() IS 'Statement trigger (AFTER
 
 
 --
--- Name: apply_order_facts(uuid, text, text, text, text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
+-- Name: apply_order_facts(uuid, text, text, text, text, text, text, timestamp with time zone, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
-CREATE FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) RETURNS void
+CREATE FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
   insert into tether.orders as o (connection_id, external_id, order_number, status,
-    fulfillment_status, tracking_number, remote_updated_at, raw)
+    provider_fulfillment_status, fulfillment_status, shipping_status, canceled_at,
+    tracking_number, remote_updated_at, raw)
   values (apply_order_facts.connection_id, apply_order_facts.external_id,
           apply_order_facts.order_number, apply_order_facts.status, apply_order_facts.status,
-          apply_order_facts.tracking_number, null, apply_order_facts.raw)
+          apply_order_facts.fulfillment_status, apply_order_facts.shipping_status,
+          apply_order_facts.canceled_at, apply_order_facts.tracking_number, null,
+          apply_order_facts.raw)
   on conflict (connection_id, external_id) do update
      set tracking_number = coalesce(excluded.tracking_number, o.tracking_number),
-         status = case
-           when o.status = 'canceled' then o.status
-           when excluded.status = 'canceled' then excluded.status
-           when excluded.status is not null and coalesce(o.status, 'pending') = 'pending'
-             then excluded.status
-           else o.status end,
-         fulfillment_status = case
-           when o.fulfillment_status = 'canceled' then o.fulfillment_status
-           when excluded.status = 'canceled' then excluded.status
-           when excluded.status is not null and coalesce(o.fulfillment_status, 'pending') = 'pending'
-             then excluded.status
-           else o.fulfillment_status end,
+         status = case when tether.order_fact_moves(o.status, excluded.status)
+                       then excluded.status else o.status end,
+         provider_fulfillment_status =
+           case when tether.order_fact_moves(o.status, excluded.status)
+                then excluded.provider_fulfillment_status else o.provider_fulfillment_status end,
+         fulfillment_status = case when tether.order_fact_moves(o.status, excluded.status)
+                                   then excluded.fulfillment_status else o.fulfillment_status end,
+         shipping_status = case when tether.order_fact_moves(o.status, excluded.status)
+                                then excluded.shipping_status else o.shipping_status end,
+         canceled_at = coalesce(o.canceled_at, excluded.canceled_at),
          order_number = coalesce(o.order_number, excluded.order_number),
          updated_at = now()
 $$;
 
 
 --
--- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: COMMENT; Schema: tether; Owner: -
+-- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) IS 'Applies forward-only order facts from a webhook (a tracking number, a fulfilled or canceled status) without moving remote_updated_at; a canceled order stays canceled.';
+COMMENT ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) IS 'Applies forward-only order facts from a webhook (a tracking number, a fulfilled or canceled status word with its normalized fulfillment_status / shipping_status and canceled_at) without moving remote_updated_at; a canceled order stays canceled.';
 
 
 --
@@ -1400,6 +1401,27 @@ $$;
 
 
 --
+-- Name: order_fact_moves(text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.order_fact_moves(stored_status text, fact_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select fact_status is not null
+     and stored_status is distinct from 'canceled'
+     and (fact_status = 'canceled' or coalesce(stored_status, 'pending') = 'pending')
+$$;
+
+
+--
+-- Name: FUNCTION order_fact_moves(stored_status text, fact_status text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text) IS 'Whether a webhook''s order fact (its status word) replaces the stored status: a canceled order stays canceled, a cancellation always lands, another word replaces only a pending or missing one.';
+
+
+--
 -- Name: owns_connection(uuid); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1874,22 +1896,29 @@ CREATE FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) RETURNS 
     AS $$
   with incoming as (
     select * from jsonb_to_recordset(records) as r(
-      external_id text, order_number text, status text, fulfillment_status text,
-      tracking_number text, total_price numeric, currency text, customer_external_id text,
-      ordered_at timestamptz, remote_updated_at timestamptz, raw jsonb)
+      external_id text, order_number text, status text, provider_fulfillment_status text,
+      financial_status text, fulfillment_status text, shipping_status text,
+      canceled_at timestamptz, tracking_number text, total_price numeric, currency text,
+      customer_external_id text, ordered_at timestamptz, remote_updated_at timestamptz, raw jsonb)
   ), written as (
     insert into tether.orders as o (connection_id, external_id, order_number, status,
-      fulfillment_status, tracking_number, total_price, currency, customer_external_id,
-      ordered_at, remote_updated_at, raw)
+      provider_fulfillment_status, financial_status, fulfillment_status, shipping_status,
+      canceled_at, tracking_number, total_price, currency, customer_external_id, ordered_at,
+      remote_updated_at, raw)
     select upsert_orders.connection_id, i.external_id, i.order_number, i.status,
-           i.fulfillment_status, i.tracking_number, i.total_price, i.currency,
+           i.provider_fulfillment_status, i.financial_status, i.fulfillment_status,
+           i.shipping_status, i.canceled_at, i.tracking_number, i.total_price, i.currency,
            i.customer_external_id, i.ordered_at, i.remote_updated_at, i.raw
       from incoming i
      order by i.external_id
     on conflict (connection_id, external_id) do update
        set order_number = excluded.order_number,
            status = excluded.status,
+           provider_fulfillment_status = excluded.provider_fulfillment_status,
+           financial_status = excluded.financial_status,
            fulfillment_status = excluded.fulfillment_status,
+           shipping_status = excluded.shipping_status,
+           canceled_at = excluded.canceled_at,
            tracking_number = excluded.tracking_number,
            total_price = excluded.total_price,
            currency = excluded.currency,
@@ -2409,7 +2438,7 @@ CREATE TABLE tether.orders (
     external_id text NOT NULL,
     order_number text,
     status text,
-    fulfillment_status text,
+    provider_fulfillment_status text,
     tracking_number text,
     total_price numeric,
     currency text,
@@ -2418,7 +2447,14 @@ CREATE TABLE tether.orders (
     remote_updated_at timestamp with time zone,
     raw jsonb NOT NULL,
     first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    financial_status text,
+    fulfillment_status text,
+    shipping_status text,
+    canceled_at timestamp with time zone,
+    CONSTRAINT orders_financial_status_is_valid CHECK ((financial_status = ANY (ARRAY['pending'::text, 'authorized'::text, 'paid'::text, 'partially_paid'::text, 'refunded'::text, 'partially_refunded'::text, 'voided'::text, 'unknown'::text]))),
+    CONSTRAINT orders_fulfillment_status_is_valid CHECK ((fulfillment_status = ANY (ARRAY['unfulfilled'::text, 'partial'::text, 'fulfilled'::text, 'restocked'::text, 'on_hold'::text, 'unknown'::text]))),
+    CONSTRAINT orders_shipping_status_is_valid CHECK ((shipping_status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'out_for_delivery'::text, 'delivered'::text, 'failed_attempt'::text, 'returned'::text, 'canceled'::text, 'unknown'::text])))
 );
 
 
@@ -2427,6 +2463,48 @@ CREATE TABLE tether.orders (
 --
 
 COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
+
+
+--
+-- Name: COLUMN orders.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.status IS 'The provider''s own main status word, as received (ShipHero fulfillment_status, Shopify displayFinancialStatus, Lightspeed sale status, QuickBooks Paid/Unpaid/Voided/Deleted, Maystro status name).';
+
+
+--
+-- Name: COLUMN orders.provider_fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.provider_fulfillment_status IS 'The provider''s own fulfillment word, as received (Shopify displayFulfillmentStatus, ShipHero fulfillment_status); null where the provider has none.';
+
+
+--
+-- Name: COLUMN orders.financial_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.financial_status IS 'Normalized: pending, authorized, paid, partially_paid, refunded, partially_refunded, voided, or unknown (a provider word the mapping does not know); null where the provider has no payment state (carriers, warehouses).';
+
+
+--
+-- Name: COLUMN orders.fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.fulfillment_status IS 'Normalized: unfulfilled, partial, fulfilled, restocked, on_hold, or unknown; null where the provider has no fulfillment state.';
+
+
+--
+-- Name: COLUMN orders.shipping_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.shipping_status IS 'Normalized, for carriers: pending, in_transit, out_for_delivery, delivered, failed_attempt, returned, canceled, or unknown; null for stores and books.';
+
+
+--
+-- Name: COLUMN orders.canceled_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.canceled_at IS 'When the order was canceled (or voided), from the provider''s field where it has one; null while not canceled.';
 
 
 --
@@ -2439,7 +2517,7 @@ CREATE VIEW public.tether_orders WITH (security_invoker='true') AS
     orders.external_id,
     orders.order_number,
     orders.status,
-    orders.fulfillment_status,
+    orders.provider_fulfillment_status,
     orders.tracking_number,
     orders.total_price,
     orders.currency,
@@ -2448,7 +2526,11 @@ CREATE VIEW public.tether_orders WITH (security_invoker='true') AS
     orders.remote_updated_at,
     orders.raw,
     orders.first_seen_at,
-    orders.updated_at
+    orders.updated_at,
+    orders.financial_status,
+    orders.fulfillment_status,
+    orders.shipping_status,
+    orders.canceled_at
    FROM tether.orders;
 
 
@@ -3993,10 +4075,10 @@ REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity do
 
 
 --
--- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: ACL; Schema: tether; Owner: -
+-- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) FROM PUBLIC;
 
 
 --
@@ -4127,6 +4209,13 @@ REVOKE ALL ON FUNCTION tether.notify_run_end() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION tether.notify_status_change() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION order_fact_moves(stored_status text, fact_status text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text) FROM PUBLIC;
 
 
 --

@@ -93,7 +93,8 @@ async function upsertRate(
   const table = `bench_${mode === "batched" ? "bare" : "single"}`;
   await db.sql.unsafe(`create table ${table} (like tether.orders including all)`);
   const rows = await db.sql`
-    select connection_id, external_id, order_number, status, fulfillment_status, tracking_number,
+    select connection_id, external_id, order_number, status, provider_fulfillment_status,
+           financial_status, fulfillment_status, shipping_status, canceled_at, tracking_number,
            total_price, currency, customer_external_id, ordered_at, remote_updated_at, raw
       from tether.orders where connection_id = ${connectionId} order by id
      ${mode === "per-record" ? db.sql`limit ${SYNC.perRecordSample}` : db.sql``}`;
