@@ -1,7 +1,8 @@
 // Tether from the user's own code: a typed client for the `tokens` and `proxy` functions, for a
-// Supabase Edge Function or any server with fetch (Deno, Node 18+, Bun). It imports nothing: copy
-// it into your project, or import it from your Tether checkout. It must hold a secret key, so it
-// runs on a server only, never in a browser.
+// Supabase Edge Function or any server with fetch (Deno, Node 18+, Bun), and the change feed's
+// read and acknowledge over your Postgres connection (`changeFeed`). It imports nothing: copy it
+// into your project, or import it from your Tether checkout. It must hold a secret key, so it runs
+// on a server only, never in a browser.
 //
 //   const tether = createTetherClient({
 //     url: Deno.env.get("SUPABASE_URL")! + "/functions/v1",
@@ -95,6 +96,65 @@ export function createTetherClient(options: TetherClientOptions): TetherClient {
         path.startsWith("/") ? path : `/${path}`
       }`;
       return send(target, { ...init, headers: auth(init.headers) });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The change feed (`tether.read_changes` / `tether.ack_changes`), read over a Postgres
+// connection: Supabase gives every function `SUPABASE_DB_URL`.
+
+/** One change of the feed, as `read_changes` hands it out. */
+export interface TetherChange {
+  /** The feed position (a bigint, as text). */
+  id: string;
+  connection_id: string;
+  stream: "orders" | "customers";
+  /** The provider's id of the record (`external_id` in `tether.orders` / `tether.customers`). */
+  record_id: string;
+  op: "created" | "updated" | "deleted" | "inactive";
+  /** `{}` for `created`; otherwise the changed fields' new values. */
+  fields: Record<string, unknown>;
+  at: Date;
+  /** The batch this change was handed out in: acknowledge with it. */
+  lease: string;
+}
+
+/**
+ * A tagged-template query function: postgres.js's `sql` (`postgres(url, { prepare: false })`)
+ * is one. Values are sent as parameters, never spliced into the text.
+ */
+export type SqlTag = (
+  strings: TemplateStringsArray,
+  ...values: (string | number)[]
+) => PromiseLike<readonly object[]>;
+
+export interface ChangeFeed {
+  /**
+   * The next changes of the consumer (at most `max`), leased to this caller until acknowledged
+   * or until the lease (5 minutes) runs out: no other reader of the consumer gets them meanwhile.
+   */
+  read(max?: number): Promise<TetherChange[]>;
+  /**
+   * Acknowledges the changes of `upTo`'s batch up to and including it: they are never handed
+   * out again. Returns how many; 0 when the lease ran out and the batch went to another reader.
+   */
+  ack(upTo: TetherChange): Promise<number>;
+}
+
+/** The feed as one consumer (a name of your choosing) reads it. */
+export function changeFeed(sql: SqlTag, consumer: string): ChangeFeed {
+  return {
+    async read(max = 100) {
+      return await sql`
+        select id::text as id, connection_id::text as connection_id, stream, record_id, op,
+               fields, at, lease::text as lease
+          from tether.read_changes(${consumer}, ${max})` as TetherChange[];
+    },
+    async ack(upTo) {
+      const [row] = await sql`
+        select tether.ack_changes(${consumer}, ${upTo.id}::bigint, ${upTo.lease}::uuid) as acked`;
+      return (row as { acked: number }).acked;
     },
   };
 }

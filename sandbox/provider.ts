@@ -95,6 +95,11 @@ export interface ProviderData {
   readonly customOrderStatuses: boolean;
   /** Every record of an account's stream, as the adapter must store it. */
   truth(externalId: string, stream: StreamName): TruthRecord[];
+  /**
+   * What API callers wrote to the account beyond the streams' records (ShipHero: line items'
+   * customs values), with how often each was written; undefined for a provider that takes none.
+   */
+  written?(externalId: string): unknown[];
 }
 
 export interface ProviderSandbox {

@@ -519,6 +519,19 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       }
       return json({ deleted: Number(params.seq), version: set.version });
     }),
+    // What API callers wrote beyond the streams' records (ShipHero: customs values).
+    route("GET", "/data/:provider/:id/written", (_req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const written = found.provider.data.written;
+      if (!written) {
+        return json({
+          error: "not_found",
+          message: `${found.provider.name} takes no writes the sandbox records`,
+        }, 404);
+      }
+      return json({ records: written(found.id) });
+    }),
     // A custom status word on an order, for providers whose accounts can name their own.
     route("POST", "/data/:provider/:id/orders/:seq/status", async (req, params) => {
       const found = account(params);

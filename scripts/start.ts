@@ -153,8 +153,8 @@ async function live(demo: Demo, info: { DATABASE_URL: string; FUNCTIONS_URL: str
     `  functions  ${info.FUNCTIONS_URL}/<name>   (key: SERVICE_KEY in .tether/stack.env)`,
     `  console    ${info.FUNCTIONS_URL}/console/   (sign in as demo@tether.local: the demo ` +
     "connections are theirs)",
-    "  schedules  sql/schedules.sql in pg_cron: refresh and sync every 5 min, backfills and " +
-    "webhook retries every minute",
+    "  schedules  sql/schedules.sql in pg_cron: refresh, sync, backfills and webhook retries " +
+    "every minute",
     `  logs       ${logPath}`,
   ];
   const redraw = async () => {

@@ -26,16 +26,20 @@ select cron.unschedule(jobid)
 
 -- The refresh sweep: connections whose access token is within its provider's
 -- margin of expiry, whose refresh token nears its idle or rolling expiry, or
--- whose retry time has come. The shortest margin is 10 minutes (Lightspeed),
--- so every 5 minutes catches every connection in time.
-select cron.schedule('tether-refresh-tokens', '*/5 * * * *', $$select public.refresh_tokens()$$);
+-- whose retry time has come. The shortest margin is 10 minutes (Lightspeed);
+-- every minute keeps each tick's share small: one invocation refreshes about
+-- 190 connections (TETHER_CPU_MS_PER_REFRESH), a minute's due refreshes of
+-- 10,000 connections are about 70 (docs/capacity.md).
+select cron.schedule('tether-refresh-tokens', '* * * * *', $$select public.refresh_tokens()$$);
 
 -- Incremental sync: each call syncs the (connection, stream) pairs not synced
--- within their connection's sync_interval (default 10 minutes), so a 5-minute
--- tick keeps every stream at most 15 minutes behind. Customers run 2 minutes
--- after orders to spread the load.
-select cron.schedule('tether-sync-orders', '*/5 * * * *', $$select public.sync_orders()$$);
-select cron.schedule('tether-sync-customers', '2-59/5 * * * *', $$select public.sync_customers()$$);
+-- within their connection's sync_interval (default 10 minutes), one invocation
+-- per 125 due pairs, at most 8 (tether.invoke_sync). Every minute: a tenth of
+-- the streams falls due each tick, so each stream is at most 11 minutes behind
+-- and a tick asks pg_net for 1 + ceil(due / 125) per sync + 1 calls (refresh,
+-- the two syncs, the webhook sweep; plus running backfills): docs/capacity.md.
+select cron.schedule('tether-sync-orders', '* * * * *', $$select public.sync_orders()$$);
+select cron.schedule('tether-sync-customers', '* * * * *', $$select public.sync_customers()$$);
 
 -- Backfills continue themselves through pg_net; this is the safety net that
 -- picks up any job whose lease lapsed (a crashed worker, a lost self-call, a

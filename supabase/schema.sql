@@ -276,8 +276,7 @@ CREATE FUNCTION public.sync_customers(provider text DEFAULT NULL::text) RETURNS 
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select tether.invoke_function('sync-customers',
-    jsonb_strip_nulls(jsonb_build_object('provider', tether.check_provider(provider))))
+  select tether.invoke_sync('sync-customers', 'customers', tether.check_provider(provider))
 $$;
 
 
@@ -285,7 +284,7 @@ $$;
 -- Name: FUNCTION sync_customers(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id.';
 
 
 --
@@ -296,8 +295,7 @@ CREATE FUNCTION public.sync_orders(provider text DEFAULT NULL::text) RETURNS big
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select tether.invoke_function('sync-orders',
-    jsonb_strip_nulls(jsonb_build_object('provider', tether.check_provider(provider))))
+  select tether.invoke_sync('sync-orders', 'orders', tether.check_provider(provider))
 $$;
 
 
@@ -305,7 +303,7 @@ $$;
 -- Name: FUNCTION sync_orders(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function. Returns the pg_net request id; outcomes are in tether.runs (kind sync) and tether.connection_health.';
+COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id; outcomes are in tether.runs (kind sync) and tether.connection_health.';
 
 
 --
@@ -1051,6 +1049,36 @@ $$;
 
 
 --
+-- Name: due_streams(text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.due_streams(stream text, provider text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  -- The condition tether.sync_cursors' claim uses (functions-shared/db/sync_cursors.ts,
+  -- claimDueStream); a connection whose stream has no cursor row yet is due.
+  select count(*)
+    from tether.connections c
+    left join tether.sync_cursors s on s.connection_id = c.id and s.stream = due_streams.stream
+   where c.status = 'active'
+     and due_streams.stream = any(tether.backfill_streams(c.provider))
+     and (due_streams.provider is null or c.provider = due_streams.provider)
+     and (s.connection_id is null or (
+           (s.lease_expires_at is null or s.lease_expires_at < now())
+       and coalesce(s.next_attempt_at, '-infinity') <= now()
+       and coalesce(s.last_synced_at, '-infinity') <= now() - c.sync_interval))
+$$;
+
+
+--
+-- Name: FUNCTION due_streams(stream text, provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.due_streams(stream text, provider text) IS 'How many (connection, stream) pairs of the stream are due a sync now (of one provider, or all).';
+
+
+--
 -- Name: emit_notification(text, uuid, jsonb, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1173,6 +1201,40 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+
+
+--
+-- Name: invoke_sync(text, text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.invoke_sync(function_name text, stream text, provider text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  due bigint := tether.due_streams(stream, provider);
+  calls integer := least(tether.sync_invocations_per_call(),
+    greatest(1, ceil(due::numeric / tether.sync_streams_per_invocation())::integer));
+  body jsonb := jsonb_strip_nulls(jsonb_build_object('provider', provider));
+  first_id bigint;
+  request_id bigint;
+begin
+  for i in 1..calls loop
+    request_id := tether.invoke_function(function_name, body);
+    if first_id is null then
+      first_id := request_id;
+    end if;
+  end loop;
+  return first_id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION invoke_sync(function_name text, stream text, provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) IS 'Calls a sync function once per tether.sync_streams_per_invocation() due streams (at least once, at most tether.sync_invocations_per_call() times). Returns the first pg_net request id.';
 
 
 --
@@ -1806,6 +1868,40 @@ $_$;
 --
 
 COMMENT ON FUNCTION tether.subscribe(url text, event_types text[], owner_id uuid, description text) IS 'Subscribes an URL to notifications (event_types: null for all; owner_id: null for every connection, or only that user''s connections). Returns the subscription id and its Standard Webhooks secret (whsec_…), shown this once: it is kept in Vault.';
+
+
+--
+-- Name: sync_invocations_per_call(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.sync_invocations_per_call() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ select 8 $$;
+
+
+--
+-- Name: FUNCTION sync_invocations_per_call(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.sync_invocations_per_call() IS 'The most invocations one sync_orders() or sync_customers() call starts (docs/capacity.md: what to change past it).';
+
+
+--
+-- Name: sync_streams_per_invocation(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.sync_streams_per_invocation() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ select 125 $$;
+
+
+--
+-- Name: FUNCTION sync_streams_per_invocation(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.sync_streams_per_invocation() IS 'Streams one sync invocation is counted on: floor(TETHER_CPU_BUDGET_MS / TETHER_CPU_MS_PER_SYNC_RUN) at their defaults (1500 / 12), tests/scale_test.ts keeps them equal.';
 
 
 --
@@ -4147,6 +4243,13 @@ REVOKE ALL ON FUNCTION tether.disable_failing_subscription(subscription_id uuid,
 
 
 --
+-- Name: FUNCTION due_streams(stream text, provider text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.due_streams(stream text, provider text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION emit_notification(event_type text, connection_id uuid, data jsonb, pending jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -4165,6 +4268,13 @@ REVOKE ALL ON FUNCTION tether.finalize_event(event_id bigint) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION tether.invoke_function(function_name text, body jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION invoke_sync(function_name text, stream text, provider text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) FROM PUBLIC;
 
 
 --

@@ -51,9 +51,9 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
       ["tether-continue-backfills", "* * * * *"],
       ["tether-deliver-notifications", "* * * * *"],
       ["tether-process-webhook-events", "* * * * *"],
-      ["tether-refresh-tokens", "*/5 * * * *"],
-      ["tether-sync-customers", "2-59/5 * * * *"],
-      ["tether-sync-orders", "*/5 * * * *"],
+      ["tether-refresh-tokens", "* * * * *"],
+      ["tether-sync-customers", "* * * * *"],
+      ["tether-sync-orders", "* * * * *"],
     ]);
     assert.match(jobs[0]!.command, /tether\.cleanup\(\), tether\.cleanup_notifications\(\)/);
     assert.match(jobs[1]!.command, /public\.continue_backfills\(\)/);

@@ -65,6 +65,8 @@ export interface SandboxProviderSpec<A extends BaseAccount> {
   readonly customOrderStatuses?: boolean;
   /** Every record of the dataset's stream, as the adapter must store it. */
   truth(set: Dataset, stream: StreamName): TruthRecord[];
+  /** What API callers wrote beyond the streams' records (see ProviderData.written). */
+  written?(set: Dataset): unknown[];
   /** A new account's own fields; its external id and `revoked: false` are added here. */
   open(externalId: string, now: number, input: AccountInput): Omit<A, keyof BaseAccount>;
   /** What the control API answers for a new account, in the provider's own field names. */
@@ -93,6 +95,9 @@ export function defineSandboxProvider<A extends BaseAccount>(
       ordersCanBeDeleted: spec.ordersCanBeDeleted ?? false,
       customOrderStatuses: spec.customOrderStatuses ?? false,
       truth: (externalId, stream) => spec.truth(world.data.get(name, externalId), stream),
+      ...(spec.written
+        ? { written: (externalId: string) => spec.written!(world.data.get(name, externalId)) }
+        : {}),
     },
 
     webhooks: {

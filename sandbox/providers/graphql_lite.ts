@@ -5,10 +5,10 @@
  * resolved value with exactly the selected fields, as a real server would.
  *
  * Mutations are parsed by `parseOperation` for a server that serves some (Shopify's
- * appUninstall); anything else (named fragments, directives, block strings) is
- * answered with a GraphQL error, like an unknown field: an adapter that sends
- * what the sandbox does not understand finds out in its tests, not in
- * production. Messages follow each server's library: graphql-ruby for Shopify
+ * appUninstall, ShipHero's order_update_line_items); anything else (named
+ * fragments, directives, block strings) is answered with a GraphQL error, like
+ * an unknown field: an adapter that sends what the sandbox does not understand
+ * finds out in its tests, not in production. Messages follow each server's library: graphql-ruby for Shopify
  * ("ruby"), graphql-core / graphene for ShipHero ("graphene").
  */
 
@@ -117,13 +117,17 @@ export function parseQuery(
   return op.selections;
 }
 
-/** A single query or mutation operation. */
+/**
+ * A single query or mutation operation. `inputObjects` names the schema's input object types,
+ * whose variables are JSON objects (their fields are the resolver's to check).
+ */
 export function parseOperation(
   source: string,
   variables: Readonly<Record<string, unknown>>,
   dialect: Dialect,
+  inputObjects: ReadonlySet<string> = new Set(),
 ): { kind: "query" | "mutation"; selections: readonly Selection[] } {
-  return new Parser(lex(source, dialect), variables, dialect).document();
+  return new Parser(lex(source, dialect), variables, dialect, inputObjects).document();
 }
 
 class Parser {
@@ -134,6 +138,7 @@ class Parser {
     readonly tokens: Token[],
     readonly variables: Readonly<Record<string, unknown>>,
     readonly dialect: Dialect,
+    readonly inputObjects: ReadonlySet<string>,
   ) {}
 
   document(): { kind: "query" | "mutation"; selections: readonly Selection[] } {
@@ -287,7 +292,7 @@ class Parser {
         "variableMismatch",
       );
     }
-    if (value !== null && !fitsType(value, def.type)) {
+    if (value !== null && !fitsType(value, def.type, this.inputObjects)) {
       throw new GraphqlFault(
         this.dialect === "ruby"
           ? `Variable $${name} of type ${def.type}${
@@ -334,9 +339,12 @@ class Parser {
   }
 }
 
-/** Built-in scalars are checked; custom scalars and enums arrive as strings. */
-function fitsType(value: unknown, type: string): boolean {
+/** Built-in scalars are checked; input objects are objects; custom scalars and enums strings. */
+function fitsType(value: unknown, type: string, inputObjects: ReadonlySet<string>): boolean {
   if (type.startsWith("[")) return Array.isArray(value);
+  if (inputObjects.has(type)) {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  }
   switch (type) {
     case "Int":
       return Number.isInteger(value);

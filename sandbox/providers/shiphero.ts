@@ -2,9 +2,10 @@
  * ShipHero (developer.shiphero.com), played under `<url>/shiphero` in place
  * of https://public-api.shiphero.com.
  *
- * The GraphQL endpoint serves `account` and `orders` from the account's
- * dataset, charged in credits against the account's bucket in `world.limits`;
- * see "Data" below.
+ * The GraphQL endpoint serves `account`, `orders`, `order` and `shipment` from
+ * the account's dataset and one mutation, `order_update_line_items` (customs
+ * values), charged in credits against the account's bucket in `world.limits`;
+ * see "Data" and "Customs values" below.
  */
 import { AccountBook, type BaseAccount, describeAccount, type IssuedToken } from "../accounts.ts";
 import type { Change, Dataset, OrderStage, SandboxOrder, TruthRecord } from "../data.ts";
@@ -17,7 +18,7 @@ import {
   type FieldNode,
   findField,
   GraphqlFault,
-  parseQuery,
+  parseOperation,
   readGraphqlRequest,
   resolvePlans,
   rootFields,
@@ -114,6 +115,7 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
     streams: ["orders"],
     customOrderStatuses: true,
     truth: (set, stream) => stream === "orders" ? truth(set) : [],
+    written: (set) => [...customsValues(set).values()],
 
     webhooks: perChange(async ({ account, change }, opts) => {
       const body = webhookOf(change, `Sandbox ${account.externalId}`);
@@ -313,12 +315,39 @@ function truth(set: Dataset): TruthRecord[] {
 
 const ORDERS_ARGS = ["updated_from", "updated_to", "order_date_from", "order_date_to"];
 
-const SCHEMA: Schema = {
+const CONNECTION_ARGS = ["first", "after", "last", "before", "sort"];
+
+/** What the sandbox serves of ShipHero's schema (tests/shiphero_contract_test.ts holds it to the SDL). */
+export const SCHEMA: Schema = {
   Query: {
     fields: {
       account: "AccountQueryResult",
       orders: { type: "OrdersQueryResult", args: ORDERS_ARGS },
+      order: { type: "OrderQueryResult", args: ["id", "analyze"] },
       shipment: { type: "ShipmentQueryResult", args: ["id"] },
+    },
+  },
+  Mutation: {
+    fields: {
+      order_update_line_items: { type: "OrderMutationOutput", args: ["data"] },
+    },
+  },
+  OrderQueryResult: { fields: { request_id: "String", complexity: "Int", data: "Order" } },
+  OrderMutationOutput: { fields: { request_id: "String", complexity: "Int", order: "Order" } },
+  LineItemConnection: { fields: { pageInfo: "PageInfo", edges: "LineItemEdge" } },
+  LineItemEdge: { fields: { node: "LineItem", cursor: "String" } },
+  LineItem: {
+    fields: {
+      id: "String",
+      legacy_id: "Int",
+      sku: "String",
+      product_name: "String",
+      quantity: "Int",
+      price: "String",
+      customs_value: "String",
+      order_id: "String",
+      created_at: "ISODateTime",
+      updated_at: "ISODateTime",
     },
   },
   ShipmentQueryResult: {
@@ -330,7 +359,7 @@ const SCHEMA: Schema = {
     fields: {
       request_id: "String",
       complexity: "Int",
-      data: { type: "OrderConnection", args: ["first", "after", "last", "before", "sort"] },
+      data: { type: "OrderConnection", args: CONNECTION_ARGS },
     },
   },
   OrderConnection: { fields: { pageInfo: "PageInfo", edges: "OrderEdge" } },
@@ -360,6 +389,7 @@ const SCHEMA: Schema = {
       email: "String",
       tags: "[String]",
       shipments: "Shipment",
+      line_items: { type: "LineItemConnection", args: CONNECTION_ARGS },
     },
   },
   Shipment: {
@@ -385,6 +415,9 @@ const SCHEMA: Schema = {
     },
   },
 };
+
+/** The input object types the served operations take as variables. */
+const INPUT_OBJECTS = new Set(["UpdateLineItemsInput"]);
 
 // --- plans ------------------------------------------------------------------
 
@@ -453,6 +486,12 @@ function planOrders(field: FieldNode, shopName: string): Plan {
   if (page && ["last", "before"].some((arg) => (page.args.get(arg) ?? null) !== null)) {
     throw new GraphqlFault(
       "The sandbox paginates forward only: last and before are not supported.",
+    );
+  }
+  const node = findField(findField(page?.selections, "edges")?.selections, "node");
+  if (findField(node?.selections, "line_items")) {
+    throw new GraphqlFault(
+      "The sandbox serves line_items on order(id) and order_update_line_items, not on orders.",
     );
   }
   const first = page ? intArg(page, "first") ?? DEFAULT_PAGE : 0;
@@ -538,9 +577,13 @@ function planShipment(field: FieldNode, shopName: string): Plan {
   };
 }
 
-function planRoot(field: FieldNode, account: ShipHeroAccount): Plan {
+function planRoot(field: FieldNode, account: ShipHeroAccount, set: Dataset, now: number): Plan {
   const shopName = `Sandbox ${account.externalId}`;
   if (field.name === "orders") return planOrders(field, shopName);
+  if (field.name === "order") return planOrder(field, shopName);
+  if (field.name === "order_update_line_items") {
+    return planUpdateLineItems(field, shopName, set, now);
+  }
   if (field.name === "shipment") return planShipment(field, shopName);
   return {
     field,
@@ -559,6 +602,249 @@ function planRoot(field: FieldNode, account: ShipHeroAccount): Plan {
       },
       complexity: 1,
     }),
+  };
+}
+
+// --- Customs values -------------------------------------------------------------
+//
+// An order's line items (`order(id) { data { line_items { … } } }`) and the one mutation served,
+// `order_update_line_items(data: UpdateLineItemsInput!)`, which sets a line item's
+// `customs_value`: "A decimal value used for customs" (developer.shiphero.com/schema/types/
+// update-line-item-input.html; input shapes as in tests/fixtures/shiphero/schema.graphql). The
+// sandbox keeps what was set per line item, and how many times (`written`), for the tests.
+// UNCONFIRMED, no source read states them: the wording of the refusals of an unknown order or
+// line item and of a value that is not a decimal, and whether such a write moves the order's
+// `updated_at` (here it does not: the orders stream and its feed see no change).
+
+/** A customs value set by order_update_line_items. */
+interface CustomsValue {
+  order_id: string;
+  line_item_id: string;
+  customs_value: string;
+  /** How many times a mutation set it (the same value again included). */
+  writes: number;
+  at: number;
+}
+
+/** Per dataset (a reseed starts afresh): line item id → what was set. */
+const CUSTOMS = new WeakMap<Dataset, Map<string, CustomsValue>>();
+
+function customsValues(set: Dataset): Map<string, CustomsValue> {
+  let values = CUSTOMS.get(set);
+  if (!values) CUSTOMS.set(set, values = new Map());
+  return values;
+}
+
+/** An order's line items: 1 to 3, one unit each, their prices adding up to the order's total. */
+function lineItems(order: SandboxOrder, set: Dataset) {
+  const count = 1 + (order.seq % 3);
+  const share = Math.floor(order.totalCents / count);
+  const written = customsValues(set);
+  return Array.from({ length: count }, (_, i) => {
+    const cents = i === count - 1 ? order.totalCents - share * (count - 1) : share;
+    const legacyId = order.seq * 10 + i;
+    const id = relayId("LineItem", legacyId);
+    const customs = written.get(id);
+    return {
+      id,
+      legacy_id: legacyId,
+      sku: `SB-${order.seq}-${i + 1}`,
+      product_name: `Sandbox item ${i + 1}`,
+      quantity: 1,
+      price: (cents / 100).toFixed(2),
+      customs_value: customs?.customs_value ?? null,
+      order_id: relayId("Order", order.seq),
+      created_at: isoDateTime(order.createdAt),
+      updated_at: isoDateTime(customs?.at ?? order.createdAt),
+    };
+  });
+}
+
+/** The `line_items(first, after)` page an Order selection asks for, if it asks for one. */
+function lineItemsPage(orderSelection: FieldNode | undefined) {
+  const field = findField(orderSelection?.selections, "line_items");
+  if (!field) return undefined;
+  if (["last", "before"].some((arg) => (field.args.get(arg) ?? null) !== null)) {
+    throw new GraphqlFault(
+      "The sandbox paginates forward only: last and before are not supported.",
+    );
+  }
+  return {
+    first: intArg(field, "first") ?? DEFAULT_PAGE,
+    afterIndex: decodeOffset(field.args.get("after")),
+  };
+}
+
+/**
+ * The order as `order` and the mutation return it, with the asked page of line items; `items`
+ * is how many line items it holds (each costs a credit, as each order of a page does).
+ */
+function orderWithLineItems(
+  order: SandboxOrder,
+  set: Dataset,
+  shopName: string,
+  page: ReturnType<typeof lineItemsPage>,
+) {
+  const node = orderNode(order, set, shopName);
+  if (!page) return { node, items: 0 };
+  const all = lineItems(order, set);
+  const start = page.afterIndex + 1;
+  const edges = all.slice(start, start + page.first).map((item, i) => ({
+    cursor: offsetCursor(start + i),
+    node: item,
+  }));
+  const line_items = {
+    edges,
+    pageInfo: {
+      hasNextPage: start + page.first < all.length,
+      hasPreviousPage: start > 0,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+  return { node: { ...node, line_items }, items: edges.length };
+}
+
+/** The order of a Relay id ("Order:123"), if it is one. */
+function orderSeq(id: ArgValue | undefined): number | undefined {
+  try {
+    const match = typeof id === "string" ? /^Order:(\d+)$/.exec(atob(id)) : null;
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined; // not a Relay id
+  }
+}
+
+/** `order(id)`: 1 credit, plus one per line item returned (reserved: the page asked for). */
+function planOrder(field: FieldNode, shopName: string): Plan {
+  const seq = orderSeq(field.args.get("id"));
+  const page = lineItemsPage(findField(field.selections, "data"));
+  return {
+    field,
+    type: "OrderQueryResult",
+    required: 1 + (page?.first ?? 0),
+    resolve(set) {
+      const order = seq === undefined ? undefined : set.orders.get(seq);
+      const found = order && orderWithLineItems(order, set, shopName, page);
+      const complexity = 1 + (found?.items ?? 0);
+      return {
+        value: { request_id: randomHex(12), complexity, data: found?.node ?? null },
+        complexity,
+      };
+    },
+  };
+}
+
+/** UpdateLineItemsInput and UpdateLineItemInput's fields, as the SDL declares them. */
+export const UPDATE_LINE_ITEMS_INPUT = ["customer_account_id", "order_id", "line_items"] as const;
+export const UPDATE_LINE_ITEM_INPUT = [
+  "id",
+  "partner_line_item_id",
+  "quantity",
+  "price",
+  "product_name",
+  "option_title",
+  "fulfillment_status",
+  "quantity_pending_fulfillment",
+  "custom_options",
+  "custom_barcode",
+  "eligible_for_return",
+  "customs_value",
+  "warehouse_id",
+  "barcode",
+] as const;
+
+/** graphql-core's words for an input value that does not fit its type. */
+function badInput(detail: string): GraphqlFault {
+  return new GraphqlFault(`Argument 'data' has invalid value: ${detail}`);
+}
+
+function inputObject(
+  value: ArgValue | undefined,
+  type: string,
+  fields: readonly string[],
+): Record<string, ArgValue> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw badInput(`Expected type '${type}' to be a mapping.`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!fields.includes(key)) throw badInput(`Field '${key}' is not defined by type '${type}'.`);
+  }
+  return value;
+}
+
+function requiredString(object: Record<string, ArgValue>, field: string): string {
+  const value = object[field];
+  if (value === undefined || value === null) {
+    throw badInput(`Field '${field}' of required type 'String!' was not provided.`);
+  }
+  if (typeof value !== "string") {
+    throw badInput(`String cannot represent a non string value: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The line items' new customs values, checked against the order they must belong to. */
+function customsUpdates(data: ArgValue | undefined, set: Dataset) {
+  const input = inputObject(data, "UpdateLineItemsInput", UPDATE_LINE_ITEMS_INPUT);
+  const orderId = requiredString(input, "order_id");
+  const seq = orderSeq(orderId);
+  const order = seq === undefined ? undefined : set.orders.get(seq);
+  if (!order) throw new GraphqlFault(`Order ${orderId} not found`);
+  const known = new Set(lineItems(order, set).map((item) => item.id));
+  const items = input.line_items ?? [];
+  if (!Array.isArray(items)) throw badInput("Expected type '[UpdateLineItemInput]' to be a list.");
+  const updates = items.map((value) => {
+    const item = inputObject(value, "UpdateLineItemInput", UPDATE_LINE_ITEM_INPUT);
+    const id = requiredString(item, "id");
+    if (!known.has(id)) throw new GraphqlFault(`Line item ${id} not found in order ${orderId}`);
+    const other = Object.keys(item).find((key) => key !== "id" && key !== "customs_value");
+    if (other) {
+      throw new GraphqlFault(`The sandbox sets only customs_value on a line item, not ${other}.`);
+    }
+    const given = item.customs_value;
+    if (given === undefined || given === null) return undefined;
+    if (typeof given !== "string") {
+      throw badInput(`String cannot represent a non string value: ${JSON.stringify(given)}`);
+    }
+    if (!/^\d+(\.\d+)?$/.test(given)) {
+      throw new GraphqlFault(
+        `customs_value must be a decimal, such as "12.50"; got ${JSON.stringify(given)}`,
+      );
+    }
+    return { id, customs_value: given };
+  });
+  return { order, orderId, updates: updates.filter((u) => u !== undefined) };
+}
+
+/**
+ * `order_update_line_items`: checked before any credit is taken (an unknown order or line item is
+ * refused, nothing set); priced like `order(id)`: 1, plus one per line item of the order it
+ * returns. UNCONFIRMED: ShipHero publishes no price per mutation in the sources read; every
+ * answer reports its `complexity`, which is what Tether's pacer learns from.
+ */
+function planUpdateLineItems(
+  field: FieldNode,
+  shopName: string,
+  set: Dataset,
+  now: number,
+): Plan {
+  const { order, orderId, updates } = customsUpdates(field.args.get("data"), set);
+  const page = lineItemsPage(findField(field.selections, "order"));
+  return {
+    field,
+    type: "OrderMutationOutput",
+    required: 1 + (page?.first ?? 0),
+    resolve() {
+      const written = customsValues(set);
+      for (const { id, customs_value } of updates) {
+        const writes = (written.get(id)?.writes ?? 0) + 1;
+        written.set(id, { order_id: orderId, line_item_id: id, customs_value, writes, at: now });
+      }
+      const { node, items } = orderWithLineItems(order, set, shopName, page);
+      const complexity = 1 + items;
+      return { value: { request_id: randomHex(12), complexity, order: node }, complexity };
+    },
   };
 }
 
@@ -597,11 +883,13 @@ async function serveGraphql(
 ): Promise<Response> {
   const body = await readGraphqlRequest(req);
   if (!body) return json({ errors: [{ message: "Must provide query string." }] }, 400);
+  const set = world.data.get("shiphero", account.externalId);
   let plans: Plan[];
   try {
-    const roots = rootFields(parseQuery(body.query, body.variables, "graphene"));
-    validate(SCHEMA, "Query", roots, "graphene");
-    plans = roots.map((field) => planRoot(field, account));
+    const op = parseOperation(body.query, body.variables, "graphene", INPUT_OBJECTS);
+    const roots = rootFields(op.selections);
+    validate(SCHEMA, op.kind === "mutation" ? "Mutation" : "Query", roots, "graphene");
+    plans = roots.map((field) => planRoot(field, account, set, now));
   } catch (error) {
     if (error instanceof GraphqlFault) return json({ errors: [{ message: error.message }] });
     throw error;
@@ -620,7 +908,6 @@ async function serveGraphql(
   const taken = world.limits.take("shiphero", account.externalId, required, now);
   if (!taken.ok) return notEnoughCredits(plans, required, taken.available, taken.waitMs);
 
-  const set = world.data.get("shiphero", account.externalId);
   const { data, charged } = resolvePlans(SCHEMA, plans, set, (r) => r.complexity);
   // "every response reports complexity": the credits charged are the complexity reported.
   world.limits.refund("shiphero", account.externalId, required - charged, now);
