@@ -118,4 +118,9 @@ export interface ProviderSandbox {
   readonly data: ProviderData;
   /** Renders the account's changes as the provider's signed webhook deliveries. */
   readonly webhooks: WebhookSender;
+  /**
+   * Where the provider limits an account's requests in flight (limits.ts MAX_CONCURRENT): its
+   * answer to one too many.
+   */
+  readonly tooManyInFlight?: (now: number) => Response;
 }

@@ -21,7 +21,7 @@ import {
   withoutField,
 } from "./faults.ts";
 import type { Fault } from "./faults.ts";
-import { json, sleep } from "./http.ts";
+import { bearerToken, json, sleep } from "./http.ts";
 import {
   type AppCredentials,
   type AppProvider,
@@ -39,7 +39,7 @@ import { createShipHero } from "./providers/shiphero.ts";
 import { createShopify } from "./providers/shopify/index.ts";
 import { RefreshStats } from "./stats.ts";
 import { DataRegistry } from "./data.ts";
-import { type BucketSize, RateLimits } from "./limits.ts";
+import { type BucketSize, RateLimits, SHOPIFY_PLANS, type ShopifyPlan } from "./limits.ts";
 import { fingerprint } from "./tokens.ts";
 import { deliver } from "./webhooks.ts";
 
@@ -141,7 +141,32 @@ export function createSandboxHandler(
     return res;
   }
 
+  /**
+   * A provider that limits an account's requests in flight (QuickBooks) counts each API request
+   * from its arrival to its answer, the provider's latency included; one too many is throttled.
+   */
   async function serveProvider(
+    provider: ProviderSandbox,
+    req: Request,
+    path: string,
+  ): Promise<Response> {
+    const token = provider.tooManyInFlight && path !== provider.token?.path
+      ? bearerToken(req)
+      : undefined;
+    const account = token === undefined ? undefined : provider.accounts.ownerOf(token);
+    if (account === undefined) return await serveRequest(provider, req, path);
+    if (!world.limits.enter(provider.name, account)) {
+      world.limits.count(provider.name, account, { requests: 1, throttled: 1 });
+      return provider.tooManyInFlight!(clock.now());
+    }
+    try {
+      return await serveRequest(provider, req, path);
+    } finally {
+      world.limits.leave(provider.name, account);
+    }
+  }
+
+  async function serveRequest(
     provider: ProviderSandbox,
     req: Request,
     path: string,
@@ -285,6 +310,8 @@ const configBody = z.object({
     refresh_idle_seconds: z.number().int().positive().optional(),
   }).optional(),
   limits: z.partialRecord(providerName, bucketBody).optional(),
+  /** Shopify's limit as on this plan (SHOPIFY_PLANS); `limits.shopify` after it still applies. */
+  shopify_plan: z.enum(Object.keys(SHOPIFY_PLANS) as [ShopifyPlan, ...ShopifyPlan[]]).optional(),
 });
 
 const seedBody = z.object({
@@ -367,7 +394,11 @@ function controlRoutes(s: ControlState): ControlRoute[] {
     },
     limits: Object.fromEntries(PROVIDERS.map((p) => {
       const size: BucketSize = s.world.limits.size(p);
-      return [p, { capacity: size.capacity, restore_per_second: size.restorePerSecond }];
+      return [p, {
+        kind: s.world.limits.kind(p),
+        capacity: size.capacity,
+        restore_per_second: size.restorePerSecond,
+      }];
     })),
   });
   const statsView = () => ({ ...s.stats.snapshot(), api: s.world.limits.stats() });
@@ -474,6 +505,18 @@ function controlRoutes(s: ControlState): ControlRoute[] {
       s.stats.reset();
       s.world.limits.resetStats();
       return json(statsView());
+    }),
+
+    // What one account spent of its rate limit (requests, throttled requests, units charged) and
+    // what is left of it now (`level`: a bucket's content, a window's remaining requests).
+    route("GET", "/usage/:provider/:id", (_req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const { name } = found.provider;
+      return json({
+        ...s.world.limits.usage(name, found.id),
+        level: s.world.limits.level(name, found.id, s.clock.now()),
+      });
     }),
 
     // Datasets: seed an account's orders and customers, change them, read the truth.
@@ -619,6 +662,7 @@ function controlRoutes(s: ControlState): ControlRoute[] {
     route("POST", "/config", async (req) => {
       const body = await parseBody(req, configBody);
       if (body instanceof Response) return body;
+      if (body.shopify_plan !== undefined) s.world.limits.shopifyPlan(body.shopify_plan);
       for (const [provider, size] of Object.entries(body.limits ?? {})) {
         s.world.limits.configure(provider, {
           capacity: size.capacity,

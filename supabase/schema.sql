@@ -497,7 +497,7 @@ begin
   if reported_capacity > 0 then b.capacity := reported_capacity; end if;
   if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
   b.level := least(b.level, b.capacity);
-  if available is not null then b.level := greatest(0, least(b.level, available)); end if;
+  if available is not null then b.level := least(b.level, greatest(0, available)); end if;
   if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
   if back_off_ms is not null then
     b.level := least(b.level, b.capacity * reserve + 1);
@@ -1915,13 +1915,14 @@ CREATE FUNCTION tether.take_rate_budget(connection_id uuid, cost double precisio
 declare
   b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
   need float8 := least(cost, b.capacity);
-  missing float8 := need + least(b.capacity * reserve, b.capacity - need) - b.level;
+  -- What must be left once this request is charged: the reserve, for other clients.
+  keep float8 := least(b.capacity * reserve, b.capacity - need);
+  missing float8 := keep - (b.level - need);
   wait_ms float8 := greatest(
     coalesce(extract(epoch from b.blocked_until - b.at) * 1000, 0),
     case when missing > 0 then missing / b.restore_per_second * 1000 else 0 end);
 begin
-  if wait_ms <= 0 then b.level := b.level - need; end if;
-  update tether.rate_budgets r set level = b.level, at = b.at
+  update tether.rate_budgets r set level = b.level - need, at = b.at
    where r.connection_id = take_rate_budget.connection_id;
   return ceil(greatest(wait_ms, 0))::integer;
 end
@@ -1932,7 +1933,7 @@ $$;
 -- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) IS 'Pacer.take across instances: 0 when the cost was charged, else the ms to wait and ask again.';
+COMMENT ON FUNCTION tether.take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision) IS 'Pacer.take across instances: charges the cost and returns the ms until the request''s turn (0: now); requests go in the order they asked.';
 
 
 --

@@ -4,8 +4,11 @@
 // shared by the pacers of several function instances.
 import assert from "node:assert/strict";
 import { postgresBudgets } from "../functions-shared/db/rate_budgets.ts";
-import { Pacer } from "../functions-shared/providers/pacing.ts";
+import { Pacer, windowBucket } from "../functions-shared/providers/pacing.ts";
+import { adapters } from "../functions-shared/providers/registry.ts";
+import { RateLimits } from "../sandbox/limits.ts";
 import { withTestDatabase } from "./helpers/stack.ts";
+import { context, readerOf, seeded, withSandbox } from "./helpers/streams.ts";
 
 function fakeTime() {
   let now = 0;
@@ -61,6 +64,50 @@ Deno.test("pacer: after a throttle nothing goes until the provider's wait is ove
   );
 });
 
+for (
+  const [provider, requests, windowSeconds] of [
+    ["lightspeed", 350, 300],
+    ["quickbooks", 500, 60],
+  ] as const
+) {
+  Deno.test(`pacer: a ${provider} window (${requests} in ${windowSeconds} s) is kept and used to 97 %`, async () => {
+    // The pacer on a fake clock against the sandbox's own window: never refused, and its
+    // sustained rate (after the first window) is within 3 % of the limit's.
+    const t = fakeTime();
+    const pacer = new Pacer(windowBucket(requests, windowSeconds), t);
+    const limits = new RateLimits();
+    const windowMs = windowSeconds * 1000;
+    let sent = 0;
+    let sentAfterFirstWindow = 0;
+    while (t.clock() < 4 * windowMs) {
+      await pacer.take(1);
+      const taken = limits.take(provider, "account", 1, t.clock());
+      assert.ok(taken.ok, `request ${sent + 1} at ${t.clock()} ms was throttled`);
+      sent++;
+      if (t.clock() >= windowMs) sentAfterFirstWindow++;
+    }
+    const rate = sentAfterFirstWindow / (3 * windowSeconds);
+    const limit = requests / windowSeconds;
+    assert.ok(rate >= 0.97 * limit && rate <= limit, `${rate}/s of ${limit}/s`);
+  });
+}
+
+Deno.test("pacer: a window's remaining count caps the level but never raises it", async () => {
+  const t = fakeTime();
+  const pacer = new Pacer({ capacity: 10, restorePerSecond: 1 }, { ...t, reserve: 0 });
+  await pacer.take(8);
+  pacer.observe({ available: 340, bound: true });
+  assert.equal(Math.round(pacer.available), 2, "340 left in the window is no burst");
+  pacer.observe({ available: 1, bound: true });
+  assert.equal(Math.round(pacer.available), 1, "1 left in the window is all there is");
+  pacer.observe({ available: 1, bound: true, ...windowBucket(650, 300) });
+  assert.deepEqual(
+    pacer.model,
+    { capacity: 10, restorePerSecond: 640 / 300 },
+    "two registers' limit, 650 in 300 s",
+  );
+});
+
 Deno.test("pacers of two instances sharing tether.rate_budgets draw from one bucket", async () => {
   await withTestDatabase(async (db) => {
     const [{ id }] = await db.sql<[{ id: string }]>`
@@ -97,6 +144,23 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
     await b.take(1);
     assert.ok(waits[2]! > 2000 && waits[2]! <= 3000, `B waited ${waits[2]} ms of A's 3000 ms`);
 
+    // Requests go in the order they asked: a dear one is not overtaken by a cheap one asking
+    // after it (a proxied call beside a sync's page), which would starve it while cheap ones
+    // keep coming.
+    const turns: number[] = [];
+    const record = (ms: number) => (turns.push(ms), Promise.resolve());
+    const dear = new Pacer(model, { shared: { store, key: id }, sleep: record });
+    const cheap = new Pacer(model, { shared: { store, key: id }, sleep: record });
+    await dear.take(5);
+    await cheap.take(1);
+    assert.equal(turns.length, 2, "both waited");
+    assert.ok(
+      turns[1]! > turns[0]!,
+      `the cheap one's turn (${turns[1]} ms) after the dear one's (${turns[0]} ms)`,
+    );
+    assert.ok(turns[1]! - turns[0]! >= 900, "1 point at 1/s after it");
+    await db.sql`update tether.rate_budgets set level = capacity where connection_id = ${id}`;
+
     // The bucket's size a provider reported to one instance is every instance's: a pacer whose
     // facts say 350 waits for the reported 5's refill (1.5 points at 1/s), not for 36 points.
     a.observe({ available: 0, capacity: 5 });
@@ -108,5 +172,43 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
     await facts.take(1);
     const last = waits[waits.length - 1]!;
     assert.ok(last > 1000 && last <= 1500, `it waited ${last} ms`);
+  });
+});
+
+Deno.test("a shared budget follows Shopify's bucket: what a page reserved beyond its actual cost is given back", async () => {
+  await withTestDatabase(async (db) => {
+    await withSandbox(async (sb) => {
+      const setup = await seeded(sb, "shopify", { orders: 0, customers: 30 });
+      const [{ id }] = await db.sql<[{ id: string }]>`
+        insert into tether.connections (provider, external_id, name, config)
+        values ('shopify', ${setup.account.external_id}, 'refund', '{}') returning id`;
+      const pacer = new Pacer(adapters.shopify.facts.rateLimit, {
+        shared: { store: postgresBudgets(db.sql), key: id },
+      });
+      // A customers page reserves more than the 30 customers cost.
+      await readerOf("shopify", "customers")(
+        context({ pacer }),
+        setup.conn,
+        setup.account.credentials,
+        {
+          cursor: null,
+          from: null,
+          until: new Date(Date.now() + 60_000),
+          pageSize: 250,
+        },
+      );
+      await pacer.settled();
+      const [{ level }] = await db.sql<[{ level: number }]>`
+        select level from tether.rate_budgets where connection_id = ${id}`;
+      const usage = await sb.call<{ level: number; units: number }>(
+        "GET",
+        `/usage/shopify/${setup.account.external_id}`,
+      );
+      assert.ok(usage.units < 100, `the page cost ${usage.units} points`);
+      assert.ok(
+        Math.abs(level - usage.level) < 50,
+        `the shared level ${level} is Shopify's ${usage.level}, not lower by the unused reservation`,
+      );
+    });
   });
 });

@@ -17,10 +17,22 @@ export interface BucketModel {
   restorePerSecond: number;
 }
 
+/**
+ * The bucket that paces a window limit (at most `requests` in any `windowSeconds`, whether the
+ * provider's windows are fixed or sliding): a small burst, refilled at the rate that keeps every
+ * window within the limit (burst + rate × window = requests). A bucket as big as the window would
+ * spend a whole window at once and then still refill: twice the limit in the first window.
+ */
+export function windowBucket(requests: number, windowSeconds: number): BucketModel {
+  const burst = Math.max(1, Math.min(10, Math.floor(requests / 10)));
+  return { capacity: burst, restorePerSecond: (requests - burst) / windowSeconds };
+}
+
 /** A bucket model kept outside the process, shared by every pacer of the same key. */
 export interface BudgetStore {
   /**
-   * Charges `cost` and returns 0, or charges nothing and returns the ms to wait and ask again.
+   * Charges `cost` and returns the ms until the request's turn (0: now): requests go in the
+   * order they asked, the level going below zero for those promised a turn.
    * `model` sizes a bucket the store does not hold yet; after that, the size a report gave wins.
    */
   take(key: string, cost: number, model: BucketModel, reserve: number): Promise<number>;
@@ -90,28 +102,32 @@ export class Pacer {
     return this.#level;
   }
 
-  /** Waits until `cost` is available by the model (and any back-off has passed), then charges it. */
+  /**
+   * Waits until `cost` is available by the model (and any back-off has passed), then charges it.
+   * With a shared store the request is charged at once and told its turn: requests of every
+   * instance go in the order they asked, so a dear one is never overtaken for ever by cheap ones.
+   */
   async take(cost: number, signal?: AbortSignal): Promise<void> {
     if (this.#shared === undefined) return await this.#takeLocal(cost, signal);
     const { store, key } = this.#shared;
-    while (true) {
-      await this.#adjusted;
-      let waitMs: number;
-      try {
-        waitMs = await store.take(key, cost, this.model, this.#reserve);
-      } catch {
-        // The store is out of reach (a database blip): this instance's model paces this call,
-        // and the provider's own throttle remains the backstop.
-        return await this.#takeLocal(cost, signal);
-      }
-      if (waitMs <= 0) {
-        this.#refill();
-        this.#level -= Math.min(cost, this.#capacity);
-        return;
-      }
-      this.waitedMs += waitMs;
-      await this.#sleep(waitMs, signal);
-      signal?.throwIfAborted();
+    await this.#adjusted;
+    let waitMs: number;
+    try {
+      waitMs = await store.take(key, cost, this.model, this.#reserve);
+    } catch {
+      // The store is out of reach (a database blip): this instance's model paces this call,
+      // and the provider's own throttle remains the backstop.
+      return await this.#takeLocal(cost, signal);
+    }
+    this.#refill();
+    this.#level -= Math.min(cost, this.#capacity);
+    if (waitMs <= 0) return;
+    this.waitedMs += waitMs;
+    await this.#sleep(waitMs, signal);
+    if (signal?.aborted) {
+      // Its turn was charged: give it back for the requests after it.
+      this.refund(cost);
+      signal.throwIfAborted();
     }
   }
 
@@ -137,13 +153,20 @@ export class Pacer {
     }
   }
 
-  /** Corrects the model from what the provider reported after a request. */
-  observe(report: { available: number; capacity?: number; restorePerSecond?: number }): void {
+  /**
+   * Corrects the model from what the provider reported after a request. `bound`: the report is
+   * a window's remaining count (Lightspeed), which caps the level but is not it.
+   */
+  observe(
+    report: { available: number; capacity?: number; restorePerSecond?: number; bound?: boolean },
+  ): void {
+    this.#refill();
     if (report.capacity !== undefined && report.capacity > 0) this.#capacity = report.capacity;
     if (report.restorePerSecond !== undefined && report.restorePerSecond > 0) {
       this.#restorePerSecond = report.restorePerSecond;
     }
-    this.#level = Math.max(0, Math.min(this.#capacity, report.available));
+    const level = report.bound ? Math.min(this.#level, report.available) : report.available;
+    this.#level = Math.max(0, Math.min(this.#capacity, level));
     this.#at = this.#clock();
     this.#adjust({
       available: this.#level,

@@ -56,6 +56,8 @@ export interface SandboxProviderSpec<A extends BaseAccount> {
   /** Served before `api`, for the providers that have OAuth. */
   readonly authorize?: AuthorizeSpec<A>;
   readonly api: readonly ApiEndpoint[];
+  /** See ProviderSandbox.tooManyInFlight. */
+  readonly tooManyInFlight?: (now: number) => Response;
   readonly streams: readonly StreamName[];
   /** Shopify only; false when left out. */
   readonly customersCanBeDeleted?: boolean;
@@ -88,6 +90,7 @@ export function defineSandboxProvider<A extends BaseAccount>(
     invalidGrant: spec.invalidGrant,
     unauthorized: spec.unauthorized,
     api: spec.authorize ? [authorizeEndpoint(spec.authorize), ...spec.api] : spec.api,
+    ...(spec.tooManyInFlight ? { tooManyInFlight: spec.tooManyInFlight } : {}),
 
     data: {
       streams: spec.streams,

@@ -322,8 +322,11 @@ export function createLightspeed(
   }
 
   /**
-   * Charges one request to the retailer's bucket: the rate-limit headers to send, or the 429.
-   * X-RateLimit-Limit / -Remaining are what X-Series is reported to send (UNCONFIRMED).
+   * Charges one request to the retailer's window (sandbox/limits.ts): the rate-limit headers to
+   * send, or the 429. "X-RateLimit-Limit (… the limit based on your request)" and
+   * "X-RateLimit-Remaining (… how much you have left until you reach your limit)", "included in
+   * every response from our API for JSON based requests"
+   * (x-series-api.lightspeedhq.com/docs/rate_limiting).
    */
   function charge(account: LightspeedAccount, now: number): Record<string, string> | Response {
     const taken = world.limits.take("lightspeed", account.externalId, 1, now);
@@ -332,7 +335,9 @@ export function createLightspeed(
       "x-ratelimit-remaining": String(Math.floor(taken.available)),
     };
     if (taken.ok) return headers;
-    // "For the header, Vend uses an 'HTTP date' format (RFC1123)"; rounded up to whole seconds.
+    // "The “retry-after” information is provided via the Retry-After HTTP header … an 'HTTP date'
+    // format (RFC1123)" (docs.vendhq.com/reference/rate_limiting): when the window resets,
+    // rounded up to whole seconds.
     const retryAt = Math.ceil((now + taken.waitMs) / 1000) * 1000;
     return json(
       { error: "Too Many Requests", message: "Rate limiting enforced" },

@@ -30,6 +30,13 @@
 // provider), beside the same with re-fetches at full speed (`qb_answer_p99_ms_unheld`, what the
 // machine gives); every event must still end processed.
 //
+// pacing: each provider's sync for TETHER_BENCH_PACING_SECONDS (default 180) against its sandbox
+// enforcing the provider's published rate limit (sandbox/limits.ts; Shopify on the Standard plan),
+// all at once, plus one Shopify connection whose orders and customers syncs and a stream of
+// proxied calls share one budget: per provider (and `shared_connection`) `limit_use_pct`, the
+// share of what the limit restored during the run that was used (target >= 90), and `throttled`
+// requests (target 0) (./pacing.ts).
+//
 // feed: 100,000 Shopify orders synced through the served sync-orders function with the change
 // feed's triggers off and on, alternately, three times each, each in a fresh database; the last
 // sync's 100,000 changes read and acknowledged by 4 concurrent readers of one consumer: changes
@@ -44,6 +51,7 @@
 import { withStack } from "../local/stack.ts";
 import { benchBackfill } from "./backfill.ts";
 import { benchFeed } from "./feed.ts";
+import { benchPacing, pacingOptions } from "./pacing.ts";
 import { benchRefresh } from "./refresh.ts";
 import { type CaseResult, printTable, RESULTS, writeResults } from "./report.ts";
 import { benchScale, scaleOptions } from "./scale.ts";
@@ -57,6 +65,7 @@ const CASES: Record<string, (log: (line: string) => void, flags: Flags) => Promi
   backfill: benchBackfill,
   webhooks: benchWebhooks,
   feed: benchFeed,
+  pacing: (log, flags) => benchPacing(log, pacingOptions(flags)),
   scale: (log, flags) => benchScale(log, scaleOptions(flags)),
 };
 

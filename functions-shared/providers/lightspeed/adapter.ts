@@ -18,7 +18,7 @@ import {
 } from "../common.ts";
 import { adapterHttp, after, baseUrls, requireApp } from "../http.ts";
 import { ProviderError } from "../types.ts";
-import type { Pacer } from "../pacing.ts";
+import { type Pacer, windowBucket } from "../pacing.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -77,6 +77,9 @@ const credentials = credentialFields(PROVIDER, {
 });
 export const credentialsSchema = credentials.accepted;
 
+/** The X-Series rate limiter's window: "based on a 5 minute (300 seconds) window". */
+const RATE_WINDOW_SECONDS = 300;
+
 export const facts = defineFacts({
   displayName: "Lightspeed",
   // X-Series documents no token revocation endpoint.
@@ -90,9 +93,11 @@ export const facts = defineFacts({
   refreshTokenIdleSeconds: 30 * 24 * 3600,
   appEnv: { clientId: "LIGHTSPEED_CLIENT_ID", clientSecret: "LIGHTSPEED_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 2,
-  // "300 × registers + 50 requests per 5 minutes", one register
   backfillReadsWholeRange: true,
-  rateLimit: { capacity: 350, restorePerSecond: 350 / 300 },
+  // "300 x <number of registers> + 50 … a limit of 350 requests [for one register] … based on a
+  // 5 minute (300 seconds) window" (x-series-api.lightspeedhq.com/docs/rate_limiting), paced as
+  // a window (pacing.ts windowBucket); X-RateLimit-Limit gives a retailer's own figure.
+  rateLimit: windowBucket(350, RATE_WINDOW_SECONDS),
   tokenPath: "/api/1.0/token",
   /** The API version of the data paths unless the connection's config names one. */
   defaultApiVersion: "2.0",
@@ -281,8 +286,11 @@ async function readVersioned<S extends z.ZodType<{ version: number; updated_at: 
 }
 
 /**
- * X-Series is reported to send `X-RateLimit-Limit` / `X-RateLimit-Remaining` (UNCONFIRMED); when
- * it does, the pacer's model follows them.
+ * "X-RateLimit-Limit (… the limit based on your request)" and "X-RateLimit-Remaining (… how much
+ * you have left until you reach your limit)", in every JSON response
+ * (x-series-api.lightspeedhq.com/docs/rate_limiting): the limit sizes the pacer's window model
+ * (a retailer with more registers has more), and what is left of the window caps the level
+ * without being it (a fresh window's 350 is not a burst the pacer may spend at once).
  */
 function observeRateLimit(pacer: Pacer | undefined, headers: Headers): void {
   const remaining = Number(headers.get("x-ratelimit-remaining") ?? Number.NaN);
@@ -290,7 +298,8 @@ function observeRateLimit(pacer: Pacer | undefined, headers: Headers): void {
   if (!Number.isFinite(remaining)) return;
   pacer?.observe({
     available: remaining,
-    ...(Number.isFinite(limit) && limit > 0 ? { capacity: limit } : {}),
+    bound: true,
+    ...(Number.isFinite(limit) && limit > 0 ? windowBucket(limit, RATE_WINDOW_SECONDS) : {}),
   });
 }
 

@@ -4,6 +4,7 @@
 // SalesReceipt) and customers are read with the query endpoint (./streams.ts).
 
 import { z } from "zod";
+import { windowBucket } from "../pacing.ts";
 import { quickbooksOAuth } from "./oauth.ts";
 import { quickbooksWebhooks } from "./webhook.ts";
 import {
@@ -83,9 +84,11 @@ export const facts = defineFacts({
   refreshTokenIdleSeconds: 8_726_400, // ~101 days, rolling; the response states the exact figure
   appEnv: { clientId: "QUICKBOOKS_CLIENT_ID", clientSecret: "QUICKBOOKS_CLIENT_SECRET" },
   defaultRetryAfterSeconds: 60,
-  // "500 requests/min and 10/s per realm"
   backfillReadsWholeRange: false,
-  rateLimit: { capacity: 10, restorePerSecond: 500 / 60 },
+  // "API calls are throttled at 500 requests per minute per realmId" and no more than 10 in flight
+  // (blogs.intuit.com/2016/08/08/idg-concurrent-api-use-changes-coming-soon): paced as a window
+  // (pacing.ts windowBucket), one request at a time per reader.
+  rateLimit: windowBucket(500, 60),
   tokenPath: "/oauth2/v1/tokens/bearer",
   companyInfoPath: (realmId: string) =>
     `/v3/company/${encodeURIComponent(realmId)}/companyinfo/${encodeURIComponent(realmId)}`,

@@ -266,19 +266,27 @@ async function query<S extends z.ZodType>(
     facts.graphqlPath(facts.apiVersion),
     { query: q.query, variables: q.variables },
     dataSchema,
-    { inspect: (extensions) => observeCost(ctx, extensions?.cost), acceptDenied },
+    {
+      inspect: (extensions) => observeCost(ctx, extensions?.cost, q.estimatedCost),
+      acceptDenied,
+    },
   );
   return { data, denied };
 }
 
 /**
  * Corrects the pacer from the reported bucket, and returns how long a throttled query must wait:
- * the distance from the bucket to the query's cost at the restore rate.
+ * the distance from the bucket to the query's cost at the restore rate. What was reserved beyond
+ * the query's `actualQueryCost` (none of it when throttled: null) is given back first: the
+ * requested cost is only reserved, the actual one charged (shopify.dev/docs/apps/build/apis/
+ * graphql-admin/rate-limits), and a shared budget, which a report can only lower, would otherwise
+ * keep the difference charged (a customers page reserves twice its connection's cost).
  */
-function observeCost(ctx: AdapterContext, report: unknown): number | undefined {
+function observeCost(ctx: AdapterContext, report: unknown, reserved: number): number | undefined {
   const cost = queryCost.safeParse(report);
   if (!cost.success) return undefined;
   const { currentlyAvailable, maximumAvailable, restoreRate } = cost.data.throttleStatus;
+  ctx.pacer?.refund(Math.max(0, reserved - (cost.data.actualQueryCost ?? 0)));
   ctx.pacer?.observe({
     available: currentlyAvailable,
     capacity: maximumAvailable,

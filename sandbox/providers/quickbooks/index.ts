@@ -5,9 +5,9 @@
  *
  * Data: `GET /v3/company/{realmId}/query?query=SELECT * FROM Invoice WHERE … ORDERBY …
  * STARTPOSITION n MAXRESULTS m`, in the query language of query_language.ts. Orders are Invoices
- * (variant "a") and SalesReceipts (variant "b"); every API request costs 1 from the realm's bucket
- * ("500 requests/min and 10/s per realm; 429 → wait 60 s"). Intuit's 429 carries a
- * ThrottleExceeded fault and no Retry-After header. The modules beside this one: auth.ts (tokens),
+ * (variant "a") and SalesReceipts (variant "b"); every API request counts against the realm's
+ * limit (sandbox/limits.ts: 500 requests in any minute, at most 10 in flight; the client's rule
+ * is "429 → wait 60 s"). Intuit's 429 carries a ThrottleExceeded fault and no Retry-After header. The modules beside this one: auth.ts (tokens),
  * render.ts (entities and truth), notifications.ts (webhooks).
  */
 import { AccountBook, describeAccount } from "../../accounts.ts";
@@ -78,27 +78,30 @@ export function createQuickBooks(
         time: new Date(now).toISOString(),
       }, 403);
     }
-    if (!world.limits.take("quickbooks", hit.account.externalId, 1, now).ok) {
-      // Intuit's throttle answer; it names no wait ("429 → wait 60 s" is the client's rule).
-      return json({
-        Fault: {
-          Error: [{
-            Message: "message=ThrottleExceeded; errorCode=003001; statusCode=429",
-            Detail: "The request limit was reached.  Try again later",
-            code: "3001",
-          }],
-          type: "SERVICE",
-        },
-        time: new Date(now).toISOString(),
-      }, 429);
-    }
+    if (!world.limits.take("quickbooks", hit.account.externalId, 1, now).ok) return throttled(now);
     return hit.account;
+  }
+
+  /** Intuit's throttle answer; it names no wait ("429 → wait 60 s" is the client's rule). */
+  function throttled(now: number): Response {
+    return json({
+      Fault: {
+        Error: [{
+          Message: "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+          Detail: "The request limit was reached.  Try again later",
+          code: "3001",
+        }],
+        type: "SERVICE",
+      },
+      time: new Date(now).toISOString(),
+    }, 429);
   }
 
   return defineSandboxProvider({
     name: "quickbooks",
     world,
     book,
+    tooManyInFlight: throttled,
     invalidGrant,
     unauthorized,
     token: quickBooksTokenEndpoint(app, book, codes),
