@@ -43,7 +43,9 @@ export type CallerAuthConfig = {
 export type Caller =
   | { via: "secret_key" }
   | { via: "jwt"; claims: JWTPayload }
-  | { via: "invoke_key" };
+  | { via: "invoke_key" }
+  /** A signed-in Supabase Auth user (role `authenticated`), only with `acceptUsers`. */
+  | { via: "user"; userId: string; claims: JWTPayload };
 
 /** Where the SQL API's calls through pg_net carry the invoke key (tether.invoke_function). */
 export const INVOKE_KEY_HEADER = "x-tether-invoke-key";
@@ -53,6 +55,11 @@ export const INVOKE_KEY_MIN_CHARS = 32;
 export type CallerAuthOptions = {
   /** Let the invoke key in: only for the functions pg_cron reaches. */
   acceptInvokeKey?: boolean;
+  /**
+   * Let a signed-in user in too: a Supabase Auth JWT with role `authenticated` and a UUID `sub`,
+   * verified as any JWT. Only for the console, which reads as that user under RLS.
+   */
+  acceptUsers?: boolean;
 };
 
 /** The request is rejected: 401. The message says what was wrong in general terms and is safe to show. */
@@ -67,6 +74,7 @@ const JWKS_PATH = "/auth/v1/.well-known/jwks.json";
 
 const SecretKeys = z.union([z.record(z.string(), z.string()), z.array(z.string())]);
 const Jwks = z.object({ keys: z.array(z.looseObject({ kty: z.string() })) });
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ASYMMETRIC_KTY = new Set(["EC", "RSA", "OKP"]);
 
 /**
@@ -209,10 +217,23 @@ export function createCallerAuth(
     } catch (err) {
       throw asUnauthorized(err);
     }
-    if (payload.role !== "service_role") {
-      throw new Unauthorized("wrong role: a service_role token is required");
-    }
     return payload;
+  }
+
+  /** The caller a verified JWT stands for: service_role, or a user where users are let in. */
+  function jwtCaller(claims: JWTPayload): Caller {
+    if (claims.role === "service_role") return { via: "jwt", claims };
+    if (options.acceptUsers && claims.role === "authenticated") {
+      if (typeof claims.sub !== "string" || !UUID.test(claims.sub)) {
+        throw new Unauthorized("invalid token claim: sub");
+      }
+      return { via: "user", userId: claims.sub, claims };
+    }
+    throw new Unauthorized(
+      options.acceptUsers
+        ? "wrong role: a signed-in user or a service_role token is required"
+        : "wrong role: a service_role token is required",
+    );
   }
 
   return async (req) => {
@@ -238,7 +259,7 @@ export function createCallerAuth(
     ]);
     if (apikeyMatches || bearerMatches) return { via: "secret_key" };
     if (bearer !== undefined && looksLikeJwt(bearer)) {
-      return { via: "jwt", claims: await verifyJwt(bearer) };
+      return jwtCaller(await verifyJwt(bearer));
     }
     if (bearer !== undefined && !bearer.startsWith("sb_")) {
       throw new Unauthorized("malformed token: neither a known API key nor a JWT");

@@ -674,7 +674,7 @@ function checkConfigLenient(workdir: string): FunctionConfig[] {
   } catch (err) {
     if (!(err instanceof CheckError)) throw err;
     // Fall back to the directories, so the plan still prints and step 1 reports the problem.
-    return functionNames(workdir).map((name) => ({ name }));
+    return functionNames(workdir).map((name) => ({ name, staticFiles: [] }));
   }
 }
 

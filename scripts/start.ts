@@ -86,6 +86,7 @@ try {
     `Registered ${conns.length} demo connections through the connect function ` +
       `(${((Date.now() - started) / 1000).toFixed(1)} s): ${conns.map((c) => c.name).join(", ")}.`,
   );
+  step(`The web console: ${info.FUNCTIONS_URL}/console/ (local demo sign-in).`);
 
   if (once) {
     step("One full cycle:");
@@ -150,6 +151,8 @@ async function live(demo: Demo, info: { DATABASE_URL: string; FUNCTIONS_URL: str
     "Tether on the local stack",
     `  database   ${info.DATABASE_URL}`,
     `  functions  ${info.FUNCTIONS_URL}/<name>   (key: SERVICE_KEY in .tether/stack.env)`,
+    `  console    ${info.FUNCTIONS_URL}/console/   (sign in as demo@tether.local: the demo ` +
+    "connections are theirs)",
     "  schedules  sql/schedules.sql in pg_cron: refresh, sync, backfills and webhook retries " +
     "every minute",
     `  logs       ${logPath}`,

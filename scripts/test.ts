@@ -6,6 +6,7 @@
 // against whichever the stack runs (the real extensions when its PostgreSQL has them:
 // TETHER_PGNET, README "The real pg_net and Vault").
 import { type StackInfo, withStack } from "./local/stack.ts";
+import { ensureChromium } from "./local/chromium.ts";
 import { paths, StackError } from "./local/util.ts";
 
 const deno = Deno.execPath();
@@ -57,6 +58,10 @@ async function checksAndTests(info: StackInfo): Promise<void> {
 
   const targets = Deno.args.flatMap((arg) => arg === "--pg-net" ? PG_NET_TIER : [arg]);
   if (targets.length === 0) targets.push("tests/");
+  // The console's browser tests drive Debian's Chromium (scripts/local/chromium.ts).
+  if (targets.some((t) => t === "tests/" || t === "tests" || t.includes("console_browser"))) {
+    await ensureChromium();
+  }
   console.log(`\ndeno test ${targets.join(" ")}`);
   const test = new Deno.Command(deno, {
     args: ["test", "-A", "--parallel", ...targets],

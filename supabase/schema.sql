@@ -4664,6 +4664,13 @@ ALTER TABLE tether.webhook_events ENABLE ROW LEVEL SECURITY;
 
 
 --
+-- Name: webhook_events webhook_events_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY webhook_events_owner_read ON tether.webhook_events FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
 -- Name: SCHEMA tether; Type: ACL; Schema: -; Owner: -
 --
 
@@ -5563,3 +5570,73 @@ GRANT SELECT(updated_at) ON TABLE tether.subscriptions TO authenticated;
 --
 
 GRANT ALL ON TABLE tether.webhook_events TO service_role;
+
+
+--
+-- Name: COLUMN webhook_events.id; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(id) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.provider; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(provider) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.connection_id; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(connection_id) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.topic; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(topic) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.status; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(status) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.attempts; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(attempts) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.next_attempt_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(next_attempt_at) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.last_error; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(last_error) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.received_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(received_at) ON TABLE tether.webhook_events TO authenticated;
+
+
+--
+-- Name: COLUMN webhook_events.processed_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(processed_at) ON TABLE tether.webhook_events TO authenticated;

@@ -18,6 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const FUNCTIONS = [
   "backfill",
   "connect",
+  "console",
   "disconnect",
   "proxy",
   "refresh-tokens",

@@ -45,7 +45,7 @@ export function createConnectHandler(deps: Deps): (req: Request) => Promise<Resp
   const job = createJobHandler(connect, deps);
   const startRoute = authenticated(deps, (req) => {
     const [, provider = ""] = new URL(req.url).pathname.match(ROUTE) ?? [];
-    return start(deps, provider, new URL(req.url).searchParams);
+    return startOAuth(deps, provider, new URL(req.url).searchParams);
   });
   const keyRingRoute = authenticated(deps, () =>
     Promise.resolve(
@@ -89,7 +89,16 @@ function oauthSetup(deps: Deps, provider: OAuthProvider) {
   };
 }
 
-async function start(deps: Deps, provider: string, query: URLSearchParams): Promise<Response> {
+/**
+ * `GET /connect/<provider>/start` once the caller is authenticated: a 302 to the provider's
+ * authorize URL (also in the body as `authorize_url`). The console calls it in-process for a
+ * signed-in user, with `owner_id` set to that user.
+ */
+export async function startOAuth(
+  deps: Deps,
+  provider: string,
+  query: URLSearchParams,
+): Promise<Response> {
   if (!isOAuthProvider(provider)) {
     const known = (PROVIDERS as readonly string[]).includes(provider);
     return jsonError(

@@ -42,7 +42,7 @@ const dateTime = z.iso.datetime({ offset: true, error: DATE_TIME_FORM }).refine(
 );
 
 const ById = z.strictObject({ backfill_id: z.uuid() });
-const ByRange = z.strictObject({
+export const ByRange = z.strictObject({
   connection_id: z.uuid(),
   stream: z.enum(STREAMS),
   range_start: dateTime,
@@ -116,7 +116,7 @@ export function nextWindowSeconds(
 }
 
 /** What create_backfill()'s refusals (by SQLSTATE) mean to the caller. */
-const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
+export const BACKFILL_REFUSALS: Record<string, JobErrorCode> = {
   P0002: "unknown_connection",
   "22023": "invalid_backfill",
   "23P01": "backfill_overlaps",

@@ -16,6 +16,7 @@ import {
 } from "../cli/activity.ts";
 import { type HealthRow, healthRows, problems } from "../cli/health.ts";
 import type { StackInfo } from "./stack.ts";
+import { DEMO_USERS } from "../../functions-shared/console/demo_users.ts";
 
 export const DEMO_NAMES: Record<ProviderName, string> = {
   shiphero: "Demo ShipHero",
@@ -126,6 +127,8 @@ export class Demo {
       name: DEMO_NAMES[provider],
       credentials: account.credentials,
       config: { ...account.config, auth_base_url: base, api_base_url: base },
+      // The console's local demo user owns them, so signing in as demo@tether.local shows them.
+      owner_id: DEMO_USERS.demo.id,
     });
     return {
       id: result.connection_id,

@@ -191,6 +191,31 @@ export interface FunctionConfig {
   name: string;
   /** The import map the Supabase CLI will bundle the function with, if any. */
   importMap?: string;
+  /**
+   * `static_files`: files shipped with the function besides its imports (paths or globs relative
+   * to supabase/, Supabase CLI 2.7.0+, supabase.com/changelog/32815-add-static-files-to-edge-functions),
+   * expanded to repository paths.
+   */
+  staticFiles: string[];
+}
+
+/**
+ * Expands a `static_files` entry (relative to supabase/; a `*` in the file name only) to the
+ * repository paths it names.
+ */
+function expandStatic(workdir: string, entry: string): string[] {
+  const rel = posix.normalize(posix.join("supabase", entry));
+  const dir = posix.dirname(rel);
+  const base = posix.basename(rel);
+  if (!base.includes("*")) return existsSync(join(workdir, rel)) ? [rel] : [];
+  const pattern = new RegExp(
+    `^${base.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^/]*")}$`,
+  );
+  if (!existsSync(join(workdir, dir))) return [];
+  return [...Deno.readDirSync(join(workdir, dir))]
+    .filter((e) => e.isFile && pattern.test(e.name))
+    .map((e) => `${dir}/${e.name}`)
+    .sort();
 }
 
 /**
@@ -242,7 +267,37 @@ export function checkConfig(workdir: string): FunctionConfig[] {
     if (importMap !== undefined && typeof importMap !== "string") {
       problems.push(`[functions.${name}] import_map must be a string`);
     }
-    result.push({ name, importMap: typeof importMap === "string" ? importMap : undefined });
+    const declared = block.static_files ?? [];
+    if (!Array.isArray(declared) || declared.some((f) => typeof f !== "string")) {
+      problems.push(`[functions.${name}] static_files must be an array of paths`);
+      continue;
+    }
+    const staticFiles: string[] = [];
+    for (const entry of declared as string[]) {
+      const found = expandStatic(workdir, entry);
+      if (found.length === 0) {
+        problems.push(`[functions.${name}] static_files "${entry}" names no file`);
+      }
+      staticFiles.push(...found);
+    }
+    // A function's static/ folder is what it reads at run time: every file of it must ship.
+    const staticDir = join(workdir, "supabase", "functions", name, "static");
+    if (existsSync(staticDir)) {
+      for (const e of Deno.readDirSync(staticDir)) {
+        const path = `supabase/functions/${name}/static/${e.name}`;
+        if (e.isFile && !staticFiles.includes(path)) {
+          problems.push(
+            `[functions.${name}] does not ship ${path}: add it to static_files ` +
+              `(e.g. static_files = ["./functions/${name}/static/*"])`,
+          );
+        }
+      }
+    }
+    result.push({
+      name,
+      importMap: typeof importMap === "string" ? importMap : undefined,
+      staticFiles,
+    });
   }
   for (const name of Object.keys(blocks)) {
     if (!names.includes(name)) {
@@ -531,6 +586,7 @@ export function uploadSet(workdir: string, fn: FunctionConfig): UploadSet {
       queue.push(posix.normalize(mod));
     }
   }
+  files.push(...fn.staticFiles);
   return { files: [...new Set(files)], importMap, missing };
 }
 

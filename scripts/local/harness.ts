@@ -151,13 +151,13 @@ export async function storeVaultSecrets(
 export async function serveFunctionsFor(
   db: TestDatabase,
   names?: string[],
-  opts: { env?: Record<string, string> } = {},
+  opts: { env?: Record<string, string>; port?: number } = {},
 ) {
   const secrets = await loadOrCreateSecrets();
   const logLines: string[] = [];
   const log = (line: string) => logLines.push(line);
   const functions = await startFunctions({
-    port: 0,
+    port: opts.port ?? 0,
     names,
     env: {
       ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: "http://127.0.0.1:1" }),

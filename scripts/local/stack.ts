@@ -112,6 +112,9 @@ export function functionEnv(
       .update(`tether-oauth-state:${secrets.jwtSecret}`)
       .digest("base64url"),
     ...SANDBOX_APPS,
+    // The console's demo sign-in (functions-shared/http/console.ts): local only, and refused
+    // unless SUPABASE_URL is a loopback address as well.
+    TETHER_CONSOLE_LOCAL_SIGN_IN: "1",
   };
 }
 
