@@ -116,13 +116,17 @@ async function upsertRate(
      where table_schema = 'tether' and table_name = 'orders'
        and column_name not in ('id', 'first_seen_at', 'updated_at')
      order by ordinal_position`).map((c) => c.name);
+  // Names from the catalog, quoted: the statements are built from them as text.
+  const list = columns.map((c) => `"${c}"`).join(", ");
   const set = columns
     .filter((c) => c !== "connection_id" && c !== "external_id")
-    .map((c) => `${c} = excluded.${c}`)
+    .map((c) => `"${c}" = excluded."${c}"`)
     .join(", ");
-  const rows = await db.sql`
-    select ${db.sql(columns)} from tether.orders where connection_id = ${connectionId} order by id
-     ${mode === "per-record" ? db.sql`limit ${SYNC.perRecordSample}` : db.sql``}`;
+  const rows = await db.sql.unsafe(
+    `select ${list} from tether.orders where connection_id = $1 order by id
+      ${mode === "per-record" ? `limit ${SYNC.perRecordSample}` : ""}`,
+    [connectionId],
+  );
   const pool = connect(db.url, { max: 1, name: "tether-bench" });
   try {
     const upsert = (batch: readonly Record<string, unknown>[]) =>
