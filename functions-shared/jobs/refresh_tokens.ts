@@ -15,15 +15,12 @@ export type RefreshTokensInput = z.infer<typeof RefreshTokensInput>;
 
 export type RefreshTokensResult = Record<RefreshOutcome, number> & { duration_ms: number };
 
-/** Connections one invocation refreshes at once. */
-export const REFRESH_CONCURRENCY = 10;
-
 export async function runRefreshTokens(
   deps: Deps,
   input: RefreshTokensInput,
   opts: { concurrency?: number } = {},
 ): Promise<RefreshTokensResult> {
-  const concurrency = opts.concurrency ?? REFRESH_CONCURRENCY;
+  const concurrency = opts.concurrency ?? 10;
   const startedMs = deps.clock.monotonicMs();
   const deadline = new Deadline(deps.clock, deps.env.timeBudgetMs, deps.env.cpuBudgetMs);
   const owner = `refresh-tokens:${crypto.randomUUID()}`;

@@ -129,15 +129,16 @@ async function upsertRate(
   );
   const pool = connect(db.url, { max: 1, name: "tether-bench" });
   try {
+    // No alias after the table: postgres.js reads the keyword before a helper to render it.
+    const target = pool(`tether.${table}`);
     const upsert = (batch: readonly Record<string, unknown>[]) =>
-      pool`insert into ${pool(`tether.${table}`)} as o
-             ${pool(batch as Record<string, unknown>[])}
+      pool`insert into ${target} ${pool(batch as Record<string, unknown>[])}
            on conflict (connection_id, external_id) do update
               set ${pool.unsafe(set)}, updated_at = now()
-            where o.remote_updated_at is null
-               or excluded.remote_updated_at > o.remote_updated_at
-               or (excluded.remote_updated_at = o.remote_updated_at
-                   and excluded.raw is distinct from o.raw)`;
+            where ${target}.remote_updated_at is null
+               or excluded.remote_updated_at > ${target}.remote_updated_at
+               or (excluded.remote_updated_at = ${target}.remote_updated_at
+                   and excluded.raw is distinct from ${target}.raw)`;
     const started = performance.now();
     if (mode === "batched") {
       for (const batch of chunk([...rows], SYNC.pageSize)) await upsert(batch);
