@@ -39,6 +39,15 @@ export interface TetherEnv {
    * `npm run bench -- refresh`, which without it ended at 546 WORKER_RESOURCE_LIMIT.
    */
   cpuMsPerRefresh: number;
+  /**
+   * The CPU one stream's sync run is estimated to cost besides its records (claim, token, run
+   * record, page request and parse, checkpoint: TETHER_CPU_MS_PER_SYNC_RUN, default 12 ms), charged
+   * against `cpuBudgetMs` likewise, so an invocation syncing many small streams stops in time
+   * (about 125 a call). Measured on the Edge Runtime's Deno through the local gateway: at most
+   * 1,975 ms for 166 streams of one small page (11 to 12 ms each; `npm run bench -- scale`), where
+   * without it sync invocations ended at 546 WORKER_RESOURCE_LIMIT.
+   */
+  cpuMsPerSyncRun: number;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
   webhooks: WebhookSecrets;
   /** OAuth connect (`GET /connect/<provider>/start|callback`). */
@@ -159,6 +168,11 @@ export function readEnv(get: Get): TetherEnv {
   if (!Number.isFinite(cpuMsPerRefresh) || cpuMsPerRefresh <= 0 || cpuMsPerRefresh > 1_000) {
     throw new EnvError("TETHER_CPU_MS_PER_REFRESH must be a number of ms above 0, at most 1000");
   }
+  const perSyncRun = get("TETHER_CPU_MS_PER_SYNC_RUN")?.trim();
+  const cpuMsPerSyncRun = perSyncRun ? Number(perSyncRun) : 12;
+  if (!Number.isFinite(cpuMsPerSyncRun) || cpuMsPerSyncRun <= 0 || cpuMsPerSyncRun > 1_000) {
+    throw new EnvError("TETHER_CPU_MS_PER_SYNC_RUN must be a number of ms above 0, at most 1000");
+  }
   const optional = (name: string) => get(name)?.trim() || undefined;
   const encoding = optional("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING") ?? "hex";
   if (encoding !== "hex" && encoding !== "base64") {
@@ -184,6 +198,7 @@ export function readEnv(get: Get): TetherEnv {
     cpuBudgetMs,
     cpuMsPerRecord,
     cpuMsPerRefresh,
+    cpuMsPerSyncRun,
     webhooks,
   };
 }

@@ -31,6 +31,11 @@ export interface SandboxOrder {
   customerSeq: number | null;
   /** Deleted at the provider (QuickBooks); the record stays here so truth can say so. */
   deleted?: boolean;
+  /**
+   * A status word the account's user gave the order (ShipHero's custom order statuses), shown
+   * while the order waits for fulfillment; undefined for none.
+   */
+  customStatus?: string;
   readonly createdAt: number;
   updatedAt: number;
   version: number;
@@ -263,6 +268,16 @@ export class Dataset {
     order.deleted = true;
     this.#touch(order, now);
     this.#logOrder(order, "deleted");
+    return true;
+  }
+
+  /** Gives order `seq` a custom status word at `now` (an update); false when there is no such order. */
+  setCustomStatus(seq: number, word: string, now: number): boolean {
+    const order = this.orders.get(seq);
+    if (!order || order.deleted) return false;
+    order.customStatus = word;
+    this.#touch(order, now);
+    this.#logOrder(order, "updated");
     return true;
   }
 

@@ -91,6 +91,8 @@ export interface ProviderData {
   readonly customersCanBeDeleted: boolean;
   /** QuickBooks: an order can be deleted (POST /_sandbox/data/…/orders/<seq>/delete). */
   readonly ordersCanBeDeleted: boolean;
+  /** ShipHero: an order can be given a custom status (POST /_sandbox/data/…/orders/<seq>/status). */
+  readonly customOrderStatuses: boolean;
   /** Every record of an account's stream, as the adapter must store it. */
   truth(externalId: string, stream: StreamName): TruthRecord[];
 }

@@ -296,6 +296,7 @@ const seedBody = z.object({
 }).strict();
 
 const mutateBody = z.object({ changes: z.number().int().min(1).max(100_000) }).strict();
+const customStatusBody = z.object({ word: z.string().min(1).max(100) }).strict();
 
 const deliverBody = z.object({
   provider: providerName,
@@ -517,6 +518,24 @@ function controlRoutes(s: ControlState): ControlRoute[] {
         return json({ error: "not_found", message: `No live order ${params.seq}` }, 404);
       }
       return json({ deleted: Number(params.seq), version: set.version });
+    }),
+    // A custom status word on an order, for providers whose accounts can name their own.
+    route("POST", "/data/:provider/:id/orders/:seq/status", async (req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      if (!found.provider.data.customOrderStatuses) {
+        return json({
+          error: "invalid_request",
+          message: `${found.provider.name} orders have no custom statuses`,
+        }, 400);
+      }
+      const body = await parseBody(req, customStatusBody);
+      if (body instanceof Response) return body;
+      const set = s.world.data.get(found.provider.name, found.id);
+      if (!set.setCustomStatus(Number(params.seq), body.word, s.clock.now())) {
+        return json({ error: "not_found", message: `No live order ${params.seq}` }, 404);
+      }
+      return json({ seq: Number(params.seq), word: body.word, version: set.version });
     }),
     route("GET", "/data/:provider/:id/:stream", (_req, params) => {
       const found = account(params);

@@ -38,6 +38,7 @@ import {
   unhealthyConnections,
 } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import { NOTIFICATIONS_HELP, notificationsCommand } from "./cli/notifications.ts";
 import { webhookEvents } from "./cli/activity.ts";
 import {
   describePlan,
@@ -81,6 +82,7 @@ const HELP: Record<string, string> = {
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
   schedules: SCHEDULES_HELP,
+  notifications: NOTIFICATIONS_HELP,
   install: INSTALL_HELP,
   uninstall: UNINSTALL_HELP,
 };
@@ -123,6 +125,8 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   "delete-records": { type: "boolean" },
   "no-revoke": { type: "boolean" },
+  events: { type: "string" },
+  reason: { type: "string" },
 } as const;
 
 function parseJsonFlag(name: string, value: string | undefined): Record<string, unknown> {
@@ -533,6 +537,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case "schedules": {
       await schedulesCommand(await pick(), positionals, json);
+      return;
+    }
+    case "notifications": {
+      await notificationsCommand(await pick(), positionals, {
+        limit: positiveInt("limit", values.limit, 10)!,
+        events: values.events,
+        owner: values.owner,
+        reason: values.reason,
+      }, json);
       return;
     }
     case "install":

@@ -150,8 +150,8 @@ async function live(demo: Demo, info: { DATABASE_URL: string; FUNCTIONS_URL: str
     "Tether on the local stack",
     `  database   ${info.DATABASE_URL}`,
     `  functions  ${info.FUNCTIONS_URL}/<name>   (key: SERVICE_KEY in .tether/stack.env)`,
-    "  schedules  sql/schedules.sql in pg_cron: refresh and sync every 5 min, backfills and " +
-    "webhook retries every minute",
+    "  schedules  sql/schedules.sql in pg_cron: refresh, sync, backfills and webhook retries " +
+    "every minute",
     `  logs       ${logPath}`,
   ];
   const redraw = async () => {

@@ -19,6 +19,7 @@ const PG_NET_TIER = [
   "tests/sync_test.ts",
   "tests/webhooks_test.ts",
   "tests/backfill_test.ts",
+  "tests/notifications_test.ts",
   "tests/schema_test.ts",
   "tests/stack_test.ts",
 ];

@@ -276,8 +276,7 @@ CREATE FUNCTION public.sync_customers(provider text DEFAULT NULL::text) RETURNS 
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select tether.invoke_function('sync-customers',
-    jsonb_strip_nulls(jsonb_build_object('provider', tether.check_provider(provider))))
+  select tether.invoke_sync('sync-customers', 'customers', tether.check_provider(provider))
 $$;
 
 
@@ -285,7 +284,7 @@ $$;
 -- Name: FUNCTION sync_customers(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function. Returns the pg_net request id.';
+COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id.';
 
 
 --
@@ -296,8 +295,7 @@ CREATE FUNCTION public.sync_orders(provider text DEFAULT NULL::text) RETURNS big
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select tether.invoke_function('sync-orders',
-    jsonb_strip_nulls(jsonb_build_object('provider', tether.check_provider(provider))))
+  select tether.invoke_sync('sync-orders', 'orders', tether.check_provider(provider))
 $$;
 
 
@@ -305,7 +303,7 @@ $$;
 -- Name: FUNCTION sync_orders(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function. Returns the pg_net request id; outcomes are in tether.runs (kind sync) and tether.connection_health.';
+COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id; outcomes are in tether.runs (kind sync) and tether.connection_health.';
 
 
 --
@@ -328,6 +326,40 @@ COMMENT ON FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lease
 
 
 --
+-- Name: tether_delete_subscription(uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_delete_subscription(subscription_id uuid) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$ select tether.delete_subscription($1) $_$;
+
+
+--
+-- Name: FUNCTION tether_delete_subscription(subscription_id uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_delete_subscription(subscription_id uuid) IS 'tether.delete_subscription for supabase-js rpc() with the service role.';
+
+
+--
+-- Name: tether_list_subscriptions(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_list_subscriptions() RETURNS TABLE(id uuid, url text, event_types text[], owner_id uuid, enabled boolean, disabled_reason text, failing_since timestamp with time zone, last_delivered_at timestamp with time zone, delivered_24h bigint, failed_24h bigint, scheduled bigint, created_at timestamp with time zone)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$ select * from tether.list_subscriptions() $$;
+
+
+--
+-- Name: FUNCTION tether_list_subscriptions(); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_list_subscriptions() IS 'tether.list_subscriptions for supabase-js rpc() with the service role.';
+
+
+--
 -- Name: tether_read_changes(text, integer, interval); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -344,6 +376,57 @@ $_$;
 --
 
 COMMENT ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) IS 'tether.read_changes for supabase-js rpc(''tether_read_changes'', {consumer, max}) with the service role.';
+
+
+--
+-- Name: tether_recent_deliveries(uuid, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_recent_deliveries(subscription uuid DEFAULT NULL::uuid, max integer DEFAULT 50) RETURNS TABLE(id bigint, subscription_id uuid, url text, message_id text, type text, attempt integer, status text, due_at timestamp with time zone, sent_at timestamp with time zone, status_code integer, response_excerpt text, error text, next_attempt_at timestamp with time zone, finished_at timestamp with time zone)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$ select * from tether.recent_deliveries($1, $2) $_$;
+
+
+--
+-- Name: FUNCTION tether_recent_deliveries(subscription uuid, max integer); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_recent_deliveries(subscription uuid, max integer) IS 'tether.recent_deliveries for supabase-js rpc() with the service role.';
+
+
+--
+-- Name: tether_set_subscription_enabled(uuid, boolean, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$ select tether.set_subscription_enabled($1, $2, $3) $_$;
+
+
+--
+-- Name: FUNCTION tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) IS 'tether.set_subscription_enabled for supabase-js rpc() with the service role.';
+
+
+--
+-- Name: tether_subscribe(text, text[], uuid, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.tether_subscribe(url text, event_types text[] DEFAULT NULL::text[], owner_id uuid DEFAULT NULL::uuid, description text DEFAULT ''::text) RETURNS TABLE(subscription_id uuid, secret text)
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $_$ select * from tether.subscribe($1, $2, $3, $4) $_$;
+
+
+--
+-- Name: FUNCTION tether_subscribe(url text, event_types text[], owner_id uuid, description text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_id uuid, description text) IS 'tether.subscribe for supabase-js rpc(''tether_subscribe'', {url, event_types}) with the service role.';
 
 
 --
@@ -499,42 +582,43 @@ COMMENT ON FUNCTION tether.append_updated_changes() IS 'Statement trigger (AFTER
 
 
 --
--- Name: apply_order_facts(uuid, text, text, text, text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
+-- Name: apply_order_facts(uuid, text, text, text, text, text, text, timestamp with time zone, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
-CREATE FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) RETURNS void
+CREATE FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
   insert into tether.orders as o (connection_id, external_id, order_number, status,
-    fulfillment_status, tracking_number, remote_updated_at, raw)
+    provider_fulfillment_status, fulfillment_status, shipping_status, canceled_at,
+    tracking_number, remote_updated_at, raw)
   values (apply_order_facts.connection_id, apply_order_facts.external_id,
           apply_order_facts.order_number, apply_order_facts.status, apply_order_facts.status,
-          apply_order_facts.tracking_number, null, apply_order_facts.raw)
+          apply_order_facts.fulfillment_status, apply_order_facts.shipping_status,
+          apply_order_facts.canceled_at, apply_order_facts.tracking_number, null,
+          apply_order_facts.raw)
   on conflict (connection_id, external_id) do update
      set tracking_number = coalesce(excluded.tracking_number, o.tracking_number),
-         status = case
-           when o.status = 'canceled' then o.status
-           when excluded.status = 'canceled' then excluded.status
-           when excluded.status is not null and coalesce(o.status, 'pending') = 'pending'
-             then excluded.status
-           else o.status end,
-         fulfillment_status = case
-           when o.fulfillment_status = 'canceled' then o.fulfillment_status
-           when excluded.status = 'canceled' then excluded.status
-           when excluded.status is not null and coalesce(o.fulfillment_status, 'pending') = 'pending'
-             then excluded.status
-           else o.fulfillment_status end,
+         status = case when tether.order_fact_moves(o.status, excluded.status)
+                       then excluded.status else o.status end,
+         provider_fulfillment_status =
+           case when tether.order_fact_moves(o.status, excluded.status)
+                then excluded.provider_fulfillment_status else o.provider_fulfillment_status end,
+         fulfillment_status = case when tether.order_fact_moves(o.status, excluded.status)
+                                   then excluded.fulfillment_status else o.fulfillment_status end,
+         shipping_status = case when tether.order_fact_moves(o.status, excluded.status)
+                                then excluded.shipping_status else o.shipping_status end,
+         canceled_at = coalesce(o.canceled_at, excluded.canceled_at),
          order_number = coalesce(o.order_number, excluded.order_number),
          updated_at = now()
 $$;
 
 
 --
--- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: COMMENT; Schema: tether; Owner: -
+-- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) IS 'Applies forward-only order facts from a webhook (a tracking number, a fulfilled or canceled status) without moving remote_updated_at; a canceled order stays canceled.';
+COMMENT ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) IS 'Applies forward-only order facts from a webhook (a tracking number, a fulfilled or canceled status word with its normalized fulfillment_status / shipping_status and canceled_at) without moving remote_updated_at; a canceled order stays canceled.';
 
 
 --
@@ -700,6 +784,34 @@ COMMENT ON FUNCTION tether.cleanup(keep interval, changes_keep interval) IS 'Del
 
 
 --
+-- Name: cleanup_notifications(interval); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.cleanup_notifications(keep interval DEFAULT '14 days'::interval) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  n bigint;
+begin
+  delete from tether.notification_events e
+   where e.created_at < now() - keep
+     and not exists (select 1 from tether.notification_deliveries d
+                      where d.event_id = e.id and d.status in ('scheduled', 'sent'));
+  get diagnostics n = row_count;
+  return n;
+end
+$$;
+
+
+--
+-- Name: FUNCTION cleanup_notifications(keep interval); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.cleanup_notifications(keep interval) IS 'Deletes notification events (and their deliveries) older than keep, except those with an attempt still scheduled or in flight. Scheduled daily with tether.cleanup() (tether-cleanup).';
+
+
+--
 -- Name: create_backfill(uuid, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -779,6 +891,273 @@ COMMENT ON FUNCTION tether.create_backfill(connection_id uuid, stream text, rang
 
 
 --
+-- Name: delete_subscription(uuid); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.delete_subscription(subscription_id uuid) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  vault_id uuid;
+begin
+  delete from tether.subscriptions s where s.id = subscription_id returning s.secret_id into vault_id;
+  if not found then
+    return false;
+  end if;
+  delete from vault.secrets v where v.id = vault_id;
+  return true;
+end
+$$;
+
+
+--
+-- Name: FUNCTION delete_subscription(subscription_id uuid); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.delete_subscription(subscription_id uuid) IS 'Deletes a subscription, its deliveries and its secret in Vault. Returns whether it existed.';
+
+
+--
+-- Name: deliver_notifications(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.deliver_notifications() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  settings tether.notification_settings;
+  r record;
+  ok boolean;
+  reason text;
+  delay interval;
+  since timestamptz;
+  succeeded integer := 0;
+  failed integer := 0;
+  retried integer := 0;
+  disabled integer := 0;
+  sent integer := 0;
+  waiting integer := 0;
+begin
+  select * into settings from tether.notification_settings;
+  for r in
+    select nd.id, nd.event_id, nd.subscription_id, nd.attempt, nd.sent_at,
+           resp.status_code, resp.content, resp.timed_out, resp.error_msg,
+           resp.id is not null as answered,
+           (select make_interval(secs => least(h.value::bigint, 86400))
+              from jsonb_each_text(resp.headers) h
+             where lower(h.key) = 'retry-after' and h.value ~ '^\s*\d{1,9}\s*$'
+             limit 1) as retry_after
+      from tether.notification_deliveries nd
+      left join net._http_response resp on resp.id = nd.request_id
+     where nd.status = 'sent'
+       and (resp.id is not null
+            -- pg_net keeps no request it lost (a worker restart): given up after 10 minutes.
+            or nd.sent_at < now() - interval '10 minutes')
+     order by nd.id
+       for update of nd skip locked
+  loop
+    ok := r.status_code between 200 and 299;
+    reason := case
+      when not r.answered then 'no response recorded by pg_net'
+      when r.timed_out then format('timed out after %s ms', settings.timeout_milliseconds)
+      when r.status_code is null then coalesce(r.error_msg, 'request failed')
+      else format('HTTP %s', r.status_code) end;
+    if ok then
+      update tether.notification_deliveries
+         set status = 'succeeded', status_code = r.status_code,
+             response_excerpt = left(r.content, 500), finished_at = now()
+       where id = r.id;
+      update tether.subscriptions
+         set failing_since = null, last_delivered_at = now(), updated_at = now()
+       where id = r.subscription_id;
+      succeeded := succeeded + 1;
+      continue;
+    end if;
+    failed := failed + 1;
+    update tether.subscriptions s
+       set failing_since = coalesce(s.failing_since, r.sent_at), updated_at = now()
+     where s.id = r.subscription_id
+    returning s.failing_since into since;
+    -- The schedule's delay, or longer when the subscriber asked (Retry-After in seconds, at most a
+    -- day: the spec's "should be taken into consideration").
+    delay := case when settings.retry_schedule[r.attempt] is not null
+                  then greatest(settings.retry_schedule[r.attempt], r.retry_after) end;
+    update tether.notification_deliveries
+       set status = 'failed', status_code = r.status_code, response_excerpt = left(r.content, 500),
+           error = reason, finished_at = now(),
+           next_attempt_at = now() + delay
+     where id = r.id;
+    if r.status_code = 410 or since <= now() - settings.disable_after then
+      perform tether.disable_failing_subscription(r.subscription_id,
+        case when r.status_code = 410
+             then format('the subscriber answered 410 Gone at %s', now())
+             else format('every delivery failed from %s to %s (disable_after %s); last: %s',
+                         since, now(), settings.disable_after, reason) end);
+      update tether.notification_deliveries set next_attempt_at = null where id = r.id;
+      disabled := disabled + 1;
+    elsif delay is not null then
+      insert into tether.notification_deliveries (event_id, subscription_id, attempt, due_at)
+      values (r.event_id, r.subscription_id, r.attempt + 1, now() + delay);
+      retried := retried + 1;
+    end if;
+  end loop;
+
+  for r in
+    select nd.id from tether.notification_deliveries nd
+      join tether.subscriptions s on s.id = nd.subscription_id and s.enabled
+     where nd.status = 'scheduled' and nd.due_at <= now()
+     order by nd.due_at, nd.id
+     limit settings.batch_size
+       for update of nd skip locked
+  loop
+    if tether.send_delivery(r.id) then
+      sent := sent + 1;
+    else
+      waiting := waiting + 1;
+    end if;
+  end loop;
+  return jsonb_build_object('succeeded', succeeded, 'failed', failed, 'retried', retried,
+                            'disabled', disabled, 'sent', sent, 'waiting', waiting);
+end
+$_$;
+
+
+--
+-- Name: FUNCTION deliver_notifications(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.deliver_notifications() IS 'The notification dispatcher, scheduled every minute (tether-deliver-notifications): records the outcome of the attempts pg_net answered (2xx succeeded; otherwise failed, the next attempt scheduled after retry_schedule[attempt], or the subscriber disabled when it has failed for disable_after or answered 410), then sends the due attempts. Returns the counts.';
+
+
+--
+-- Name: disable_failing_subscription(uuid, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.disable_failing_subscription(subscription_id uuid, reason text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  update tether.subscriptions
+     set enabled = false, disabled_reason = reason, disabled_at = now(), updated_at = now()
+   where id = subscription_id and enabled;
+  update tether.notification_deliveries
+     set status = 'cancelled', error = 'the subscriber was disabled', finished_at = now()
+   where subscription_id = disable_failing_subscription.subscription_id and status = 'scheduled';
+$$;
+
+
+--
+-- Name: due_streams(text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.due_streams(stream text, provider text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  -- The condition tether.sync_cursors' claim uses (functions-shared/db/sync_cursors.ts,
+  -- claimDueStream); a connection whose stream has no cursor row yet is due.
+  select count(*)
+    from tether.connections c
+    left join tether.sync_cursors s on s.connection_id = c.id and s.stream = due_streams.stream
+   where c.status = 'active'
+     and due_streams.stream = any(tether.backfill_streams(c.provider))
+     and (due_streams.provider is null or c.provider = due_streams.provider)
+     and (s.connection_id is null or (
+           (s.lease_expires_at is null or s.lease_expires_at < now())
+       and coalesce(s.next_attempt_at, '-infinity') <= now()
+       and coalesce(s.last_synced_at, '-infinity') <= now() - c.sync_interval))
+$$;
+
+
+--
+-- Name: FUNCTION due_streams(stream text, provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.due_streams(stream text, provider text) IS 'How many (connection, stream) pairs of the stream are due a sync now (of one provider, or all).';
+
+
+--
+-- Name: emit_notification(text, uuid, jsonb, jsonb); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.emit_notification(event_type text, connection_id uuid, data jsonb, pending jsonb DEFAULT NULL::jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  owner uuid;
+  event_id bigint;
+  delivery record;
+begin
+  select c.owner_id into owner from tether.connections c where c.id = emit_notification.connection_id;
+  if not exists (
+    select 1 from tether.subscriptions s
+     where s.enabled and event_type = any (s.event_types)
+       and (s.owner_id is null or s.owner_id = owner)
+  ) then
+    return null;
+  end if;
+  insert into tether.notification_events (type, connection_id, payload, pending)
+  values (event_type, connection_id,
+          jsonb_build_object('type', event_type,
+                             'timestamp', to_char(now() at time zone 'UTC',
+                                                  'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                             'data', data),
+          pending)
+  returning id into event_id;
+  for delivery in
+    insert into tether.notification_deliveries (event_id, subscription_id, attempt)
+    select event_id, s.id, 1 from tether.subscriptions s
+     where s.enabled and event_type = any (s.event_types)
+       and (s.owner_id is null or s.owner_id = owner)
+    returning id
+  loop
+    perform tether.send_delivery(delivery.id);
+  end loop;
+  return event_id;
+end
+$$;
+
+
+--
+-- Name: finalize_event(bigint); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.finalize_event(event_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  ev tether.notification_events;
+  position bigint;
+begin
+  select * into ev from tether.notification_events e where e.id = event_id for update;
+  if ev.pending is null then
+    return ev.payload;
+  end if;
+  perform tether.publish_changes();
+  if exists (select 1 from tether.changes c
+              where c.seq > (ev.pending->>'seq_start')::bigint
+                and c.seq <= (ev.pending->>'seq_end')::bigint
+                and c.connection_id = ev.connection_id and c.stream = ev.pending->>'stream'
+                and c.id is null) then
+    return null;
+  end if;
+  select max(c.id) into position from tether.changes c
+   where c.seq > (ev.pending->>'seq_start')::bigint and c.seq <= (ev.pending->>'seq_end')::bigint
+     and c.connection_id = ev.connection_id and c.stream = ev.pending->>'stream';
+  update tether.notification_events e
+     set payload = jsonb_set(e.payload, '{data,feed_position}', to_jsonb(position)), pending = null
+   where e.id = event_id
+  returning payload into ev.payload;
+  return ev.payload;
+end
+$$;
+
+
+--
 -- Name: invoke_function(text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -822,6 +1201,40 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.invoke_function(function_name text, body jsonb) IS 'Calls a Tether Edge Function through pg_net with the URL and the invoke key stored in Vault (tether_functions_url, tether_invoke_key: never a Supabase API key, pg_net''s queue is readable by every role), asking for an asynchronous answer: the function answers 202 with an invocation id (tether.invocations) and works after answering. Returns the pg_net request id.';
+
+
+--
+-- Name: invoke_sync(text, text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.invoke_sync(function_name text, stream text, provider text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  due bigint := tether.due_streams(stream, provider);
+  calls integer := least(tether.sync_invocations_per_call(),
+    greatest(1, ceil(due::numeric / tether.sync_streams_per_invocation())::integer));
+  body jsonb := jsonb_strip_nulls(jsonb_build_object('provider', provider));
+  first_id bigint;
+  request_id bigint;
+begin
+  for i in 1..calls loop
+    request_id := tether.invoke_function(function_name, body);
+    if first_id is null then
+      first_id := request_id;
+    end if;
+  end loop;
+  return first_id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION invoke_sync(function_name text, stream text, provider text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) IS 'Calls a sync function once per tether.sync_streams_per_invocation() due streams (at least once, at most tether.sync_invocations_per_call() times). Returns the first pg_net request id.';
 
 
 --
@@ -880,6 +1293,194 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.is_oauth_provider(provider text) IS 'True when tether.providers() lists the provider as connecting by OAuth.';
+
+
+--
+-- Name: list_subscriptions(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.list_subscriptions() RETURNS TABLE(id uuid, url text, event_types text[], owner_id uuid, enabled boolean, disabled_reason text, failing_since timestamp with time zone, last_delivered_at timestamp with time zone, delivered_24h bigint, failed_24h bigint, scheduled bigint, created_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select s.id, s.url, s.event_types, s.owner_id, s.enabled, s.disabled_reason, s.failing_since,
+         s.last_delivered_at,
+         count(d.id) filter (where d.status = 'succeeded' and d.finished_at > now() - interval '1 day'),
+         count(d.id) filter (where d.status = 'failed' and d.finished_at > now() - interval '1 day'),
+         count(d.id) filter (where d.status in ('scheduled', 'sent')),
+         s.created_at
+    from tether.subscriptions s
+    left join tether.notification_deliveries d on d.subscription_id = s.id
+   group by s.id
+   order by s.created_at
+$$;
+
+
+--
+-- Name: FUNCTION list_subscriptions(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.list_subscriptions() IS 'Every subscription with its state and its deliveries of the last day (succeeded, failed) and those still scheduled or in flight. Never the secret.';
+
+
+--
+-- Name: mark_run_start(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.mark_run_start() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  if new.status = 'running' and new.kind in ('sync', 'backfill')
+     and exists (select 1 from tether.subscriptions s
+                  where s.enabled and 'run.changes' = any (s.event_types)) then
+    insert into tether.run_feed_marks (run_id, seq_start)
+    values (new.id, coalesce((select max(c.seq) from tether.changes c), 0));
+  end if;
+  return null;
+end
+$$;
+
+
+--
+-- Name: notification_event_types(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.notification_event_types() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ select array['run.changes', 'connection.status_changed', 'backfill.ended'] $$;
+
+
+--
+-- Name: FUNCTION notification_event_types(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.notification_event_types() IS 'The event types a subscription can ask for (a public contract: docs/architecture.md).';
+
+
+--
+-- Name: notify_backfill_end(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.notify_backfill_end() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform tether.emit_notification('backfill.ended', new.connection_id,
+    jsonb_build_object(
+      'backfill_id', new.id,
+      'connection_id', new.connection_id,
+      'provider', (select c.provider from tether.connections c where c.id = new.connection_id),
+      'stream', new.stream,
+      'status', new.status,
+      'range_start', new.range_start,
+      'range_end', new.range_end,
+      'records_count', new.records_count,
+      'windows_done', new.windows_done,
+      'started_at', new.started_at,
+      'finished_at', new.finished_at,
+      'error', new.last_error));
+  return null;
+end
+$$;
+
+
+--
+-- Name: notify_run_end(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.notify_run_end() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  seq_start bigint;
+  seq_end bigint;
+  counts jsonb;
+begin
+  select m.seq_start into seq_start from tether.run_feed_marks m where m.run_id = new.id;
+  if not found then
+    return null;
+  end if;
+  delete from tether.run_feed_marks m where m.run_id = new.id;
+  seq_end := coalesce((select max(c.seq) from tether.changes c), 0);
+  select jsonb_build_object(
+           'added', count(*) filter (where c.op = 'created'),
+           'updated', count(*) filter (where c.op = 'updated'),
+           'deleted', count(*) filter (where c.op in ('deleted', 'inactive')))
+    into counts
+    from tether.changes c
+   where c.seq > seq_start and c.seq <= seq_end
+     and c.connection_id = new.connection_id and c.stream = new.stream
+  having count(*) > 0;
+  if counts is null then
+    return null;  -- a run that changed nothing notifies nothing
+  end if;
+  perform tether.emit_notification('run.changes', new.connection_id,
+    jsonb_build_object(
+      'connection_id', new.connection_id,
+      'provider', (select c.provider from tether.connections c where c.id = new.connection_id),
+      'run_id', new.id,
+      'kind', new.kind,
+      'stream', new.stream,
+      'backfill_id', new.backfill_id,
+      'status', new.status,
+      'started_at', new.started_at,
+      'finished_at', new.finished_at,
+      'counts', jsonb_build_object(new.stream, counts),
+      'feed_position', null),
+    jsonb_build_object('stream', new.stream, 'seq_start', seq_start, 'seq_end', seq_end));
+  return null;
+end
+$$;
+
+
+--
+-- Name: notify_status_change(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.notify_status_change() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform tether.emit_notification('connection.status_changed', new.id,
+    jsonb_build_object(
+      'connection_id', new.id,
+      'provider', new.provider,
+      'external_id', new.external_id,
+      'name', new.name,
+      'status', new.status,
+      'previous_status', old.status,
+      'alert', new.status = 'reauth_required',
+      'error', case when new.status in ('error', 'reauth_required') then new.last_error end));
+  return null;
+end
+$$;
+
+
+--
+-- Name: order_fact_moves(text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.order_fact_moves(stored_status text, fact_status text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select fact_status is not null
+     and stored_status is distinct from 'canceled'
+     and (fact_status = 'canceled' or coalesce(stored_status, 'pending') = 'pending')
+$$;
+
+
+--
+-- Name: FUNCTION order_fact_moves(stored_status text, fact_status text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text) IS 'Whether a webhook''s order fact (its status word) replaces the stored status: a canceled order stays canceled, a cancellation always lands, another word replaces only a pending or missing one.';
 
 
 --
@@ -1095,6 +1696,124 @@ COMMENT ON FUNCTION tether.read_changes(consumer text, max integer, lease_for in
 
 
 --
+-- Name: recent_deliveries(uuid, integer); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.recent_deliveries(subscription uuid DEFAULT NULL::uuid, max integer DEFAULT 50) RETURNS TABLE(id bigint, subscription_id uuid, url text, message_id text, type text, attempt integer, status text, due_at timestamp with time zone, sent_at timestamp with time zone, status_code integer, response_excerpt text, error text, next_attempt_at timestamp with time zone, finished_at timestamp with time zone)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select d.id, d.subscription_id, s.url, e.message_id, e.type, d.attempt, d.status, d.due_at,
+         d.sent_at, d.status_code, d.response_excerpt, d.error, d.next_attempt_at, d.finished_at
+    from tether.notification_deliveries d
+    join tether.subscriptions s on s.id = d.subscription_id
+    join tether.notification_events e on e.id = d.event_id
+   where recent_deliveries.subscription is null
+      or d.subscription_id = recent_deliveries.subscription
+   order by d.id desc
+   limit least(greatest(coalesce(max, 50), 1), 1000)
+$$;
+
+
+--
+-- Name: FUNCTION recent_deliveries(subscription uuid, max integer); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) IS 'The latest delivery attempts, newest first (of one subscription, or all): event type, webhook-id, attempt, status, status code, response excerpt, error, next attempt.';
+
+
+--
+-- Name: send_delivery(bigint); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.send_delivery(delivery_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  d record;
+  body jsonb;
+  secret text;
+  unix_seconds bigint := floor(extract(epoch from clock_timestamp()))::bigint;
+  settings tether.notification_settings;
+begin
+  select nd.id, nd.event_id, s.url, s.secret_id, e.message_id into d
+    from tether.notification_deliveries nd
+    join tether.subscriptions s on s.id = nd.subscription_id and s.enabled
+    join tether.notification_events e on e.id = nd.event_id
+   where nd.id = delivery_id and nd.status = 'scheduled';
+  if not found then
+    return false;
+  end if;
+  body := tether.finalize_event(d.event_id);
+  if body is null then
+    return false;
+  end if;
+  select ds.decrypted_secret into secret from vault.decrypted_secrets ds where ds.id = d.secret_id;
+  if secret is null then
+    update tether.notification_deliveries
+       set status = 'failed', error = 'the subscription''s secret is missing from Vault',
+           finished_at = now()
+     where id = delivery_id;
+    return false;
+  end if;
+  select * into settings from tether.notification_settings;
+  update tether.notification_deliveries
+     set status = 'sent', sent_at = clock_timestamp(),
+         request_id = net.http_post(
+           url := d.url,
+           body := body,
+           headers := jsonb_build_object(
+             'Content-Type', 'application/json',
+             'User-Agent', 'Tether-Notifications',
+             'webhook-id', d.message_id,
+             'webhook-timestamp', unix_seconds::text,
+             'webhook-signature',
+               tether.webhook_signature(secret, d.message_id, unix_seconds, body::text)),
+           timeout_milliseconds := settings.timeout_milliseconds)
+   where id = delivery_id;
+  return true;
+end
+$$;
+
+
+--
+-- Name: set_subscription_enabled(uuid, boolean, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.set_subscription_enabled(subscription_id uuid, enabled boolean, reason text DEFAULT NULL::text) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  update tether.subscriptions s
+     set enabled = set_subscription_enabled.enabled,
+         disabled_reason = case when set_subscription_enabled.enabled then null
+                                else coalesce(reason, 'disabled by hand') end,
+         disabled_at = case when set_subscription_enabled.enabled then null else now() end,
+         failing_since = null, updated_at = now()
+   where s.id = subscription_id;
+  if not found then
+    raise exception 'unknown subscription %', subscription_id using errcode = 'no_data_found';
+  end if;
+  if not enabled then
+    update tether.notification_deliveries d
+       set status = 'cancelled', error = 'the subscriber was disabled', finished_at = now()
+     where d.subscription_id = set_subscription_enabled.subscription_id and d.status = 'scheduled';
+  end if;
+  return enabled;
+end
+$$;
+
+
+--
+-- Name: FUNCTION set_subscription_enabled(subscription_id uuid, enabled boolean, reason text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) IS 'Enables a subscription (clearing its failure state; events emitted while it was disabled are not sent) or disables it with a reason.';
+
+
+--
 -- Name: shown(text); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1112,6 +1831,77 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error message quotes it: whole up to 40 characters, cut beyond.';
+
+
+--
+-- Name: subscribe(text, text[], uuid, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.subscribe(url text, event_types text[] DEFAULT NULL::text[], owner_id uuid DEFAULT NULL::uuid, description text DEFAULT ''::text) RETURNS TABLE(subscription_id uuid, secret text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  new_id uuid := gen_random_uuid();
+  new_secret text := 'whsec_' || encode(extensions.gen_random_bytes(32), 'base64');
+  types text[] := coalesce(subscribe.event_types, tether.notification_event_types());
+begin
+  if url is null or url !~ '^https?://[^\s]+$' then
+    raise exception 'url must be an http(s) URL, not "%"', tether.shown(coalesce(url, 'null'));
+  end if;
+  if cardinality(types) = 0 or not types <@ tether.notification_event_types() then
+    raise exception 'unknown event type in %', types
+      using hint = 'one or more of ' || array_to_string(tether.notification_event_types(), ', ')
+                   || ', or null for all';
+  end if;
+  insert into tether.subscriptions (id, url, event_types, owner_id, description, secret_id)
+  values (new_id, url, types, owner_id, coalesce(description, ''),
+          vault.create_secret(new_secret, 'tether_subscription_' || new_id,
+                              'Tether: the Standard Webhooks signing secret of a subscription'));
+  return query select new_id, new_secret;
+end
+$_$;
+
+
+--
+-- Name: FUNCTION subscribe(url text, event_types text[], owner_id uuid, description text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.subscribe(url text, event_types text[], owner_id uuid, description text) IS 'Subscribes an URL to notifications (event_types: null for all; owner_id: null for every connection, or only that user''s connections). Returns the subscription id and its Standard Webhooks secret (whsec_…), shown this once: it is kept in Vault.';
+
+
+--
+-- Name: sync_invocations_per_call(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.sync_invocations_per_call() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ select 8 $$;
+
+
+--
+-- Name: FUNCTION sync_invocations_per_call(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.sync_invocations_per_call() IS 'The most invocations one sync_orders() or sync_customers() call starts (docs/capacity.md: what to change past it).';
+
+
+--
+-- Name: sync_streams_per_invocation(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.sync_streams_per_invocation() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$ select 125 $$;
+
+
+--
+-- Name: FUNCTION sync_streams_per_invocation(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.sync_streams_per_invocation() IS 'Streams one sync invocation is counted on: floor(TETHER_CPU_BUDGET_MS / TETHER_CPU_MS_PER_SYNC_RUN) at their defaults (1500 / 12), tests/scale_test.ts keeps them equal.';
 
 
 --
@@ -1202,22 +1992,29 @@ CREATE FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) RETURNS 
     AS $$
   with incoming as (
     select * from jsonb_to_recordset(records) as r(
-      external_id text, order_number text, status text, fulfillment_status text,
-      tracking_number text, total_price numeric, currency text, customer_external_id text,
-      ordered_at timestamptz, remote_updated_at timestamptz, raw jsonb)
+      external_id text, order_number text, status text, provider_fulfillment_status text,
+      financial_status text, fulfillment_status text, shipping_status text,
+      canceled_at timestamptz, tracking_number text, total_price numeric, currency text,
+      customer_external_id text, ordered_at timestamptz, remote_updated_at timestamptz, raw jsonb)
   ), written as (
     insert into tether.orders as o (connection_id, external_id, order_number, status,
-      fulfillment_status, tracking_number, total_price, currency, customer_external_id,
-      ordered_at, remote_updated_at, raw)
+      provider_fulfillment_status, financial_status, fulfillment_status, shipping_status,
+      canceled_at, tracking_number, total_price, currency, customer_external_id, ordered_at,
+      remote_updated_at, raw)
     select upsert_orders.connection_id, i.external_id, i.order_number, i.status,
-           i.fulfillment_status, i.tracking_number, i.total_price, i.currency,
+           i.provider_fulfillment_status, i.financial_status, i.fulfillment_status,
+           i.shipping_status, i.canceled_at, i.tracking_number, i.total_price, i.currency,
            i.customer_external_id, i.ordered_at, i.remote_updated_at, i.raw
       from incoming i
      order by i.external_id
     on conflict (connection_id, external_id) do update
        set order_number = excluded.order_number,
            status = excluded.status,
+           provider_fulfillment_status = excluded.provider_fulfillment_status,
+           financial_status = excluded.financial_status,
            fulfillment_status = excluded.fulfillment_status,
+           shipping_status = excluded.shipping_status,
+           canceled_at = excluded.canceled_at,
            tracking_number = excluded.tracking_number,
            total_price = excluded.total_price,
            currency = excluded.currency,
@@ -1243,6 +2040,28 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) IS 'Upserts a page of orders (a JSON array of tether.orders fields) for one connection; an older remote_updated_at never overwrites a newer one. Returns how many were added, updated and left unchanged. External ids must be unique within the page. Rows are written in external_id order, so concurrent writers of overlapping pages (sync, backfill, webhooks) lock them in the same order and never deadlock.';
+
+
+--
+-- Name: webhook_signature(text, text, bigint, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.webhook_signature(secret text, message_id text, unix_seconds bigint, body text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO ''
+    AS $$
+  select 'v1,' || encode(
+    extensions.hmac(convert_to(message_id || '.' || unix_seconds || '.' || body, 'UTF8'),
+                    decode(substr(secret, length('whsec_') + 1), 'base64'), 'sha256'),
+    'base64')
+$$;
+
+
+--
+-- Name: FUNCTION webhook_signature(secret text, message_id text, unix_seconds bigint, body text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.webhook_signature(secret text, message_id text, unix_seconds bigint, body text) IS 'Standard Webhooks v1: "v1," + base64(HMAC-SHA256(key = base64-decoded secret after whsec_, "{message_id}.{unix_seconds}.{body}")).';
 
 
 --
@@ -1715,7 +2534,7 @@ CREATE TABLE tether.orders (
     external_id text NOT NULL,
     order_number text,
     status text,
-    fulfillment_status text,
+    provider_fulfillment_status text,
     tracking_number text,
     total_price numeric,
     currency text,
@@ -1724,7 +2543,14 @@ CREATE TABLE tether.orders (
     remote_updated_at timestamp with time zone,
     raw jsonb NOT NULL,
     first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    financial_status text,
+    fulfillment_status text,
+    shipping_status text,
+    canceled_at timestamp with time zone,
+    CONSTRAINT orders_financial_status_is_valid CHECK ((financial_status = ANY (ARRAY['pending'::text, 'authorized'::text, 'paid'::text, 'partially_paid'::text, 'refunded'::text, 'partially_refunded'::text, 'voided'::text, 'unknown'::text]))),
+    CONSTRAINT orders_fulfillment_status_is_valid CHECK ((fulfillment_status = ANY (ARRAY['unfulfilled'::text, 'partial'::text, 'fulfilled'::text, 'restocked'::text, 'on_hold'::text, 'unknown'::text]))),
+    CONSTRAINT orders_shipping_status_is_valid CHECK ((shipping_status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'out_for_delivery'::text, 'delivered'::text, 'failed_attempt'::text, 'returned'::text, 'canceled'::text, 'unknown'::text])))
 );
 
 
@@ -1733,6 +2559,48 @@ CREATE TABLE tether.orders (
 --
 
 COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
+
+
+--
+-- Name: COLUMN orders.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.status IS 'The provider''s own main status word, as received (ShipHero fulfillment_status, Shopify displayFinancialStatus, Lightspeed sale status, QuickBooks Paid/Unpaid/Voided/Deleted, Maystro status name).';
+
+
+--
+-- Name: COLUMN orders.provider_fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.provider_fulfillment_status IS 'The provider''s own fulfillment word, as received (Shopify displayFulfillmentStatus, ShipHero fulfillment_status); null where the provider has none.';
+
+
+--
+-- Name: COLUMN orders.financial_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.financial_status IS 'Normalized: pending, authorized, paid, partially_paid, refunded, partially_refunded, voided, or unknown (a provider word the mapping does not know); null where the provider has no payment state (carriers, warehouses).';
+
+
+--
+-- Name: COLUMN orders.fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.fulfillment_status IS 'Normalized: unfulfilled, partial, fulfilled, restocked, on_hold, or unknown; null where the provider has no fulfillment state.';
+
+
+--
+-- Name: COLUMN orders.shipping_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.shipping_status IS 'Normalized, for carriers: pending, in_transit, out_for_delivery, delivered, failed_attempt, returned, canceled, or unknown; null for stores and books.';
+
+
+--
+-- Name: COLUMN orders.canceled_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.canceled_at IS 'When the order was canceled (or voided), from the provider''s field where it has one; null while not canceled.';
 
 
 --
@@ -1745,7 +2613,7 @@ CREATE VIEW public.tether_orders WITH (security_invoker='true') AS
     orders.external_id,
     orders.order_number,
     orders.status,
-    orders.fulfillment_status,
+    orders.provider_fulfillment_status,
     orders.tracking_number,
     orders.total_price,
     orders.currency,
@@ -1754,7 +2622,11 @@ CREATE VIEW public.tether_orders WITH (security_invoker='true') AS
     orders.remote_updated_at,
     orders.raw,
     orders.first_seen_at,
-    orders.updated_at
+    orders.updated_at,
+    orders.financial_status,
+    orders.fulfillment_status,
+    orders.shipping_status,
+    orders.canceled_at
    FROM tether.orders;
 
 
@@ -2049,6 +2921,109 @@ COMMENT ON TABLE tether.invocations IS 'One row per asynchronous function call (
 
 
 --
+-- Name: notification_deliveries; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.notification_deliveries (
+    id bigint NOT NULL,
+    event_id bigint NOT NULL,
+    subscription_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    status text DEFAULT 'scheduled'::text NOT NULL,
+    due_at timestamp with time zone DEFAULT now() NOT NULL,
+    sent_at timestamp with time zone,
+    request_id bigint,
+    status_code integer,
+    response_excerpt text,
+    error text,
+    next_attempt_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    CONSTRAINT attempt_is_positive CHECK ((attempt >= 1)),
+    CONSTRAINT status_is_valid CHECK ((status = ANY (ARRAY['scheduled'::text, 'sent'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
+);
+
+
+--
+-- Name: TABLE notification_deliveries; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.notification_deliveries IS 'One row per delivery attempt of an event to a subscriber: scheduled (due at due_at), sent (request_id in pg_net), then succeeded (2xx) or failed (status code or error, response excerpt, next_attempt_at of the retry), or cancelled (subscriber disabled or deleted).';
+
+
+--
+-- Name: notification_deliveries_id_seq; Type: SEQUENCE; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.notification_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tether.notification_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: notification_events; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.notification_events (
+    id bigint NOT NULL,
+    message_id text DEFAULT ('msg_'::text || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
+    type text NOT NULL,
+    connection_id uuid,
+    payload jsonb NOT NULL,
+    pending jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE notification_events; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.notification_events IS 'One row per event emitted to at least one subscriber: its webhook-id (message_id) and its body.';
+
+
+--
+-- Name: notification_events_id_seq; Type: SEQUENCE; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.notification_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME tether.notification_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: notification_settings; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.notification_settings (
+    singleton boolean DEFAULT true NOT NULL,
+    retry_schedule interval[] DEFAULT ARRAY['00:00:05'::interval, '00:05:00'::interval, '00:30:00'::interval, '02:00:00'::interval, '05:00:00'::interval, '10:00:00'::interval, '14:00:00'::interval, '20:00:00'::interval, '24:00:00'::interval] NOT NULL,
+    disable_after interval DEFAULT '1 day'::interval NOT NULL,
+    timeout_milliseconds integer DEFAULT 5000 NOT NULL,
+    batch_size integer DEFAULT 50 NOT NULL,
+    CONSTRAINT batch_is_positive CHECK (((batch_size >= 1) AND (batch_size <= 1000))),
+    CONSTRAINT notification_settings_singleton_check CHECK (singleton),
+    CONSTRAINT timeout_is_sane CHECK (((timeout_milliseconds >= 500) AND (timeout_milliseconds <= 60000)))
+);
+
+
+--
+-- Name: TABLE notification_settings; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.notification_settings IS 'One row: the retry schedule (the delay after each failed attempt; the spec''s example), how long a subscriber may fail before it is disabled, the request timeout, and the deliveries sent per dispatcher tick.';
+
+
+--
 -- Name: oauth_states; Type: TABLE; Schema: tether; Owner: -
 --
 
@@ -2084,6 +3059,23 @@ ALTER TABLE tether.orders ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: run_feed_marks; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.run_feed_marks (
+    run_id bigint NOT NULL,
+    seq_start bigint NOT NULL
+);
+
+
+--
+-- Name: TABLE run_feed_marks; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.run_feed_marks IS 'Where a running sync or backfill run started in the change feed (the highest tether.changes seq then): its end counts the changes above it for run.changes. Written only while someone subscribes to run.changes; removed when the run ends.';
+
+
+--
 -- Name: runs_id_seq; Type: SEQUENCE; Schema: tether; Owner: -
 --
 
@@ -2095,6 +3087,37 @@ ALTER TABLE tether.runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+
+--
+-- Name: subscriptions; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.subscriptions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    url text NOT NULL,
+    event_types text[] NOT NULL,
+    owner_id uuid,
+    description text DEFAULT ''::text NOT NULL,
+    secret_id uuid NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    disabled_reason text,
+    disabled_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    last_delivered_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT disabled_says_why CHECK ((enabled OR (disabled_reason IS NOT NULL))),
+    CONSTRAINT event_types_are_known CHECK (((cardinality(event_types) > 0) AND (event_types <@ tether.notification_event_types()))),
+    CONSTRAINT url_is_http CHECK ((url ~ '^https?://[^\s]+$'::text))
+);
+
+
+--
+-- Name: TABLE subscriptions; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.subscriptions IS 'Notification subscribers: an URL, the event types it wants, its signing secret (in Vault, by id), whether it is enabled and, when not, why. Create with tether.subscribe(), which returns the secret once.';
 
 
 --
@@ -2273,6 +3296,38 @@ ALTER TABLE ONLY tether.invocations
 
 
 --
+-- Name: notification_deliveries notification_deliveries_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notification_events notification_events_message_id_key; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_events
+    ADD CONSTRAINT notification_events_message_id_key UNIQUE (message_id);
+
+
+--
+-- Name: notification_events notification_events_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_events
+    ADD CONSTRAINT notification_events_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notification_settings notification_settings_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_settings
+    ADD CONSTRAINT notification_settings_pkey PRIMARY KEY (singleton);
+
+
+--
 -- Name: oauth_states oauth_states_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2305,11 +3360,27 @@ ALTER TABLE ONLY tether.rate_budgets
 
 
 --
+-- Name: run_feed_marks run_feed_marks_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.run_feed_marks
+    ADD CONSTRAINT run_feed_marks_pkey PRIMARY KEY (run_id);
+
+
+--
 -- Name: runs runs_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
 ALTER TABLE ONLY tether.runs
     ADD CONSTRAINT runs_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: subscriptions subscriptions_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.subscriptions
+    ADD CONSTRAINT subscriptions_pkey PRIMARY KEY (id);
 
 
 --
@@ -2414,6 +3485,34 @@ CREATE INDEX invocations_accepted_idx ON tether.invocations USING btree (accepte
 
 
 --
+-- Name: notification_deliveries_due_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX notification_deliveries_due_idx ON tether.notification_deliveries USING btree (due_at) WHERE (status = 'scheduled'::text);
+
+
+--
+-- Name: notification_deliveries_event_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX notification_deliveries_event_idx ON tether.notification_deliveries USING btree (event_id);
+
+
+--
+-- Name: notification_deliveries_sent_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX notification_deliveries_sent_idx ON tether.notification_deliveries USING btree (request_id) WHERE (status = 'sent'::text);
+
+
+--
+-- Name: notification_deliveries_subscription_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX notification_deliveries_subscription_idx ON tether.notification_deliveries USING btree (subscription_id, id DESC);
+
+
+--
 -- Name: oauth_states_expires_at_idx; Type: INDEX; Schema: tether; Owner: -
 --
 
@@ -2449,6 +3548,13 @@ CREATE INDEX runs_started_idx ON tether.runs USING btree (started_at);
 
 
 --
+-- Name: subscriptions_enabled_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX subscriptions_enabled_idx ON tether.subscriptions USING btree (enabled) WHERE enabled;
+
+
+--
 -- Name: sync_cursors_due_idx; Type: INDEX; Schema: tether; Owner: -
 --
 
@@ -2467,6 +3573,20 @@ CREATE INDEX webhook_events_failed_idx ON tether.webhook_events USING btree (nex
 --
 
 CREATE INDEX webhook_events_retry_idx ON tether.webhook_events USING btree (status, next_attempt_at);
+
+
+--
+-- Name: backfills backfills_notify_end; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER backfills_notify_end AFTER UPDATE OF status ON tether.backfills FOR EACH ROW WHEN (((old.status = ANY (ARRAY['pending'::text, 'running'::text])) AND (new.status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])))) EXECUTE FUNCTION tether.notify_backfill_end();
+
+
+--
+-- Name: connections connections_notify_status; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER connections_notify_status AFTER UPDATE OF status ON tether.connections FOR EACH ROW WHEN ((old.status IS DISTINCT FROM new.status)) EXECUTE FUNCTION tether.notify_status_change();
 
 
 --
@@ -2495,6 +3615,20 @@ CREATE TRIGGER orders_append_created AFTER INSERT ON tether.orders REFERENCING N
 --
 
 CREATE TRIGGER orders_append_updated AFTER UPDATE ON tether.orders REFERENCING OLD TABLE AS updated_old NEW TABLE AS updated_new FOR EACH STATEMENT EXECUTE FUNCTION tether.append_updated_changes('orders');
+
+
+--
+-- Name: runs runs_mark_feed; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER runs_mark_feed AFTER INSERT ON tether.runs FOR EACH ROW EXECUTE FUNCTION tether.mark_run_start();
+
+
+--
+-- Name: runs runs_notify_end; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER runs_notify_end AFTER UPDATE OF status ON tether.runs FOR EACH ROW WHEN (((old.status = 'running'::text) AND (new.status <> 'running'::text))) EXECUTE FUNCTION tether.notify_run_end();
 
 
 --
@@ -2554,6 +3688,22 @@ ALTER TABLE ONLY tether.disconnect_requests
 
 
 --
+-- Name: notification_deliveries notification_deliveries_event_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES tether.notification_events(id) ON DELETE CASCADE;
+
+
+--
+-- Name: notification_deliveries notification_deliveries_subscription_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.notification_deliveries
+    ADD CONSTRAINT notification_deliveries_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES tether.subscriptions(id) ON DELETE CASCADE;
+
+
+--
 -- Name: orders orders_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -2567,6 +3717,14 @@ ALTER TABLE ONLY tether.orders
 
 ALTER TABLE ONLY tether.rate_budgets
     ADD CONSTRAINT rate_budgets_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
+-- Name: run_feed_marks run_feed_marks_run_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.run_feed_marks
+    ADD CONSTRAINT run_feed_marks_run_id_fkey FOREIGN KEY (run_id) REFERENCES tether.runs(id) ON DELETE CASCADE;
 
 
 --
@@ -2709,6 +3867,36 @@ ALTER TABLE tether.invocations ENABLE ROW LEVEL SECURITY;
 
 
 --
+-- Name: notification_deliveries; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.notification_deliveries ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: notification_deliveries notification_deliveries_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY notification_deliveries_owner_read ON tether.notification_deliveries FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM tether.subscriptions s
+  WHERE ((s.id = notification_deliveries.subscription_id) AND (s.owner_id = ( SELECT auth.uid() AS uid))))));
+
+
+--
+-- Name: notification_events; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.notification_events ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: notification_settings; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.notification_settings ENABLE ROW LEVEL SECURITY;
+
+
+--
 -- Name: oauth_states; Type: ROW SECURITY; Schema: tether; Owner: -
 --
 
@@ -2737,6 +3925,13 @@ ALTER TABLE tether.rate_budgets ENABLE ROW LEVEL SECURITY;
 
 
 --
+-- Name: run_feed_marks; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.run_feed_marks ENABLE ROW LEVEL SECURITY;
+
+
+--
 -- Name: runs; Type: ROW SECURITY; Schema: tether; Owner: -
 --
 
@@ -2748,6 +3943,20 @@ ALTER TABLE tether.runs ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY runs_owner_read ON tether.runs FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: subscriptions; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.subscriptions ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: subscriptions subscriptions_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY subscriptions_owner_read ON tether.subscriptions FOR SELECT TO authenticated USING ((owner_id = ( SELECT auth.uid() AS uid)));
 
 
 --
@@ -2892,11 +4101,51 @@ GRANT ALL ON FUNCTION public.tether_ack_changes(consumer text, up_to bigint, lea
 
 
 --
+-- Name: FUNCTION tether_delete_subscription(subscription_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_delete_subscription(subscription_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_delete_subscription(subscription_id uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_list_subscriptions(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_list_subscriptions() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_list_subscriptions() TO service_role;
+
+
+--
 -- Name: FUNCTION tether_read_changes(consumer text, max integer, lease_for interval); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.tether_read_changes(consumer text, max integer, lease_for interval) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_recent_deliveries(subscription uuid, max integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_recent_deliveries(subscription uuid, max integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_recent_deliveries(subscription uuid, max integer) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) TO service_role;
+
+
+--
+-- Name: FUNCTION tether_subscribe(url text, event_types text[], owner_id uuid, description text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_id uuid, description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_id uuid, description text) TO service_role;
 
 
 --
@@ -2915,10 +4164,10 @@ REVOKE ALL ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity do
 
 
 --
--- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb); Type: ACL; Schema: tether; Owner: -
+-- Name: FUNCTION apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
-REVOKE ALL ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, raw jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tether.apply_order_facts(connection_id uuid, external_id text, order_number text, tracking_number text, status text, fulfillment_status text, shipping_status text, canceled_at timestamp with time zone, raw jsonb) FROM PUBLIC;
 
 
 --
@@ -2950,6 +4199,13 @@ REVOKE ALL ON FUNCTION tether.cleanup(keep interval, changes_keep interval) FROM
 
 
 --
+-- Name: FUNCTION cleanup_notifications(keep interval); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.cleanup_notifications(keep interval) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION create_backfill(connection_id uuid, stream text, range_start timestamp with time zone, range_end timestamp with time zone); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -2957,10 +4213,112 @@ REVOKE ALL ON FUNCTION tether.create_backfill(connection_id uuid, stream text, r
 
 
 --
+-- Name: FUNCTION delete_subscription(subscription_id uuid); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.delete_subscription(subscription_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.delete_subscription(subscription_id uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION deliver_notifications(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.deliver_notifications() FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.deliver_notifications() TO service_role;
+
+
+--
+-- Name: FUNCTION disable_failing_subscription(subscription_id uuid, reason text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.disable_failing_subscription(subscription_id uuid, reason text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION due_streams(stream text, provider text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.due_streams(stream text, provider text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION emit_notification(event_type text, connection_id uuid, data jsonb, pending jsonb); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.emit_notification(event_type text, connection_id uuid, data jsonb, pending jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION finalize_event(event_id bigint); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.finalize_event(event_id bigint) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION invoke_function(function_name text, body jsonb); Type: ACL; Schema: tether; Owner: -
 --
 
 REVOKE ALL ON FUNCTION tether.invoke_function(function_name text, body jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION invoke_sync(function_name text, stream text, provider text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION list_subscriptions(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.list_subscriptions() FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.list_subscriptions() TO service_role;
+
+
+--
+-- Name: FUNCTION mark_run_start(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.mark_run_start() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notification_event_types(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.notification_event_types() FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.notification_event_types() TO service_role;
+
+
+--
+-- Name: FUNCTION notify_backfill_end(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.notify_backfill_end() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notify_run_end(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.notify_run_end() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notify_status_change(); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.notify_status_change() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION order_fact_moves(stored_status text, fact_status text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text) FROM PUBLIC;
 
 
 --
@@ -3002,6 +4360,37 @@ GRANT ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for 
 
 
 --
+-- Name: FUNCTION recent_deliveries(subscription uuid, max integer); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) TO service_role;
+
+
+--
+-- Name: FUNCTION send_delivery(delivery_id bigint); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.send_delivery(delivery_id bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION set_subscription_enabled(subscription_id uuid, enabled boolean, reason text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.set_subscription_enabled(subscription_id uuid, enabled boolean, reason text) TO service_role;
+
+
+--
+-- Name: FUNCTION subscribe(url text, event_types text[], owner_id uuid, description text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.subscribe(url text, event_types text[], owner_id uuid, description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION tether.subscribe(url text, event_types text[], owner_id uuid, description text) TO service_role;
+
+
+--
 -- Name: FUNCTION take_rate_budget(connection_id uuid, cost double precision, capacity double precision, restore_per_second double precision, reserve double precision); Type: ACL; Schema: tether; Owner: -
 --
 
@@ -3020,6 +4409,13 @@ REVOKE ALL ON FUNCTION tether.upsert_customers(connection_id uuid, records jsonb
 --
 
 REVOKE ALL ON FUNCTION tether.upsert_orders(connection_id uuid, records jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION webhook_signature(secret text, message_id text, unix_seconds bigint, body text); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.webhook_signature(secret text, message_id text, unix_seconds bigint, body text) FROM PUBLIC;
 
 
 --
@@ -3297,10 +4693,130 @@ GRANT ALL ON TABLE tether.invocations TO service_role;
 
 
 --
+-- Name: TABLE notification_deliveries; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.notification_deliveries TO service_role;
+GRANT SELECT ON TABLE tether.notification_deliveries TO authenticated;
+
+
+--
+-- Name: TABLE notification_events; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.notification_events TO service_role;
+
+
+--
+-- Name: TABLE notification_settings; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.notification_settings TO service_role;
+
+
+--
 -- Name: TABLE oauth_states; Type: ACL; Schema: tether; Owner: -
 --
 
 GRANT ALL ON TABLE tether.oauth_states TO service_role;
+
+
+--
+-- Name: TABLE run_feed_marks; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.run_feed_marks TO service_role;
+
+
+--
+-- Name: TABLE subscriptions; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.subscriptions TO service_role;
+
+
+--
+-- Name: COLUMN subscriptions.id; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(id) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.url; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(url) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.event_types; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(event_types) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.owner_id; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(owner_id) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.description; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(description) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.enabled; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(enabled) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.disabled_reason; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(disabled_reason) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.disabled_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(disabled_at) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.failing_since; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(failing_since) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.last_delivered_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(last_delivered_at) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.created_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(created_at) ON TABLE tether.subscriptions TO authenticated;
+
+
+--
+-- Name: COLUMN subscriptions.updated_at; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT(updated_at) ON TABLE tether.subscriptions TO authenticated;
 
 
 --

@@ -382,7 +382,7 @@ Deno.test("a write that changes nothing appends nothing; a deleted customer appe
       select tether.create_backfill(${conn.id}, 'orders', now() - interval '3 days', now()) as id`;
     assert.equal((await runBackfill(w.deps, { backfill_id: job!.id })).status, "succeeded");
     await w.db.sql`select tether.apply_order_facts(${conn.id}, external_id, null, tracking_number,
-                                                   null, '{}') from tether.orders`;
+                                                   null, null, null, null, '{}') from tether.orders`;
     assert.equal((await feed(w.db.sql, conn.id)).length, before, "no-op writes append nothing");
 
     // Customers deleted at the provider: the sync brings them as inactive.
@@ -466,7 +466,10 @@ Deno.test("webhook facts (ShipHero Shipment Update, Order Canceled) append updat
     assert.ok(facts.length > 0, "orders Tether had were canceled by webhook");
     for (const c of facts) {
       assert.equal(c.op, "updated");
-      assert.deepEqual(c.fields, { status: "canceled", fulfillment_status: "canceled" });
+      // Its normalized fulfillment_status stays unfulfilled; canceled_at is the arrival's time.
+      const { canceled_at, ...words } = c.fields;
+      assert.deepEqual(words, { status: "canceled", provider_fulfillment_status: "canceled" });
+      assert.ok(!Number.isNaN(Date.parse(String(canceled_at))), `canceled_at: ${canceled_at}`);
     }
   });
 });

@@ -52,6 +52,7 @@ const COMMANDS = [
   "rotate-key",
   "schedules",
   "webhooks",
+  "notifications",
 ];
 
 Deno.test("every command has --help, and --help lists them all", async () => {
@@ -266,7 +267,7 @@ Deno.test("schedules show, pause and resume the pg_cron jobs of the stack", asyn
   type Job = { jobname: string; schedule: string; active: boolean; last_run_at: string | null };
   const env = { TETHER_STATE_DIR: paths.state };
   const shown = json<Job[]>(await cli(["schedules", "--json"], env), "schedules");
-  assert.ok(shown.some((j) => j.jobname === "tether-sync-orders" && j.schedule === "*/5 * * * *"));
+  assert.ok(shown.some((j) => j.jobname === "tether-sync-orders" && j.schedule === "* * * * *"));
   assert.ok("last_run_at" in shown[0]!);
   try {
     const paused = json<Job[]>(
@@ -643,4 +644,67 @@ Deno.test("disconnect ends a connection through the disconnect function and says
     await admin`delete from tether.connections where id = ${made.connection_id}`;
     await admin.end();
   }
+});
+
+Deno.test("notifications subscribes (the secret shown once), lists, disables with a reason, enables, delivers and deletes", async () => {
+  await withTestDatabase(async (db) => {
+    // Only the database is used: no function is called.
+    const env = {
+      SUPABASE_URL: "http://127.0.0.1:1",
+      TETHER_SERVICE_KEY: "unused",
+      DATABASE_URL: db.url,
+    };
+    const empty = ok(await cli(["notifications"], env), "list");
+    assert.match(empty.stdout, /No subscribers: npm run tether -- notifications subscribe <url>/);
+    const sub = json<{ subscription_id: string; secret: string }>(
+      await cli([
+        "notifications",
+        "subscribe",
+        "https://example.test/hooks",
+        "--events",
+        "run.changes,backfill.ended",
+        "--json",
+      ], env),
+      "subscribe",
+    );
+    assert.match(sub.secret, /^whsec_/);
+    const listed = json<{ subscriptions: Record<string, unknown>[]; deliveries: unknown[] }>(
+      await cli(["notifications", "--json"], env),
+      "list --json",
+    );
+    assert.deepEqual(
+      listed.subscriptions.map((s) => [s.id, s.url, s.event_types, s.enabled]),
+      [[
+        sub.subscription_id,
+        "https://example.test/hooks",
+        ["run.changes", "backfill.ended"],
+        true,
+      ]],
+    );
+    assert.ok(!JSON.stringify(listed).includes(sub.secret.slice(6)), "the list never shows it");
+    ok(
+      await cli(
+        ["notifications", "disable", sub.subscription_id, "--reason", "moving servers"],
+        env,
+      ),
+      "disable",
+    );
+    const text = ok(await cli(["notifications"], env), "list");
+    assert.match(text.stdout, /NO: moving servers/);
+    ok(await cli(["notifications", "enable", sub.subscription_id], env), "enable");
+    const delivered = json<Record<string, number>>(
+      await cli(["notifications", "deliver", "--json"], env),
+      "deliver",
+    );
+    assert.equal(delivered.sent, 0);
+    ok(await cli(["notifications", "delete", sub.subscription_id], env), "delete");
+    const again = await cli(["notifications", "delete", sub.subscription_id], env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /no subscription/);
+    const bad = await cli(["notifications", "subscribe", "ftp://x", "--json"], env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /url must be an http\(s\) URL/);
+    const usage = await cli(["notifications", "enable"], env);
+    assert.equal(usage.code, 2);
+  });
 });

@@ -207,6 +207,7 @@ Deno.test("install, upgrade and uninstall in a project with its own history, fun
     await s
       .sql`select vault.create_secret('https://x.supabase.co/functions/v1', 'tether_functions_url'),
                        vault.create_secret(${"k".repeat(43)}, 'tether_invoke_key'),
+                       vault.create_secret('whsec_x', 'tether_subscription_' || gen_random_uuid()),
                        vault.create_secret('shop-own-secret', 'shop_payments_key')`;
 
     // Installing the same Tether again changes nothing.

@@ -49,16 +49,19 @@ Deno.test("schedules.sql is idempotent: applied twice, each tether job exists on
     assert.deepEqual(jobs.map((j) => [j.jobname, j.schedule]), [
       ["tether-cleanup", "17 3 * * *"],
       ["tether-continue-backfills", "* * * * *"],
+      ["tether-deliver-notifications", "* * * * *"],
       ["tether-process-webhook-events", "* * * * *"],
-      ["tether-refresh-tokens", "*/5 * * * *"],
-      ["tether-sync-customers", "2-59/5 * * * *"],
-      ["tether-sync-orders", "*/5 * * * *"],
+      ["tether-refresh-tokens", "* * * * *"],
+      ["tether-sync-customers", "* * * * *"],
+      ["tether-sync-orders", "* * * * *"],
     ]);
+    assert.match(jobs[0]!.command, /tether\.cleanup\(\), tether\.cleanup_notifications\(\)/);
     assert.match(jobs[1]!.command, /public\.continue_backfills\(\)/);
-    assert.match(jobs[2]!.command, /public\.process_webhook_events\(\)/);
-    assert.match(jobs[3]!.command, /public\.refresh_tokens\(\)/);
-    assert.match(jobs[4]!.command, /public\.sync_customers\(\)/);
-    assert.match(jobs[5]!.command, /public\.sync_orders\(\)/);
+    assert.match(jobs[2]!.command, /tether\.deliver_notifications\(\)/);
+    assert.match(jobs[3]!.command, /public\.process_webhook_events\(\)/);
+    assert.match(jobs[4]!.command, /public\.refresh_tokens\(\)/);
+    assert.match(jobs[5]!.command, /public\.sync_customers\(\)/);
+    assert.match(jobs[6]!.command, /public\.sync_orders\(\)/);
   } finally {
     await sql.end();
   }

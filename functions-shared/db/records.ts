@@ -1,7 +1,7 @@
 // tether.orders and tether.customers: one newer-wins upsert statement per page
 // (tether.upsert_orders / tether.upsert_customers, see the sync migration).
 import type { Sql, Tx } from "./client.ts";
-import type { StreamName, StreamRecords } from "../providers/types.ts";
+import type { StreamName, StreamRecords, WebhookProcessSink } from "../providers/types.ts";
 
 export interface UpsertCounts {
   added: number;
@@ -92,14 +92,9 @@ function withDuplicates(counts: UpsertCounts, listed: number, written: number): 
 export async function applyOrderFacts(
   sql: Sql | Tx,
   connectionId: string,
-  f: {
-    externalId: string;
-    orderNumber: string | null;
-    trackingNumber: string | null;
-    status: string;
-    raw: unknown;
-  },
+  f: Parameters<WebhookProcessSink["applyOrderFacts"]>[0],
 ): Promise<void> {
   await sql`select tether.apply_order_facts(${connectionId}, ${f.externalId},
-    ${f.orderNumber}, ${f.trackingNumber}, ${f.status}, ${sql.json(f.raw as never)})`;
+    ${f.orderNumber}, ${f.trackingNumber}, ${f.status}, ${f.fulfillmentStatus},
+    ${f.shippingStatus}, ${f.canceledAt}, ${sql.json(f.raw as never)})`;
 }

@@ -14,6 +14,7 @@ import type { Deadline, Deps } from "../deps.ts";
 import { CLASH_CODES, coerceError, describeInternal, JobError, pgErrorCode } from "../errors.ts";
 import type { Pacer } from "../providers/pacing.ts";
 import { adapterFor } from "../providers/registry.ts";
+import { countUnknownStatuses } from "../providers/order_status.ts";
 import {
   ProviderError,
   type ProviderFacts,
@@ -84,6 +85,8 @@ export class PageRun {
   provider = "unknown";
   /** Fields the provider withheld from the records written (`StreamPage.withheld`). */
   readonly withheld = new Set<string>();
+  /** Order status words the mapping did not know, with how many records carried each. */
+  readonly unknownStatuses = new Map<string, number>();
   #pacer: Pacer | undefined;
   #pacedBefore = 0;
   /** The run's deadline, charged with the CPU each written page is estimated to cost. */
@@ -183,6 +186,14 @@ export class PageRun {
     this.counts.unchanged += written.unchanged;
     this.pages++;
     this.#deadline?.charge(page.records.length * this.deps.env.cpuMsPerRecord);
+    const unknown = countUnknownStatuses(page.records, this.unknownStatuses);
+    if (unknown.length > 0) {
+      this.deps.log.warn("order status words the mapping does not know; stored as unknown", {
+        connection_id: connectionId,
+        provider: this.provider,
+        words: unknown,
+      });
+    }
     const fresh = (page.withheld ?? []).filter((field) => !this.withheld.has(field));
     for (const field of fresh) this.withheld.add(field);
     if (fresh.length > 0) {
@@ -241,6 +252,9 @@ export class PageRun {
       details: {
         provider: this.provider,
         ...(this.withheld.size > 0 ? { withheld_fields: [...this.withheld].sort() } : {}),
+        ...(this.unknownStatuses.size > 0
+          ? { unknown_statuses: Object.fromEntries([...this.unknownStatuses].sort()) }
+          : {}),
         ...details,
         ...(failure === null ? {} : { code: failure.code }),
         paced_ms: Math.round((this.#pacer?.waitedMs ?? 0) - this.#pacedBefore),

@@ -116,6 +116,9 @@ export async function runSync(
       }
       taken.push(claimed.connection_id);
       result.runs.push(await syncClaimed(deps, stream, claimed, owner, { deadline, ...opts }));
+      // Where the runtime cannot measure CPU (the Edge Runtime), each stream's run counts an
+      // estimate besides its records: many small streams spend the budget too.
+      deadline.charge(deps.env.cpuMsPerSyncRun);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));

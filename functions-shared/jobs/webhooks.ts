@@ -51,6 +51,7 @@ import {
 import { Deadline, type Deps } from "../deps.ts";
 import { coerceError, JobError } from "../errors.ts";
 import { adapterFor } from "../providers/registry.ts";
+import { countUnknownStatuses } from "../providers/order_status.ts";
 import {
   isProviderName,
   type ProviderName,
@@ -230,6 +231,14 @@ function processSink(deps: Deps, connectionId: string): WebhookProcessSink {
   return {
     upsert: async (stream, records) => {
       await upsertRecords(deps.db, stream, connectionId, records);
+      // No run per event: a word the status mapping does not know is logged (stored as unknown).
+      const unknown = countUnknownStatuses(records, new Map());
+      if (unknown.length > 0) {
+        deps.log.warn("order status words the mapping does not know; stored as unknown", {
+          connection_id: connectionId,
+          words: unknown,
+        });
+      }
     },
     applyOrderFacts: (facts) => applyOrderFacts(deps.db, connectionId, facts),
     withAccessToken: (fn) =>

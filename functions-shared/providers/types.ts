@@ -372,7 +372,12 @@ export interface WebhookProcessSink {
     externalId: string;
     orderNumber: string | null;
     trackingNumber: string | null;
+    /** The provider's word, and its normalized values (order_status.ts). */
     status: "fulfilled" | "canceled";
+    fulfillmentStatus: FulfillmentStatus | null;
+    shippingStatus: ShippingStatus | null;
+    /** ISO 8601 with offset. */
+    canceledAt: string | null;
     raw: unknown;
   }): Promise<void>;
   /** Calls `fn` with a fresh access token of the event's connection. */
@@ -406,13 +411,60 @@ export interface ProviderWebhooks {
 export const STREAMS = ["orders", "customers"] as const;
 export type StreamName = typeof STREAMS[number];
 
+/**
+ * The normalized order statuses (tether.orders' check constraints): the provider words mapped
+ * onto them live in order_status.ts; a word the mapping does not know is "unknown".
+ */
+export const FINANCIAL_STATUSES = [
+  "pending",
+  "authorized",
+  "paid",
+  "partially_paid",
+  "refunded",
+  "partially_refunded",
+  "voided",
+  "unknown",
+] as const;
+export type FinancialStatus = typeof FINANCIAL_STATUSES[number];
+export const FULFILLMENT_STATUSES = [
+  "unfulfilled",
+  "partial",
+  "fulfilled",
+  "restocked",
+  "on_hold",
+  "unknown",
+] as const;
+export type FulfillmentStatus = typeof FULFILLMENT_STATUSES[number];
+export const SHIPPING_STATUSES = [
+  "pending",
+  "in_transit",
+  "out_for_delivery",
+  "delivered",
+  "failed_attempt",
+  "returned",
+  "canceled",
+  "unknown",
+] as const;
+export type ShippingStatus = typeof SHIPPING_STATUSES[number];
+
 /** One order as Tether stores it (tether.orders); `raw` is the provider's record as received. */
 export interface OrderRecord {
   external_id: string;
   order_number: string | null;
   /** The provider's own status word (ShipHero fulfillment status, Maystro status name, …). */
   status: string | null;
-  fulfillment_status: string | null;
+  /** The provider's own fulfillment word (Shopify displayFulfillmentStatus, ShipHero's), if any. */
+  provider_fulfillment_status: string | null;
+  /** Normalized (one vocabulary across providers); null where the concept does not apply. */
+  financial_status: FinancialStatus | null;
+  fulfillment_status: FulfillmentStatus | null;
+  /** A carrier's; null for stores and books. */
+  shipping_status: ShippingStatus | null;
+  /**
+   * ISO 8601 with offset: the provider's own cancellation time where it has one (Shopify), else
+   * the record's last update while it is canceled (order_status.ts `canceled` words).
+   */
+  canceled_at: string | null;
   tracking_number: string | null;
   /** Decimal text, exact ("12.50"). */
   total_price: string | null;
@@ -423,6 +475,11 @@ export interface OrderRecord {
   /** ISO 8601 with offset: the provider's last change. An older one never overwrites a newer one. */
   remote_updated_at: string;
   raw: unknown;
+  /**
+   * Not a column: the provider's status words the mapping (order_status.ts) did not know, whose
+   * normalized fields are "unknown". The jobs count them in the run's `details.unknown_statuses`.
+   */
+  unknown_statuses?: readonly string[];
 }
 
 /** One customer as Tether stores it (tether.customers). Deleted at the provider = inactive. */

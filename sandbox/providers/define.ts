@@ -61,6 +61,8 @@ export interface SandboxProviderSpec<A extends BaseAccount> {
   readonly customersCanBeDeleted?: boolean;
   /** QuickBooks only; false when left out. */
   readonly ordersCanBeDeleted?: boolean;
+  /** ShipHero only; false when left out. */
+  readonly customOrderStatuses?: boolean;
   /** Every record of the dataset's stream, as the adapter must store it. */
   truth(set: Dataset, stream: StreamName): TruthRecord[];
   /** A new account's own fields; its external id and `revoked: false` are added here. */
@@ -89,6 +91,7 @@ export function defineSandboxProvider<A extends BaseAccount>(
       streams: spec.streams,
       customersCanBeDeleted: spec.customersCanBeDeleted ?? false,
       ordersCanBeDeleted: spec.ordersCanBeDeleted ?? false,
+      customOrderStatuses: spec.customOrderStatuses ?? false,
       truth: (externalId, stream) => spec.truth(world.data.get(name, externalId), stream),
     },
 

@@ -85,7 +85,7 @@ const DEFAULT_PAGE_SIZE = 1000;
 const MAX_PAGE_SIZE = 10_000;
 
 /** A sale's status word for each neutral stage (X-Series sale statuses). */
-const SALE_STATUS = {
+export const SALE_STATUS = {
   open: "SAVED",
   processing: "AWAITING_DISPATCH",
   shipped: "DISPATCHED_CLOSED",

@@ -33,7 +33,7 @@ const PAGE_SIZE = 20;
 const ALGIERS_OFFSET_MINUTES = 60;
 
 /** The Maystro status code for each neutral stage ("4 created, 6 in progress, 31 shipped, …"). */
-const STATUS_CODE: Readonly<Record<OrderStage, number>> = {
+export const STATUS_CODE: Readonly<Record<OrderStage, number>> = {
   open: 4,
   processing: 6,
   shipped: 31,

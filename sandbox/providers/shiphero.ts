@@ -112,6 +112,7 @@ export function createShipHero(world: SandboxWorld): ProviderSandbox {
     }],
 
     streams: ["orders"],
+    customOrderStatuses: true,
     truth: (set, stream) => stream === "orders" ? truth(set) : [],
 
     webhooks: perChange(async ({ account, change }, opts) => {
@@ -185,13 +186,24 @@ function isoDateTime(ms: number): string {
 }
 
 /** Neutral stages in ShipHero's fulfillment_status words. */
-const FULFILLMENT_STATUS: Readonly<Record<OrderStage, string>> = {
+export const FULFILLMENT_STATUS: Readonly<Record<OrderStage, string>> = {
   open: "pending",
   processing: "pending",
   shipped: "fulfilled",
   delivered: "fulfilled",
   cancelled: "canceled",
 };
+
+/**
+ * The order's fulfillment_status: a custom status replaces the system one ("Default", the API's
+ * "pending") while the order waits; fulfilled and canceled are applied "automatically based on the
+ * status of the line items" (software-help.shiphero.com "How to Use Order Statuses in ShipHero";
+ * the API sets one with order_update_fulfillment_status, tests/fixtures/shiphero/schema.graphql).
+ */
+function fulfillmentStatus(order: SandboxOrder): string {
+  const system = FULFILLMENT_STATUS[order.stage];
+  return system === "pending" && order.customStatus !== undefined ? order.customStatus : system;
+}
 
 function orderNode(order: SandboxOrder, set: Dataset, shopName: string) {
   const customer = order.customerSeq === null ? undefined : set.customers.get(order.customerSeq);
@@ -204,7 +216,7 @@ function orderNode(order: SandboxOrder, set: Dataset, shopName: string) {
     order_number: order.number,
     partner_order_id: order.reference,
     shop_name: shopName,
-    fulfillment_status: FULFILLMENT_STATUS[order.stage],
+    fulfillment_status: fulfillmentStatus(order),
     order_date: isoDateTime(order.createdAt),
     updated_at: isoDateTime(order.updatedAt),
     total_price: price,
@@ -291,7 +303,7 @@ function truth(set: Dataset): TruthRecord[] {
   return [...set.orders.values()].map((order) => ({
     external_id: relayId("Order", order.seq),
     updated_at: new Date(shownMs(order.updatedAt)).toISOString(),
-    status: FULFILLMENT_STATUS[order.stage],
+    status: fulfillmentStatus(order),
     tracking_number: order.trackingNumber,
     order_number: order.number,
   }));

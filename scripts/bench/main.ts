@@ -36,32 +36,41 @@
 // sync's 100,000 changes read and acknowledged by 4 concurrent readers of one consumer: changes
 // per second, and the median sync records per second with the feed on and off (the feed must cost
 // under 15 %).
+//
+// scale: 10,000 connections (2,000 per provider) at 150 ms a provider call, kept fresh for 15
+// simulated minutes by Tether's own pg_cron schedules through pg_net alone (./scale.ts): on-time
+// shares of refreshes and syncs, the longest lag, pg_net requests per tick, peak database
+// connections, failed invocations. `npm run bench -- scale --connections 500 --minutes 5` is a
+// smaller run (flags: --connections, --minutes, --tick-seconds, --latency-ms, --changes-per-hour).
 import { withStack } from "../local/stack.ts";
 import { benchBackfill } from "./backfill.ts";
 import { benchFeed } from "./feed.ts";
 import { benchRefresh } from "./refresh.ts";
 import { type CaseResult, printTable, RESULTS, writeResults } from "./report.ts";
+import { benchScale, scaleOptions } from "./scale.ts";
 import { benchSync } from "./sync.ts";
 import { benchWebhooks } from "./webhooks.ts";
 
-/** Flags: `--skip-1m` (the backfill case leaves out its 1,000,000-order run). */
-const flags = new Set(Deno.args.filter((arg) => arg.startsWith("--")));
-const unknownFlags = [...flags].filter((flag) => flag !== "--skip-1m");
-if (unknownFlags.length > 0) {
-  console.error(`bench: unknown flag ${unknownFlags.join(", ")} (only --skip-1m)`);
-  Deno.exit(2);
-}
-
-const CASES: Record<string, (log: (line: string) => void) => Promise<CaseResult>> = {
+type Flags = Record<string, string>;
+const CASES: Record<string, (log: (line: string) => void, flags: Flags) => Promise<CaseResult>> = {
   refresh: benchRefresh,
   sync: benchSync,
-  backfill: (log) => benchBackfill(log, { skip1m: flags.has("--skip-1m") }),
+  // `--skip-1m` (last, it takes no value) leaves out the 1,000,000-order run.
+  backfill: (log, flags) => benchBackfill(log, { skip1m: "skip-1m" in flags }),
   webhooks: benchWebhooks,
   feed: benchFeed,
+  scale: (log, flags) => benchScale(log, scaleOptions(flags)),
 };
 
-const named = Deno.args.filter((arg) => !arg.startsWith("--"));
-const wanted = named.length > 0 ? named : Object.keys(CASES);
+// Case names, then `--name value` flags for the cases that take them (scale).
+const names = Deno.args.filter((arg, i) =>
+  !arg.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
+);
+const flags: Flags = {};
+Deno.args.forEach((arg, i) => {
+  if (arg.startsWith("--")) flags[arg.slice(2)] = Deno.args[i + 1] ?? "";
+});
+const wanted = names.length > 0 ? names : Object.keys(CASES);
 const unknown = wanted.filter((name) => !(name in CASES));
 if (unknown.length > 0) {
   console.error(
@@ -73,7 +82,7 @@ const results: CaseResult[] = [];
 await withStack(async () => {
   for (const name of wanted) {
     console.log(`bench ${name}`);
-    results.push(await CASES[name]!((line) => console.log(`  ${line}`)));
+    results.push(await CASES[name]!((line) => console.log(`  ${line}`), flags));
   }
 });
 console.log();

@@ -190,8 +190,10 @@ begin
   end if;
   if to_regclass('vault.secrets') is not null then
     -- tether_service_key: what Tether before its invoke key stored (see the invoke_key migration).
+    -- tether_subscription_<id>: the notification subscribers' signing secrets.
     delete from vault.secrets
-     where name in ('tether_functions_url', 'tether_invoke_key', 'tether_service_key');
+     where name in ('tether_functions_url', 'tether_invoke_key', 'tether_service_key')
+        or name like 'tether\\_subscription\\_%';
   end if;
 end
 $$;

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { parseStoredCursor } from "../cursor.ts";
 import { iso, isoOrNull } from "../common.ts";
+import { lightspeedStatuses, statusFields } from "../order_status.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 const PROVIDER = "lightspeed";
@@ -209,7 +210,8 @@ export function toOrder(sale: SaleFields, raw: unknown = sale): OrderRecord {
       ? null
       : text(String(sale.invoice_number)),
     status: sale.status,
-    fulfillment_status: null,
+    provider_fulfillment_status: null,
+    ...statusFields(lightspeedStatuses(sale.status), { updatedAt: iso(sale.updated_at) }),
     tracking_number: null,
     total_price: decimal(sale.total_price),
     currency: null,

@@ -11,6 +11,7 @@
 
 import { z } from "zod";
 import { parseStoredCursor, SYNC_OVERLAP_SECONDS } from "../cursor.ts";
+import { maystroStatuses, statusFields } from "../order_status.ts";
 import type { OrderRecord } from "../types.ts";
 
 const PROVIDER = "maystro";
@@ -119,6 +120,13 @@ function statusCode(o: Order): number {
   return o.status == null || o.status === "" ? NaN : Number(o.status);
 }
 
+/** The status code as the mapping's word ("41"); whatever else was sent, as sent; null if none. */
+function statusWord(o: Order): string | null {
+  const code = statusCode(o);
+  if (Number.isInteger(code)) return String(code);
+  return o.status == null || o.status === "" ? null : String(o.status);
+}
+
 /** Delivered, cancelled or returned, with a tracking number where one is due: nothing will change. */
 export function isFinal(o: Order): boolean {
   const status = statusCode(o);
@@ -138,7 +146,10 @@ export function toOrder(o: Order): OrderRecord {
     external_id: reference ?? `id:${present(o.instance_uuid) ?? present(o.id)}`,
     order_number: reference,
     status: Number.isInteger(code) ? statusName(code) : `status_${o.status ?? "none"}`,
-    fulfillment_status: null,
+    provider_fulfillment_status: null,
+    ...statusFields(maystroStatuses(statusWord(o)), {
+      updatedAt: normalizeTime(o.last_update),
+    }),
     tracking_number: trackingNumber(o),
     total_price: o.product_price === null || o.product_price === undefined
       ? null

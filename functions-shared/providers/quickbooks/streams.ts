@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { iso } from "../common.ts";
 import { parseStoredCursor, readTimeCursor, type TimeCursor } from "../cursor.ts";
+import { quickbooksStatuses, statusFields } from "../order_status.ts";
 import { type CustomerRecord, type OrderRecord, ProviderError } from "../types.ts";
 
 const PROVIDER = "quickbooks";
@@ -215,8 +216,12 @@ function text(value: string | undefined): string | null {
  * else "Paid" (a sales receipt is paid when made).
  */
 export function transactionStatus(t: Transaction): string {
-  if (t.TotalAmt === 0 && /^voided\b/i.test(t.PrivateNote ?? "")) return "Voided";
+  if (isVoided(t)) return "Voided";
   return (t.Balance ?? 0) > 0 ? "Open" : "Paid";
+}
+
+function isVoided(t: Transaction): boolean {
+  return t.TotalAmt === 0 && /^voided\b/i.test(t.PrivateNote ?? "");
 }
 
 /** An Invoice or SalesReceipt as an order, `Invoice:<Id>` / `SalesReceipt:<Id>`. */
@@ -225,7 +230,11 @@ export function toOrder(entity: OrderEntity, t: Transaction): OrderRecord {
     external_id: `${entity}:${t.Id}`,
     order_number: text(t.DocNumber),
     status: transactionStatus(t),
-    fulfillment_status: null,
+    provider_fulfillment_status: null,
+    ...statusFields(
+      quickbooksStatuses({ voided: isVoided(t), total: t.TotalAmt, balance: t.Balance }),
+      { updatedAt: iso(t.MetaData.LastUpdatedTime) },
+    ),
     tracking_number: text(t.TrackingNum),
     // A JSON number as exact decimal text: the digits as received, never rounded.
     total_price: t.TotalAmt === undefined ? null : String(t.TotalAmt),
@@ -253,7 +262,8 @@ export function toDeletedOrder(
     external_id: `${entity}:${id}`,
     order_number: null,
     status: DELETED,
-    fulfillment_status: null,
+    provider_fulfillment_status: null,
+    ...statusFields(quickbooksStatuses({ deleted: true }), { updatedAt: iso(deletedAt) }),
     tracking_number: null,
     total_price: null,
     currency: null,

@@ -4,7 +4,9 @@
 //
 // What Tether stores (and the sandbox's `truth()` states), per order: external_id = `id` (the
 // Relay id, base64 "Order:123"; `legacy_id` stays in raw); order_number = `order_number`;
-// status = fulfillment_status = `fulfillment_status` ("pending", "fulfilled", "canceled", …);
+// status = provider_fulfillment_status = `fulfillment_status` ("pending", "fulfilled", "canceled",
+// or an account's custom status); the normalized fulfillment_status and canceled_at from it
+// (order_status.ts);
 // tracking_number = the newest shipment's first shipping label with a tracking number;
 // remote_updated_at = `updated_at`; ordered_at = `order_date`.
 //
@@ -15,6 +17,7 @@
 // again. Every other page starts a fresh query from `since`, where offsets cannot drift.
 
 import { z } from "zod";
+import { shipheroStatuses, statusFields } from "../order_status.ts";
 import type { OrderRecord } from "../types.ts";
 
 /**
@@ -165,7 +168,10 @@ export function toOrderRecord(node: OrderNode): OrderRecord {
     external_id: node.id,
     order_number: node.order_number,
     status: node.fulfillment_status,
-    fulfillment_status: node.fulfillment_status,
+    provider_fulfillment_status: node.fulfillment_status,
+    ...statusFields(shipheroStatuses(node.fulfillment_status), {
+      updatedAt: fromIsoDateTime(node.updated_at),
+    }),
     tracking_number: trackingNumber(node),
     total_price: node.total_price === null ? null : String(node.total_price),
     currency: null,

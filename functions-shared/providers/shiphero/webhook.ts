@@ -12,6 +12,7 @@
 // sync page; an Order Canceled names the order (`order_uuid`) and cancels it (a forward-only fact).
 // Both bodies are transcribed in tests/fixtures/shiphero/.
 import { z } from "zod";
+import { shipheroStatuses } from "../order_status.ts";
 import type {
   AdapterContext,
   ConnectionRef,
@@ -95,7 +96,7 @@ export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): Provi
     }];
   },
 
-  async process(sink, { topic, payload }) {
+  async process(sink, { topic, payload, receivedAt }) {
     const body = payload.body as Record<string, unknown>;
     if (topic === "Shipment Update") {
       const f = parsePayload(shipmentUpdate, body, "shiphero Shipment Update").fulfillment;
@@ -106,11 +107,16 @@ export const shipheroWebhooks = (fetchShipmentOrder: ShipmentOrderReader): Provi
       if (order) await sink.upsert("orders", [order]);
     } else if (topic === "Order Canceled") {
       const o = parsePayload(orderCanceled, body, "shiphero Order Canceled");
+      const canceled = shipheroStatuses("canceled");
       await sink.applyOrderFacts({
         externalId: o.order_uuid,
         orderNumber: o.order_number == null ? null : String(o.order_number),
         trackingNumber: null,
         status: "canceled",
+        fulfillmentStatus: canceled.fulfillment_status,
+        shippingStatus: canceled.shipping_status,
+        // The body carries no time: the delivery's arrival bounds the cancellation.
+        canceledAt: receivedAt.toISOString(),
         raw: body,
       });
     }

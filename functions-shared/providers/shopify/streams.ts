@@ -4,7 +4,9 @@
 // What Tether stores (and the sandbox's `truth()` states):
 // - orders: external_id = the Order GID ("gid://shopify/Order/123"); order_number = `name`
 //   ("#1001"); status = "CANCELLED" once `cancelledAt` is set, else `displayFulfillmentStatus`;
-//   fulfillment_status = `displayFulfillmentStatus`; tracking_number = the newest fulfillment's
+//   provider_fulfillment_status = `displayFulfillmentStatus`; financial_status and
+//   fulfillment_status normalized from `displayFinancialStatus` / `displayFulfillmentStatus`
+//   (order_status.ts), canceled_at = `cancelledAt`; tracking_number = the newest fulfillment's
 //   first tracking number; remote_updated_at = `updatedAt`.
 // - customers: external_id = the Customer GID; status "active" for every customer the `customers`
 //   query returns; email = `defaultEmailAddress.emailAddress`, phone =
@@ -17,6 +19,7 @@
 
 import { z } from "zod";
 import { iso } from "../common.ts";
+import { shopifyStatuses, statusFields } from "../order_status.ts";
 import type { CustomerRecord, OrderRecord } from "../types.ts";
 
 /** "first ≤ 250" per connection. */
@@ -103,14 +106,14 @@ export const DISPLAY_FULFILLMENT_OF_REST: Readonly<Record<string, string>> = {
   restocked: "RESTOCKED",
 };
 
-/** A webhook order's `fulfillment_status` as the sync would show it; throws naming an unknown word. */
+/**
+ * A webhook order's `fulfillment_status` as the sync would show it. A word REST is not known to
+ * send is kept as sent: the status mapping stores it as unknown and counts it, and the order is
+ * still stored (an unknown word never fails processing).
+ */
 export function displayFulfillmentOfRest(status: string | null | undefined): string {
   if (status === null || status === undefined) return "UNFULFILLED";
-  const display = DISPLAY_FULFILLMENT_OF_REST[status];
-  if (display === undefined) {
-    throw new Error(`shopify order: fulfillment_status: unknown value ${JSON.stringify(status)}`);
-  }
-  return display;
+  return DISPLAY_FULFILLMENT_OF_REST[status] ?? status;
 }
 
 /** The newest fulfillment that has a tracking number, its first number. */
@@ -127,7 +130,11 @@ export function toOrderRecord(node: OrderNode): OrderRecord {
     external_id: node.id,
     order_number: node.name,
     status: node.cancelledAt !== null ? "CANCELLED" : node.displayFulfillmentStatus,
-    fulfillment_status: node.displayFulfillmentStatus,
+    provider_fulfillment_status: node.displayFulfillmentStatus,
+    ...statusFields(shopifyStatuses(node.displayFinancialStatus, node.displayFulfillmentStatus), {
+      canceledAt: node.cancelledAt === null ? null : iso(node.cancelledAt),
+      updatedAt: iso(node.updatedAt),
+    }),
     tracking_number: trackingNumber(node),
     total_price: node.totalPriceSet.shopMoney.amount,
     currency: node.totalPriceSet.shopMoney.currencyCode,

@@ -29,6 +29,7 @@ import {
   sha256Hex,
   verifyHmac,
 } from "../webhook.ts";
+import { shopifyStatuses, statusFields } from "../order_status.ts";
 import { displayFulfillmentOfRest } from "./streams.ts";
 
 /** The header names of one delivery type, lower-case as they arrive. */
@@ -81,6 +82,7 @@ const shopifyOrder = z.looseObject({
   updated_at: z.string().min(1),
   cancelled_at: z.string().nullish(),
   fulfillment_status: z.string().nullish(),
+  financial_status: z.string().nullish(),
   total_price: z.string().nullish(),
   currency: z.string().nullish(),
   customer: z.looseObject({ admin_graphql_api_id: z.string().optional() }).nullish(),
@@ -129,7 +131,12 @@ function orderRecord(o: z.output<typeof shopifyOrder>, receivedAt: Date): OrderR
     external_id: o.admin_graphql_api_id,
     order_number: o.name ?? null,
     status: o.cancelled_at ? "CANCELLED" : fulfillment,
-    fulfillment_status: fulfillment,
+    provider_fulfillment_status: fulfillment,
+    // REST's financial_status words are the GraphQL display words in lower case.
+    ...statusFields(shopifyStatuses(o.financial_status?.toUpperCase() ?? null, fulfillment), {
+      canceledAt: o.cancelled_at ? notAfter(o.cancelled_at, receivedAt) : null,
+      updatedAt: notAfter(o.updated_at, receivedAt),
+    }),
     tracking_number: tracking,
     total_price: o.total_price ?? null,
     currency: o.currency ?? null,
