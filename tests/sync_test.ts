@@ -393,6 +393,41 @@ Deno.test("a page failing its schema fails the run naming the field; the cursor 
   });
 });
 
+Deno.test("a page read after another worker took the stream over writes nothing: no record, no cursor", async () => {
+  await withWorld(async (w) => {
+    const conn = await seededConnection(w, "shopify", { orders: 300, customers: 0 });
+    let takenOver = false;
+    // The first page's answer comes back after another worker has taken the stream's lease.
+    const deps: Deps = {
+      ...w.deps,
+      fetch: async (input, init) => {
+        const response = await w.deps.fetch(input, init);
+        if (!takenOver && String(input).includes("graphql")) {
+          takenOver = true;
+          await w.db.sql`
+            update tether.sync_cursors
+               set lease_owner = 'another worker', lease_expires_at = now() + interval '1 hour'
+             where connection_id = ${conn.id} and stream = 'orders'`;
+        }
+        return response;
+      },
+    };
+    const run = onlyRun(await sync(deps, conn, "orders", { pageSize: 100 }));
+    assert.ok(takenOver, "the stream was taken over during the run");
+    assert.equal(run.status, "failed");
+    assert.match(run.error ?? "", /lost the lease on this stream/);
+    assert.equal(run.pages, 0);
+    const [written] = await w.db.sql<{ n: number }[]>`
+      select count(*)::int as n from public.write_log where connection_id = ${conn.id}`;
+    assert.equal(written!.n, 0, "no record written");
+    assert.equal(await cursorOf(w, conn, "orders"), null, "the cursor did not move");
+    const [cursor] = await w.db.sql<{ lease_owner: string }[]>`
+      select lease_owner from tether.sync_cursors
+       where connection_id = ${conn.id} and stream = 'orders'`;
+    assert.equal(cursor!.lease_owner, "another worker", "the other worker keeps the stream");
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // What is synced and what is not
 

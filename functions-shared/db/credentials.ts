@@ -19,14 +19,47 @@ export async function readCredentials(
   vault: TokenVault,
   connectionId: string,
 ): Promise<StoredCredentials> {
-  const rows = await sql<{ field: string; ciphertext: string; updated_at: Date }[]>`
-    select field, ciphertext, updated_at from tether.credentials
+  const rows = await sql<{ field: string; ciphertext: string }[]>`
+    select field, ciphertext from tether.credentials
      where connection_id = ${connectionId} order by field`;
   const values: Credentials = {};
   for (const row of rows) {
     values[row.field] = await vault.decrypt(row.ciphertext, aad(connectionId, row.field));
   }
-  return { values, version: rows.map((r) => r.ciphertext.slice(-16)).join(",") };
+  return { values, version: versionOf(rows) };
+}
+
+/**
+ * The credentials' version alone (`StoredCredentials.version`), nothing decrypted: what a refresh
+ * compares, under the connection's lock, with the version it refreshed.
+ */
+export async function credentialsVersion(sql: Sql | Tx, connectionId: string): Promise<string> {
+  return versionOf(
+    await sql<{ ciphertext: string }[]>`
+      select ciphertext from tether.credentials
+       where connection_id = ${connectionId} order by field`,
+  );
+}
+
+/** Every value gets a fresh IV, so any rewritten field changes its ciphertext's tail. */
+function versionOf(rows: readonly { ciphertext: string }[]): string {
+  return rows.map((r) => r.ciphertext.slice(-16)).join(",");
+}
+
+/** Credentials encrypted for one connection, ready to be written (`writeSealedCredentials`). */
+export type SealedCredentials = { field: string; ciphertext: string }[];
+
+export async function sealCredentials(
+  vault: TokenVault,
+  connectionId: string,
+  values: Credentials,
+): Promise<SealedCredentials> {
+  return await Promise.all(
+    Object.entries(values).map(async ([field, value]) => ({
+      field,
+      ciphertext: await vault.encrypt(value, aad(connectionId, field)),
+    })),
+  );
 }
 
 /** Encrypts and stores the given fields; other fields are kept unless `replace`. */
@@ -37,20 +70,34 @@ export async function writeCredentials(
   values: Credentials,
   opts: { replace?: boolean } = {},
 ): Promise<void> {
+  await writeSealedCredentials(
+    tx,
+    connectionId,
+    await sealCredentials(vault, connectionId, values),
+    opts,
+  );
+}
+
+/** Stores encrypted fields in one statement; other fields are kept unless `replace`. */
+export async function writeSealedCredentials(
+  tx: Tx,
+  connectionId: string,
+  sealed: SealedCredentials,
+  opts: { replace?: boolean } = {},
+): Promise<void> {
   if (opts.replace) {
     // Field names as text, not a JS array: see claimDueForRefresh (postgres.js array binding).
     await tx`delete from tether.credentials
               where connection_id = ${connectionId}
-                and field <> all(string_to_array(${Object.keys(values).join(",")}, ','))`;
+                and field <> all(string_to_array(${sealed.map((s) => s.field).join(",")}, ','))`;
   }
-  for (const [field, value] of Object.entries(values)) {
-    const ciphertext = await vault.encrypt(value, aad(connectionId, field));
-    await tx`
-      insert into tether.credentials (connection_id, field, ciphertext)
-      values (${connectionId}, ${field}, ${ciphertext})
-      on conflict (connection_id, field) do update
-         set ciphertext = excluded.ciphertext, updated_at = now()`;
-  }
+  if (sealed.length === 0) return;
+  await tx`
+    insert into tether.credentials (connection_id, field, ciphertext)
+    select ${connectionId}, s.field, s.ciphertext
+      from jsonb_to_recordset(${tx.json(sealed as never)}) as s(field text, ciphertext text)
+    on conflict (connection_id, field) do update
+       set ciphertext = excluded.ciphertext, updated_at = now()`;
 }
 
 /**

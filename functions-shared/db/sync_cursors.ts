@@ -143,24 +143,6 @@ export async function leasedStreams(
      order by c.name`;
 }
 
-/** Writes the checkpoint (inside the page's transaction) if this worker still holds the lease. */
-export async function checkpoint(
-  tx: Tx,
-  key: { connectionId: string; stream: string; owner: string },
-  cursor: string,
-  o: { now: Date; leaseSeconds: number },
-): Promise<boolean> {
-  const rows = await tx`
-    update tether.sync_cursors
-       set cursor = ${cursor},
-           lease_expires_at = ${o.now}::timestamptz + make_interval(secs => ${o.leaseSeconds}),
-           updated_at = now()
-     where connection_id = ${key.connectionId} and stream = ${key.stream}
-       and lease_owner = ${key.owner}
-    returning 1`;
-  return rows.length === 1;
-}
-
 /** The run ended: caught up (last_synced_at = its start) or not, failures cleared, lease released. */
 export async function finishStream(
   sql: Sql | Tx,

@@ -3,7 +3,7 @@
 // A run opens the connection's stream: a valid access token (refreshed once more if the provider
 // answers 401), the connection's rate pacer, and retries within the run for throttles and
 // transient failures. It reads pages one ahead of writing them, writes each page's records with
-// its checkpoint in one transaction (tried again when it loses a deadlock to a concurrent sync or
+// its checkpoint atomically (one transaction, or one statement) (tried again when it loses a deadlock to a concurrent sync or
 // webhook), counts what was written, and records itself, succeeded or failed, in tether.runs,
 // even through a database outage. The jobs supply only what differs: where a read starts and how
 // it continues, what a page's transaction checkpoints, and when to stop.
@@ -166,12 +166,21 @@ export class PageRun {
    */
   async write(page: Page, checkpoint: (tx: Tx) => Promise<void>): Promise<void> {
     const { connectionId, stream } = this.spec;
-    const written = await retryConflicts(this.deps, () =>
+    await this.writeAtomic(page, () =>
       this.deps.db.begin(async (tx) => {
         const counts = await upsertRecords(tx, stream, connectionId, page.records);
         await checkpoint(tx);
         return counts;
       }));
+  }
+
+  /**
+   * Writes a page by `write`, which stores its records and its checkpoint atomically by itself (in
+   * one statement: the sync's upsertSyncPage); counts the page once written.
+   */
+  async writeAtomic(page: Page, write: () => Promise<UpsertCounts>): Promise<void> {
+    const { connectionId, stream } = this.spec;
+    const written = await retryConflicts(this.deps, write);
     this.counts.added += written.added;
     this.counts.updated += written.updated;
     this.counts.unchanged += written.unchanged;

@@ -3,14 +3,14 @@
 //
 // Each worker claims a due (connection, stream) pair with SKIP LOCKED and a lease, then reads
 // pages from the stored cursor up to the run's start. Every page is upserted (newer wins) together
-// with its cursor in one transaction, so a run that dies anywhere resumes from its last page with
+// with its cursor in one statement, so a run that dies anywhere resumes from its last page with
 // no gap and no duplicate. Requests are paced by the provider's rate budget; a throttle that
 // happens anyway waits as asked and retries. When the time budget is spent the run stops taking
 // pages; the next call continues from the checkpoint.
 import { z } from "zod";
 import { getConnection } from "../db/connections.ts";
+import { upsertSyncPage } from "../db/records.ts";
 import {
-  checkpoint,
   claimDueStream,
   type ClaimedStream,
   ensureStreams,
@@ -187,13 +187,15 @@ export async function syncClaimed(
       read: (cursor) => source.read({ cursor, from: null, until: run.startedAt }),
       next: (page) => page.hasMore && !opts.deadline.passed ? page.cursor : undefined,
       write: async (page) => {
-        await run.write(page, async (tx) => {
-          const held = await checkpoint(tx, key, page.cursor, {
+        await run.writeAtomic(page, async () => {
+          const written = await upsertSyncPage(deps.db, key, page.records, {
+            cursor: page.cursor,
             now: deps.now(),
             leaseSeconds: LEASE_SECONDS,
           });
-          // Another worker took the pair over (our lease lapsed): roll this page back.
-          if (!held) throw new Error("lost the lease on this stream to another worker");
+          // Another worker took the pair over (our lease lapsed): nothing of the page was written.
+          if (!written) throw new Error("lost the lease on this stream to another worker");
+          return written;
         });
         caughtUp = !page.hasMore;
       },

@@ -13,7 +13,13 @@ import {
   type RefreshPolicy,
   releaseLease,
 } from "../db/connections.ts";
-import { readCredentials, type StoredCredentials, writeCredentials } from "../db/credentials.ts";
+import {
+  credentialsVersion,
+  readCredentials,
+  sealCredentials,
+  type StoredCredentials,
+  writeSealedCredentials,
+} from "../db/credentials.ts";
 import { insertRun, type RunRecord } from "../db/runs.ts";
 import { Deadline, type Deps } from "../deps.ts";
 import { describeInternal } from "../errors.ts";
@@ -93,11 +99,12 @@ export async function refreshClaimed(
       connectionRef(row),
       stored.values,
     );
+    // Encrypted before the transaction, which then holds its connection for the writes alone.
+    const sealed = await sealCredentials(deps.vault, row.id, grant.credentials);
     const written = await deps.db.begin(async (tx) => {
       await lockConnection(tx, row.id);
-      const current = await readCredentials(tx, deps.vault, row.id);
-      if (current.version !== version) return false;
-      await writeCredentials(tx, deps.vault, row.id, grant.credentials);
+      if (await credentialsVersion(tx, row.id) !== version) return false;
+      await writeSealedCredentials(tx, row.id, sealed);
       await recordRefreshSuccess(tx, row.id, owner, {
         now: deps.now(),
         tokenExpiresAt: grant.accessTokenExpiresAt,
@@ -118,8 +125,9 @@ export async function refreshClaimed(
   } catch (err) {
     if (err instanceof ProviderError && err.reauthRequired && stored) {
       // Rule 1: another worker (or a reconnect) may already have rotated the token.
-      const current = await readCredentials(deps.db, deps.vault, row.id);
-      if (current.version !== stored.version) return await skip("token already rotated elsewhere");
+      if (await credentialsVersion(deps.db, row.id) !== stored.version) {
+        return await skip("token already rotated elsewhere");
+      }
     }
     const known = err instanceof ProviderError;
     // A credential no key of the ring can decrypt will not decrypt on retry: a person must add

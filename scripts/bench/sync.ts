@@ -1,5 +1,6 @@
 // bench sync (see main.ts): 50,000 Shopify orders through the served sync-orders function,
-// compared with a bare batched upsert and with one upsert per record.
+// compared with a bare batched upsert of the same rows (upsertRate says what it includes) and with
+// one upsert per record.
 import { connect } from "../../functions-shared/db/client.ts";
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { TestDatabase } from "../local/harness.ts";
@@ -16,6 +17,8 @@ export interface SyncBench extends CaseResult, GatewayFigures {
   invocations: number;
   records_per_s: number;
   bare_upsert_records_per_s: number;
+  /** records_per_s as a share of bare_upsert_records_per_s, in % (target: at least 80). */
+  bare_pct: number;
   per_record_upsert_records_per_s: number;
   cpu_ms_per_page: number;
 }
@@ -75,6 +78,7 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
       invocations,
       records_per_s: round(SYNC.orders / wallS, 0),
       bare_upsert_records_per_s: round(bare, 0),
+      bare_pct: round((SYNC.orders / wallS / bare) * 100, 1),
       per_record_upsert_records_per_s: round(perRecord, 0),
       cpu_ms_per_page: round(cpu / pages, 2),
     };
@@ -82,8 +86,13 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
 }
 
 /**
- * Records per second upserting the synced rows into a copy of tether.orders: 250 a statement
- * (the database's own limit for this path), or one statement each (a sample).
+ * Records per second writing the synced rows with the database alone: 250 a statement (a sync
+ * page), or one statement each (a sample). Honest about what the sync pays, so that the ratio
+ * measures Tether's own overhead: the same rows, bound as parameters, into a table made like
+ * tether.orders (its indexes, constraints, defaults and foreign key) with the same change-feed
+ * triggers (appending to tether.changes), by the statement tether.upsert_orders runs (every
+ * column set, newer wins). Not included: reading the provider, the cursor checkpoint,
+ * BEGIN/COMMIT, the rate budget.
  */
 async function upsertRate(
   db: TestDatabase,
@@ -91,21 +100,45 @@ async function upsertRate(
   mode: "batched" | "per-record",
 ): Promise<number> {
   const table = `bench_${mode === "batched" ? "bare" : "single"}`;
-  await db.sql.unsafe(`create table ${table} (like tether.orders including all)`);
-  const rows = await db.sql`
-    select connection_id, external_id, order_number, status, provider_fulfillment_status,
-           financial_status, fulfillment_status, shipping_status, canceled_at, tracking_number,
-           total_price, currency, customer_external_id, ordered_at, remote_updated_at, raw
-      from tether.orders where connection_id = ${connectionId} order by id
-     ${mode === "per-record" ? db.sql`limit ${SYNC.perRecordSample}` : db.sql``}`;
+  await db.sql.unsafe(`
+    create table tether.${table} (like tether.orders including all);
+    alter table tether.${table} add foreign key (connection_id)
+      references tether.connections (id) on delete cascade;
+    create trigger ${table}_append_created after insert on tether.${table}
+      referencing new table as created_rows
+      for each statement execute function tether.append_created_changes('orders');
+    create trigger ${table}_append_updated after update on tether.${table}
+      referencing old table as updated_old new table as updated_new
+      for each statement execute function tether.append_updated_changes('orders');`);
+  // The record's columns as the table has them (bookkeeping aside): what a page writes.
+  const columns = (await db.sql<{ name: string }[]>`
+    select column_name as name from information_schema.columns
+     where table_schema = 'tether' and table_name = 'orders'
+       and column_name not in ('id', 'first_seen_at', 'updated_at')
+     order by ordinal_position`).map((c) => c.name);
+  // Names from the catalog, quoted: the statements are built from them as text.
+  const list = columns.map((c) => `"${c}"`).join(", ");
+  const set = columns
+    .filter((c) => c !== "connection_id" && c !== "external_id")
+    .map((c) => `"${c}" = excluded."${c}"`)
+    .join(", ");
+  const rows = await db.sql.unsafe(
+    `select ${list} from tether.orders where connection_id = $1 order by id
+      ${mode === "per-record" ? `limit ${SYNC.perRecordSample}` : ""}`,
+    [connectionId],
+  );
   const pool = connect(db.url, { max: 1, name: "tether-bench" });
   try {
+    // No alias after the table: postgres.js reads the keyword before a helper to render it.
+    const target = pool(`tether.${table}`);
     const upsert = (batch: readonly Record<string, unknown>[]) =>
-      pool`insert into ${pool(table)} ${pool(batch as Record<string, unknown>[])}
+      pool`insert into ${target} ${pool(batch as Record<string, unknown>[])}
            on conflict (connection_id, external_id) do update
-              set status = excluded.status, tracking_number = excluded.tracking_number,
-                  remote_updated_at = excluded.remote_updated_at, raw = excluded.raw
-            where excluded.remote_updated_at > ${pool(table)}.remote_updated_at`;
+              set ${pool.unsafe(set)}, updated_at = now()
+            where ${target}.remote_updated_at is null
+               or excluded.remote_updated_at > ${target}.remote_updated_at
+               or (excluded.remote_updated_at = ${target}.remote_updated_at
+                   and excluded.raw is distinct from ${target}.raw)`;
     const started = performance.now();
     if (mode === "batched") {
       for (const batch of chunk([...rows], SYNC.pageSize)) await upsert(batch);
