@@ -261,6 +261,33 @@ export class Dataset {
     return summary;
   }
 
+  /**
+   * An order another system handed to this account at `now`, under its own `number` and
+   * `reference` (a store's order sent to a fulfillment provider: ShipHero keeps the store's
+   * reference as `partner_order_id`, Maystro as `external_order_id`); a change of kind "created".
+   */
+  receiveOrder(number: string, reference: string, now: number): SandboxOrder {
+    const order = this.#addOrder(now, { number, reference });
+    this.#logOrder(order, "created");
+    return order;
+  }
+
+  /**
+   * Moves order `seq` to `stage` at `now` (shipping gives it a tracking number if it has none);
+   * a change of kind "tracking" when it got one, else "cancelled" or "updated". Undefined when
+   * there is no such order.
+   */
+  moveOrder(seq: number, stage: OrderStage, now: number): SandboxOrder | undefined {
+    const order = this.orders.get(seq);
+    if (!order || order.deleted) return undefined;
+    const tracked = (stage === "shipped" || stage === "delivered") && order.trackingNumber === null;
+    if (tracked) order.trackingNumber = this.#newTracking();
+    order.stage = stage;
+    this.#touch(order, now);
+    this.#logOrder(order, tracked ? "tracking" : stage === "cancelled" ? "cancelled" : "updated");
+    return order;
+  }
+
   /** Deletes order `seq` at `now` (a change of kind "deleted"); false when there is none left. */
   deleteOrder(seq: number, now: number): boolean {
     const order = this.orders.get(seq);
@@ -295,14 +322,14 @@ export class Dataset {
     record.version = ++this.#version;
   }
 
-  #addOrder(at: number): SandboxOrder {
+  #addOrder(at: number, names?: { number: string; reference: string }): SandboxOrder {
     const seq = this.orders.size + 1;
     const customers = [...this.customers.values()].filter((c) => !c.deleted);
     const order: SandboxOrder = {
       seq,
       variant: this.#random() < 0.7 ? "a" : "b",
-      number: `${1000 + seq}`,
-      reference: `${this.#label.toUpperCase()}-${1000 + seq}`,
+      number: names?.number ?? `${1000 + seq}`,
+      reference: names?.reference ?? `${this.#label.toUpperCase()}-${1000 + seq}`,
       stage: "open",
       trackingNumber: null,
       totalCents: 500 + Math.floor(this.#random() * 50_000),

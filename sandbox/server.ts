@@ -38,7 +38,7 @@ import { createQuickBooks } from "./providers/quickbooks/index.ts";
 import { createShipHero } from "./providers/shiphero.ts";
 import { createShopify } from "./providers/shopify/index.ts";
 import { RefreshStats } from "./stats.ts";
-import { DataRegistry } from "./data.ts";
+import { DataRegistry, ORDER_STAGES } from "./data.ts";
 import { type BucketSize, RateLimits, SHOPIFY_PLANS, type ShopifyPlan } from "./limits.ts";
 import { fingerprint } from "./tokens.ts";
 import { deliver } from "./webhooks.ts";
@@ -325,6 +325,14 @@ const seedBody = z.object({
 const mutateBody = z.object({ changes: z.number().int().min(1).max(100_000) }).strict();
 const customStatusBody = z.object({ word: z.string().min(1).max(100) }).strict();
 
+/** A store's order handed to this (fulfillment) account, under the store's number and reference. */
+const receiveOrderBody = z.object({
+  number: z.string().min(1).max(100),
+  reference: z.string().min(1).max(100),
+}).strict();
+
+const moveOrderBody = z.object({ stage: z.enum(ORDER_STAGES) }).strict();
+
 const deliverBody = z.object({
   provider: providerName,
   /** The accounts whose changes since the last delivery are sent (QuickBooks batches across them). */
@@ -545,6 +553,37 @@ function controlRoutes(s: ControlState): ControlRoute[] {
         customersCanBeDeleted: found.provider.data.customersCanBeDeleted,
       }, s.clock.now());
       return json({ ...summary, version: set.version });
+    }),
+    // Orders across providers: a store's order arrives at a fulfillment account, then ships.
+    route("POST", "/data/:provider/:id/orders", async (req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      if (!found.provider.data.streams.includes("orders")) {
+        return json(
+          { error: "invalid_request", message: `${found.provider.name} has no orders` },
+          400,
+        );
+      }
+      const body = await parseBody(req, receiveOrderBody);
+      if (body instanceof Response) return body;
+      const set = s.world.data.get(found.provider.name, found.id);
+      const order = set.receiveOrder(body.number, body.reference, s.clock.now());
+      return json({ seq: order.seq, version: set.version }, 201);
+    }),
+    route("POST", "/data/:provider/:id/orders/:seq/stage", async (req, params) => {
+      const found = account(params);
+      if (!found?.provider.inspect(found.id)) return noAccount(params);
+      const body = await parseBody(req, moveOrderBody);
+      if (body instanceof Response) return body;
+      const set = s.world.data.get(found.provider.name, found.id);
+      const order = set.moveOrder(Number(params.seq), body.stage, s.clock.now());
+      if (!order) return json({ error: "not_found", message: `No live order ${params.seq}` }, 404);
+      return json({
+        seq: order.seq,
+        stage: order.stage,
+        tracking_number: order.trackingNumber,
+        version: set.version,
+      });
     }),
     // An order deleted at the provider, for providers whose orders can be (QuickBooks).
     route("POST", "/data/:provider/:id/orders/:seq/delete", (_req, params) => {

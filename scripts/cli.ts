@@ -38,6 +38,14 @@ import {
   unhealthyConnections,
 } from "./cli/health.ts";
 import { SCHEDULES_HELP, schedulesCommand } from "./cli/schedules.ts";
+import {
+  LINK_HELP,
+  linkCommand,
+  ORDER_HELP,
+  orderCommand,
+  UNLINK_HELP,
+  unlinkCommand,
+} from "./cli/orders.ts";
 import { NOTIFICATIONS_HELP, notificationsCommand } from "./cli/notifications.ts";
 import { webhookEvents } from "./cli/activity.ts";
 import {
@@ -82,6 +90,9 @@ const HELP: Record<string, string> = {
   "rotate-key": "rotate-key [--batch N] [--json]\n" +
     "  Re-encrypts every stored credential with the first key of TOKEN_ENCRYPTION_KEYS. Resumable.",
   schedules: SCHEDULES_HELP,
+  link: LINK_HELP,
+  unlink: UNLINK_HELP,
+  order: ORDER_HELP,
   notifications: NOTIFICATIONS_HELP,
   install: INSTALL_HELP,
   uninstall: UNINSTALL_HELP,
@@ -125,6 +136,8 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   "delete-records": { type: "boolean" },
   "no-revoke": { type: "boolean" },
+  match: { type: "string" },
+  "store-key": { type: "string" },
   events: { type: "string" },
   reason: { type: "string" },
 } as const;
@@ -537,6 +550,19 @@ async function main(argv: string[]): Promise<void> {
     }
     case "schedules": {
       await schedulesCommand(await pick(), positionals, json);
+      return;
+    }
+    case "link": {
+      const opts = { match: values.match, storeKey: values["store-key"] };
+      await linkCommand(await pick(), positionals, opts, json);
+      return;
+    }
+    case "unlink": {
+      await unlinkCommand(await pick(), positionals, json);
+      return;
+    }
+    case "order": {
+      await orderCommand(await pick(), positionals, connection, json);
       return;
     }
     case "notifications": {

@@ -120,6 +120,86 @@ COMMENT ON FUNCTION public.disconnect_connection(connection_id uuid, delete_reco
 
 
 --
+-- Name: link_connections(uuid, uuid, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text DEFAULT NULL::text, store_key text DEFAULT NULL::text) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  store tether.connections;
+  fulfillment tether.connections;
+  rule_fulfillment_key text;
+  rule_store_key text := coalesce(store_key, 'order_number');
+  link_id uuid;
+  fulfillment_orders bigint[];
+begin
+  select * into store from tether.connections c where c.id = store_connection_id;
+  select * into fulfillment from tether.connections c where c.id = fulfillment_connection_id;
+  if store.id is null or fulfillment.id is null then
+    raise exception 'no connection %', case when store.id is null then store_connection_id
+                                           else fulfillment_connection_id end
+      using errcode = 'no_data_found';
+  end if;
+  if not store.provider = any(tether.store_providers()) then
+    raise exception '% is a % connection, not a store (%)', store.id, store.provider,
+      array_to_string(tether.store_providers(), ', ') using errcode = 'invalid_parameter_value';
+  end if;
+  if not fulfillment.provider = any(tether.fulfillment_providers()) then
+    raise exception '% is a % connection, not a fulfillment one (%)', fulfillment.id,
+      fulfillment.provider, array_to_string(tether.fulfillment_providers(), ', ')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if store.owner_id is distinct from fulfillment.owner_id then
+    raise exception 'the two connections have different owners' using errcode = 'invalid_parameter_value';
+  end if;
+  rule_fulfillment_key := coalesce(fulfillment_key,
+    case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end);
+  if not (rule_fulfillment_key = 'order_number'
+          or (fulfillment.provider, rule_fulfillment_key) in (('shiphero', 'partner_order_id'),
+                                                              ('maystro', 'external_order_id'))) then
+    raise exception 'a % order has no %: match on % or order_number', fulfillment.provider,
+      rule_fulfillment_key,
+      case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if rule_store_key not in ('order_number', 'external_id') then
+    raise exception 'a store order is matched on order_number or external_id, not %', rule_store_key
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  insert into tether.connection_links as l (store_connection_id, fulfillment_connection_id,
+    store_key, fulfillment_key)
+  values (store.id, fulfillment.id, rule_store_key, rule_fulfillment_key)
+  on conflict on constraint connection_links_pair_key do update
+     set store_key = excluded.store_key, fulfillment_key = excluded.fulfillment_key,
+         updated_at = now()
+   where (l.store_key, l.fulfillment_key) is distinct from (excluded.store_key, excluded.fulfillment_key)
+  returning l.id into link_id;
+  if link_id is null then
+    -- The same rule again: nothing changes (the trigger kept the links up to date).
+    select l.id into link_id from tether.connection_links l
+     where l.store_connection_id = store.id and l.fulfillment_connection_id = fulfillment.id;
+    return link_id;
+  end if;
+  -- A new rule: the links of the old one go, every fulfillment order is matched anew.
+  delete from tether.order_links k where k.connection_link_id = link_id;
+  fulfillment_orders := array(select o.id from tether.orders o where o.connection_id = fulfillment.id);
+  perform tether.link_orders(fulfillment_orders);
+  return link_id;
+end
+$$;
+
+
+--
+-- Name: FUNCTION link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text, store_key text); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text, store_key text) IS 'Links a store connection (shopify, lightspeed, quickbooks) to a fulfillment connection (shiphero, maystro) of the same owner: their orders are linked where the fulfillment order''s fulfillment_key (default: ShipHero partner_order_id, Maystro external_order_id; or order_number) equals the store order''s store_key (default order_number; or external_id), a leading # aside. Links every order already stored; sync, backfill and webhooks link the rest. Calling it again with another rule relinks; with the same rule changes nothing. Returns the link id.';
+
+
+--
 -- Name: process_webhook_events(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -430,6 +510,31 @@ COMMENT ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_
 
 
 --
+-- Name: unlink_connections(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with gone as (
+    delete from tether.connection_links l
+     where l.store_connection_id = unlink_connections.store_connection_id
+       and l.fulfillment_connection_id = unlink_connections.fulfillment_connection_id
+    returning 1
+  )
+  select exists (select 1 from gone)
+$$;
+
+
+--
+-- Name: FUNCTION unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid); Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON FUNCTION public.unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid) IS 'Removes the link between two connections and its order links (each appends an unlinked change). True when there was one.';
+
+
+--
 -- Name: ack_changes(text, bigint, uuid); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -542,6 +647,43 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.append_created_changes() IS 'Statement trigger (AFTER INSERT, transition table created_rows): appends a created change per new record, in the same transaction. Argument: the stream.';
+
+
+--
+-- Name: append_link_changes(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.append_link_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' then
+    insert into tether.changes (connection_id, stream, record_id, op, fields)
+    select s.connection_id, 'orders', s.external_id, 'updated',
+           jsonb_build_object('linked', jsonb_build_object(
+             'provider', c.provider, 'connection_id', f.connection_id,
+             'external_id', f.external_id, 'order_number', f.order_number))
+      from new_links k
+      join tether.orders s on s.id = k.store_order_id
+      join tether.orders f on f.id = k.fulfillment_order_id
+      join tether.connections c on c.id = f.connection_id
+     order by k.store_order_id, k.fulfillment_order_id;
+  else
+    insert into tether.changes (connection_id, stream, record_id, op, fields)
+    select s.connection_id, 'orders', s.external_id, 'updated',
+           jsonb_build_object('unlinked', jsonb_build_object(
+             'provider', c.provider, 'connection_id', f.connection_id,
+             'external_id', f.external_id, 'order_number', f.order_number))
+      from old_links k
+      join tether.orders s on s.id = k.store_order_id
+      join tether.orders f on f.id = k.fulfillment_order_id
+      join tether.connections c on c.id = f.connection_id
+     order by k.store_order_id, k.fulfillment_order_id;
+  end if;
+  return null;
+end
+$$;
 
 
 --
@@ -1158,6 +1300,15 @@ $$;
 
 
 --
+-- Name: fulfillment_providers(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.fulfillment_providers() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    RETURN ARRAY['shiphero'::text, 'maystro'::text];
+
+
+--
 -- Name: invoke_function(text, jsonb); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1296,6 +1447,100 @@ COMMENT ON FUNCTION tether.is_oauth_provider(provider text) IS 'True when tether
 
 
 --
+-- Name: link_orders(bigint[]); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.link_orders(order_ids bigint[]) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  found_links uuid[];
+  store_ids bigint[];
+  fulfillment_ids bigint[];
+  added integer;
+begin
+  select coalesce(array_agg(m.link_id), '{}'), coalesce(array_agg(m.store_id), '{}'),
+         coalesce(array_agg(m.fulfillment_id), '{}')
+    into found_links, store_ids, fulfillment_ids
+    from (
+      select l.id as link_id, o.id as store_id, f.id as fulfillment_id
+        from tether.orders o
+        join tether.connection_links l on l.store_connection_id = o.connection_id
+        cross join lateral tether.orders_with_key(l.fulfillment_connection_id, l.fulfillment_key,
+                                                  tether.order_key(l.store_key, o)) f(id)
+       where o.id = any(order_ids)
+      union
+      select l.id, s.id, o.id
+        from tether.orders o
+        join tether.connection_links l on l.fulfillment_connection_id = o.connection_id
+        cross join lateral tether.orders_with_key(l.store_connection_id, l.store_key,
+                                                  tether.order_key(l.fulfillment_key, o)) s(id)
+       where o.id = any(order_ids)
+    ) m
+   where not exists (select 1 from tether.order_links k
+                      where k.store_order_id = m.store_id and k.fulfillment_order_id = m.fulfillment_id);
+  if cardinality(store_ids) = 0 then
+    return 0;
+  end if;
+  perform 1 from tether.orders s where s.id = any(store_ids)
+    order by s.connection_id, s.external_id for no key update;
+  insert into tether.order_links (connection_link_id, store_order_id, fulfillment_order_id)
+  select * from unnest(found_links, store_ids, fulfillment_ids)
+  on conflict do nothing;
+  get diagnostics added = row_count;
+  return added;
+end
+$$;
+
+
+--
+-- Name: FUNCTION link_orders(order_ids bigint[]); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.link_orders(order_ids bigint[]) IS 'Links these orders, store or fulfillment side, to the matching orders of every linked connection; already linked pairs are left alone. Returns the number of new links.';
+
+
+--
+-- Name: link_written_orders(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.link_written_orders() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  ids bigint[];
+begin
+  if not exists (select 1 from tether.connection_links) then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    ids := array(
+      select n.id from new_rows n
+       where exists (select 1 from tether.connection_links l
+                      where n.connection_id in (l.store_connection_id, l.fulfillment_connection_id)));
+  else
+    ids := array(
+      select n.id from new_rows n join old_rows o on o.id = n.id
+       where (n.order_number is distinct from o.order_number
+              or n.raw ->> 'partner_order_id' is distinct from o.raw ->> 'partner_order_id')
+         and exists (select 1 from tether.connection_links l
+                      where n.connection_id in (l.store_connection_id, l.fulfillment_connection_id)));
+    if cardinality(ids) > 0 then
+      delete from tether.order_links k
+       where k.store_order_id = any(ids) or k.fulfillment_order_id = any(ids);
+    end if;
+  end if;
+  if cardinality(ids) > 0 then
+    perform tether.link_orders(ids);
+  end if;
+  return null;
+end
+$$;
+
+
+--
 -- Name: list_subscriptions(); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1338,6 +1583,32 @@ begin
     insert into tether.run_feed_marks (run_id, seq_start)
     values (new.id, coalesce((select max(c.seq) from tether.changes c), 0));
   end if;
+  return null;
+end
+$$;
+
+
+--
+-- Name: note_shipping_changes(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.note_shipping_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if not exists (select 1 from new_rows n where n.shipping_status is not null) then
+    return null;
+  end if;
+  insert into tether.shipping_status_changes as h (order_id, shipping_status, changed_at)
+  select n.id, n.shipping_status,
+         case when n.remote_updated_at is distinct from o.remote_updated_at
+              then coalesce(n.remote_updated_at, now()) else now() end
+    from new_rows n join old_rows o on o.id = n.id
+   where n.shipping_status is distinct from o.shipping_status
+   order by n.id
+  on conflict (order_id) do update
+     set shipping_status = excluded.shipping_status, changed_at = excluded.changed_at;
   return null;
 end
 $$;
@@ -1484,6 +1755,149 @@ COMMENT ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text
 
 
 --
+-- Name: order_ref(text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.order_ref(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN NULLIF(regexp_replace(value, '^#'::text, ''::text), ''::text);
+
+
+--
+-- Name: FUNCTION order_ref(value text); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.order_ref(value text) IS 'An order reference as matched: without a leading # (Shopify''s "#1001" matches "1001"); empty is none.';
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+
+--
+-- Name: orders; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.orders (
+    id bigint NOT NULL,
+    connection_id uuid NOT NULL,
+    external_id text NOT NULL,
+    order_number text,
+    status text,
+    provider_fulfillment_status text,
+    tracking_number text,
+    total_price numeric,
+    currency text,
+    customer_external_id text,
+    ordered_at timestamp with time zone,
+    remote_updated_at timestamp with time zone,
+    raw jsonb NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    financial_status text,
+    fulfillment_status text,
+    shipping_status text,
+    canceled_at timestamp with time zone,
+    CONSTRAINT orders_financial_status_is_valid CHECK ((financial_status = ANY (ARRAY['pending'::text, 'authorized'::text, 'paid'::text, 'partially_paid'::text, 'refunded'::text, 'partially_refunded'::text, 'voided'::text, 'unknown'::text]))),
+    CONSTRAINT orders_fulfillment_status_is_valid CHECK ((fulfillment_status = ANY (ARRAY['unfulfilled'::text, 'partial'::text, 'fulfilled'::text, 'restocked'::text, 'on_hold'::text, 'unknown'::text]))),
+    CONSTRAINT orders_shipping_status_is_valid CHECK ((shipping_status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'out_for_delivery'::text, 'delivered'::text, 'failed_attempt'::text, 'returned'::text, 'canceled'::text, 'unknown'::text])))
+);
+
+
+--
+-- Name: TABLE orders; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
+
+
+--
+-- Name: COLUMN orders.status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.status IS 'The provider''s own main status word, as received (ShipHero fulfillment_status, Shopify displayFinancialStatus, Lightspeed sale status, QuickBooks Paid/Unpaid/Voided/Deleted, Maystro status name).';
+
+
+--
+-- Name: COLUMN orders.provider_fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.provider_fulfillment_status IS 'The provider''s own fulfillment word, as received (Shopify displayFulfillmentStatus, ShipHero fulfillment_status); null where the provider has none.';
+
+
+--
+-- Name: COLUMN orders.financial_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.financial_status IS 'Normalized: pending, authorized, paid, partially_paid, refunded, partially_refunded, voided, or unknown (a provider word the mapping does not know); null where the provider has no payment state (carriers, warehouses).';
+
+
+--
+-- Name: COLUMN orders.fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.fulfillment_status IS 'Normalized: unfulfilled, partial, fulfilled, restocked, on_hold, or unknown; null where the provider has no fulfillment state.';
+
+
+--
+-- Name: COLUMN orders.shipping_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.shipping_status IS 'Normalized, for carriers: pending, in_transit, out_for_delivery, delivered, failed_attempt, returned, canceled, or unknown; null for stores and books.';
+
+
+--
+-- Name: COLUMN orders.canceled_at; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON COLUMN tether.orders.canceled_at IS 'When the order was canceled (or voided), from the provider''s field where it has one; null while not canceled.';
+
+
+--
+-- Name: order_key(text, tether.orders); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.order_key(key text, o tether.orders) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE key WHEN 'order_number'::text THEN tether.order_ref((o).order_number) WHEN 'external_order_id'::text THEN tether.order_ref((o).order_number) WHEN 'partner_order_id'::text THEN tether.order_ref(((o).raw ->> 'partner_order_id'::text)) WHEN 'external_id'::text THEN (o).external_id ELSE NULL::text END;
+
+
+--
+-- Name: FUNCTION order_key(key text, o tether.orders); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.order_key(key text, o tether.orders) IS 'The reference an order is matched on under a rule''s key (external_order_id is the order_number the Maystro adapter stores it as).';
+
+
+--
+-- Name: orders_with_key(uuid, text, text); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.orders_with_key(connection_id uuid, key text, ref text) RETURNS SETOF bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if ref is null then
+    return;
+  elsif key in ('order_number', 'external_order_id') then
+    return query select o.id from tether.orders o
+      where o.connection_id = orders_with_key.connection_id
+        and o.order_number in (ref, '#' || ref) and tether.order_ref(o.order_number) = ref;
+  elsif key = 'partner_order_id' then
+    return query select o.id from tether.orders o
+      where o.connection_id = orders_with_key.connection_id and o.raw ? 'partner_order_id'
+        and tether.order_ref(o.raw ->> 'partner_order_id') = ref;
+  elsif key = 'external_id' then
+    return query select o.id from tether.orders o
+      where o.connection_id = orders_with_key.connection_id and o.external_id = ref;
+  end if;
+end
+$$;
+
+
+--
 -- Name: owns_connection(uuid); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -1568,11 +1982,6 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.publish_changes(max integer) IS 'Numbers committed unpublished changes (up to max) after the last published id, in insert order: ids in commit order. Called by read_changes; returns how many it published (0 when another publisher is at work).';
-
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
 
 
 --
@@ -1831,6 +2240,15 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error message quotes it: whole up to 40 characters, cut beyond.';
+
+
+--
+-- Name: store_providers(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.store_providers() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    RETURN ARRAY['shopify'::text, 'lightspeed'::text, 'quickbooks'::text];
 
 
 --
@@ -2526,82 +2944,133 @@ COMMENT ON VIEW public.tether_customers IS 'Tether (Data API): customers of the 
 
 
 --
--- Name: orders; Type: TABLE; Schema: tether; Owner: -
+-- Name: order_links; Type: TABLE; Schema: tether; Owner: -
 --
 
-CREATE TABLE tether.orders (
-    id bigint NOT NULL,
-    connection_id uuid NOT NULL,
-    external_id text NOT NULL,
-    order_number text,
-    status text,
-    provider_fulfillment_status text,
-    tracking_number text,
-    total_price numeric,
-    currency text,
-    customer_external_id text,
-    ordered_at timestamp with time zone,
-    remote_updated_at timestamp with time zone,
-    raw jsonb NOT NULL,
-    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    financial_status text,
-    fulfillment_status text,
-    shipping_status text,
-    canceled_at timestamp with time zone,
-    CONSTRAINT orders_financial_status_is_valid CHECK ((financial_status = ANY (ARRAY['pending'::text, 'authorized'::text, 'paid'::text, 'partially_paid'::text, 'refunded'::text, 'partially_refunded'::text, 'voided'::text, 'unknown'::text]))),
-    CONSTRAINT orders_fulfillment_status_is_valid CHECK ((fulfillment_status = ANY (ARRAY['unfulfilled'::text, 'partial'::text, 'fulfilled'::text, 'restocked'::text, 'on_hold'::text, 'unknown'::text]))),
-    CONSTRAINT orders_shipping_status_is_valid CHECK ((shipping_status = ANY (ARRAY['pending'::text, 'in_transit'::text, 'out_for_delivery'::text, 'delivered'::text, 'failed_attempt'::text, 'returned'::text, 'canceled'::text, 'unknown'::text])))
+CREATE TABLE tether.order_links (
+    connection_link_id uuid NOT NULL,
+    store_order_id bigint NOT NULL,
+    fulfillment_order_id bigint NOT NULL,
+    linked_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 
 --
--- Name: TABLE orders; Type: COMMENT; Schema: tether; Owner: -
+-- Name: TABLE order_links; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON TABLE tether.orders IS 'Orders from every provider (ShipHero orders, Shopify orders, Lightspeed sales, QuickBooks invoices and sales receipts, Maystro deliveries): the fields people query plus the raw record. An older remote_updated_at never overwrites a newer one.';
-
-
---
--- Name: COLUMN orders.status; Type: COMMENT; Schema: tether; Owner: -
---
-
-COMMENT ON COLUMN tether.orders.status IS 'The provider''s own main status word, as received (ShipHero fulfillment_status, Shopify displayFinancialStatus, Lightspeed sale status, QuickBooks Paid/Unpaid/Voided/Deleted, Maystro status name).';
+COMMENT ON TABLE tether.order_links IS 'A store order and a fulfillment order of a linked pair of connections whose references match. Filled by the trigger on tether.orders whichever record arrives first (sync, backfill, webhook), never twice.';
 
 
 --
--- Name: COLUMN orders.provider_fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+-- Name: shipping_status_changes; Type: TABLE; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.orders.provider_fulfillment_status IS 'The provider''s own fulfillment word, as received (Shopify displayFulfillmentStatus, ShipHero fulfillment_status); null where the provider has none.';
-
-
---
--- Name: COLUMN orders.financial_status; Type: COMMENT; Schema: tether; Owner: -
---
-
-COMMENT ON COLUMN tether.orders.financial_status IS 'Normalized: pending, authorized, paid, partially_paid, refunded, partially_refunded, voided, or unknown (a provider word the mapping does not know); null where the provider has no payment state (carriers, warehouses).';
+CREATE TABLE tether.shipping_status_changes (
+    order_id bigint NOT NULL,
+    shipping_status text,
+    changed_at timestamp with time zone NOT NULL
+);
 
 
 --
--- Name: COLUMN orders.fulfillment_status; Type: COMMENT; Schema: tether; Owner: -
+-- Name: TABLE shipping_status_changes; Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.orders.fulfillment_status IS 'Normalized: unfulfilled, partial, fulfilled, restocked, on_hold, or unknown; null where the provider has no fulfillment state.';
-
-
---
--- Name: COLUMN orders.shipping_status; Type: COMMENT; Schema: tether; Owner: -
---
-
-COMMENT ON COLUMN tether.orders.shipping_status IS 'Normalized, for carriers: pending, in_transit, out_for_delivery, delivered, failed_attempt, returned, canceled, or unknown; null for stores and books.';
+COMMENT ON TABLE tether.shipping_status_changes IS 'When an order''s shipping_status last changed (the provider''s update time when the write carried one, else the write''s time); kept by a trigger on tether.orders. Read through tether.order_status.';
 
 
 --
--- Name: COLUMN orders.canceled_at; Type: COMMENT; Schema: tether; Owner: -
+-- Name: order_status; Type: VIEW; Schema: tether; Owner: -
 --
 
-COMMENT ON COLUMN tether.orders.canceled_at IS 'When the order was canceled (or voided), from the provider''s field where it has one; null while not canceled.';
+CREATE VIEW tether.order_status WITH (security_invoker='true') AS
+ SELECT s.id AS order_id,
+    s.connection_id,
+    c.provider,
+    s.external_id,
+    s.order_number,
+    s.ordered_at,
+    s.status AS provider_status,
+    s.financial_status,
+    s.fulfillment_status,
+    s.canceled_at,
+    COALESCE(tracking.numbers, '{}'::text[]) AS tracking_numbers,
+    carrier.shipping_status,
+    carrier.shipping_status_changed_at,
+    carrier.fulfillment_status AS carrier_fulfillment_status,
+    carrier.provider AS carrier_provider,
+    carrier.connection_id AS carrier_connection_id,
+    carrier.external_id AS carrier_external_id,
+    COALESCE(tracking.fulfillment_orders, 0) AS fulfillment_orders,
+    s.remote_updated_at,
+    s.updated_at
+   FROM (((tether.orders s
+     JOIN tether.connections c ON ((c.id = s.connection_id)))
+     LEFT JOIN LATERAL ( SELECT f.shipping_status,
+            f.fulfillment_status,
+            COALESCE(h.changed_at, f.remote_updated_at, f.first_seen_at) AS shipping_status_changed_at,
+            fc.provider,
+            f.connection_id,
+            f.external_id
+           FROM (((tether.order_links k
+             JOIN tether.orders f ON ((f.id = k.fulfillment_order_id)))
+             JOIN tether.connections fc ON ((fc.id = f.connection_id)))
+             LEFT JOIN tether.shipping_status_changes h ON ((h.order_id = f.id)))
+          WHERE (k.store_order_id = s.id)
+          ORDER BY (f.shipping_status IS NULL), COALESCE(h.changed_at, f.remote_updated_at, f.first_seen_at) DESC, f.id DESC
+         LIMIT 1) carrier ON (true))
+     LEFT JOIN LATERAL ( SELECT array_agg(DISTINCT t.number ORDER BY t.number) FILTER (WHERE (t.number IS NOT NULL)) AS numbers,
+            ((count(*) - 1))::integer AS fulfillment_orders
+           FROM ( SELECT s.tracking_number AS number
+                UNION ALL
+                 SELECT f.tracking_number
+                   FROM (tether.order_links k
+                     JOIN tether.orders f ON ((f.id = k.fulfillment_order_id)))
+                  WHERE (k.store_order_id = s.id)) t) tracking ON (true))
+  WHERE (c.provider = ANY (tether.store_providers()));
+
+
+--
+-- Name: VIEW order_status; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON VIEW tether.order_status IS 'One row per store order (shopify, lightspeed, quickbooks): its normalized statuses, every tracking number of it and its linked fulfillment orders (sorted), the carrier''s latest shipping status and when it changed (of its linked fulfillment orders, the one changed last), and how many fulfillment orders are linked.';
+
+
+--
+-- Name: tether_order_status; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.tether_order_status WITH (security_invoker='true') AS
+ SELECT order_status.order_id,
+    order_status.connection_id,
+    order_status.provider,
+    order_status.external_id,
+    order_status.order_number,
+    order_status.ordered_at,
+    order_status.provider_status,
+    order_status.financial_status,
+    order_status.fulfillment_status,
+    order_status.canceled_at,
+    order_status.tracking_numbers,
+    order_status.shipping_status,
+    order_status.shipping_status_changed_at,
+    order_status.carrier_fulfillment_status,
+    order_status.carrier_provider,
+    order_status.carrier_connection_id,
+    order_status.carrier_external_id,
+    order_status.fulfillment_orders,
+    order_status.remote_updated_at,
+    order_status.updated_at
+   FROM tether.order_status;
+
+
+--
+-- Name: VIEW tether_order_status; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON VIEW public.tether_order_status IS 'Tether (Data API): tether.order_status for the signed-in user''s orders.';
 
 
 --
@@ -2841,6 +3310,30 @@ ALTER TABLE tether.changes ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+
+--
+-- Name: connection_links; Type: TABLE; Schema: tether; Owner: -
+--
+
+CREATE TABLE tether.connection_links (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    store_connection_id uuid NOT NULL,
+    fulfillment_connection_id uuid NOT NULL,
+    store_key text NOT NULL,
+    fulfillment_key text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT fulfillment_key_is_valid CHECK ((fulfillment_key = ANY (ARRAY['partner_order_id'::text, 'order_number'::text, 'external_order_id'::text]))),
+    CONSTRAINT store_key_is_valid CHECK ((store_key = ANY (ARRAY['order_number'::text, 'external_id'::text])))
+);
+
+
+--
+-- Name: TABLE connection_links; Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON TABLE tether.connection_links IS 'Store connection (shopify, lightspeed, quickbooks) linked to a fulfillment connection (shiphero, maystro) of the same owner, with the matching rule: the store order''s store_key equals the fulfillment order''s fulfillment_key (see tether.order_key). Written by link_connections().';
 
 
 --
@@ -3241,6 +3734,22 @@ ALTER TABLE ONLY tether.changes
 
 
 --
+-- Name: connection_links connection_links_pair_key; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.connection_links
+    ADD CONSTRAINT connection_links_pair_key UNIQUE (store_connection_id, fulfillment_connection_id);
+
+
+--
+-- Name: connection_links connection_links_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.connection_links
+    ADD CONSTRAINT connection_links_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: connections connections_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -3337,6 +3846,14 @@ ALTER TABLE ONLY tether.oauth_states
 
 
 --
+-- Name: order_links order_links_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.order_links
+    ADD CONSTRAINT order_links_pkey PRIMARY KEY (store_order_id, fulfillment_order_id);
+
+
+--
 -- Name: orders orders_connection_external_id_key; Type: CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -3374,6 +3891,14 @@ ALTER TABLE ONLY tether.run_feed_marks
 
 ALTER TABLE ONLY tether.runs
     ADD CONSTRAINT runs_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: shipping_status_changes shipping_status_changes_pkey; Type: CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.shipping_status_changes
+    ADD CONSTRAINT shipping_status_changes_pkey PRIMARY KEY (order_id);
 
 
 --
@@ -3451,6 +3976,13 @@ CREATE INDEX changes_unpublished_idx ON tether.changes USING btree (seq) WHERE (
 
 
 --
+-- Name: connection_links_fulfillment_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX connection_links_fulfillment_idx ON tether.connection_links USING btree (fulfillment_connection_id);
+
+
+--
 -- Name: connections_due_idx; Type: INDEX; Schema: tether; Owner: -
 --
 
@@ -3521,6 +4053,20 @@ CREATE INDEX oauth_states_expires_at_idx ON tether.oauth_states USING btree (exp
 
 
 --
+-- Name: order_links_connection_link_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX order_links_connection_link_idx ON tether.order_links USING btree (connection_link_id);
+
+
+--
+-- Name: order_links_fulfillment_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX order_links_fulfillment_idx ON tether.order_links USING btree (fulfillment_order_id);
+
+
+--
 -- Name: orders_number_idx; Type: INDEX; Schema: tether; Owner: -
 --
 
@@ -3532,6 +4078,13 @@ CREATE INDEX orders_number_idx ON tether.orders USING btree (connection_id, orde
 --
 
 CREATE INDEX orders_ordered_at_idx ON tether.orders USING btree (connection_id, ordered_at);
+
+
+--
+-- Name: orders_partner_order_id_idx; Type: INDEX; Schema: tether; Owner: -
+--
+
+CREATE INDEX orders_partner_order_id_idx ON tether.orders USING btree (connection_id, tether.order_ref((raw ->> 'partner_order_id'::text))) WHERE (raw ? 'partner_order_id'::text);
 
 
 --
@@ -3605,6 +4158,20 @@ CREATE TRIGGER customers_append_updated AFTER UPDATE ON tether.customers REFEREN
 
 
 --
+-- Name: order_links order_links_feed_deleted; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER order_links_feed_deleted AFTER DELETE ON tether.order_links REFERENCING OLD TABLE AS old_links FOR EACH STATEMENT EXECUTE FUNCTION tether.append_link_changes();
+
+
+--
+-- Name: order_links order_links_feed_inserted; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER order_links_feed_inserted AFTER INSERT ON tether.order_links REFERENCING NEW TABLE AS new_links FOR EACH STATEMENT EXECUTE FUNCTION tether.append_link_changes();
+
+
+--
 -- Name: orders orders_append_created; Type: TRIGGER; Schema: tether; Owner: -
 --
 
@@ -3616,6 +4183,27 @@ CREATE TRIGGER orders_append_created AFTER INSERT ON tether.orders REFERENCING N
 --
 
 CREATE TRIGGER orders_append_updated AFTER UPDATE ON tether.orders REFERENCING OLD TABLE AS updated_old NEW TABLE AS updated_new FOR EACH STATEMENT EXECUTE FUNCTION tether.append_updated_changes('orders');
+
+
+--
+-- Name: orders orders_link_inserted; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER orders_link_inserted AFTER INSERT ON tether.orders REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tether.link_written_orders();
+
+
+--
+-- Name: orders orders_link_updated; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER orders_link_updated AFTER UPDATE ON tether.orders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tether.link_written_orders();
+
+
+--
+-- Name: orders orders_shipping_status_changed; Type: TRIGGER; Schema: tether; Owner: -
+--
+
+CREATE TRIGGER orders_shipping_status_changed AFTER UPDATE ON tether.orders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tether.note_shipping_changes();
 
 
 --
@@ -3665,6 +4253,22 @@ ALTER TABLE ONLY tether.changes
 
 
 --
+-- Name: connection_links connection_links_fulfillment_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.connection_links
+    ADD CONSTRAINT connection_links_fulfillment_connection_id_fkey FOREIGN KEY (fulfillment_connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
+-- Name: connection_links connection_links_store_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.connection_links
+    ADD CONSTRAINT connection_links_store_connection_id_fkey FOREIGN KEY (store_connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
 -- Name: credentials credentials_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -3705,6 +4309,30 @@ ALTER TABLE ONLY tether.notification_deliveries
 
 
 --
+-- Name: order_links order_links_connection_link_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.order_links
+    ADD CONSTRAINT order_links_connection_link_id_fkey FOREIGN KEY (connection_link_id) REFERENCES tether.connection_links(id) ON DELETE CASCADE;
+
+
+--
+-- Name: order_links order_links_fulfillment_order_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.order_links
+    ADD CONSTRAINT order_links_fulfillment_order_id_fkey FOREIGN KEY (fulfillment_order_id) REFERENCES tether.orders(id) ON DELETE CASCADE;
+
+
+--
+-- Name: order_links order_links_store_order_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.order_links
+    ADD CONSTRAINT order_links_store_order_id_fkey FOREIGN KEY (store_order_id) REFERENCES tether.orders(id) ON DELETE CASCADE;
+
+
+--
 -- Name: orders orders_connection_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
 --
 
@@ -3742,6 +4370,14 @@ ALTER TABLE ONLY tether.runs
 
 ALTER TABLE ONLY tether.runs
     ADD CONSTRAINT runs_connection_id_fkey FOREIGN KEY (connection_id) REFERENCES tether.connections(id) ON DELETE CASCADE;
+
+
+--
+-- Name: shipping_status_changes shipping_status_changes_order_id_fkey; Type: FK CONSTRAINT; Schema: tether; Owner: -
+--
+
+ALTER TABLE ONLY tether.shipping_status_changes
+    ADD CONSTRAINT shipping_status_changes_order_id_fkey FOREIGN KEY (order_id) REFERENCES tether.orders(id) ON DELETE CASCADE;
 
 
 --
@@ -3816,6 +4452,20 @@ ALTER TABLE tether.change_leases ENABLE ROW LEVEL SECURITY;
 --
 
 ALTER TABLE tether.changes ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: connection_links; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.connection_links ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: connection_links connection_links_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY connection_links_owner_read ON tether.connection_links FOR SELECT TO authenticated USING (tether.owns_connection(store_connection_id));
 
 
 --
@@ -3905,6 +4555,22 @@ ALTER TABLE tether.oauth_states ENABLE ROW LEVEL SECURITY;
 
 
 --
+-- Name: order_links; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.order_links ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: order_links order_links_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY order_links_owner_read ON tether.order_links FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM tether.connection_links l
+  WHERE ((l.id = order_links.connection_link_id) AND tether.owns_connection(l.store_connection_id)))));
+
+
+--
 -- Name: orders; Type: ROW SECURITY; Schema: tether; Owner: -
 --
 
@@ -3944,6 +4610,22 @@ ALTER TABLE tether.runs ENABLE ROW LEVEL SECURITY;
 --
 
 CREATE POLICY runs_owner_read ON tether.runs FOR SELECT TO authenticated USING (tether.owns_connection(connection_id));
+
+
+--
+-- Name: shipping_status_changes; Type: ROW SECURITY; Schema: tether; Owner: -
+--
+
+ALTER TABLE tether.shipping_status_changes ENABLE ROW LEVEL SECURITY;
+
+
+--
+-- Name: shipping_status_changes shipping_status_changes_owner_read; Type: POLICY; Schema: tether; Owner: -
+--
+
+CREATE POLICY shipping_status_changes_owner_read ON tether.shipping_status_changes FOR SELECT TO authenticated USING ((EXISTS ( SELECT 1
+   FROM tether.orders o
+  WHERE ((o.id = shipping_status_changes.order_id) AND tether.owns_connection(o.connection_id)))));
 
 
 --
@@ -4018,6 +4700,14 @@ GRANT ALL ON FUNCTION public.continue_backfills() TO service_role;
 
 REVOKE ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.disconnect_connection(connection_id uuid, delete_records boolean, revoke boolean) TO service_role;
+
+
+--
+-- Name: FUNCTION link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text, store_key text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text, store_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.link_connections(store_connection_id uuid, fulfillment_connection_id uuid, fulfillment_key text, store_key text) TO service_role;
 
 
 --
@@ -4154,6 +4844,14 @@ GRANT ALL ON FUNCTION public.tether_set_subscription_enabled(subscription_id uui
 
 REVOKE ALL ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_id uuid, description text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.tether_subscribe(url text, event_types text[], owner_id uuid, description text) TO service_role;
+
+
+--
+-- Name: FUNCTION unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.unlink_connections(store_connection_id uuid, fulfillment_connection_id uuid) TO service_role;
 
 
 --
@@ -4327,6 +5025,14 @@ REVOKE ALL ON FUNCTION tether.notify_status_change() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION tether.order_fact_moves(stored_status text, fact_status text) FROM PUBLIC;
+
+
+--
+-- Name: TABLE orders; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.orders TO service_role;
+GRANT SELECT ON TABLE tether.orders TO authenticated;
 
 
 --
@@ -4619,11 +5325,35 @@ GRANT SELECT ON TABLE public.tether_customers TO service_role;
 
 
 --
--- Name: TABLE orders; Type: ACL; Schema: tether; Owner: -
+-- Name: TABLE order_links; Type: ACL; Schema: tether; Owner: -
 --
 
-GRANT ALL ON TABLE tether.orders TO service_role;
-GRANT SELECT ON TABLE tether.orders TO authenticated;
+GRANT ALL ON TABLE tether.order_links TO service_role;
+GRANT SELECT ON TABLE tether.order_links TO authenticated;
+
+
+--
+-- Name: TABLE shipping_status_changes; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.shipping_status_changes TO service_role;
+GRANT SELECT ON TABLE tether.shipping_status_changes TO authenticated;
+
+
+--
+-- Name: TABLE order_status; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT SELECT ON TABLE tether.order_status TO authenticated;
+GRANT SELECT ON TABLE tether.order_status TO service_role;
+
+
+--
+-- Name: TABLE tether_order_status; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.tether_order_status TO authenticated;
+GRANT SELECT ON TABLE public.tether_order_status TO service_role;
 
 
 --
@@ -4684,6 +5414,14 @@ GRANT ALL ON TABLE tether.change_leases TO service_role;
 --
 
 GRANT ALL ON TABLE tether.changes TO service_role;
+
+
+--
+-- Name: TABLE connection_links; Type: ACL; Schema: tether; Owner: -
+--
+
+GRANT ALL ON TABLE tether.connection_links TO service_role;
+GRANT SELECT ON TABLE tether.connection_links TO authenticated;
 
 
 --

@@ -52,6 +52,9 @@ const COMMANDS = [
   "rotate-key",
   "schedules",
   "webhooks",
+  "link",
+  "unlink",
+  "order",
   "notifications",
 ];
 
