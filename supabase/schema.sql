@@ -130,6 +130,7 @@ CREATE FUNCTION public.link_connections(store_connection_id uuid, fulfillment_co
 declare
   store tether.connections;
   fulfillment tether.connections;
+  own_key text;
   rule_fulfillment_key text;
   rule_store_key text := coalesce(store_key, 'order_number');
   link_id uuid;
@@ -154,15 +155,12 @@ begin
   if store.owner_id is distinct from fulfillment.owner_id then
     raise exception 'the two connections have different owners' using errcode = 'invalid_parameter_value';
   end if;
-  rule_fulfillment_key := coalesce(fulfillment_key,
-    case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end);
-  if not (rule_fulfillment_key = 'order_number'
-          or (fulfillment.provider, rule_fulfillment_key) in (('shiphero', 'partner_order_id'),
-                                                              ('maystro', 'external_order_id'))) then
+  select r.default_fulfillment_key into own_key
+    from tether.order_link_roles() r where r.provider = fulfillment.provider;
+  rule_fulfillment_key := coalesce(fulfillment_key, own_key);
+  if rule_fulfillment_key not in ('order_number', own_key) then
     raise exception 'a % order has no %: match on % or order_number', fulfillment.provider,
-      rule_fulfillment_key,
-      case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end
-      using errcode = 'invalid_parameter_value';
+      rule_fulfillment_key, own_key using errcode = 'invalid_parameter_value';
   end if;
   if rule_store_key not in ('order_number', 'external_id') then
     raise exception 'a store order is matched on order_number or external_id, not %', rule_store_key
@@ -1305,7 +1303,8 @@ $$;
 
 CREATE FUNCTION tether.fulfillment_providers() RETURNS text[]
     LANGUAGE sql IMMUTABLE
-    RETURN ARRAY['shiphero'::text, 'maystro'::text];
+    SET search_path TO ''
+    AS $$ select array_agg(provider) from tether.order_link_roles() where role = 'fulfillment' $$;
 
 
 --
@@ -1871,6 +1870,29 @@ COMMENT ON FUNCTION tether.order_key(key text, o tether.orders) IS 'The referenc
 
 
 --
+-- Name: order_link_roles(); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.order_link_roles() RETURNS TABLE(provider text, role text, default_fulfillment_key text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  values ('shopify', 'store', null),
+         ('lightspeed', 'store', null),
+         ('quickbooks', 'store', null),
+         ('shiphero', 'fulfillment', 'partner_order_id'),
+         ('maystro', 'fulfillment', 'external_order_id')
+$$;
+
+
+--
+-- Name: FUNCTION order_link_roles(); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.order_link_roles() IS 'Each provider with orders: store or fulfillment, and for a fulfillment provider the key its orders are matched on unless link_connections() is told otherwise (its own reference to the store order).';
+
+
+--
 -- Name: orders_with_key(uuid, text, text); Type: FUNCTION; Schema: tether; Owner: -
 --
 
@@ -2248,7 +2270,8 @@ COMMENT ON FUNCTION tether.shown(value text) IS 'A text argument as an error mes
 
 CREATE FUNCTION tether.store_providers() RETURNS text[]
     LANGUAGE sql IMMUTABLE
-    RETURN ARRAY['shopify'::text, 'lightspeed'::text, 'quickbooks'::text];
+    SET search_path TO ''
+    AS $$ select array_agg(provider) from tether.order_link_roles() where role = 'store' $$;
 
 
 --

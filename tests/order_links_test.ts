@@ -159,6 +159,18 @@ Deno.test("the store and fulfillment providers SQL links are the registry's prov
     const withOrders = Object.values(adapters).filter((a) => "orders" in a.streams)
       .map((a) => a.provider).sort();
     assert.deepEqual([...row!.store, ...row!.fulfillment].sort(), withOrders);
+    // Each fulfillment provider's default key is one its adapter stores (tether.order_key reads
+    // it), and no store provider has one.
+    const roles = await db.sql<{ provider: string; role: string; key: string | null }[]>`
+      select provider, role, default_fulfillment_key as key from tether.order_link_roles()
+       order by provider`;
+    assert.deepEqual(roles.map((r) => [r.provider, r.role, r.key]), [
+      ["lightspeed", "store", null],
+      ["maystro", "fulfillment", "external_order_id"],
+      ["quickbooks", "store", null],
+      ["shiphero", "fulfillment", "partner_order_id"],
+      ["shopify", "store", null],
+    ]);
   }));
 
 Deno.test("link_connections: defaults per provider, rules it refuses, the same rule twice changes nothing", () =>

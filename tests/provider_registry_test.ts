@@ -65,7 +65,8 @@ Deno.test("every provider and stream check constraint asks tether.providers(), n
       "sync_cursors.stream stream_is_valid: CHECK (tether.is_known_stream(stream))",
       "webhook_events.provider provider_is_known: CHECK (tether.is_known_provider(provider))",
     ]);
-    // Nothing else in SQL spells out a provider: only the catalog and each provider's own wrapper.
+    // Nothing else in SQL spells out a provider: only the catalogs (the providers; which of them
+    // hold a shop's orders and which fulfil them) and each provider's own wrapper.
     const spelled = await db.sql<{ fn: string }[]>`
       select p.oid::regprocedure::text as fn from pg_proc p
        where p.pronamespace in ('tether'::regnamespace, 'public'::regnamespace)
@@ -73,7 +74,11 @@ Deno.test("every provider and stream check constraint asks tether.providers(), n
        order by 1`;
     assert.deepEqual(
       spelled.map((r) => r.fn),
-      sorted(["tether.providers()", ...PROVIDERS.map((p) => `refresh_${p}_tokens()`)]),
+      sorted([
+        "tether.providers()",
+        "tether.order_link_roles()",
+        ...PROVIDERS.map((p) => `refresh_${p}_tokens()`),
+      ]),
     );
   }));
 

@@ -43,13 +43,32 @@ create index connection_links_fulfillment_idx on tether.connection_links (fulfil
 comment on table tether.connection_links is
   'Store connection (shopify, lightspeed, quickbooks) linked to a fulfillment connection (shiphero, maystro) of the same owner, with the matching rule: the store order''s store_key equals the fulfillment order''s fulfillment_key (see tether.order_key). Written by link_connections().';
 
--- The store and fulfillment providers. Tested against the registry (tests/order_links_test.ts).
+-- Which providers hold a shop's orders and which fulfil them, and what a fulfillment order is
+-- matched on by default: the link catalog, beside tether.providers() (the one other place SQL
+-- names providers, tests/provider_registry_test.ts). Tested against the registry
+-- (tests/order_links_test.ts).
+create function tether.order_link_roles()
+returns table (provider text, role text, default_fulfillment_key text)
+language sql immutable
+set search_path = ''
+as $$
+  values ('shopify', 'store', null),
+         ('lightspeed', 'store', null),
+         ('quickbooks', 'store', null),
+         ('shiphero', 'fulfillment', 'partner_order_id'),
+         ('maystro', 'fulfillment', 'external_order_id')
+$$;
+comment on function tether.order_link_roles() is
+  'Each provider with orders: store or fulfillment, and for a fulfillment provider the key its orders are matched on unless link_connections() is told otherwise (its own reference to the store order).';
+
 create function tether.store_providers() returns text[]
 language sql immutable
-return array['shopify', 'lightspeed', 'quickbooks'];
+set search_path = ''
+as $$ select array_agg(provider) from tether.order_link_roles() where role = 'store' $$;
 create function tether.fulfillment_providers() returns text[]
 language sql immutable
-return array['shiphero', 'maystro'];
+set search_path = ''
+as $$ select array_agg(provider) from tether.order_link_roles() where role = 'fulfillment' $$;
 
 -- 2. The match ----------------------------------------------------------------------------------
 
@@ -266,6 +285,7 @@ as $$
 declare
   store tether.connections;
   fulfillment tether.connections;
+  own_key text;
   rule_fulfillment_key text;
   rule_store_key text := coalesce(store_key, 'order_number');
   link_id uuid;
@@ -290,15 +310,12 @@ begin
   if store.owner_id is distinct from fulfillment.owner_id then
     raise exception 'the two connections have different owners' using errcode = 'invalid_parameter_value';
   end if;
-  rule_fulfillment_key := coalesce(fulfillment_key,
-    case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end);
-  if not (rule_fulfillment_key = 'order_number'
-          or (fulfillment.provider, rule_fulfillment_key) in (('shiphero', 'partner_order_id'),
-                                                              ('maystro', 'external_order_id'))) then
+  select r.default_fulfillment_key into own_key
+    from tether.order_link_roles() r where r.provider = fulfillment.provider;
+  rule_fulfillment_key := coalesce(fulfillment_key, own_key);
+  if rule_fulfillment_key not in ('order_number', own_key) then
     raise exception 'a % order has no %: match on % or order_number', fulfillment.provider,
-      rule_fulfillment_key,
-      case fulfillment.provider when 'shiphero' then 'partner_order_id' else 'external_order_id' end
-      using errcode = 'invalid_parameter_value';
+      rule_fulfillment_key, own_key using errcode = 'invalid_parameter_value';
   end if;
   if rule_store_key not in ('order_number', 'external_id') then
     raise exception 'a store order is matched on order_number or external_id, not %', rule_store_key
