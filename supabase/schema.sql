@@ -1196,8 +1196,7 @@ CREATE FUNCTION tether.due_streams(stream text, provider text DEFAULT NULL::text
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  -- The condition tether.sync_cursors' claim uses (functions-shared/db/sync_cursors.ts,
-  -- claimDueStream); a connection whose stream has no cursor row yet is due.
+  -- A connection whose stream has no cursor row yet is due (the claim creates the row first).
   select count(*)
     from tether.connections c
     left join tether.sync_cursors s on s.connection_id = c.id and s.stream = due_streams.stream
@@ -1206,8 +1205,7 @@ CREATE FUNCTION tether.due_streams(stream text, provider text DEFAULT NULL::text
      and (due_streams.provider is null or c.provider = due_streams.provider)
      and (s.connection_id is null or (
            (s.lease_expires_at is null or s.lease_expires_at < now())
-       and coalesce(s.next_attempt_at, '-infinity') <= now()
-       and coalesce(s.last_synced_at, '-infinity') <= now() - c.sync_interval))
+       and tether.sync_is_due(s.next_attempt_at, s.last_synced_at, c.sync_interval, now())))
 $$;
 
 
@@ -2326,6 +2324,22 @@ CREATE FUNCTION tether.sync_invocations_per_call() RETURNS integer
 --
 
 COMMENT ON FUNCTION tether.sync_invocations_per_call() IS 'The most invocations one sync_orders() or sync_customers() call starts (docs/capacity.md: what to change past it).';
+
+
+--
+-- Name: sync_is_due(timestamp with time zone, timestamp with time zone, interval, timestamp with time zone); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.sync_is_due(next_attempt_at timestamp with time zone, last_synced_at timestamp with time zone, sync_interval interval, at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ((COALESCE(next_attempt_at, '-infinity'::timestamp with time zone) <= at) AND (COALESCE(last_synced_at, '-infinity'::timestamp with time zone) <= (at - sync_interval)));
+
+
+--
+-- Name: FUNCTION sync_is_due(next_attempt_at timestamp with time zone, last_synced_at timestamp with time zone, sync_interval interval, at timestamp with time zone); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.sync_is_due(next_attempt_at timestamp with time zone, last_synced_at timestamp with time zone, sync_interval interval, at timestamp with time zone) IS 'True when a stream''s backoff has passed at `at` and it has not caught up within sync_interval: the due rule of the sync claim and of tether.due_streams().';
 
 
 --

@@ -65,9 +65,8 @@ export async function claimDueStream(
          and (${o.connectionId ?? null}::uuid is null or c.id = ${o.connectionId ?? null})
          and s.connection_id <> all(string_to_array(${exclude}, ',')::uuid[])
          and (s.lease_expires_at is null or s.lease_expires_at < ${o.now})
-         and (${o.force ?? false} or (
-               coalesce(s.next_attempt_at, '-infinity') <= ${o.now}
-           and coalesce(s.last_synced_at, '-infinity') <= ${o.now}::timestamptz - c.sync_interval))
+         and (${o.force ?? false} or
+              tether.sync_is_due(s.next_attempt_at, s.last_synced_at, c.sync_interval, ${o.now}))
        order by s.last_synced_at nulls first
        limit 1
        for update of s skip locked

@@ -24,12 +24,23 @@ as $$ select 8 $$;
 comment on function tether.sync_invocations_per_call() is
   'The most invocations one sync_orders() or sync_customers() call starts (docs/capacity.md: what to change past it).';
 
+-- When a stream's sync is due by the clock: its backoff has passed and it has not caught up
+-- within its connection's sync_interval. The one definition: the claim
+-- (functions-shared/db/sync_cursors.ts, claimDueStream) and the count below both ask it. A plain
+-- expression with no settings of its own, so the planner inlines it into either query.
+create function tether.sync_is_due(next_attempt_at timestamptz, last_synced_at timestamptz,
+  sync_interval interval, at timestamptz) returns boolean
+language sql immutable parallel safe
+return coalesce(next_attempt_at, '-infinity') <= at
+   and coalesce(last_synced_at, '-infinity') <= at - sync_interval;
+comment on function tether.sync_is_due(timestamptz, timestamptz, interval, timestamptz) is
+  'True when a stream''s backoff has passed at `at` and it has not caught up within sync_interval: the due rule of the sync claim and of tether.due_streams().';
+
 create function tether.due_streams(stream text, provider text default null) returns bigint
 language sql stable
 set search_path = ''
 as $$
-  -- The condition tether.sync_cursors' claim uses (functions-shared/db/sync_cursors.ts,
-  -- claimDueStream); a connection whose stream has no cursor row yet is due.
+  -- A connection whose stream has no cursor row yet is due (the claim creates the row first).
   select count(*)
     from tether.connections c
     left join tether.sync_cursors s on s.connection_id = c.id and s.stream = due_streams.stream
@@ -38,8 +49,7 @@ as $$
      and (due_streams.provider is null or c.provider = due_streams.provider)
      and (s.connection_id is null or (
            (s.lease_expires_at is null or s.lease_expires_at < now())
-       and coalesce(s.next_attempt_at, '-infinity') <= now()
-       and coalesce(s.last_synced_at, '-infinity') <= now() - c.sync_interval))
+       and tether.sync_is_due(s.next_attempt_at, s.last_synced_at, c.sync_interval, now())))
 $$;
 comment on function tether.due_streams(text, text) is
   'How many (connection, stream) pairs of the stream are due a sync now (of one provider, or all).';
