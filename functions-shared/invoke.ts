@@ -1,0 +1,76 @@
+// Starting another invocation of one of the project's own functions, from inside a function: what a
+// sync invocation asked for several uses to start the others (jobs/sync.ts, "fan-out").
+//
+// Supabase serves every function of a project at SUPABASE_URL + /functions/v1/<name> and lets a
+// function call another (or itself) with fetch(): "Recursive / Nested Function Calls"
+// (supabase.com/docs/guides/functions/recursive-functions). Such calls are rate limited per request
+// chain, "a budget of at least 5,000 requests per minute", past which the fetch throws a
+// RateLimitError: a sync call starts at most tether.sync_invocations_per_call() (8) siblings a
+// tick, far below it. The call asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`,
+// as the SQL API's pg_net calls do: docs/architecture.md "Invocations"), so it returns as soon as
+// the sibling has recorded its invocation, and carries the invoke key (TETHER_INVOKE_KEY), the
+// narrowest key the job functions accept; nothing here logs or returns it.
+import { INVOKE_KEY_HEADER } from "./auth.ts";
+import { coerceError } from "./errors.ts";
+
+/** How long a start may take: the sibling answers 202 in milliseconds; a cold start takes longer. */
+export const START_TIMEOUT_MS = 10_000;
+
+export interface FunctionInvoker {
+  /**
+   * Starts an invocation of the project's function `name` with a JSON body, asking for an
+   * asynchronous answer. Resolves with the invocation id of its 202; rejects with an
+   * InvocationNotStarted saying why (never with a credential) otherwise.
+   */
+  start(name: string, body: unknown): Promise<string>;
+}
+
+/** A start that did not end in a 202: the status and error code answered, or the network error. */
+export class InvocationNotStarted extends Error {
+  override readonly name = "InvocationNotStarted";
+}
+
+export function functionInvoker(opts: {
+  fetch: typeof fetch;
+  /** SUPABASE_URL + "/functions/v1"; undefined where SUPABASE_URL is not set. */
+  functionsUrl: string | undefined;
+  /** TETHER_INVOKE_KEY, when the functions have one. */
+  invokeKey: string | undefined;
+  timeoutMs?: number;
+}): FunctionInvoker {
+  return {
+    async start(name, body) {
+      if (opts.functionsUrl === undefined) {
+        throw new InvocationNotStarted("SUPABASE_URL is not set: no functions URL to call");
+      }
+      if (opts.invokeKey === undefined) {
+        throw new InvocationNotStarted("TETHER_INVOKE_KEY is not set: no key to call with");
+      }
+      let res: Awaited<ReturnType<typeof fetch>>;
+      try {
+        res = await opts.fetch(`${opts.functionsUrl}/${name}`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            [INVOKE_KEY_HEADER]: opts.invokeKey,
+            prefer: "respond-async",
+          },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(opts.timeoutMs ?? START_TIMEOUT_MS),
+        });
+      } catch (err) {
+        // On Supabase a call past the chain's budget throws a RateLimitError: its name says so.
+        const error = coerceError(err);
+        throw new InvocationNotStarted(`${name}: ${error.name}: ${error.message}`);
+      }
+      const answer = await res.json().catch(() => ({})) as Record<string, unknown>;
+      if (res.status !== 202 || typeof answer.invocation_id !== "string") {
+        const code = answer.error ?? answer.code;
+        throw new InvocationNotStarted(
+          `${name} answered ${res.status}${typeof code === "string" ? ` ${code}` : ""}`,
+        );
+      }
+      return answer.invocation_id;
+    },
+  };
+}
