@@ -1,17 +1,26 @@
 // Starting another invocation of one of the project's own functions, from inside a function: what a
 // sync invocation asked for several uses to start the others (jobs/sync.ts, "fan-out").
 //
-// Supabase serves every function of a project at SUPABASE_URL + /functions/v1/<name> and lets a
-// function call another (or itself) with fetch(): "Recursive / Nested Function Calls"
+// Supabase serves every function of a project at SUPABASE_URL + /functions/v1/<name>, SUPABASE_URL
+// being a default secret of every function, "the API gateway for your Supabase project"
+// (supabase.com/docs/guides/functions/secrets, "Default secrets"), and lets a function call another
+// (or itself) with fetch(): "Recursive / Nested Function Calls"
 // (supabase.com/docs/guides/functions/recursive-functions). Such calls are rate limited per request
-// chain, "a budget of at least 5,000 requests per minute", past which the fetch throws a
-// RateLimitError: a sync call starts at most tether.sync_invocations_per_call() (8) siblings a
-// tick, far below it. The call asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`,
+// chain, "a budget of at least 5,000 requests per minute" (CHAIN_CALLS_PER_MINUTE), past which the
+// fetch throws a RateLimitError: a sync call starts at most tether.sync_invocations_per_call() - 1
+// (7) siblings, each tick's call its own chain, far below it. The call asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`,
 // as the SQL API's pg_net calls do: docs/architecture.md "Invocations"), so it returns as soon as
 // the sibling has recorded its invocation, and carries the invoke key (TETHER_INVOKE_KEY), the
 // narrowest key the job functions accept; nothing here logs or returns it.
 import { INVOKE_KEY_HEADER } from "./auth.ts";
 import { coerceError } from "./errors.ts";
+
+/**
+ * Function-to-function calls one request chain may make a minute on Supabase, at least ("Recursive
+ * / Nested Function Calls", "Rate limit budget"); the sync's fan-out stays far below it
+ * (tests/scale_test.ts).
+ */
+export const CHAIN_CALLS_PER_MINUTE = 5_000;
 
 /** How long a start may take: the sibling answers 202 in milliseconds; a cold start takes longer. */
 export const START_TIMEOUT_MS = 10_000;

@@ -6,7 +6,8 @@
 // cron.job read back (then rolled back), and each simulated minute the bench runs the commands of
 // the jobs whose schedule fires that minute (cron.job.command, verbatim) in the case's database,
 // through one connection as pg_cron would. Those commands call the functions through pg_net (the
-// stack's: the stand-in's worker or the real one). pg_cron itself is not used because it lives in
+// stack's: the stand-in's worker or the real one), and a sync call that needs several invocations
+// starts the others itself through the gateway, as on Supabase. pg_cron itself is not used because it lives in
 // the stack's main database and Debian's pg_cron 1.4.2 ticks once a minute: a tick here is
 // `--tick-seconds` of real time (60 by default: real time, what the reported run uses). A shorter
 // tick is a development mode: sync intervals and token due times shrink with it, provider margins
