@@ -146,10 +146,6 @@ export async function createDeps(
     log: opts.log ?? createLogger(opts.name),
     // Every function instance paces a connection with the one budget kept in Postgres.
     pacers: new PacerCache(1000, postgresBudgets(db)),
-    functions: functionInvoker({
-      fetch: globalThis.fetch,
-      functionsUrl: env.functionsUrl,
-      invokeKey: env.auth.invokeKey,
-    }),
+    functions: functionInvoker(env, globalThis.fetch),
   };
 }

@@ -8,11 +8,14 @@
 // (supabase.com/docs/guides/functions/recursive-functions). Such calls are rate limited per request
 // chain, "a budget of at least 5,000 requests per minute" (CHAIN_CALLS_PER_MINUTE), past which the
 // fetch throws a RateLimitError: a sync call starts at most tether.sync_invocations_per_call() - 1
-// (7) siblings, each tick's call its own chain, far below it. The call asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`,
-// as the SQL API's pg_net calls do: docs/architecture.md "Invocations"), so it returns as soon as
-// the sibling has recorded its invocation, and carries the invoke key (TETHER_INVOKE_KEY), the
-// narrowest key the job functions accept; nothing here logs or returns it.
+// (7) siblings, each tick's call its own chain, far below it.
+//
+// A start asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`, as the SQL API's
+// pg_net calls do: docs/architecture.md "Invocations"), so it returns as soon as the sibling has
+// recorded its invocation, and carries the invoke key (TETHER_INVOKE_KEY), the narrowest key the
+// job functions accept; nothing here logs or returns it.
 import { INVOKE_KEY_HEADER } from "./auth.ts";
+import type { TetherEnv } from "./env.ts";
 import { coerceError } from "./errors.ts";
 
 /**
@@ -39,33 +42,36 @@ export class InvocationNotStarted extends Error {
   override readonly name = "InvocationNotStarted";
 }
 
-export function functionInvoker(opts: {
-  fetch: typeof fetch;
-  /** SUPABASE_URL + "/functions/v1"; undefined where SUPABASE_URL is not set. */
-  functionsUrl: string | undefined;
-  /** TETHER_INVOKE_KEY, when the functions have one. */
-  invokeKey: string | undefined;
-  timeoutMs?: number;
-}): FunctionInvoker {
+/**
+ * The invoker of a function configured with `env`: SUPABASE_URL's functions (`functionsUrl`) called
+ * with TETHER_INVOKE_KEY (`auth.invokeKey`). A start fails, saying which, when either is unset.
+ */
+export function functionInvoker(
+  env: Pick<TetherEnv, "functionsUrl" | "auth">,
+  fetch: typeof globalThis.fetch,
+  timeoutMs = START_TIMEOUT_MS,
+): FunctionInvoker {
+  const { functionsUrl } = env;
+  const { invokeKey } = env.auth;
   return {
     async start(name, body) {
-      if (opts.functionsUrl === undefined) {
+      if (functionsUrl === undefined) {
         throw new InvocationNotStarted("SUPABASE_URL is not set: no functions URL to call");
       }
-      if (opts.invokeKey === undefined) {
+      if (invokeKey === undefined) {
         throw new InvocationNotStarted("TETHER_INVOKE_KEY is not set: no key to call with");
       }
       let res: Awaited<ReturnType<typeof fetch>>;
       try {
-        res = await opts.fetch(`${opts.functionsUrl}/${name}`, {
+        res = await fetch(`${functionsUrl}/${name}`, {
           method: "POST",
           headers: {
             "content-type": "application/json",
-            [INVOKE_KEY_HEADER]: opts.invokeKey,
+            [INVOKE_KEY_HEADER]: invokeKey,
             prefer: "respond-async",
           },
           body: JSON.stringify(body),
-          signal: AbortSignal.timeout(opts.timeoutMs ?? START_TIMEOUT_MS),
+          signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (err) {
         // On Supabase a call past the chain's budget throws a RateLimitError: its name says so.

@@ -189,6 +189,23 @@ Deno.test("a call with the invoke key may ask for no more invocations than the b
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.match(body.message, /invocations/);
     assert.equal((await db.sql`select 1 from tether.invocations`).length, 0, "nothing started");
+
+    // A start the function refuses says how, and not with what key.
+    const deps = await testDeps(db);
+    const wrongKey = `${served.invokeKey.slice(0, -1)}${
+      served.invokeKey.endsWith("A") ? "B" : "A"
+    }`;
+    const refused = functionInvoker(
+      {
+        functionsUrl: served.functionsUrl,
+        auth: { ...deps.env.auth, invokeKey: wrongKey },
+      },
+      globalThis.fetch,
+    );
+    await assert.rejects(refused.start("sync-orders", {}), (err: Error) => {
+      assert.equal(err.message, "sync-orders answered 401 unauthorized");
+      return true;
+    });
   } finally {
     await served.stop();
     await db.drop();
@@ -202,11 +219,10 @@ Deno.test("a sibling that does not start leaves its streams due, and the result 
     const sandbox = new SandboxControl(running.url);
     const deps = await testDeps(db);
     // The invoker a function builds, pointed where nothing listens: every start fails.
-    deps.functions = functionInvoker({
-      fetch: globalThis.fetch,
-      functionsUrl: "http://127.0.0.1:1/functions/v1",
-      invokeKey: deps.env.auth.invokeKey,
-    });
+    deps.functions = functionInvoker(
+      { ...deps.env, functionsUrl: "http://127.0.0.1:1/functions/v1" },
+      globalThis.fetch,
+    );
     for (let i = 0; i < 6; i++) await connectSeeded(deps, sandbox, "maystro", { orders: 3 });
     // The tests' clock has no cpuMs(): 50 ms a stream's run against 100 ms is 2 streams a call.
     const env = { ...deps.env, cpuBudgetMs: 100, cpuMsPerSyncRun: 50 };

@@ -116,11 +116,7 @@ export async function testDeps(
     env,
     log: createLogger("test", (line) => logLines.push(line)),
     pacers: new PacerCache(),
-    functions: functionInvoker({
-      fetch: globalThis.fetch,
-      functionsUrl: env.functionsUrl,
-      invokeKey: env.auth.invokeKey,
-    }),
+    functions: functionInvoker(env, globalThis.fetch),
     logLines,
     ...rest,
   };
