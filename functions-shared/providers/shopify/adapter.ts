@@ -286,11 +286,11 @@ function observeCost(ctx: AdapterContext, report: unknown, reserved: number): nu
   const cost = queryCost.safeParse(report);
   if (!cost.success) return undefined;
   const { currentlyAvailable, maximumAvailable, restoreRate } = cost.data.throttleStatus;
-  ctx.pacer?.refund(Math.max(0, reserved - (cost.data.actualQueryCost ?? 0)));
   ctx.pacer?.observe({
     available: currentlyAvailable,
     capacity: maximumAvailable,
     restorePerSecond: restoreRate,
+    refund: Math.max(0, reserved - (cost.data.actualQueryCost ?? 0)),
   });
   if (restoreRate <= 0) return undefined;
   const missing = Math.max(0, cost.data.requestedQueryCost - currentlyAvailable);
