@@ -59,14 +59,25 @@ export async function runRefreshTokens(
     const sealed = await readSealedCredentials(deps.db, rows.map((row) => row.id));
     for (const row of rows) queue.push({ row, sealed: sealed.get(row.id)! });
   };
-  const next = async () => {
-    while (queue.length === 0 && !drained && !deadline.passed) {
-      claiming ??= claimBatch().finally(() => {
+  let lastClaim = Promise.resolve();
+  const claim = () => {
+    if (!claiming) {
+      claiming = lastClaim = claimBatch().finally(() => {
         claiming = undefined;
       });
-      await claiming;
+      // Awaited by the workers, or at the end: they see its error; never unhandled meanwhile.
+      claiming.catch(() => {});
     }
-    return deadline.passed ? undefined : queue.shift();
+    return claiming;
+  };
+  const next = async () => {
+    while (queue.length === 0 && !drained && !deadline.passed) await claim();
+    if (deadline.passed) return undefined;
+    const claimed = queue.shift();
+    // The batch's last row handed out: the next batch is claimed while this one's refreshes wait
+    // for the provider, not after.
+    if (queue.length === 0 && !drained) claim();
+    return claimed;
   };
   const worker = async () => {
     for (let claimed = await next(); claimed; claimed = await next()) {
@@ -76,6 +87,7 @@ export async function runRefreshTokens(
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+  await lastClaim;
   // Claimed, but the budget was spent first: free for the next invocation now, not in 2 minutes.
   for (const { row } of queue.splice(0)) await releaseLease(deps.db, row.id, owner);
   result.duration_ms = Math.round(deps.clock.monotonicMs() - startedMs);
