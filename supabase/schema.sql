@@ -594,14 +594,14 @@ CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double pr
 declare
   b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
 begin
-  -- A report is as old as the request it answered: other instances may have spent since, so it
-  -- may lower the level, never raise it (the refill does that).
   -- The bucket's size, as the provider states it (Shopify's maximumAvailable, Lightspeed's limit).
   if reported_capacity > 0 then b.capacity := reported_capacity; end if;
   if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
   b.level := least(b.level, b.capacity);
-  if available is not null then b.level := least(b.level, greatest(0, available)); end if;
   if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
+  -- A report is as old as the request it answered: other instances may have spent since, so it
+  -- may lower the level, never raise it (the refill does that).
+  if available is not null then b.level := least(b.level, greatest(0, available)); end if;
   if back_off_ms is not null then
     b.level := least(b.level, b.capacity * reserve + 1);
     b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
@@ -619,7 +619,7 @@ $$;
 -- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, lowers the level to what it reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, gives back an unused charge, lowers the level to what it reported (in that order, when one call carries both), or blocks the budget for a throttle''s wait.';
 
 
 --
