@@ -15,6 +15,13 @@ import {
   WORKER_RESOURCE_LIMIT,
 } from "../scripts/local/functions.ts";
 import { EDGE_RUNTIME_DENO } from "../scripts/local/edge_deno.ts";
+import {
+  AFTER_BUDGET_MS,
+  EDGE_WALL_CLOCK_MS,
+  EnvError,
+  readEnv,
+  TIME_BUDGET_MS,
+} from "../functions-shared/env.ts";
 import { cpuMs } from "../scripts/local/proc.ts";
 import { paths } from "../scripts/local/util.ts";
 import { eventually } from "./helpers/stack.ts";
@@ -174,6 +181,27 @@ Deno.test("a worker past half its memory limit is dropped once idle and the next
     assert.deepEqual(limits!.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
     assert.ok(limits!.max_rss_mb_by_worker[0]! > 200, JSON.stringify(limits));
   }));
+
+Deno.test("a job's default time budget, and what it spends after it, fit in the half wall clock a request may be left", () => {
+  const env = (budget?: string) =>
+    readEnv((name) =>
+      ({
+        SUPABASE_DB_URL: "postgresql://postgres@127.0.0.1:1/postgres",
+        TOKEN_ENCRYPTION_KEYS: "k1:x",
+        SUPABASE_SECRET_KEYS: JSON.stringify(["sb_secret_tEsTkEy0123456789abcdefGHIJKLMNOPqrstuv"]),
+        TETHER_TIME_BUDGET_MS: budget,
+      })[name]
+    );
+  // A request can land on a worker just before it is retired at half the wall clock; the worker
+  // is ended at the full wall clock, so the request has the other half.
+  const left = EDGE_WALL_CLOCK_MS / 2;
+  assert.equal(EDGE_WALL_CLOCK_MS, 150_000, "the free plan's, as the gateway enforces by default");
+  assert.ok(env().timeBudgetMs + AFTER_BUDGET_MS <= left, JSON.stringify(TIME_BUDGET_MS));
+  assert.equal(env(String(TIME_BUDGET_MS.max)).timeBudgetMs, TIME_BUDGET_MS.max);
+  assert.ok(TIME_BUDGET_MS.max + AFTER_BUDGET_MS <= left);
+  assert.throws(() => env(String(TIME_BUDGET_MS.max + 1)), EnvError);
+  assert.throws(() => env("100000"), EnvError, "the old default would outlive its worker");
+});
 
 /** The gateway's figures as GET /_stats serves them. */
 async function servedStats(served: FunctionsServer): Promise<FunctionStats> {

@@ -25,6 +25,7 @@
 // benchmarks report. They hold no secret.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { EDGE_WALL_CLOCK_MS } from "../../functions-shared/env.ts";
 import { edgeDenoPath } from "./edge_deno.ts";
 import { INVOCATION_HEADER, parseMark } from "./edge_marks.ts";
 import { cpuMs, rssMb } from "./proc.ts";
@@ -52,7 +53,7 @@ export function edgeLimits(): EdgeLimits {
   return {
     cpuMs: positiveInt("TETHER_EDGE_CPU_MS", 2_000),
     memoryMb: positiveInt("TETHER_EDGE_MEMORY_MB", 256),
-    wallClockMs: positiveInt("TETHER_EDGE_WALL_CLOCK_MS", 150_000),
+    wallClockMs: positiveInt("TETHER_EDGE_WALL_CLOCK_MS", EDGE_WALL_CLOCK_MS),
     requestIdleMs: 150_000,
   };
 }
