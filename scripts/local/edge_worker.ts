@@ -18,6 +18,17 @@ const encoder = new TextEncoder();
 const mark = (kind: EdgeMarkKind, subject: string) =>
   Deno.stdout.writeSync(encoder.encode(`${markLine(kind, subject)}\n`));
 
+/**
+ * Says how much memory the worker holds the way the Edge Runtime counts it against half its limit
+ * (`mem_reached_half`): V8's used heap plus external memory (supabase/edge-runtime
+ * crates/base/src/runtime/mod.rs, `MemCheck::check`: `used_heap_size` + `external_memory`). Sent
+ * before a mark that may leave the worker idle, when the gateway decides whether to drop it.
+ */
+function markMemory(): void {
+  const { heapUsed, external } = Deno.memoryUsage();
+  mark("memory", String(heapUsed + external));
+}
+
 function shutdown(reason: string): never {
   console.error(`edge worker shutdown: ${reason}`);
   Deno.exit(1);
@@ -31,7 +42,10 @@ Object.defineProperty(globalThis, "EdgeRuntime", {
     waitUntil(task: Promise<unknown>): void {
       const id = invocation.getStore() ?? "";
       mark("task+", id);
-      task.then(() => {}, () => {}).finally(() => mark("task-", id));
+      task.then(() => {}, () => {}).finally(() => {
+        markMemory();
+        mark("task-", id);
+      });
     },
   }),
 });
@@ -44,6 +58,7 @@ function tracked(handler: Deno.ServeHandler): Deno.ServeHandler {
       try {
         return await handler(req, info);
       } finally {
+        markMemory();
         mark("handled", id);
       }
     });

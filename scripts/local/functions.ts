@@ -122,7 +122,8 @@ export type LimitKind = "cpu_time" | "memory" | "wall_clock";
  *   memory does not raise `is_retired`: the worker still takes requests until it is idle.
  * Locally the wall clock counts from when the worker listens (a local Deno boots slower than an
  * isolate), the replacement starts at once (the pool starts one when the next request comes), and
- * memory is the worker's resident set, as for the 256 MB limit (the runtime counts V8's heap).
+ * half the memory is judged when the worker becomes idle, on the V8 heap and external memory the
+ * worker reports as it does (./edge_worker.ts), not on the resident set the 256 MB limit is held to.
  */
 export type RetireKind = "wall_clock" | "memory";
 
@@ -197,6 +198,8 @@ interface Worker {
   lastCpuMs: number;
   /** Its entry in its function's max_rss_mb_by_worker. */
   rssIndex: number;
+  /** The memory it last said it holds as the Edge Runtime counts it (V8 heap + external), in MB. */
+  heapMb: number;
 }
 
 interface Fn {
@@ -288,11 +291,13 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       invocations: new Map(),
       lastCpuMs: 0,
       rssIndex: fn.stats.max_rss_mb_by_worker.push(0) - 1,
+      heapMb: 0,
     };
     pids[fn.name] = process.pid;
     pipeLines(process.stdout, (line) => {
       const mark = parseMark(line);
       if (!mark) return log(`[${fn.name}] ${line}`);
+      if (mark.kind === "memory") return void (worker.heapMb = Number(mark.subject) / 2 ** 20);
       const inv = invocationOf(worker, mark.subject);
       if (mark.kind === "handled") inv.handled = true;
       else if (mark.kind === "task+") inv.tasks++;
@@ -352,8 +357,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   function retire(fn: Fn, worker: Worker, kind: RetireKind): void {
     worker.retired = kind;
     fn.stats.retirements[kind]++;
-    // Half the memory leaves it routed until it is idle (it is then dropped and replaced).
-    if (kind === "wall_clock" && worker === fn.worker) replace(fn);
+    if (worker === fn.worker) replace(fn);
   }
 
   function replace(fn: Fn): void {
@@ -438,8 +442,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     // Those that had ended before the read are counted (unless a reset dropped them since).
     for (const [id, inv] of finished) if (w.invocations.delete(id)) record(f, inv);
     if (!w.retired && age >= limits.wallClockMs / 2) retire(f, w, "wall_clock");
-    else if (!w.retired && rss.now >= limits.memoryMb / 2) retire(f, w, "memory");
-    if (w.retired && idle(w)) drop(f, w);
+    if (!idle(w)) return;
+    if (!w.retired && w.heapMb >= limits.memoryMb / 2) retire(f, w, "memory");
+    if (w.retired) drop(f, w);
   }
 
   function killForLimit(f: Fn, w: Worker, kind: LimitKind, why: string): void {
