@@ -141,6 +141,29 @@ Deno.test("at half the wall clock a worker is retired: new requests land on a ne
     assert.notEqual(next, first);
   }));
 
+Deno.test("an idle retired worker is dropped and no other starts until a request comes, which boots one", () =>
+  withFixture({ wallClockMs: 2_000 }, async (served, call) => {
+    const first = await answeredBy(call);
+    await eventually(
+      "the idle worker to be dropped",
+      async () => !(await alive(first)) || undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(served.pids.limits, first, "no worker was started meanwhile");
+    assert.deepEqual(await health(served), {
+      status: 200,
+      body: { ok: true, functions: { limits: "up" } },
+    }, "callable: a request starts a worker");
+    const next = await answeredBy(call);
+    assert.notEqual(next, first);
+    assert.equal(served.pids.limits, next);
+    const { limits } = await served.stats();
+    assert.ok(
+      limits!.retirements.wall_clock >= 1 && limits!.early_drops >= 1,
+      JSON.stringify(limits),
+    );
+  }));
+
 Deno.test("a retired worker keeps running what it has until the full wall clock, then ends with a 546 for what is in flight", () =>
   withFixture({ wallClockMs: 3_000 }, async (served, call) => {
     const old = await answeredBy(call);

@@ -115,15 +115,16 @@ export type LimitKind = "cpu_time" | "memory" | "wall_clock";
  *   worker for them. At the second, the full wall clock, it is terminated
  *   (`ShutdownReason::WallClockTime`) whatever it is running; what is in flight fails with 546
  *   (supabase.com/docs/guides/functions/status-codes: "546 … execution was stopped due to a
- *   resource limit").
+ *   resource limit"; supabase.com/kb/troubleshooting/edge-function-limits: "When the wall clock
+ *   time limit is reached, a 546 HTTP error is returned").
  * - A worker with a resource alert (retired by the wall clock, or its memory at half the limit:
  *   `mem_reached_half`, runtime/mod.rs) is dropped early (`ShutdownReason::EarlyDrop`) once all its
  *   requests are answered and its promises (background tasks) resolved (`can_early_drop`). Half the
  *   memory does not raise `is_retired`: the worker still takes requests until it is idle.
  * Locally the wall clock counts from when the worker listens (a local Deno boots slower than an
- * isolate), the replacement starts at once (the pool starts one when the next request comes), and
- * half the memory is judged when the worker becomes idle, on the V8 heap and external memory the
- * worker reports as it does (./edge_worker.ts), not on the resident set the 256 MB limit is held to.
+ * isolate), and half the memory is judged when the worker becomes idle, on the V8 heap and
+ * external memory the worker reports (./edge_worker.ts), not on the resident set the 256 MB limit
+ * is held to.
  */
 export type RetireKind = "wall_clock" | "memory";
 
@@ -205,9 +206,9 @@ interface Worker {
 interface Fn {
   name: string;
   entry: string;
-  /** The worker new requests go to. */
+  /** The latest worker: new requests go to it unless it is retired (then to a new one). */
   worker: Worker;
-  /** Retired workers still finishing what they run. */
+  /** Retired workers not yet ended. */
   retiring: Set<Worker>;
   stats: Omit<FunctionStats, "running">;
   restarts: number;
@@ -319,7 +320,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       if (stopping || worker.dropped) return;
       if (!worker.killedFor) fn.stats.crashes++;
       const why = worker.killedFor ?? `exited with code ${status.code}`;
-      if (worker !== fn.worker) return log(`[${fn.name}] retired worker ${why}`);
+      // A retired one is not started again: the next request starts a new worker.
+      if (worker !== fn.worker || worker.retired) return log(`[${fn.name}] retired worker ${why}`);
       log(`[${fn.name}] worker ${why}; starting a new one`);
       fn.restarts++;
       // A worker that keeps dying at start waits longer each time, up to 5 s.
@@ -353,21 +355,15 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     fn.restarts = 0;
   }
 
-  /** WORKER_LIFECYCLE: no new requests for a retired worker; a new one takes them. */
+  /** WORKER_LIFECYCLE: no new requests for a retired worker; the next one starts a new worker. */
   function retire(fn: Fn, worker: Worker, kind: RetireKind): void {
     worker.retired = kind;
     fn.stats.retirements[kind]++;
-    if (worker === fn.worker) replace(fn);
-  }
-
-  function replace(fn: Fn): void {
-    fn.retiring.add(fn.worker);
-    start(fn);
+    fn.retiring.add(worker);
   }
 
   /** WORKER_LIFECYCLE: a retired worker that has finished all it ran ends (EarlyDrop). */
   function drop(fn: Fn, worker: Worker): void {
-    if (worker === fn.worker) replace(fn);
     worker.dropped = true;
     worker.ready = false;
     fn.stats.early_drops++;
@@ -390,7 +386,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   }
 
   /** A function's workers that are alive: the current one and those retiring. */
-  const workersOf = (f: Fn) => [f.worker, ...f.retiring].filter((w) => !w.exited);
+  const workersOf = (f: Fn) => [...new Set([f.worker, ...f.retiring])].filter((w) => !w.exited);
 
   /**
    * Shares out each worker's CPU since the last look between the invocations it is running (and
@@ -513,7 +509,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     if (path === "/auth/v1/.well-known/jwks.json" && opts.jwks) return Response.json(opts.jwks);
     if (path === "/health") {
       const functions = Object.fromEntries(
-        [...fns.values()].map((f) => [f.name, f.worker.ready && !f.worker.exited ? "up" : "down"]),
+        [...fns.values()].map((
+          f,
+        ) => [f.name, f.worker.retired || (f.worker.ready && !f.worker.exited) ? "up" : "down"]),
       );
       const ok = Object.values(functions).every((state) => state === "up");
       return Response.json({ ok, functions }, { status: ok ? 200 : 503 });
@@ -530,7 +528,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         status: 404,
       });
     }
-    // A worker being replaced is waited for, as the platform boots a new isolate.
+    // The pool starts a worker when none may take the request; one being started or replaced is
+    // waited for, as the platform boots a new isolate.
+    if (f.worker.retired) start(f);
     await waitFor(`the ${f.name} function`, () => Promise.resolve(f.worker.ready), 30_000)
       .catch(() => {});
     const worker = f.worker;
