@@ -3,6 +3,7 @@
 // never shows its value.
 import { type CallerAuthConfig, callerAuthConfigFromEnv } from "./auth.ts";
 import type { AppCredentials, ProviderName } from "./providers/types.ts";
+import { DEFAULT_TIMEOUT_MS } from "./providers/http.ts";
 
 export class EnvError extends Error {
   override readonly name = "EnvError";
@@ -18,7 +19,7 @@ export interface TetherEnv {
   auth: CallerAuthConfig;
   /** OAuth apps per provider: SHOPIFY_CLIENT_ID / SHOPIFY_CLIENT_SECRET, … */
   apps: Partial<Record<ProviderName, AppCredentials>>;
-  /** How long one invocation takes new work for (rule 5: well under the 150 s wall clock). */
+  /** How long one invocation takes new work for (TETHER_TIME_BUDGET_MS, TIME_BUDGET_MS). */
   timeBudgetMs: number;
   /**
    * CPU time a job may spend before it stops taking work (TETHER_CPU_BUDGET_MS, default 1,500):
@@ -33,10 +34,14 @@ export interface TetherEnv {
    */
   cpuMsPerRecord: number;
   /**
-   * The CPU a token refresh is estimated to cost (TETHER_CPU_MS_PER_REFRESH, default 8 ms), charged
-   * against `cpuBudgetMs` likewise. Measured on the Edge Runtime's Deno through the local gateway:
-   * 2,738 ms for about 500 refreshes across four providers (5.5 ms each) in
-   * `npm run bench -- refresh`, which without it ended at 546 WORKER_RESOURCE_LIMIT.
+   * The CPU a token refresh is estimated to cost (TETHER_CPU_MS_PER_REFRESH, default 3 ms), charged
+   * against `cpuBudgetMs` likewise: about 500 refreshes per invocation. Measured on the Edge
+   * Runtime's Deno through the local gateway in `npm run bench -- refresh` (four providers): 1.5
+   * ms of the worker's CPU per refresh once a refresh's writes became one call and claims a batch
+   * (`worker_cpu_ms_per_refresh`), at most 1.9 ms per refresh charged to one invocation (355 ms
+   * for 187); 3 ms keeps 500 refreshes near 1 s, under the 1.5 s budget and the 2 s limit. The
+   * earlier sweep cost 5.5 ms (2,738 ms for about 500 refreshes, ended at 546
+   * WORKER_RESOURCE_LIMIT before any charge), charged 8 ms.
    */
   cpuMsPerRefresh: number;
   /**
@@ -98,6 +103,38 @@ function required(get: Get, name: string, hint: string): string {
   return value;
 }
 
+/**
+ * The Edge Runtime's wall clock on the free plan: how long a worker stays active
+ * (supabase.com/docs/guides/functions/limits: "Maximum Duration (Wall clock limit): This is the
+ * duration an Edge Function worker will stay active. During this period, a worker can serve
+ * multiple requests or process background tasks. Free plan: 150s, Paid plans: 400s").
+ */
+export const EDGE_WALL_CLOCK_MS = 150_000;
+
+/**
+ * What a job may still spend once its time budget is passed: the page in hand, whose provider
+ * request may have begun just before (at most DEFAULT_TIMEOUT_MS, a retry waits only within the
+ * budget), then its write, checkpoint and run record (5 s).
+ */
+export const AFTER_BUDGET_MS = DEFAULT_TIMEOUT_MS + 5_000;
+
+/**
+ * TETHER_TIME_BUDGET_MS: its default, which is also its most. The Edge Runtime retires a worker at
+ * half its wall clock and terminates it at the full wall clock, counted from the worker's start,
+ * whatever it is running (supabase/edge-runtime crates/base/src/worker/supervisor/
+ * strategy_per_worker.rs: the wall clock "split into 2 intervals", `early_retire_fn` at the first,
+ * `ShutdownReason::WallClockTime` at the second). A request that lands on a worker just before its
+ * retirement has only the other half, 75 s on the free plan, so a job's budget and what it spends
+ * after it must fit in half the wall clock: 75 s - 20 s = 55 s. A paid plan's 400 s leaves more;
+ * one bound safe on every plan is simpler than a plan setting, and a job resumes from its checkpoint
+ * anyway.
+ */
+export const TIME_BUDGET_MS = {
+  min: 1_000,
+  default: EDGE_WALL_CLOCK_MS / 2 - AFTER_BUDGET_MS,
+  max: EDGE_WALL_CLOCK_MS / 2 - AFTER_BUDGET_MS,
+} as const;
+
 /** Connections per worker: the direct connection's default, and the pooler's (TETHER_DB_URL). */
 export const DB_POOL_SIZE = { direct: 5, pooler: 2, max: 20 } as const;
 
@@ -155,9 +192,14 @@ export function readEnv(get: Get): TetherEnv {
     }
   }
   const budget = get("TETHER_TIME_BUDGET_MS")?.trim();
-  const timeBudgetMs = budget ? Number(budget) : 100_000;
-  if (!Number.isInteger(timeBudgetMs) || timeBudgetMs < 1_000 || timeBudgetMs > 140_000) {
-    throw new EnvError("TETHER_TIME_BUDGET_MS must be a whole number of ms from 1000 to 140000");
+  const timeBudgetMs = budget ? Number(budget) : TIME_BUDGET_MS.default;
+  if (
+    !Number.isInteger(timeBudgetMs) || timeBudgetMs < TIME_BUDGET_MS.min ||
+    timeBudgetMs > TIME_BUDGET_MS.max
+  ) {
+    throw new EnvError(
+      `TETHER_TIME_BUDGET_MS must be a whole number of ms from ${TIME_BUDGET_MS.min} to ${TIME_BUDGET_MS.max} (half the Edge Runtime's 150 s wall clock, less ${AFTER_BUDGET_MS} ms for the page in hand)`,
+    );
   }
   const cpuBudget = get("TETHER_CPU_BUDGET_MS")?.trim();
   const cpuBudgetMs = cpuBudget ? Number(cpuBudget) : 1_500;
@@ -170,7 +212,7 @@ export function readEnv(get: Get): TetherEnv {
     throw new EnvError("TETHER_CPU_MS_PER_RECORD must be a number of ms above 0, at most 100");
   }
   const perRefresh = get("TETHER_CPU_MS_PER_REFRESH")?.trim();
-  const cpuMsPerRefresh = perRefresh ? Number(perRefresh) : 8;
+  const cpuMsPerRefresh = perRefresh ? Number(perRefresh) : 3;
   if (!Number.isFinite(cpuMsPerRefresh) || cpuMsPerRefresh <= 0 || cpuMsPerRefresh > 1_000) {
     throw new EnvError("TETHER_CPU_MS_PER_REFRESH must be a number of ms above 0, at most 1000");
   }

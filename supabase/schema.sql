@@ -594,14 +594,14 @@ CREATE FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double pr
 declare
   b tether.rate_budgets := tether.rate_budget_level(connection_id, capacity, restore_per_second);
 begin
-  -- A report is as old as the request it answered: other instances may have spent since, so it
-  -- may lower the level, never raise it (the refill does that).
   -- The bucket's size, as the provider states it (Shopify's maximumAvailable, Lightspeed's limit).
   if reported_capacity > 0 then b.capacity := reported_capacity; end if;
   if reported_restore > 0 then b.restore_per_second := reported_restore; end if;
   b.level := least(b.level, b.capacity);
-  if available is not null then b.level := least(b.level, greatest(0, available)); end if;
   if refund is not null then b.level := least(b.capacity, b.level + greatest(0, refund)); end if;
+  -- A report is as old as the request it answered: other instances may have spent since, so it
+  -- may lower the level, never raise it (the refill does that).
+  if available is not null then b.level := least(b.level, greatest(0, available)); end if;
   if back_off_ms is not null then
     b.level := least(b.level, b.capacity * reserve + 1);
     b.blocked_until := greatest(coalesce(b.blocked_until, b.at),
@@ -619,7 +619,7 @@ $$;
 -- Name: FUNCTION adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, lowers the level to what it reported, gives back an unused charge, or blocks the budget for a throttle''s wait.';
+COMMENT ON FUNCTION tether.adjust_rate_budget(connection_id uuid, capacity double precision, restore_per_second double precision, reserve double precision, available double precision, refund double precision, back_off_ms double precision, reported_capacity double precision, reported_restore double precision) IS 'Pacer.observe / refund / backOff across instances: takes the bucket size the provider reported, gives back an unused charge, lowers the level to what it reported (in that order, when one call carries both), or blocks the budget for a throttle''s wait.';
 
 
 --
@@ -2141,6 +2141,60 @@ $$;
 --
 
 COMMENT ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) IS 'The latest delivery attempts, newest first (of one subscription, or all): event type, webhook-id, attempt, status, status code, response excerpt, error, next attempt.';
+
+
+--
+-- Name: record_token_refresh(uuid, text, text, jsonb, timestamp with time zone, timestamp with time zone, timestamp with time zone, boolean, timestamp with time zone); Type: FUNCTION; Schema: tether; Owner: -
+--
+
+CREATE FUNCTION tether.record_token_refresh(connection_id uuid, owner text, version text, sealed jsonb, refreshed_at timestamp with time zone, token_expires_at timestamp with time zone, refresh_token_expires_at timestamp with time zone, rotated boolean, started_at timestamp with time zone) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  conn uuid := record_token_refresh.connection_id;
+begin
+  -- Held until the call's transaction ends: credentials change one writer at a time.
+  perform 1 from tether.connections c where c.id = conn for update;
+  if coalesce((select string_agg(right(cr.ciphertext, 16), ',' order by cr.field)
+                 from tether.credentials cr where cr.connection_id = conn), '')
+     <> version then
+    return false;
+  end if;
+  insert into tether.credentials (connection_id, field, ciphertext)
+  select conn, s.field, s.ciphertext
+    from jsonb_to_recordset(sealed) as s(field text, ciphertext text)
+  on conflict on constraint credentials_pkey do update
+     set ciphertext = excluded.ciphertext, updated_at = now();
+  update tether.connections c
+     set status = 'active',
+         token_expires_at = record_token_refresh.token_expires_at,
+         refresh_token_expires_at = coalesce(record_token_refresh.refresh_token_expires_at,
+                                             c.refresh_token_expires_at),
+         refresh_token_issued_at = case when rotated then refreshed_at
+                                        else c.refresh_token_issued_at end,
+         last_token_refresh_at = refreshed_at,
+         consecutive_failures = 0,
+         next_attempt_at = null,
+         last_error = null,
+         last_error_at = null,
+         lease_owner = case when c.lease_owner = owner then null else c.lease_owner end,
+         lease_expires_at = case when c.lease_owner = owner then null else c.lease_expires_at end,
+         updated_at = now()
+   where c.id = conn;
+  insert into tether.runs (connection_id, kind, status, started_at, finished_at, details)
+  values (conn, 'refresh', 'succeeded', record_token_refresh.started_at, refreshed_at,
+          jsonb_build_object('rotated', rotated));
+  return true;
+end
+$$;
+
+
+--
+-- Name: FUNCTION record_token_refresh(connection_id uuid, owner text, version text, sealed jsonb, refreshed_at timestamp with time zone, token_expires_at timestamp with time zone, refresh_token_expires_at timestamp with time zone, rotated boolean, started_at timestamp with time zone); Type: COMMENT; Schema: tether; Owner: -
+--
+
+COMMENT ON FUNCTION tether.record_token_refresh(connection_id uuid, owner text, version text, sealed jsonb, refreshed_at timestamp with time zone, token_expires_at timestamp with time zone, refresh_token_expires_at timestamp with time zone, rotated boolean, started_at timestamp with time zone) IS 'A successful token refresh: writes the new credentials, the connection''s state and the run if the credentials are still at `version`; false (nothing written) otherwise.';
 
 
 --
@@ -5108,6 +5162,13 @@ GRANT ALL ON FUNCTION tether.read_changes(consumer text, max integer, lease_for 
 
 REVOKE ALL ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION tether.recent_deliveries(subscription uuid, max integer) TO service_role;
+
+
+--
+-- Name: FUNCTION record_token_refresh(connection_id uuid, owner text, version text, sealed jsonb, refreshed_at timestamp with time zone, token_expires_at timestamp with time zone, refresh_token_expires_at timestamp with time zone, rotated boolean, started_at timestamp with time zone); Type: ACL; Schema: tether; Owner: -
+--
+
+REVOKE ALL ON FUNCTION tether.record_token_refresh(connection_id uuid, owner text, version text, sealed jsonb, refreshed_at timestamp with time zone, token_expires_at timestamp with time zone, refresh_token_expires_at timestamp with time zone, rotated boolean, started_at timestamp with time zone) FROM PUBLIC;
 
 
 --

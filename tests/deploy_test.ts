@@ -51,7 +51,7 @@ function fakeEnv(): Record<string, string> {
     QUICKBOOKS_CLIENT_ID: "quickbooks-client-id-fake",
     QUICKBOOKS_CLIENT_SECRET: "quickbooks-client-secret-fake",
     QUICKBOOKS_WEBHOOK_VERIFIER_TOKEN: "quickbooks-verifier-token-fake",
-    TETHER_TIME_BUDGET_MS: "90000",
+    TETHER_TIME_BUDGET_MS: "50000",
     TETHER_OAUTH_STATE_SECRET: "oauth-state-secret-fake-0123456789abcdef",
     TETHER_DB_URL:
       "postgresql://postgres.abcdefghijklmnopqrst:Pooler-Pa55@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",

@@ -1,9 +1,10 @@
 // The local function server holds functions to Supabase's Edge Runtime limits and heals as the
 // platform does (scripts/local/functions.ts, scripts/local/edge_worker.ts). The figures and the
 // answers are Supabase's own: supabase.com/docs/guides/functions/limits (2 s of CPU per request,
-// 256 MB, a 150 s wall clock on the free plan) and …/functions/status-codes (546
-// WORKER_RESOURCE_LIMIT when a worker passes its CPU or memory limit, 504 on the request idle
-// timeout). The fixture function (tests/fixtures/edge/limits.ts) uses what it is asked to.
+// 256 MB, a 150 s wall clock on the free plan: how long a worker stays active) and
+// …/functions/status-codes (546 WORKER_RESOURCE_LIMIT when a worker is stopped by a resource limit,
+// 504 on the request idle timeout); the worker lifecycle is supabase/edge-runtime's
+// (crates/base/src/worker/supervisor/strategy_per_worker.rs). The fixture function (tests/fixtures/edge/limits.ts) uses what it is asked to.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
@@ -14,6 +15,13 @@ import {
   WORKER_RESOURCE_LIMIT,
 } from "../scripts/local/functions.ts";
 import { EDGE_RUNTIME_DENO } from "../scripts/local/edge_deno.ts";
+import {
+  AFTER_BUDGET_MS,
+  EDGE_WALL_CLOCK_MS,
+  EnvError,
+  readEnv,
+  TIME_BUDGET_MS,
+} from "../functions-shared/env.ts";
 import { cpuMs } from "../scripts/local/proc.ts";
 import { paths } from "../scripts/local/util.ts";
 import { eventually } from "./helpers/stack.ts";
@@ -96,27 +104,132 @@ Deno.test("a worker past its memory limit gets 546 and a new worker", () =>
     assert.ok(limits!.max_rss_mb > 128, `peak RSS ${limits!.max_rss_mb} MB`);
   }));
 
-Deno.test("a background task still running at the wall clock limit ends its worker", () =>
-  withFixture({ wallClockMs: 400 }, async (served, call) => {
-    const first = served.pids.limits;
-    const short = await call("op=background&ms=50");
-    await short.body?.cancel();
-    await new Promise((r) => setTimeout(r, 600));
-    assert.equal(served.pids.limits, first, "a task that ends in time changes nothing");
-    const long = await call("op=background&ms=5000");
-    assert.equal(long.status, 200);
-    await long.body?.cancel();
-    await eventually(
-      "a new worker",
-      () => Promise.resolve(served.pids.limits !== first || undefined),
-      10_000,
-    );
-    assert.deepEqual((await served.stats()).limits!.kills, {
-      cpu_time: 0,
-      memory: 0,
-      wall_clock: 1,
-    });
+/** The worker (process id) that answered a call. */
+async function answeredBy(call: (query: string) => Promise<Response>): Promise<number> {
+  const res = await call("op=pid");
+  assert.equal(res.status, 200);
+  return (await res.json()).pid;
+}
+
+const alive = async (pid: number) => {
+  try {
+    await cpuMs(pid);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+// The worker lifecycle of supabase/edge-runtime (WORKER_LIFECYCLE in scripts/local/functions.ts):
+// retired at half the wall clock, new requests to a new worker, dropped once idle, ended at the
+// full wall clock whatever it runs. A 3 s wall clock stands for the free plan's 150 s.
+Deno.test("at half the wall clock a worker is retired: new requests land on a new worker and the idle old one is dropped", () =>
+  withFixture({ wallClockMs: 3_000 }, async (served, call) => {
+    const first = await answeredBy(call);
+    assert.equal(first, served.pids.limits);
+    const next = await eventually("a request to land on a new worker", async () => {
+      const pid = await answeredBy(call);
+      return pid !== first ? pid : undefined;
+    }, 20_000);
+    await eventually("the retired worker to end", async () => !(await alive(first)) || undefined);
+    const stats = await served.stats();
+    assert.ok(stats.limits!.retirements.wall_clock >= 1, JSON.stringify(stats.limits));
+    assert.ok(stats.limits!.early_drops >= 1, "dropped once idle, not killed");
+    assert.deepEqual(stats.limits!.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
+    assert.equal(stats.limits!.crashes, 0);
+    assert.ok(stats.limits!.max_rss_mb_by_worker.length >= 2, "a peak per worker");
+    assert.notEqual(next, first);
   }));
+
+Deno.test("an idle retired worker is dropped and no other starts until a request comes, which boots one", () =>
+  withFixture({ wallClockMs: 2_000 }, async (served, call) => {
+    const first = await answeredBy(call);
+    await eventually(
+      "the idle worker to be dropped",
+      async () => !(await alive(first)) || undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(served.pids.limits, first, "no worker was started meanwhile");
+    assert.deepEqual(await health(served), {
+      status: 200,
+      body: { ok: true, functions: { limits: "up" } },
+    }, "callable: a request starts a worker");
+    const next = await answeredBy(call);
+    assert.notEqual(next, first);
+    assert.equal(served.pids.limits, next);
+    const { limits } = await served.stats();
+    assert.ok(
+      limits!.retirements.wall_clock >= 1 && limits!.early_drops >= 1,
+      JSON.stringify(limits),
+    );
+  }));
+
+Deno.test("a retired worker keeps running what it has until the full wall clock, then ends with a 546 for what is in flight", () =>
+  withFixture({ wallClockMs: 3_000 }, async (served, call) => {
+    const old = await answeredBy(call);
+    const task = await call("op=background&ms=60000");
+    assert.equal(task.status, 200, "answered before its task");
+    await task.body?.cancel();
+    const inFlight = call("op=wait&ms=60000");
+    const fresh = await eventually("a request to land on a new worker", async () => {
+      const pid = await answeredBy(call);
+      return pid !== old ? pid : undefined;
+    }, 20_000);
+    assert.ok(await alive(old), "retired, still running its task and its request");
+    const cut = await inFlight;
+    assert.equal(cut.status, 546);
+    assert.deepEqual(await cut.json(), WORKER_RESOURCE_LIMIT);
+    assert.equal(await alive(old), false);
+    const stats = await eventually("the old worker's work to be counted", async () => {
+      const s = (await served.stats()).limits!;
+      return s.running === 0 ? s : undefined;
+    });
+    assert.equal(stats.kills.wall_clock, 1, "ended at the wall clock, whatever it ran");
+    assert.ok(stats.retirements.wall_clock >= 1);
+    assert.ok(stats.invocations >= 4, "the task and the cut request are counted");
+    assert.notEqual(fresh, old);
+  }));
+
+Deno.test("a worker past half its memory limit is dropped once idle and the next request gets a new worker", () =>
+  withFixture({ memoryMb: 400 }, async (served, call) => {
+    const first = await answeredBy(call);
+    const below = await call("op=keep&mb=150");
+    assert.equal(below.status, 200);
+    await below.body?.cancel();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await answeredBy(call), first, "under half its memory, it stays");
+    const held = await call("op=keep&mb=70");
+    assert.equal(held.status, 200);
+    await held.body?.cancel();
+    await eventually("the worker to be dropped", async () => !(await alive(first)) || undefined);
+    assert.notEqual(await answeredBy(call), first);
+    const { limits } = await served.stats();
+    assert.equal(limits!.retirements.memory, 1, JSON.stringify(limits));
+    assert.equal(limits!.early_drops, 1);
+    assert.deepEqual(limits!.kills, { cpu_time: 0, memory: 0, wall_clock: 0 });
+    assert.ok(limits!.max_rss_mb_by_worker[0]! > 220, JSON.stringify(limits));
+  }));
+
+Deno.test("a job's default time budget, and what it spends after it, fit in the half wall clock a request may be left", () => {
+  const env = (budget?: string) =>
+    readEnv((name) =>
+      ({
+        SUPABASE_DB_URL: "postgresql://postgres@127.0.0.1:1/postgres",
+        TOKEN_ENCRYPTION_KEYS: "k1:x",
+        SUPABASE_SECRET_KEYS: JSON.stringify(["sb_secret_tEsTkEy0123456789abcdefGHIJKLMNOPqrstuv"]),
+        TETHER_TIME_BUDGET_MS: budget,
+      })[name]
+    );
+  // A request can land on a worker just before it is retired at half the wall clock; the worker
+  // is ended at the full wall clock, so the request has the other half.
+  const left = EDGE_WALL_CLOCK_MS / 2;
+  assert.equal(EDGE_WALL_CLOCK_MS, 150_000, "the free plan's, as the gateway enforces by default");
+  assert.ok(env().timeBudgetMs + AFTER_BUDGET_MS <= left, JSON.stringify(TIME_BUDGET_MS));
+  assert.equal(env(String(TIME_BUDGET_MS.max)).timeBudgetMs, TIME_BUDGET_MS.max);
+  assert.ok(TIME_BUDGET_MS.max + AFTER_BUDGET_MS <= left);
+  assert.throws(() => env(String(TIME_BUDGET_MS.max + 1)), EnvError);
+  assert.throws(() => env("100000"), EnvError, "the old default would outlive its worker");
+});
 
 /** The gateway's figures as GET /_stats serves them. */
 async function servedStats(served: FunctionsServer): Promise<FunctionStats> {

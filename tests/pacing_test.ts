@@ -175,6 +175,49 @@ Deno.test("pacers of two instances sharing tether.rate_budgets draw from one buc
   });
 });
 
+Deno.test("the shared budget's statements write in only a connection's UUID and finite numbers", async () => {
+  await withTestDatabase(async (db) => {
+    const store = postgresBudgets(db.sql);
+    const model = { capacity: 10, restorePerSecond: 1 };
+    const id = crypto.randomUUID();
+    await assert.rejects(
+      store.take("1'); drop table tether.connections; --", 1, model, 0),
+      TypeError,
+    );
+    await assert.rejects(store.take(id, Number.NaN, model, 0), TypeError);
+    await assert.rejects(store.adjust(id, model, 0, { available: Infinity }), TypeError);
+    const [{ n }] = await db.sql<
+      [{ n: number }]
+    >`select count(*)::int as n from tether.connections`;
+    assert.equal(n, 0);
+  });
+});
+
+Deno.test("a shared budget takes a refund and a report in one correction: the refund first, then the report caps it", async () => {
+  await withTestDatabase(async (db) => {
+    const [{ id }] = await db.sql<[{ id: string }]>`
+      insert into tether.connections (provider, external_id, name, config)
+      values ('maystro', 'one-correction', 'one correction', '{}') returning id`;
+    const store = postgresBudgets(db.sql);
+    let adjusts = 0;
+    const counted = {
+      ...store,
+      adjust: (...args: Parameters<typeof store.adjust>) => (adjusts++, store.adjust(...args)),
+    };
+    const pacer = new Pacer({ capacity: 10, restorePerSecond: 0.001 }, {
+      shared: { store: counted, key: id },
+    });
+    await pacer.take(9);
+    // 1 left; 6 of the 9 given back is 7, and the provider says 4 are left: 4, not 1 + 6.
+    pacer.observe({ available: 4, refund: 6 });
+    await pacer.settled();
+    assert.equal(adjusts, 1, "one statement for the refund and the report");
+    const [{ level }] = await db.sql<[{ level: number }]>`
+      select level from tether.rate_budgets where connection_id = ${id}`;
+    assert.ok(Math.abs(level - 4) < 0.1, `the shared level is ${level}`);
+  });
+});
+
 Deno.test("a shared budget follows Shopify's bucket: what a page reserved beyond its actual cost is given back", async () => {
   await withTestDatabase(async (db) => {
     await withSandbox(async (sb) => {
@@ -182,8 +225,13 @@ Deno.test("a shared budget follows Shopify's bucket: what a page reserved beyond
       const [{ id }] = await db.sql<[{ id: string }]>`
         insert into tether.connections (provider, external_id, name, config)
         values ('shopify', ${setup.account.external_id}, 'refund', '{}') returning id`;
+      const store = postgresBudgets(db.sql);
+      let adjusts = 0;
       const pacer = new Pacer(adapters.shopify.facts.rateLimit, {
-        shared: { store: postgresBudgets(db.sql), key: id },
+        shared: {
+          store: { ...store, adjust: (...args) => (adjusts++, store.adjust(...args)) },
+          key: id,
+        },
       });
       // A customers page reserves more than the 30 customers cost.
       await readerOf("shopify", "customers")(
@@ -205,6 +253,7 @@ Deno.test("a shared budget follows Shopify's bucket: what a page reserved beyond
         `/usage/shopify/${setup.account.external_id}`,
       );
       assert.ok(usage.units < 100, `the page cost ${usage.units} points`);
+      assert.equal(adjusts, 1, "the page's refund and report are one correction (one statement)");
       assert.ok(
         Math.abs(level - usage.level) < 50,
         `the shared level ${level} is Shopify's ${usage.level}, not lower by the unused reservation`,

@@ -188,6 +188,35 @@ Deno.test("20 concurrent sweeps over 50 due rotating-token connections refresh e
   });
 });
 
+Deno.test("a sweep claims due connections a batch at a time: 25 connections in 4 claim statements, each refreshed once", async () => {
+  await withWorld(async (w) => {
+    const conns: Conn[] = [];
+    for (let i = 0; i < 25; i++) conns.push(await connectNew(w, "shiphero"));
+    await w.sandbox.call("DELETE", "/stats");
+    await makeDue(w);
+    let claims = 0;
+    const db = new Proxy(w.db.sql, {
+      apply(target, self, args: unknown[]) {
+        const strings = args[0];
+        if (Array.isArray(strings) && String(strings[0]).includes("with policy as")) claims++;
+        return Reflect.apply(target, self, args);
+      },
+    });
+
+    const result = await sweep({ ...w.deps, db }, {});
+
+    assert.deepEqual(outcomes(result), { ...NOTHING, refreshed: 25 });
+    // Batches of 10 (the sweep's concurrency): 10, 10, 5, then one that finds nothing due.
+    assert.equal(claims, 4, "one claim statement per batch, not one per connection");
+    const stats = await w.sandbox.stats();
+    assert.equal(stats.refresh_calls, 25, "exactly one provider refresh per connection");
+    for (const conn of conns) {
+      assert.equal((await row(w, conn)).lease_owner, null);
+      assert.equal(await runCount(w, conn, "succeeded"), 2);
+    }
+  });
+});
+
 Deno.test("where the runtime cannot measure CPU, a sweep stops taking connections once its estimated CPU reaches the budget, and the next continues", async () => {
   await withWorld(async (w) => {
     const conns: Conn[] = [];

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { shopifyAdapter } from "../functions-shared/providers/shopify/adapter.ts";
+import { isOrdersData, ordersData } from "../functions-shared/providers/shopify/streams.ts";
 import type { CustomerRecord, OrderRecord } from "../functions-shared/providers/types.ts";
 import {
   assertOrdersConvergeThroughTies,
@@ -219,3 +220,87 @@ Deno.test("shopify customer deletions are searched by the configured event actio
       "another word finds other events",
     );
   }));
+
+// ---------------------------------------------------------------------------------------------
+// The orders page's check (isOrdersData) against its schema (ordersData)
+
+Deno.test("shopify orders page: the cheap check accepts exactly what the schema accepts, field by field", () => {
+  const order = (id: number, extra: Record<string, unknown> = {}) => ({
+    id: `gid://shopify/Order/${id}`,
+    name: `#${1000 + id}`,
+    createdAt: "2026-02-28T23:59:59Z",
+    updatedAt: "2026-03-01T00:00:00.123+01:00",
+    cancelledAt: null,
+    displayFinancialStatus: "PAID",
+    displayFulfillmentStatus: "FULFILLED",
+    totalPriceSet: { shopMoney: { amount: "-12.50", currencyCode: "EUR", extra: 1 } },
+    customer: { id: "gid://shopify/Customer/7" },
+    fulfillments: [{ trackingInfo: [{ number: null }, { number: "1Z999" }] }],
+    ...extra,
+  });
+  const page = () => ({
+    orders: {
+      edges: [
+        { node: order(1) },
+        {
+          node: order(2, {
+            customer: null,
+            cancelledAt: "2024-02-29T10:00:00Z",
+            displayFinancialStatus: null,
+            fulfillments: [],
+            unknownField: { kept: true },
+          }),
+        },
+      ],
+      pageInfo: { hasNextPage: true, endCursor: "abc" },
+    },
+  });
+  const bad: unknown[] = [
+    undefined,
+    null,
+    "",
+    "x",
+    0,
+    1.5,
+    true,
+    [],
+    {},
+    "2026-02-30T00:00:00Z",
+    "2025-02-29T00:00:00Z",
+    "2026-03-01 00:00:00Z",
+    "2026-03-01T00:00:00",
+    "1.2.3",
+    "12.",
+  ];
+  // Every path of the valid page, each set to every value above (or deleted).
+  const paths: (string | number)[][] = [];
+  const walk = (value: unknown, path: (string | number)[]) => {
+    if (path.length > 0) paths.push(path);
+    if (typeof value === "object" && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        walk(item, [...path, Array.isArray(value) ? Number(key) : key]);
+      }
+    }
+  };
+  walk(page(), []);
+  let refused = 0;
+  const agree = (value: unknown, what: string) => {
+    const schema = ordersData.safeParse(value).success;
+    assert.equal(isOrdersData(value), schema, `${what}: the schema says ${schema}`);
+    if (!schema) refused++;
+  };
+  agree(page(), "the valid page");
+  for (const value of [undefined, null, [], "x"]) agree(value, `the page as ${String(value)}`);
+  for (const path of paths) {
+    for (const replacement of [...bad, "delete"]) {
+      const changed = page() as Record<string | number, unknown>;
+      let parent = changed;
+      for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
+      const last = path[path.length - 1]!;
+      if (replacement === "delete") delete parent[last];
+      else parent[last] = replacement;
+      agree(changed, `${path.join(".")} = ${JSON.stringify(replacement) ?? "undefined"}`);
+    }
+  }
+  assert.ok(refused > paths.length, `the schema refused ${refused} of the changed pages`);
+});

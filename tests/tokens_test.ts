@@ -148,3 +148,55 @@ Deno.test("a refresh that gets invalid_grant because another worker already rota
     assert.equal(stats.by_account[`lightspeed/${conn.externalId}`]?.refresh_calls, 3);
   });
 });
+
+Deno.test("a refresh whose provider call succeeds after another worker rotated the credentials writes nothing and is skipped", async () => {
+  await withWorld(async (w) => {
+    // QuickBooks answers a just-rotated refresh token with the newest tokens (sandbox_auth_test),
+    // so worker A's late call succeeds: only the version check in the write stops A from
+    // writing over what B stored (tether.record_token_refresh).
+    const conn = await connectNew(w, "quickbooks");
+    const ownerA = "worker-a";
+    const claimed = await claimConnection(w.db.sql, conn.id, {
+      owner: ownerA,
+      now: w.clock.now(),
+      leaseSeconds: LEASE_SECONDS,
+    });
+    assert.ok(claimed, "worker A holds the connection");
+    const depsB = await testDeps(w.db, {
+      now: () => new Date(w.clock.now().getTime() + (LEASE_SECONDS + 1) * 1000),
+    });
+    let resultB: RefreshTokensResult | undefined;
+    let afterB: Record<string, string> | undefined;
+    const depsA = await testDeps(w.db, {
+      now: w.clock.now,
+      fetch: async (input, init) => {
+        if (!resultB) {
+          resultB = await sweep(depsB, { connection_id: conn.id, force: true });
+          afterB = await storedCredentials(w, conn);
+        }
+        return await fetch(input, init);
+      },
+    });
+
+    const outcome = await refreshClaimed(depsA, claimed, ownerA);
+
+    assert.deepEqual(outcomes(resultB!), ONE_REFRESHED, "worker B rotated the token");
+    assert.equal(outcome, "skipped");
+    const kept = await storedCredentials(w, conn);
+    assert.ok(
+      Object.keys(afterB!).every((field) => kept[field] === afterB![field]),
+      "B's credentials are kept as B wrote them",
+    );
+    const r = await row(w, conn);
+    assert.equal(r.status, "active");
+    assert.equal(r.lease_owner, null);
+    assert.equal(await runCount(w, conn, "skipped"), 1);
+    const [skipped] = await w.db.sql<{ error: string }[]>`
+      select error from tether.runs where connection_id = ${conn.id} and status = 'skipped'`;
+    assert.match(skipped!.error, /credentials were replaced during the refresh/);
+    const stats = await w.sandbox.stats();
+    // (A's call made the sandbox issue another access token; B's, which Tether keeps, stays valid
+    // until it expires: sandbox/providers/quickbooks/auth.ts, "older ones stay valid".)
+    assert.equal(stats.by_account[`quickbooks/${conn.externalId}`]?.refresh_calls, 3);
+  });
+});

@@ -2,6 +2,7 @@
 // outcome of each token refresh. Every time comparison uses the caller's
 // clock (`now`), so jobs run against simulated time in tests.
 import type { Sql, Tx } from "./client.ts";
+import type { SealedCredentials } from "./credentials.ts";
 
 export type ConnectionStatus = "active" | "error" | "reauth_required" | "disabled";
 
@@ -177,6 +178,28 @@ export async function recordRefreshSuccess(
            lease_expires_at = case when lease_owner = ${owner} then null else lease_expires_at end,
            updated_at = now()
      where id = ${id}`;
+}
+
+/**
+ * A refresh's whole outcome in one call (tether.record_token_refresh, migration
+ * 20261209030000): under the connection's lock, if its credentials are still at `version`
+ * (`StoredCredentials.version`), writes the new ones, records the refresh as recordRefreshSuccess
+ * does (releasing the lease) and inserts the succeeded run, in one transaction. False, with nothing
+ * written, if the credentials were replaced meanwhile.
+ */
+export async function recordRefresh(
+  sql: Sql,
+  id: string,
+  owner: string,
+  r: RefreshSuccess & { version: string; sealed: SealedCredentials; startedAt: Date },
+): Promise<boolean> {
+  const [row] = await sql<{ written: boolean }[]>`
+    select tether.record_token_refresh(${id}, ${owner}, ${r.version}, ${
+    sql.json(r.sealed as never)
+  },
+      ${r.now}, ${r.tokenExpiresAt}, ${r.refreshTokenExpiresAt}, ${r.refreshTokenRotated},
+      ${r.startedAt}) as written`;
+  return row!.written;
 }
 
 /**

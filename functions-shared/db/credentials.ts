@@ -19,14 +19,45 @@ export async function readCredentials(
   vault: TokenVault,
   connectionId: string,
 ): Promise<StoredCredentials> {
-  const rows = await sql<{ field: string; ciphertext: string }[]>`
+  const sealed = await sql<SealedCredentials>`
     select field, ciphertext from tether.credentials
      where connection_id = ${connectionId} order by field`;
-  const values: Credentials = {};
-  for (const row of rows) {
-    values[row.field] = await vault.decrypt(row.ciphertext, aad(connectionId, row.field));
+  return await openCredentials(vault, connectionId, sealed);
+}
+
+/**
+ * Several connections' credentials as stored, in one query, nothing decrypted (`openCredentials`
+ * does that, one connection at a time, so a value no key decrypts fails its connection only).
+ * A connection without credentials maps to [].
+ */
+export async function readSealedCredentials(
+  sql: Sql,
+  connectionIds: string[],
+): Promise<Map<string, SealedCredentials>> {
+  const byConnection = new Map(connectionIds.map((id) => [id, [] as SealedCredentials]));
+  if (connectionIds.length === 0) return byConnection;
+  // Ids as text, not a JS array: see claimDueForRefresh (postgres.js array binding).
+  const rows = await sql<{ connection_id: string; field: string; ciphertext: string }[]>`
+    select connection_id, field, ciphertext from tether.credentials
+     where connection_id = any(string_to_array(${connectionIds.join(",")}, ',')::uuid[])
+     order by connection_id, field`;
+  for (const { connection_id, field, ciphertext } of rows) {
+    byConnection.get(connection_id)?.push({ field, ciphertext });
   }
-  return { values, version: versionOf(rows) };
+  return byConnection;
+}
+
+/** Decrypts one connection's stored credentials (in field order, as read). */
+export async function openCredentials(
+  vault: TokenVault,
+  connectionId: string,
+  sealed: SealedCredentials,
+): Promise<StoredCredentials> {
+  const values: Credentials = {};
+  for (const { field, ciphertext } of sealed) {
+    values[field] = await vault.decrypt(ciphertext, aad(connectionId, field));
+  }
+  return { values, version: versionOf(sealed) };
 }
 
 /**

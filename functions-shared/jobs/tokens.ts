@@ -7,18 +7,18 @@ import {
   claimConnection,
   type ConnectionRow,
   getConnection,
-  lockConnection,
+  recordRefresh,
   recordRefreshFailure,
-  recordRefreshSuccess,
   type RefreshPolicy,
   releaseLease,
 } from "../db/connections.ts";
 import {
   credentialsVersion,
+  openCredentials,
   readCredentials,
   sealCredentials,
+  type SealedCredentials,
   type StoredCredentials,
-  writeSealedCredentials,
 } from "../db/credentials.ts";
 import { insertRun, type RunRecord } from "../db/runs.ts";
 import { Deadline, type Deps } from "../deps.ts";
@@ -66,11 +66,16 @@ export function connectionRef(row: ConnectionRow): ConnectionRef {
 
 export type RefreshOutcome = "refreshed" | "failed" | "reauth_required" | "skipped";
 
-/** Refreshes one claimed connection and records everything; never throws for provider failures. */
+/**
+ * Refreshes one claimed connection and records everything; never throws for provider failures.
+ * `sealed`: its credentials as read after the claim (readSealedCredentials, the sweep reads a
+ * batch's at once); read here when not given.
+ */
 export async function refreshClaimed(
   deps: Deps,
   row: ConnectionRow,
   owner: string,
+  sealed?: SealedCredentials,
 ): Promise<RefreshOutcome> {
   const started = deps.now();
   const run = (status: "succeeded" | "failed" | "skipped", extra: Partial<RunRecord> = {}) =>
@@ -92,34 +97,25 @@ export async function refreshClaimed(
   let stored: StoredCredentials | undefined;
   try {
     // Read after claiming (rule 1); a value the key ring cannot decrypt fails this connection only.
-    stored = await readCredentials(deps.db, deps.vault, row.id);
-    const version = stored.version;
+    stored = sealed
+      ? await openCredentials(deps.vault, row.id, sealed)
+      : await readCredentials(deps.db, deps.vault, row.id);
     const grant = await adapterFor(row.provider).refresh(
       adapterContext(deps),
       connectionRef(row),
       stored.values,
     );
-    // Encrypted before the transaction, which then holds its connection for the writes alone.
-    const sealed = await sealCredentials(deps.vault, row.id, grant.credentials);
-    const written = await deps.db.begin(async (tx) => {
-      await lockConnection(tx, row.id);
-      if (await credentialsVersion(tx, row.id) !== version) return false;
-      await writeSealedCredentials(tx, row.id, sealed);
-      await recordRefreshSuccess(tx, row.id, owner, {
-        now: deps.now(),
-        tokenExpiresAt: grant.accessTokenExpiresAt,
-        refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
-        refreshTokenRotated: grant.refreshTokenRotated,
-      });
-      await insertRun(tx, {
-        connection_id: row.id,
-        kind: "refresh",
-        status: "succeeded",
-        started_at: started,
-        finished_at: deps.now(),
-        details: { rotated: grant.refreshTokenRotated },
-      });
-      return true;
+    // One call writes the new credentials (a rotated refresh token first of all), the
+    // connection's state and the run, in one transaction, if the credentials are still the ones
+    // refreshed: a reconnect or another worker may have replaced them meanwhile.
+    const written = await recordRefresh(deps.db, row.id, owner, {
+      version: stored.version,
+      sealed: await sealCredentials(deps.vault, row.id, grant.credentials),
+      now: deps.now(),
+      startedAt: started,
+      tokenExpiresAt: grant.accessTokenExpiresAt,
+      refreshTokenExpiresAt: grant.refreshTokenExpiresAt,
+      refreshTokenRotated: grant.refreshTokenRotated,
     });
     return written ? "refreshed" : await skip("credentials were replaced during the refresh");
   } catch (err) {

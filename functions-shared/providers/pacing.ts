@@ -45,7 +45,10 @@ export interface BudgetStore {
   ): Promise<void>;
 }
 
-/** A correction: the level or bucket size a provider reported, a refund, a throttle's wait. */
+/**
+ * A correction: the level or bucket size a provider reported, a refund, a throttle's wait. One
+ * that carries both a refund and a level gives the refund back first, then the level caps it.
+ */
 export interface BudgetChange {
   available?: number;
   capacity?: number;
@@ -155,23 +158,33 @@ export class Pacer {
 
   /**
    * Corrects the model from what the provider reported after a request. `bound`: the report is
-   * a window's remaining count (Lightspeed), which caps the level but is not it.
+   * a window's remaining count (Lightspeed), which caps the level but is not it. `refund`: what
+   * the request did not cost after all (as `refund`), given back before the report caps the
+   * level, in the same correction: a sync page sends the shared store one statement, not two.
    */
   observe(
-    report: { available: number; capacity?: number; restorePerSecond?: number; bound?: boolean },
+    report: {
+      available: number;
+      capacity?: number;
+      restorePerSecond?: number;
+      bound?: boolean;
+      refund?: number;
+    },
   ): void {
     this.#refill();
     if (report.capacity !== undefined && report.capacity > 0) this.#capacity = report.capacity;
     if (report.restorePerSecond !== undefined && report.restorePerSecond > 0) {
       this.#restorePerSecond = report.restorePerSecond;
     }
-    const level = report.bound ? Math.min(this.#level, report.available) : report.available;
+    const refunded = Math.min(this.#capacity, this.#level + Math.max(0, report.refund ?? 0));
+    const level = report.bound ? Math.min(refunded, report.available) : report.available;
     this.#level = Math.max(0, Math.min(this.#capacity, level));
     this.#at = this.#clock();
     this.#adjust({
       available: this.#level,
       capacity: report.capacity,
       restorePerSecond: report.restorePerSecond,
+      ...(report.refund === undefined ? {} : { refund: report.refund }),
     });
   }
 

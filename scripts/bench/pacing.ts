@@ -12,6 +12,7 @@
 // requests over its length) times the time. A window limit is paced evenly (pacing.ts
 // windowBucket): its units are counted as they are. `throttled` counts the account's throttled
 // requests over the whole run.
+import { TIME_BUDGET_MS } from "../../functions-shared/env.ts";
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { ProviderName } from "../../functions-shared/providers/types.ts";
 import type { Usage } from "../../sandbox/limits.ts";
@@ -89,8 +90,11 @@ export async function benchPacing(
     const { sandbox } = world;
     const shopifyPlan = "standard";
     await sandbox.call("POST", "/config", { shopify_plan: shopifyPlan });
-    // An invocation ends within about a third of the run (the next call is not made past its end).
-    const budgetMs = Math.round(Math.min(60_000, Math.max(5_000, (seconds * 1000) / 3)));
+    // An invocation ends within about a third of the run (the next call is not made past its end),
+    // and within the most a worker about to be retired leaves it (TIME_BUDGET_MS.max).
+    const budgetMs = Math.round(
+      Math.min(TIME_BUDGET_MS.max, Math.max(5_000, (seconds * 1000) / 3)),
+    );
     const served = await world.serve(["sync-orders", "sync-customers", "proxy"], {
       env: { TETHER_TIME_BUDGET_MS: String(budgetMs) },
     });

@@ -1,7 +1,7 @@
 // The lines a local edge worker (./edge_worker.ts) writes on stdout so the gateway (./functions.ts)
 // can charge CPU time to the invocation that spends it: a request's handler has returned, a
-// background task it handed over (EdgeRuntime.waitUntil) starts or ends, the worker shuts itself
-// down at the wall clock. Each names the invocation by the id the gateway sent in
+// background task it handed over (EdgeRuntime.waitUntil) starts or ends; and, before the marks
+// that can leave it idle, how much memory it holds as the Edge Runtime counts it. Each names the invocation by the id the gateway sent in
 // INVOCATION_HEADER. One module for both, as the gateway must not import the worker (importing it
 // would start one). Lines on one pipe arrive in order, so a task's start is always read before
 // the handler's return that follows it.
@@ -9,14 +9,14 @@
 /** The header the gateway names each invocation with; the worker reads it, the function may ignore it. */
 export const INVOCATION_HEADER = "x-tether-edge-invocation";
 
-export type EdgeMarkKind = "handled" | "task+" | "task-" | "shutdown";
-const KINDS: readonly string[] = ["handled", "task+", "task-", "shutdown"];
+export type EdgeMarkKind = "handled" | "task+" | "task-" | "memory";
+const KINDS: readonly string[] = ["handled", "task+", "task-", "memory"];
 
 const PREFIX = "\u001eedge:";
 
 export interface EdgeMark {
   kind: EdgeMarkKind;
-  /** The invocation id ("" for work begun outside a request), or the shutdown's reason. */
+  /** The invocation id ("" for work begun outside a request); for "memory", the bytes held. */
   subject: string;
 }
 

@@ -2,27 +2,33 @@
 // `deno run … scripts/local/edge_worker.ts <entry point>` runs one function the way the platform
 // does, as far as a plain Deno process can:
 // - `EdgeRuntime.waitUntil(promise)` keeps work going after the answer (Supabase "Background
-//   tasks"); each task is held to the wall-clock limit counted from when it was handed over, and a
-//   task still running then ends the worker, as the platform's wall-clock shutdown does;
-// - the worker ends when its parent does (its stdin closes), so a dead stack leaves no orphan;
-// - TETHER_EDGE_WALL_CLOCK_MS is the wall-clock limit (150 s on the free plan, 400 s on paid ones:
-//   supabase.com/docs/guides/functions/limits).
-// The CPU-time and memory limits are enforced from outside, by the gateway (./functions.ts), which
-// this tells (./edge_marks.ts) when a request's handler returns and when a background task starts
-// and ends, naming the invocation each belongs to, so a task's CPU is charged to the request that
-// handed it over.
+//   tasks");
+// - the worker ends when its parent does (its stdin closes), so a dead stack leaves no orphan.
+// The limits (CPU time, memory, the wall clock) and the worker's lifecycle are enforced from
+// outside, by the gateway (./functions.ts), as the Edge Runtime's supervisor does from outside the
+// isolate. This tells it (./edge_marks.ts) when a request's handler returns and when a background
+// task starts and ends, naming the invocation each belongs to, so a task's CPU is charged to the
+// request that handed it over, and a worker is known idle when all are done.
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type EdgeMarkKind, INVOCATION_HEADER, markLine } from "./edge_marks.ts";
-
-const wallClockMs = Number(Deno.env.get("TETHER_EDGE_WALL_CLOCK_MS") ?? "150000");
 
 const encoder = new TextEncoder();
 /** Tells the gateway (./functions.ts) what to charge CPU time to. */
 const mark = (kind: EdgeMarkKind, subject: string) =>
   Deno.stdout.writeSync(encoder.encode(`${markLine(kind, subject)}\n`));
 
-/** Reported on stderr: the gateway answers 546 WORKER_LIMIT for what this worker was doing. */
+/**
+ * Says how much memory the worker holds the way the Edge Runtime counts it against half its limit
+ * (`mem_reached_half`): V8's used heap plus external memory (supabase/edge-runtime
+ * crates/base/src/runtime/mod.rs, `MemCheck::check`: `used_heap_size` + `external_memory`). Sent
+ * before a mark that may leave the worker idle, when the gateway decides whether to drop it.
+ */
+function markMemory(): void {
+  const { heapUsed, external } = Deno.memoryUsage();
+  mark("memory", String(heapUsed + external));
+}
+
 function shutdown(reason: string): never {
   console.error(`edge worker shutdown: ${reason}`);
   Deno.exit(1);
@@ -36,12 +42,8 @@ Object.defineProperty(globalThis, "EdgeRuntime", {
     waitUntil(task: Promise<unknown>): void {
       const id = invocation.getStore() ?? "";
       mark("task+", id);
-      const timer = setTimeout(() => {
-        mark("shutdown", "wall_clock");
-        shutdown(`wall clock limit of ${wallClockMs} ms reached by a background task`);
-      }, wallClockMs);
       task.then(() => {}, () => {}).finally(() => {
-        clearTimeout(timer);
+        markMemory();
         mark("task-", id);
       });
     },
@@ -56,6 +58,7 @@ function tracked(handler: Deno.ServeHandler): Deno.ServeHandler {
       try {
         return await handler(req, info);
       } finally {
+        markMemory();
         mark("handled", id);
       }
     });

@@ -13,17 +13,19 @@
 //   tasks it is running.
 // - Memory: 256 MB of resident memory per worker (546 likewise).
 // - Request idle timeout: 150 s without an answer is a 504.
-// - Wall clock: a background task still running 150 s (free plan) after it began ends its worker
-//   (./edge_worker.ts).
+// - Wall clock: a worker lives at most 150 s (free plan) from its start, whatever it runs
+//   (WORKER_LIFECYCLE below).
 // The limits are settings (TETHER_EDGE_CPU_MS, TETHER_EDGE_MEMORY_MB, TETHER_EDGE_WALL_CLOCK_MS),
 // for a paid plan's 400 s wall clock. A worker that dies, by a limit or a crash, is started again,
 // as the platform starts a new isolate; /health reports each function.
 //
 // It keeps figures per function (FunctionStats: invocations, the most CPU one invocation used with
-// its background tasks, the highest resident memory, workers ended by limit), served at
-// GET /_stats and reset by DELETE /_stats: what the benchmarks report. They hold no secret.
+// its background tasks, the highest resident memory overall and per worker, workers retired,
+// dropped and ended by limit), served at GET /_stats and reset by DELETE /_stats: what the
+// benchmarks report. They hold no secret.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { EDGE_WALL_CLOCK_MS } from "../../functions-shared/env.ts";
 import { edgeDenoPath } from "./edge_deno.ts";
 import { INVOCATION_HEADER, parseMark } from "./edge_marks.ts";
 import { cpuMs, rssMb } from "./proc.ts";
@@ -41,7 +43,7 @@ export interface EdgeLimits {
   cpuMs: number;
   /** Resident memory of a worker: 256 MB on Supabase. */
   memoryMb: number;
-  /** How long a background task may run: 150 s on the free plan, 400 s on paid plans. */
+  /** How long a worker lives from its start: 150 s on the free plan, 400 s on paid plans. */
   wallClockMs: number;
   /** How long a request may wait for its answer: 150 s on Supabase, then 504. */
   requestIdleMs: number;
@@ -51,7 +53,7 @@ export function edgeLimits(): EdgeLimits {
   return {
     cpuMs: positiveInt("TETHER_EDGE_CPU_MS", 2_000),
     memoryMb: positiveInt("TETHER_EDGE_MEMORY_MB", 256),
-    wallClockMs: positiveInt("TETHER_EDGE_WALL_CLOCK_MS", 150_000),
+    wallClockMs: positiveInt("TETHER_EDGE_WALL_CLOCK_MS", EDGE_WALL_CLOCK_MS),
     requestIdleMs: 150_000,
   };
 }
@@ -98,8 +100,33 @@ export interface FunctionsServer {
   stop(): Promise<void>;
 }
 
-/** The limits a worker can be ended for: CPU time and memory by the gateway, the wall clock by itself. */
+/** The limits a worker can be ended for (546 for what it was running). */
 export type LimitKind = "cpu_time" | "memory" | "wall_clock";
+
+/**
+ * WORKER_LIFECYCLE, as supabase/edge-runtime runs a function's worker (the per-worker supervisor,
+ * crates/base/src/worker/supervisor/strategy_per_worker.rs, and the pool, crates/base/src/worker/
+ * pool.rs), which the Limits page sums up as "the duration an Edge Function worker will stay
+ * active. During this period, a worker can serve multiple requests or process background tasks":
+ * - The wall clock is split in two intervals of a timer started with the worker's supervisor. At
+ *   the first, half the wall clock (75 s on the free plan), the worker is retired
+ *   (`early_retire_fn`: `is_retired` raised): the pool routes no new request to it
+ *   (`maybe_active_worker` skips a retired worker, `send_request` refuses one) and starts a new
+ *   worker for them. At the second, the full wall clock, it is terminated
+ *   (`ShutdownReason::WallClockTime`) whatever it is running; what is in flight fails with 546
+ *   (supabase.com/docs/guides/functions/status-codes: "546 … execution was stopped due to a
+ *   resource limit"; supabase.com/kb/troubleshooting/edge-function-limits: "When the wall clock
+ *   time limit is reached, a 546 HTTP error is returned").
+ * - A worker with a resource alert (retired by the wall clock, or its memory at half the limit:
+ *   `mem_reached_half`, runtime/mod.rs) is dropped early (`ShutdownReason::EarlyDrop`) once all its
+ *   requests are answered and its promises (background tasks) resolved (`can_early_drop`). Half the
+ *   memory does not raise `is_retired`: the worker still takes requests until it is idle.
+ * Locally the wall clock counts from when the worker listens (a local Deno boots slower than an
+ * isolate), and half the memory is judged when the worker becomes idle, on the V8 heap and
+ * external memory the worker reports (./edge_worker.ts), not on the resident set the 256 MB limit
+ * is held to.
+ */
+export type RetireKind = "wall_clock" | "memory";
 
 /** One function's figures: counts, and the worst an invocation or a worker did. */
 export interface FunctionStats {
@@ -115,6 +142,12 @@ export interface FunctionStats {
   max_cpu_ms_per_invocation: number;
   /** The highest resident memory (peak RSS) a worker of the function reached, in MB. */
   max_rss_mb: number;
+  /** The same for each worker, in the order they started (since the last reset), in MB. */
+  max_rss_mb_by_worker: number[];
+  /** Workers retired (WORKER_LIFECYCLE): at half the wall clock, or at half the memory limit. */
+  retirements: Record<RetireKind, number>;
+  /** Retired workers ended once idle, having finished all they ran (the platform's EarlyDrop). */
+  early_drops: number;
   /** Workers ended for passing a limit, by limit. */
   kills: Record<LimitKind, number>;
   /** Workers that exited by themselves otherwise (a crash). */
@@ -126,6 +159,9 @@ function emptyStats(): Omit<FunctionStats, "running"> {
     invocations: 0,
     max_cpu_ms_per_invocation: 0,
     max_rss_mb: 0,
+    max_rss_mb_by_worker: [],
+    retirements: { wall_clock: 0, memory: 0 },
+    early_drops: 0,
     kills: { cpu_time: 0, memory: 0, wall_clock: 0 },
     crashes: 0,
   };
@@ -148,22 +184,37 @@ interface Worker {
   port: number;
   process: Deno.ChildProcess;
   stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** When it began to listen (performance.now()): its wall clock counts from here. */
+  startedAt: number;
   exited: boolean;
   ready: boolean;
+  /** Why it was retired, once it was: it is dropped when idle. */
+  retired?: RetireKind;
+  /** Dropped by the gateway once retired and idle. */
+  dropped: boolean;
   /** Why it was ended for a limit, when it was. */
   killedFor?: string;
   /** What it runs, by the id the gateway gave each request. */
   invocations: Map<string, Invocation>;
   lastCpuMs: number;
+  /** Its entry in its function's max_rss_mb_by_worker. */
+  rssIndex: number;
+  /** The memory it last said it holds as the Edge Runtime counts it (V8 heap + external), in MB. */
+  heapMb: number;
 }
 
 interface Fn {
   name: string;
   entry: string;
+  /** The latest worker: new requests go to it unless it is retired (then to a new one). */
   worker: Worker;
+  /** Retired workers not yet ended. */
+  retiring: Set<Worker>;
   stats: Omit<FunctionStats, "running">;
   restarts: number;
 }
+
+const idle = (w: Worker) => [...w.invocations.values()].every(ended);
 
 export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsServer> {
   const entries: Record<string, string> = {
@@ -224,7 +275,6 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         // An empty DENO_DIR would put Deno's caches in the working directory.
         ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
         TETHER_EDGE_PORT: String(port),
-        TETHER_EDGE_WALL_CLOCK_MS: String(limits.wallClockMs),
         NO_COLOR: "1",
       },
       stdin: "piped",
@@ -235,20 +285,20 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       port,
       process,
       stdin: process.stdin.getWriter(),
+      startedAt: performance.now(),
       exited: false,
       ready: false,
+      dropped: false,
       invocations: new Map(),
       lastCpuMs: 0,
+      rssIndex: fn.stats.max_rss_mb_by_worker.push(0) - 1,
+      heapMb: 0,
     };
     pids[fn.name] = process.pid;
     pipeLines(process.stdout, (line) => {
       const mark = parseMark(line);
       if (!mark) return log(`[${fn.name}] ${line}`);
-      if (mark.kind === "shutdown") {
-        worker.killedFor ??= `shut down: ${mark.subject} limit reached`;
-        fn.stats.kills.wall_clock++;
-        return;
-      }
+      if (mark.kind === "memory") return void (worker.heapMb = Number(mark.subject) / 2 ** 20);
       const inv = invocationOf(worker, mark.subject);
       if (mark.kind === "handled") inv.handled = true;
       else if (mark.kind === "task+") inv.tasks++;
@@ -258,41 +308,68 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     return worker;
   }
 
-  function supervise(fn: Fn): void {
-    const worker = fn.worker;
+  /** Counts what a worker ran once it exits, and starts a new one if it was the current one. */
+  function supervise(fn: Fn, worker: Worker): void {
     worker.process.status.then(async (status) => {
       worker.exited = true;
       worker.ready = false;
+      fn.retiring.delete(worker);
       // What it was running ends with it.
       for (const inv of worker.invocations.values()) record(fn, inv);
       worker.invocations.clear();
-      if (stopping) return;
+      if (stopping || worker.dropped) return;
       if (!worker.killedFor) fn.stats.crashes++;
       const why = worker.killedFor ?? `exited with code ${status.code}`;
+      // A retired one is not started again: the next request starts a new worker.
+      if (worker !== fn.worker || worker.retired) return log(`[${fn.name}] retired worker ${why}`);
       log(`[${fn.name}] worker ${why}; starting a new one`);
       fn.restarts++;
       // A worker that keeps dying at start waits longer each time, up to 5 s.
       await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(fn.restarts, 6))));
       if (stopping) return;
-      fn.worker = spawnWorker(fn);
-      supervise(fn);
-      await listening(fn).catch(() => {});
+      start(fn);
     });
   }
 
-  /** Waits until the function's current worker accepts connections (a replaced one included). */
-  async function listening(fn: Fn): Promise<void> {
+  /** Starts the function's next worker: new requests go to it once it listens. */
+  function start(fn: Fn): Worker {
+    const worker = spawnWorker(fn);
+    fn.worker = worker;
+    supervise(fn, worker);
+    listening(fn, worker).catch(() => {});
+    return worker;
+  }
+
+  /** Waits until a worker accepts connections. */
+  async function listening(fn: Fn, worker: Worker): Promise<void> {
     await waitFor(`the ${fn.name} function to listen`, async () => {
-      const worker = fn.worker;
       if (worker.exited) return false;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: worker.port });
       conn.close();
       // Booting is not a request's: charge only what comes after.
       worker.lastCpuMs = await cpuMs(worker.process.pid);
+      worker.startedAt = performance.now();
       worker.ready = true;
       return true;
     }, 60_000);
     fn.restarts = 0;
+  }
+
+  /** WORKER_LIFECYCLE: no new requests for a retired worker; the next one starts a new worker. */
+  function retire(fn: Fn, worker: Worker, kind: RetireKind): void {
+    worker.retired = kind;
+    fn.stats.retirements[kind]++;
+    fn.retiring.add(worker);
+  }
+
+  /** WORKER_LIFECYCLE: a retired worker that has finished all it ran ends (EarlyDrop). */
+  function drop(fn: Fn, worker: Worker): void {
+    worker.dropped = true;
+    worker.ready = false;
+    fn.stats.early_drops++;
+    try {
+      worker.process.kill("SIGKILL");
+    } catch { /* already gone */ }
   }
 
   for (const [name, entry] of Object.entries(entries)) {
@@ -300,6 +377,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       name,
       entry,
       worker: undefined as unknown as Worker,
+      retiring: new Set(),
       stats: emptyStats(),
       restarts: 0,
     };
@@ -307,49 +385,70 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     fns.set(name, f);
   }
 
+  /** A function's workers that are alive: the current one and those retiring. */
+  const workersOf = (f: Fn) => [...new Set([f.worker, ...f.retiring])].filter((w) => !w.exited);
+
   /**
    * Shares out each worker's CPU since the last look between the invocations it is running (and
-   * those that ended since: they are charged once more, then counted), and ends a worker past a
-   * limit.
+   * those that ended since: they are charged once more, then counted), ends a worker past a
+   * limit, and runs its lifecycle (WORKER_LIFECYCLE).
    */
   async function enforceLimits(): Promise<void> {
     for (const f of fns.values()) {
-      const w = f.worker;
-      if (w.exited || !w.ready || w.killedFor) continue;
-      // Those ended before the CPU is read have had all theirs by then.
-      const finished = [...w.invocations].filter(([, inv]) => ended(inv));
-      let cpu: number;
-      let rss: { now: number; peak: number };
-      try {
-        cpu = await cpuMs(w.process.pid);
-        rss = await rssMb(w.process.pid);
-      } catch {
-        continue; // it just exited
-      }
-      f.stats.max_rss_mb = Math.max(f.stats.max_rss_mb, rss.peak);
-      const spent = cpu - w.lastCpuMs;
-      w.lastCpuMs = cpu;
-      const running = [...w.invocations.values()];
-      if (running.length === 0) continue;
-      for (const inv of running) inv.cpuMs += spent / running.length;
-      const worst = Math.max(...running.map((inv) => inv.cpuMs));
-      if (worst > limits.cpuMs) {
-        killForLimit(f, "cpu_time", `CPU Time exceeded (${Math.round(worst)} ms)`);
-      } else if (rss.now > limits.memoryMb) {
-        killForLimit(f, "memory", `Memory limit exceeded (${Math.round(rss.now)} MB)`);
-      } else {
-        // Those that had ended before the read are counted (unless a reset dropped them since).
-        for (const [id, inv] of finished) if (w.invocations.delete(id)) record(f, inv);
-      }
+      for (const w of workersOf(f)) await enforceOn(f, w);
     }
   }
 
-  function killForLimit(f: Fn, kind: LimitKind, why: string): void {
-    f.stats.kills[kind]++;
-    f.worker.killedFor = `shut down: ${why}`;
-    f.worker.ready = false; // new requests wait for the next worker
+  async function enforceOn(f: Fn, w: Worker): Promise<void> {
+    if (w.exited || !w.ready || w.killedFor || w.dropped) return;
+    const age = performance.now() - w.startedAt;
+    if (age >= limits.wallClockMs) {
+      return killForLimit(
+        f,
+        w,
+        "wall_clock",
+        `Wall clock limit reached (${limits.wallClockMs} ms)`,
+      );
+    }
+    // Those ended before the CPU is read have had all theirs by then.
+    const finished = [...w.invocations].filter(([, inv]) => ended(inv));
+    let cpu: number;
+    let rss: { now: number; peak: number };
     try {
-      f.worker.process.kill("SIGKILL");
+      cpu = await cpuMs(w.process.pid);
+      rss = await rssMb(w.process.pid);
+    } catch {
+      return; // it just exited
+    }
+    if (w.exited || w.killedFor || w.dropped) return;
+    f.stats.max_rss_mb = Math.max(f.stats.max_rss_mb, rss.peak);
+    const byWorker = f.stats.max_rss_mb_by_worker;
+    byWorker[w.rssIndex] = Math.max(byWorker[w.rssIndex] ?? 0, rss.peak);
+    const spent = cpu - w.lastCpuMs;
+    w.lastCpuMs = cpu;
+    const running = [...w.invocations.values()];
+    for (const inv of running) inv.cpuMs += spent / running.length;
+    const worst = Math.max(0, ...running.map((inv) => inv.cpuMs));
+    if (worst > limits.cpuMs) {
+      return killForLimit(f, w, "cpu_time", `CPU Time exceeded (${Math.round(worst)} ms)`);
+    }
+    if (rss.now > limits.memoryMb) {
+      return killForLimit(f, w, "memory", `Memory limit exceeded (${Math.round(rss.now)} MB)`);
+    }
+    // Those that had ended before the read are counted (unless a reset dropped them since).
+    for (const [id, inv] of finished) if (w.invocations.delete(id)) record(f, inv);
+    if (!w.retired && age >= limits.wallClockMs / 2) retire(f, w, "wall_clock");
+    if (!idle(w)) return;
+    if (!w.retired && w.heapMb >= limits.memoryMb / 2) retire(f, w, "memory");
+    if (w.retired) drop(f, w);
+  }
+
+  function killForLimit(f: Fn, w: Worker, kind: LimitKind, why: string): void {
+    f.stats.kills[kind]++;
+    w.killedFor = `shut down: ${why}`;
+    w.ready = false; // new requests wait for the next worker
+    try {
+      w.process.kill("SIGKILL");
     } catch { /* already gone */ }
   }
 
@@ -366,7 +465,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     await sample();
     await sample();
     return Object.fromEntries([...fns.values()].map((f) => {
-      const running = [...f.worker.invocations.values()].filter((inv) => !ended(inv)).length;
+      const running = workersOf(f)
+        .reduce((n, w) => n + [...w.invocations.values()].filter((inv) => !ended(inv)).length, 0);
       return [f.name, { ...structuredClone(f.stats), running }];
     }));
   }
@@ -374,10 +474,13 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   async function resetStats(): Promise<void> {
     for (const f of fns.values()) {
       f.stats = emptyStats();
-      // Those that ended before now are not counted; those running are, when they end.
-      for (const [id, inv] of f.worker.invocations) if (ended(inv)) f.worker.invocations.delete(id);
-      // The kernel's peak RSS starts again from the current one (proc(5): clear_refs, "5").
-      await Deno.writeTextFile(`/proc/${f.worker.process.pid}/clear_refs`, "5").catch(() => {});
+      for (const w of workersOf(f)) {
+        w.rssIndex = f.stats.max_rss_mb_by_worker.push(0) - 1;
+        // Those that ended before now are not counted; those running are, when they end.
+        for (const [id, inv] of w.invocations) if (ended(inv)) w.invocations.delete(id);
+        // The kernel's peak RSS starts again from the current one (proc(5): clear_refs, "5").
+        await Deno.writeTextFile(`/proc/${w.process.pid}/clear_refs`, "5").catch(() => {});
+      }
     }
   }
 
@@ -391,12 +494,13 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   async function stop() {
     stopping = true;
     clearInterval(sampler);
-    for (const f of fns.values()) {
+    const workers = [...fns.values()].flatMap(workersOf);
+    for (const w of workers) {
       try {
-        f.worker.process.kill("SIGTERM");
+        w.process.kill("SIGTERM");
       } catch { /* already gone */ }
     }
-    await Promise.allSettled([...fns.values()].map((f) => f.worker.process.status));
+    await Promise.allSettled(workers.map((w) => w.process.status));
     await server.shutdown();
   }
 
@@ -405,7 +509,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     if (path === "/auth/v1/.well-known/jwks.json" && opts.jwks) return Response.json(opts.jwks);
     if (path === "/health") {
       const functions = Object.fromEntries(
-        [...fns.values()].map((f) => [f.name, f.worker.ready && !f.worker.exited ? "up" : "down"]),
+        [...fns.values()].map((
+          f,
+        ) => [f.name, f.worker.retired || (f.worker.ready && !f.worker.exited) ? "up" : "down"]),
       );
       const ok = Object.values(functions).every((state) => state === "up");
       return Response.json({ ok, functions }, { status: ok ? 200 : 503 });
@@ -422,7 +528,9 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
         status: 404,
       });
     }
-    // A worker being replaced is waited for, as the platform boots a new isolate.
+    // The pool starts a worker when none may take the request; one being started or replaced is
+    // waited for, as the platform boots a new isolate.
+    if (f.worker.retired) start(f);
     await waitFor(`the ${f.name} function`, () => Promise.resolve(f.worker.ready), 30_000)
       .catch(() => {});
     const worker = f.worker;
@@ -479,8 +587,8 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
   }
 
   try {
-    for (const f of fns.values()) supervise(f);
-    for (const f of fns.values()) await listening(f);
+    for (const f of fns.values()) supervise(f, f.worker);
+    for (const f of fns.values()) await listening(f, f.worker);
   } catch (err) {
     await stop();
     throw err;

@@ -40,6 +40,7 @@ import {
   customersData,
   DEFAULT_DELETION_ACTION,
   deletionsQuery,
+  isOrdersData,
   MAX_PAGE_SIZE,
   mergeCustomerPage,
   ORDERS_QUERY,
@@ -258,6 +259,7 @@ async function query<S extends z.ZodType>(
   q: Query,
   dataSchema: S,
   acceptDenied?: (path: FieldPath) => boolean,
+  accepts?: (data: unknown) => boolean,
 ): Promise<{ data: z.output<S>; denied: FieldPath[] }> {
   const config = parseConfig(PROVIDER, conn, configSchema);
   await ctx.pacer?.take(q.estimatedCost, ctx.signal);
@@ -269,6 +271,7 @@ async function query<S extends z.ZodType>(
     {
       inspect: (extensions) => observeCost(ctx, extensions?.cost, q.estimatedCost),
       acceptDenied,
+      accepts,
     },
   );
   return { data, denied };
@@ -286,11 +289,11 @@ function observeCost(ctx: AdapterContext, report: unknown, reserved: number): nu
   const cost = queryCost.safeParse(report);
   if (!cost.success) return undefined;
   const { currentlyAvailable, maximumAvailable, restoreRate } = cost.data.throttleStatus;
-  ctx.pacer?.refund(Math.max(0, reserved - (cost.data.actualQueryCost ?? 0)));
   ctx.pacer?.observe({
     available: currentlyAvailable,
     capacity: maximumAvailable,
     restorePerSecond: restoreRate,
+    refund: Math.max(0, reserved - (cost.data.actualQueryCost ?? 0)),
   });
   if (restoreRate <= 0) return undefined;
   const missing = Math.max(0, cost.data.requestedQueryCost - currentlyAvailable);
@@ -306,16 +309,24 @@ async function readOrders(
 ): Promise<StreamPage<OrderRecord>> {
   const cursor = readTimeCursor(PROVIDER, req.cursor, req.from);
   const first = pageSizeFor(facts, req.pageSize);
-  const { data } = await query(ctx, conn, creds, {
-    what: "orders page",
-    query: ORDERS_QUERY,
-    variables: {
-      first,
-      after: cursor.after ?? null,
-      query: timeWindow("updated_at", cursor.since, req.until),
+  const { data } = await query(
+    ctx,
+    conn,
+    creds,
+    {
+      what: "orders page",
+      query: ORDERS_QUERY,
+      variables: {
+        first,
+        after: cursor.after ?? null,
+        query: timeWindow("updated_at", cursor.since, req.until),
+      },
+      estimatedCost: connectionCost(first),
     },
-    estimatedCost: connectionCost(first),
-  }, ordersData);
+    ordersData,
+    undefined,
+    isOrdersData,
+  );
   const { edges, pageInfo } = data.orders;
   return timePage(edges.map((edge) => toOrderRecord(edge.node)), {
     cursor,
