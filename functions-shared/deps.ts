@@ -4,6 +4,7 @@ import process from "node:process";
 import type { z } from "zod";
 import { connect, type Sql } from "./db/client.ts";
 import type { TetherEnv } from "./env.ts";
+import { type FunctionInvoker, functionInvoker } from "./invoke.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { PacerCache } from "./providers/pacing.ts";
 import { postgresBudgets } from "./db/rate_budgets.ts";
@@ -61,6 +62,8 @@ export interface Deps {
    * functions its model lives in tether.rate_budgets, shared by every instance.
    */
   pacers: PacerCache;
+  /** Starts invocations of the project's own functions (a sync's siblings: jobs/sync.ts). */
+  functions: FunctionInvoker;
 }
 
 export interface Job<I, O> {
@@ -143,5 +146,6 @@ export async function createDeps(
     log: opts.log ?? createLogger(opts.name),
     // Every function instance paces a connection with the one budget kept in Postgres.
     pacers: new PacerCache(1000, postgresBudgets(db)),
+    functions: functionInvoker(env, globalThis.fetch),
   };
 }

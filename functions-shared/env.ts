@@ -53,6 +53,12 @@ export interface TetherEnv {
    * without it sync invocations ended at 546 WORKER_RESOURCE_LIMIT.
    */
   cpuMsPerSyncRun: number;
+  /**
+   * SUPABASE_URL + "/functions/v1": where the project's functions answer, which Supabase sets for
+   * every function (a sync invocation starts its siblings there: functions-shared/invoke.ts).
+   * Undefined when SUPABASE_URL is not set.
+   */
+  functionsUrl?: string;
   /** App-level webhook secrets; per-connection ones live in the connection's credentials. */
   webhooks: WebhookSecrets;
   /** OAuth connect (`GET /connect/<provider>/start|callback`). */
@@ -216,6 +222,7 @@ export function readEnv(get: Get): TetherEnv {
     throw new EnvError("TETHER_CPU_MS_PER_SYNC_RUN must be a number of ms above 0, at most 1000");
   }
   const optional = (name: string) => get(name)?.trim() || undefined;
+  const supabaseUrl = optional("SUPABASE_URL");
   const encoding = optional("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING") ?? "hex";
   if (encoding !== "hex" && encoding !== "base64") {
     throw new EnvError("LIGHTSPEED_WEBHOOK_SIGNATURE_ENCODING must be hex or base64");
@@ -241,6 +248,7 @@ export function readEnv(get: Get): TetherEnv {
     cpuMsPerRecord,
     cpuMsPerRefresh,
     cpuMsPerSyncRun,
+    ...(supabaseUrl && { functionsUrl: `${httpUrl("SUPABASE_URL", supabaseUrl)}/functions/v1` }),
     webhooks,
   };
 }

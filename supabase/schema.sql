@@ -362,7 +362,7 @@ $$;
 -- Name: FUNCTION sync_customers(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id.';
+COMMENT ON FUNCTION public.sync_customers(provider text) IS 'Syncs the customers of every connection that is due, of one provider or all, through the sync-customers function: one pg_net request, asking for one invocation per 125 due streams (at most 8), which the first invocation starts. Returns the pg_net request id.';
 
 
 --
@@ -381,7 +381,7 @@ $$;
 -- Name: FUNCTION sync_orders(provider text); Type: COMMENT; Schema: public; Owner: -
 --
 
-COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function: one invocation per 125 due streams, at most 8. Returns the first pg_net request id; outcomes are in tether.runs (kind sync) and tether.connection_health.';
+COMMENT ON FUNCTION public.sync_orders(provider text) IS 'Syncs the orders of every connection that is due (not synced within its sync_interval), of one provider or all, through the sync-orders function: one pg_net request, asking for one invocation per 125 due streams (at most 8), which the first invocation starts. Returns the pg_net request id; outcomes are in tether.invocations, tether.runs (kind sync) and tether.connection_health.';
 
 
 --
@@ -1363,17 +1363,9 @@ declare
   due bigint := tether.due_streams(stream, provider);
   calls integer := least(tether.sync_invocations_per_call(),
     greatest(1, ceil(due::numeric / tether.sync_streams_per_invocation())::integer));
-  body jsonb := jsonb_strip_nulls(jsonb_build_object('provider', provider));
-  first_id bigint;
-  request_id bigint;
 begin
-  for i in 1..calls loop
-    request_id := tether.invoke_function(function_name, body);
-    if first_id is null then
-      first_id := request_id;
-    end if;
-  end loop;
-  return first_id;
+  return tether.invoke_function(function_name,
+    jsonb_strip_nulls(jsonb_build_object('provider', provider, 'invocations', calls)));
 end
 $$;
 
@@ -1382,7 +1374,7 @@ $$;
 -- Name: FUNCTION invoke_sync(function_name text, stream text, provider text); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) IS 'Calls a sync function once per tether.sync_streams_per_invocation() due streams (at least once, at most tether.sync_invocations_per_call() times). Returns the first pg_net request id.';
+COMMENT ON FUNCTION tether.invoke_sync(function_name text, stream text, provider text) IS 'Calls a sync function with one pg_net request asking for one invocation per tether.sync_streams_per_invocation() due streams (at least one, at most tether.sync_invocations_per_call()); the invocation that receives it starts the others. Returns the pg_net request id.';
 
 
 --
@@ -2377,7 +2369,7 @@ CREATE FUNCTION tether.sync_invocations_per_call() RETURNS integer
 -- Name: FUNCTION sync_invocations_per_call(); Type: COMMENT; Schema: tether; Owner: -
 --
 
-COMMENT ON FUNCTION tether.sync_invocations_per_call() IS 'The most invocations one sync_orders() or sync_customers() call starts (docs/capacity.md: what to change past it).';
+COMMENT ON FUNCTION tether.sync_invocations_per_call() IS 'The most invocations one sync_orders() or sync_customers() call stands for (one pg_net request; the first invocation starts the others; the function refuses more than 32, SYNC_INVOCATIONS_MAX). docs/capacity.md: what to change past it.';
 
 
 --

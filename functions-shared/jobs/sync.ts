@@ -7,6 +7,15 @@
 // no gap and no duplicate. Requests are paced by the provider's rate budget; a throttle that
 // happens anyway waits as asked and retries. When the time budget is spent the run stops taking
 // pages; the next call continues from the checkpoint.
+//
+// Fan-out: when more streams are due than one invocation takes, sync_orders() / sync_customers()
+// send one pg_net request asking for several invocations (`invocations`, counted in SQL:
+// tether.invoke_sync). The invocation that receives it starts the others itself through
+// deps.functions (the function's own URL, asynchronously: functions-shared/invoke.ts), each with
+// the same input and one invocation, so a sibling never fans out again; it confirms each answered
+// 202 and then does its own share. Every invocation claims its streams with SKIP LOCKED, so how
+// the due streams fall between them does not matter, and a sibling that did not start leaves its
+// share due for the next tick.
 import { z } from "zod";
 import { getConnection } from "../db/connections.ts";
 import { upsertSyncPage } from "../db/records.ts";
@@ -22,17 +31,29 @@ import {
   unsyncableConnections,
 } from "../db/sync_cursors.ts";
 import { Deadline, type Deps, type Job } from "../deps.ts";
-import { JobError } from "../errors.ts";
+import { coerceError, JobError } from "../errors.ts";
 import { adapterFor } from "../providers/registry.ts";
 import { type ProviderName, PROVIDERS, type StreamName } from "../providers/types.ts";
 import { PageRun, readPages } from "./pipeline.ts";
 import { LEASE_SECONDS } from "./tokens.ts";
+
+/**
+ * The most invocations one call may stand for: tether.sync_invocations_per_call() (8) with room to
+ * raise it (tests/scale_test.ts holds it within this). It bounds what a caller holding the invoke
+ * key, readable in pg_net's queue, can start with one request.
+ */
+export const SYNC_INVOCATIONS_MAX = 32;
 
 export const SyncInput = z.strictObject({
   provider: z.enum(PROVIDERS).optional(),
   connection_id: z.uuid().optional(),
   /** Sync now even if synced within the connection's interval or backing off after a failure. */
   force: z.boolean().default(false),
+  /**
+   * Invocations this call stands for: this one and `invocations - 1` siblings it starts (what
+   * tether.invoke_sync asks when many streams are due). Default 1; at most SYNC_INVOCATIONS_MAX.
+   */
+  invocations: z.int().min(1).max(SYNC_INVOCATIONS_MAX).optional(),
 });
 export type SyncInput = z.infer<typeof SyncInput>;
 
@@ -51,8 +72,20 @@ export interface StreamRunResult {
   error?: string;
 }
 
+/** What a call that stood for several invocations did to start the others. */
+export interface SiblingStarts {
+  /** Siblings asked for: `invocations - 1`. */
+  asked: number;
+  /** Their invocation ids (each answered 202). */
+  started: string[];
+  /** Why each of the others did not start; their share stays due for the next tick. */
+  failed: string[];
+}
+
 export interface SyncResult {
   stream: StreamName;
+  /** Only on a call with `invocations` above 1: the siblings it started before its own share. */
+  siblings?: SiblingStarts;
   runs: StreamRunResult[];
   /** Connections that were not synced, and why (reauth_required, disabled, failing refresh). */
   skipped: SkippedStream[];
@@ -83,8 +116,11 @@ export async function runSync(
   await checkTarget(deps, stream, input, providers);
   const owner = `sync-${stream}:${crypto.randomUUID()}`;
   await ensureStreams(deps.db, { stream, providers });
+  const asked = (input.invocations ?? 1) - 1;
+  const siblings = asked > 0 ? await startSiblings(deps, stream, input, asked) : undefined;
   const result: SyncResult = {
     stream,
+    ...(siblings && { siblings }),
     runs: [],
     skipped: await unsyncableConnections(deps.db, {
       providers,
@@ -141,6 +177,38 @@ export async function runSync(
     duration_ms: result.duration_ms,
   });
   return result;
+}
+
+/**
+ * Starts `count` invocations of this sync function with the same input and one invocation each,
+ * all at once, and waits for each to answer 202 (or fail to). A failed start is logged and
+ * reported, never thrown: the streams it would have taken stay due.
+ */
+async function startSiblings(
+  deps: Deps,
+  stream: StreamName,
+  input: SyncInput,
+  count: number,
+): Promise<SiblingStarts> {
+  const { invocations: _, ...body } = input; // one invocation each: a sibling never fans out
+  const starts = await Promise.allSettled(
+    Array.from({ length: count }, () => deps.functions.start(`sync-${stream}`, body)),
+  );
+  const siblings: SiblingStarts = { asked: count, started: [], failed: [] };
+  for (const start of starts) {
+    if (start.status === "fulfilled") siblings.started.push(start.value);
+    else siblings.failed.push(coerceError(start.reason).message);
+  }
+  const figures = { asked: count, started: siblings.started.length };
+  if (siblings.failed.length === 0) deps.log.info(`sync-${stream} started its siblings`, figures);
+  else {
+    deps.log.warn(`sync-${stream}: siblings did not start; their streams stay due`, {
+      ...figures,
+      failed: siblings.failed.length,
+      error: siblings.failed[0],
+    });
+  }
+  return siblings;
 }
 
 /** A named connection must exist and have the stream: a clear 404 / 400 otherwise. */

@@ -6,7 +6,8 @@
 // cron.job read back (then rolled back), and each simulated minute the bench runs the commands of
 // the jobs whose schedule fires that minute (cron.job.command, verbatim) in the case's database,
 // through one connection as pg_cron would. Those commands call the functions through pg_net (the
-// stack's: the stand-in's worker or the real one). pg_cron itself is not used because it lives in
+// stack's: the stand-in's worker or the real one), and a sync call that needs several invocations
+// starts the others itself through the gateway, as on Supabase. pg_cron itself is not used because it lives in
 // the stack's main database and Debian's pg_cron 1.4.2 ticks once a minute: a tick here is
 // `--tick-seconds` of real time (60 by default: real time, what the reported run uses). A shorter
 // tick is a development mode: sync intervals and token due times shrink with it, provider margins
@@ -27,8 +28,11 @@
 // pg_stat_activity (sampled every second; the bench's own setup connections left out, the tick's
 // "pg_cron" connection and the pg_net worker's counted); `failed_invocations` the invocations that
 // did not end succeeded (tether.invocations) plus the ticks' pg_net calls that reached no function
-// (no invocations row); `pg_net_not_202` the calls pg_net did not record a 202 for (a timeout
-// while the function still ran counts here, not as failed).
+// (no invocations row of their own: a sync call's siblings, which it started itself, are told
+// apart by its result) plus the siblings a sync call failed to start; `pg_net_not_202` the calls
+// pg_net did not record a 202 for (a timeout while the function still ran counts here, not as
+// failed). `sibling_invocations` is how many sync invocations their first started (the fan-out in
+// the function: jobs/sync.ts), `sibling_starts_failed` how many starts failed.
 import type { Sql } from "../../functions-shared/db/client.ts";
 import { connect } from "../../functions-shared/db/client.ts";
 import { writeCredentials } from "../../functions-shared/db/credentials.ts";
@@ -52,6 +56,10 @@ export interface ScaleBench extends CaseResult, GatewayFigures {
   failed_invocations: number;
   /** pg_net calls whose answer it did not record as 202 (its 2 s timeout on a loaded machine). */
   pg_net_not_202: number;
+  /** Sync invocations started by the invocation a pg_net call reached, not by pg_net. */
+  sibling_invocations: number;
+  /** Sibling starts that failed (counted in failed_invocations too). */
+  sibling_starts_failed: number;
   simulated_minutes: number;
   tick_seconds: number;
   refreshes_due: number;
@@ -239,14 +247,28 @@ export async function benchScale(
     }
     const lateness = await judge(db.sql, seeded.rows, { startedAt: start, endedAt, intervalMs });
     // A call that reached its function is an invocations row (recorded before the 202); one that
-    // did not is a pg_net request without a row.
-    const [calls] = await db.sql<{ unfinished: number; reached: number; unanswered: number }[]>`
+    // did not is a pg_net request without a row. A sync call's siblings are rows too, started by
+    // the call itself: its result counts them, started and failed.
+    const [calls] = await db.sql<
+      {
+        unfinished: number;
+        reached: number;
+        unanswered: number;
+        siblings: number;
+        siblings_failed: number;
+      }[]
+    >`
       select (select count(*) from tether.invocations where status <> 'succeeded')::int
                as unfinished,
              (select count(*) from tether.invocations)::int as reached,
              (select count(*) from net._http_response
-               where status_code is distinct from 202)::int as unanswered`;
+               where status_code is distinct from 202)::int as unanswered,
+             coalesce(sum(jsonb_array_length(result->'siblings'->'started')), 0)::int as siblings,
+             coalesce(sum(jsonb_array_length(result->'siblings'->'failed')), 0)::int
+               as siblings_failed
+        from tether.invocations`;
     const requested = perTick.reduce((a, b) => a + b, 0);
+    const reachedByPgNet = calls!.reached - calls!.siblings;
     return {
       case: "scale",
       connections: opts.connections,
@@ -255,8 +277,11 @@ export async function benchScale(
       max_lag_s: lateness.maxLagS,
       pg_net_requests_per_tick: Math.max(...perTick),
       peak_db_connections: peakConnections,
-      failed_invocations: calls!.unfinished + Math.max(0, requested - calls!.reached),
+      failed_invocations: calls!.unfinished + Math.max(0, requested - reachedByPgNet) +
+        calls!.siblings_failed,
       pg_net_not_202: calls!.unanswered,
+      sibling_invocations: calls!.siblings,
+      sibling_starts_failed: calls!.siblings_failed,
       simulated_minutes: opts.minutes,
       tick_seconds: opts.tickSeconds,
       refreshes_due: lateness.refreshesDue,

@@ -15,6 +15,8 @@ import { type Deps, systemClock } from "../../functions-shared/deps.ts";
 import { PacerCache } from "../../functions-shared/providers/pacing.ts";
 import { readEnv } from "../../functions-shared/env.ts";
 import { TokenVault } from "../../functions-shared/vault.ts";
+import { functionInvoker } from "../../functions-shared/invoke.ts";
+import { freePort } from "./util.ts";
 
 let stack: Promise<StackInfo> | undefined;
 export function stackEnv(): Promise<StackInfo> {
@@ -114,6 +116,7 @@ export async function testDeps(
     env,
     log: createLogger("test", (line) => logLines.push(line)),
     pacers: new PacerCache(),
+    functions: functionInvoker(env, globalThis.fetch),
     logLines,
     ...rest,
   };
@@ -156,11 +159,13 @@ export async function serveFunctionsFor(
   const secrets = await loadOrCreateSecrets();
   const logLines: string[] = [];
   const log = (line: string) => logLines.push(line);
+  // SUPABASE_URL is the gateway itself, as on Supabase: a function can call the others there.
+  const port = opts.port || freePort();
   const functions = await startFunctions({
-    port: opts.port ?? 0,
+    port,
     names,
     env: {
-      ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: "http://127.0.0.1:1" }),
+      ...functionEnv(secrets, { databaseUrl: db.url, supabaseUrl: `http://127.0.0.1:${port}` }),
       ...opts.env,
     },
     jwks: secrets.jwks,
