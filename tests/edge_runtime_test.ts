@@ -271,6 +271,11 @@ Deno.test("the gateway counts each invocation and the CPU it used, its backgroun
       second.stats.max_cpu_ms_per_invocation <= Math.max(first.cpu, second.cpu) + TICKS,
       "the most one used, not their sum",
     );
+    // The function's CPU total grows by what /proc saw the worker spend (what benches divide).
+    assert.ok(
+      Math.abs(second.stats.cpu_ms - first.stats.cpu_ms - second.cpu) <= 2 * TICKS,
+      JSON.stringify({ first, second }),
+    );
 
     // The same work before the answer and after it, in a background task that starts once the
     // answer is in: one invocation, still running after its answer, charged both halves (each

@@ -1,5 +1,5 @@
-// Small tools the cases share: bounded parallelism, chunking, and a served function's CPU time and
-// peak memory read from /proc.
+// Small tools the cases share: bounded parallelism and chunking. (A served function's CPU time and
+// memory come from the gateway's figures: scripts/local/functions.ts FunctionStats.)
 
 /** Runs `fn` over `items`, `width` at a time. */
 export async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>) {
@@ -15,5 +15,3 @@ export function chunk<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
-
-export { cpuMs, peakRssMb } from "../local/proc.ts";

@@ -4,7 +4,6 @@ import type { connect } from "../../functions-shared/db/client.ts";
 import { writeCredentials } from "../../functions-shared/db/credentials.ts";
 import type { RefreshTokensResult } from "../../functions-shared/jobs/refresh_tokens.ts";
 import { testDeps } from "../local/harness.ts";
-import { cpuMs } from "../local/proc.ts";
 import { chunk, inParallel } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
 import { type GatewayFigures, withBenchWorld } from "./world.ts";
@@ -83,8 +82,7 @@ export async function benchRefresh(log: (line: string) => void): Promise<Refresh
         `${REFRESH.latencyMs} ms per provider call…`,
     );
     const totals = { refreshed: 0, failed: 0, reauth_required: 0, skipped: 0 };
-    const workerPid = served.pids["refresh-tokens"]!;
-    const workerCpuBefore = await cpuMs(workerPid);
+    await served.resetStats();
     const started = performance.now();
     let calls = 0;
     // As when pg_cron and a person in the SQL editor both call refresh_tokens(): invocations run
@@ -113,7 +111,7 @@ export async function benchRefresh(log: (line: string) => void): Promise<Refresh
     };
     await Promise.all(Array.from({ length: REFRESH.invocations }, lane));
     const wallS = (performance.now() - started) / 1000;
-    const workerCpuMs = await cpuMs(workerPid) - workerCpuBefore;
+    const workerCpuMs = (await served.stats())["refresh-tokens"]!.cpu_ms;
     const bound = (REFRESH.invocations * REFRESH.perInvocation) / (REFRESH.latencyMs / 1000);
 
     const stats = await sandbox.stats();

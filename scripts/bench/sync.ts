@@ -4,7 +4,7 @@
 import { connect } from "../../functions-shared/db/client.ts";
 import type { SyncResult } from "../../functions-shared/jobs/sync.ts";
 import type { TestDatabase } from "../local/harness.ts";
-import { chunk, cpuMs } from "./measure.ts";
+import { chunk } from "./measure.ts";
 import { type CaseResult, round } from "./report.ts";
 import { type GatewayFigures, withBenchWorld } from "./world.ts";
 import { connectedShop, matchingTruth } from "./shop.ts";
@@ -35,9 +35,8 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
       spreadDays: 365,
     });
     const served = await serve(["sync-orders"]);
-    const pid = served.pids["sync-orders"]!;
     const secretKey = served.secretKey;
-    const cpuBefore = await cpuMs(pid);
+    await served.resetStats();
 
     log("syncing through the sync-orders function…");
     const started = performance.now();
@@ -60,7 +59,7 @@ export async function benchSync(log: (line: string) => void): Promise<SyncBench>
       if (invocations > 20) throw new Error("sync-orders has not caught up after 20 invocations");
     }
     const wallS = (performance.now() - started) / 1000;
-    const cpu = (await cpuMs(pid)) - cpuBefore;
+    const cpu = (await served.stats())["sync-orders"]!.cpu_ms;
     const records = await matchingTruth(db, sandbox, account.external_id, connection_id);
     if (records.stored !== SYNC.orders || records.matching !== SYNC.orders) {
       throw new Error(`sync bench is wrong: ${JSON.stringify(records)} of ${SYNC.orders}`);

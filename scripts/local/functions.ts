@@ -140,6 +140,11 @@ export interface FunctionStats {
    * several invocations is shared out evenly between them.
    */
   max_cpu_ms_per_invocation: number;
+  /**
+   * CPU time the function's workers spent, all generations, their boot excluded (same reading):
+   * what a benchmark divides by its pages or refreshes, correct across a retirement mid-run.
+   */
+  cpu_ms: number;
   /** The highest resident memory (peak RSS) a worker of the function reached, in MB. */
   max_rss_mb: number;
   /** The same for each worker, in the order they started (since the last reset), in MB. */
@@ -158,6 +163,7 @@ function emptyStats(): Omit<FunctionStats, "running"> {
   return {
     invocations: 0,
     max_cpu_ms_per_invocation: 0,
+    cpu_ms: 0,
     max_rss_mb: 0,
     max_rss_mb_by_worker: [],
     retirements: { wall_clock: 0, memory: 0 },
@@ -426,6 +432,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     byWorker[w.rssIndex] = Math.max(byWorker[w.rssIndex] ?? 0, rss.peak);
     const spent = cpu - w.lastCpuMs;
     w.lastCpuMs = cpu;
+    f.stats.cpu_ms += spent;
     const running = [...w.invocations.values()];
     for (const inv of running) inv.cpuMs += spent / running.length;
     const worst = Math.max(0, ...running.map((inv) => inv.cpuMs));
