@@ -1,7 +1,6 @@
 // tether.orders and tether.customers: one newer-wins upsert statement per page
 // (tether.upsert_orders / tether.upsert_customers, see the sync migration).
 import type { Sql, Tx } from "./client.ts";
-import { floatLiteral, textLiteral, uuidLiteral } from "./literals.ts";
 import type { StreamName, StreamRecords, WebhookProcessSink } from "../providers/types.ts";
 
 export interface UpsertCounts {
@@ -34,10 +33,9 @@ export async function upsertRecords<S extends StreamName>(
 
 /**
  * A sync page in one statement: its records upserted (as upsertRecords) and the stream's cursor
- * moved, only while `owner` holds the stream's lease: one round trip, a simple query with its
- * values written in (./literals.ts), where BEGIN, the upsert, the checkpoint and COMMIT took six
- * and a parameterized statement takes two. Undefined, with nothing written, when the lease is
- * lost.
+ * moved, only while `owner` holds the stream's lease: two round trips (postgres.js describes an
+ * unprepared statement, then runs it) where BEGIN, the upsert, the checkpoint and COMMIT took six.
+ * Undefined, with nothing written, when the lease is lost.
  */
 export async function upsertSyncPage<S extends StreamName>(
   sql: Sql,
@@ -46,25 +44,23 @@ export async function upsertSyncPage<S extends StreamName>(
   checkpoint: { cursor: string; now: Date; leaseSeconds: number },
 ): Promise<UpsertCounts | undefined> {
   const newest = newestPerRecord(records);
-  const upsert = key.stream === "orders" ? "tether.upsert_orders" : "tether.upsert_customers";
-  const connectionId = uuidLiteral(key.connectionId);
+  const payload = sql.json(newest as never);
+  const upsert = key.stream === "orders" ? sql`tether.upsert_orders` : sql`tether.upsert_customers`;
   // The cursor's update runs first: the records are written only if it found the lease held.
-  const [row] = await sql.unsafe<(UpsertCounts & { held: boolean })[]>(`
+  const [row] = await sql<(UpsertCounts & { held: boolean })[]>`
     with held as (
       update tether.sync_cursors
-         set cursor = ${textLiteral(checkpoint.cursor)},
-             lease_expires_at = ${textLiteral(checkpoint.now.toISOString())}::timestamptz
-                                + make_interval(secs => ${floatLiteral(checkpoint.leaseSeconds)}),
+         set cursor = ${checkpoint.cursor},
+             lease_expires_at = ${checkpoint.now}::timestamptz
+                                + make_interval(secs => ${checkpoint.leaseSeconds}),
              updated_at = now()
-       where connection_id = ${connectionId} and stream = ${textLiteral(key.stream)}
-         and lease_owner = ${textLiteral(key.owner)}
+       where connection_id = ${key.connectionId} and stream = ${key.stream}
+         and lease_owner = ${key.owner}
       returning 1
     )
     select w.added, w.updated, w.unchanged, exists (select from held) as held
-      from ${upsert}(${connectionId},
-                     case when exists (select from held)
-                          then ${textLiteral(JSON.stringify(newest))}::jsonb
-                          else '[]'::jsonb end) w`);
+      from ${upsert}(${key.connectionId},
+                     case when exists (select from held) then ${payload} else '[]'::jsonb end) w`;
   if (!row!.held) return undefined;
   return withDuplicates(row!, records.length, newest.length);
 }
