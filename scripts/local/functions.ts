@@ -346,10 +346,10 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
     return worker;
   }
 
-  /** Waits until a worker accepts connections. */
+  /** Waits until a worker accepts connections, or exits (then `ready` stays false). */
   async function listening(fn: Fn, worker: Worker): Promise<void> {
     await waitFor(`the ${fn.name} function to listen`, async () => {
-      if (worker.exited) return false;
+      if (worker.exited || worker.ready) return true;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: worker.port });
       conn.close();
       // Booting is not a request's: charge only what comes after.
@@ -358,7 +358,7 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
       worker.ready = true;
       return true;
     }, 60_000);
-    fn.restarts = 0;
+    if (worker.ready) fn.restarts = 0;
   }
 
   /** WORKER_LIFECYCLE: no new requests for a retired worker; the next one starts a new worker. */
@@ -595,7 +595,18 @@ export async function startFunctions(opts: FunctionsOptions): Promise<FunctionsS
 
   try {
     for (const f of fns.values()) supervise(f, f.worker);
-    for (const f of fns.values()) await listening(f, f.worker);
+    // A worker that dies booting (its port taken meanwhile, say) is replaced by supervise():
+    // wait for the function's current worker, as a request would.
+    const deadline = Date.now() + 60_000;
+    for (const f of fns.values()) {
+      while (!f.worker.ready) {
+        if (Date.now() > deadline) {
+          fail(`timed out after 60 s waiting for the ${f.name} function to listen`);
+        }
+        await listening(f, f.worker);
+        if (!f.worker.ready) await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   } catch (err) {
     await stop();
     throw err;
