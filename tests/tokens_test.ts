@@ -30,6 +30,7 @@ import {
   storedCredentials,
   sweep,
   withWorld,
+  type World,
 } from "./helpers/refresh_world.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -106,34 +107,46 @@ Deno.test("withAccessToken refreshes once and retries once after a 401, and give
 // ---------------------------------------------------------------------------------------------
 // Rule 1: rotated elsewhere is not a failure
 
+/**
+ * Worker A claims a connection of `provider` and stalls past its lease; just as A's provider call
+ * is about to leave, worker B (its clock past A's lease) sweeps the connection and rotates its
+ * token. Returns A's outcome, B's result, and the credentials B stored.
+ */
+async function raceWithWorkerB(w: World, provider: Parameters<typeof connectNew>[1]) {
+  const conn = await connectNew(w, provider);
+  const ownerA = "worker-a";
+  const claimed = await claimConnection(w.db.sql, conn.id, {
+    owner: ownerA,
+    now: w.clock.now(),
+    leaseSeconds: LEASE_SECONDS,
+  });
+  assert.ok(claimed, "worker A holds the connection");
+  const depsB = await testDeps(w.db, {
+    now: () => new Date(w.clock.now().getTime() + (LEASE_SECONDS + 1) * 1000),
+  });
+  let resultB: RefreshTokensResult | undefined;
+  let afterB: Record<string, string> | undefined;
+  const depsA = await testDeps(w.db, {
+    now: w.clock.now,
+    fetch: async (input, init) => {
+      // A has read the (soon stale) credentials and built its request; B rotates first.
+      if (!resultB) {
+        resultB = await sweep(depsB, { connection_id: conn.id, force: true });
+        afterB = await storedCredentials(w, conn);
+      }
+      return await fetch(input, init);
+    },
+  });
+  const outcome = await refreshClaimed(depsA, claimed, ownerA);
+  return { conn, outcome, resultB: resultB!, afterB: afterB! };
+}
+
 Deno.test("a refresh that gets invalid_grant because another worker already rotated the token is skipped, not a failure", async () => {
   await withWorld(async (w) => {
-    const conn = await connectNew(w, "lightspeed"); // rotation revokes the old token at once
-    // Worker A claims the connection, then stalls past its lease before its provider call lands.
-    const ownerA = "worker-a";
-    const claimed = await claimConnection(w.db.sql, conn.id, {
-      owner: ownerA,
-      now: w.clock.now(),
-      leaseSeconds: LEASE_SECONDS,
-    });
-    assert.ok(claimed, "worker A holds the connection");
-    // Worker B runs after A's lease has lapsed and rotates the token.
-    const depsB = await testDeps(w.db, {
-      now: () => new Date(w.clock.now().getTime() + (LEASE_SECONDS + 1) * 1000),
-    });
-    let resultB: RefreshTokensResult | undefined;
-    const depsA = await testDeps(w.db, {
-      now: w.clock.now,
-      fetch: async (input, init) => {
-        // A has read the (soon stale) credentials and built its request; B rotates first.
-        resultB ??= await sweep(depsB, { connection_id: conn.id, force: true });
-        return await fetch(input, init);
-      },
-    });
+    // Lightspeed's rotation revokes the old token at once: A's late call is refused.
+    const { conn, outcome, resultB } = await raceWithWorkerB(w, "lightspeed");
 
-    const outcome = await refreshClaimed(depsA, claimed, ownerA);
-
-    assert.deepEqual(outcomes(resultB!), ONE_REFRESHED, "worker B rotated the token");
+    assert.deepEqual(outcomes(resultB), ONE_REFRESHED, "worker B rotated the token");
     assert.equal(outcome, "skipped");
     const r = await row(w, conn);
     assert.equal(r.status, "active");
@@ -154,37 +167,13 @@ Deno.test("a refresh whose provider call succeeds after another worker rotated t
     // QuickBooks answers a just-rotated refresh token with the newest tokens (sandbox_auth_test),
     // so worker A's late call succeeds: only the version check in the write stops A from
     // writing over what B stored (tether.record_token_refresh).
-    const conn = await connectNew(w, "quickbooks");
-    const ownerA = "worker-a";
-    const claimed = await claimConnection(w.db.sql, conn.id, {
-      owner: ownerA,
-      now: w.clock.now(),
-      leaseSeconds: LEASE_SECONDS,
-    });
-    assert.ok(claimed, "worker A holds the connection");
-    const depsB = await testDeps(w.db, {
-      now: () => new Date(w.clock.now().getTime() + (LEASE_SECONDS + 1) * 1000),
-    });
-    let resultB: RefreshTokensResult | undefined;
-    let afterB: Record<string, string> | undefined;
-    const depsA = await testDeps(w.db, {
-      now: w.clock.now,
-      fetch: async (input, init) => {
-        if (!resultB) {
-          resultB = await sweep(depsB, { connection_id: conn.id, force: true });
-          afterB = await storedCredentials(w, conn);
-        }
-        return await fetch(input, init);
-      },
-    });
+    const { conn, outcome, resultB, afterB } = await raceWithWorkerB(w, "quickbooks");
 
-    const outcome = await refreshClaimed(depsA, claimed, ownerA);
-
-    assert.deepEqual(outcomes(resultB!), ONE_REFRESHED, "worker B rotated the token");
+    assert.deepEqual(outcomes(resultB), ONE_REFRESHED, "worker B rotated the token");
     assert.equal(outcome, "skipped");
     const kept = await storedCredentials(w, conn);
     assert.ok(
-      Object.keys(afterB!).every((field) => kept[field] === afterB![field]),
+      Object.keys(afterB).every((field) => kept[field] === afterB[field]),
       "B's credentials are kept as B wrote them",
     );
     const r = await row(w, conn);
